@@ -1,0 +1,1 @@
+"""The attnviz web service (FastAPI). Imports models/, defines no nn.Module."""

@@ -1,0 +1,73 @@
+"""Loads every checkpoint once, at start-up: model id -> (model, tokenizer, card)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from models import load_checkpoint
+from models.checkpoint import Checkpoint
+from models.transformer import count_parameters
+
+log = logging.getLogger("attnviz.registry")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("ATTNVIZ_DEVICE=cuda but no CUDA device is available")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+@dataclass
+class Entry:
+    id: str
+    checkpoint: Checkpoint
+
+    @property
+    def model(self):
+        return self.checkpoint.model
+
+    @property
+    def config(self):
+        return self.checkpoint.config
+
+    @property
+    def tokenizer(self):
+        return self.checkpoint.tokenizer
+
+    @property
+    def card(self) -> dict:
+        return self.checkpoint.card
+
+    @property
+    def n_params(self) -> int:
+        return count_parameters(self.model)["total"]
+
+
+class Registry:
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.entries: dict[str, Entry] = {}
+
+    @classmethod
+    def load(cls, directory: Path, device: torch.device) -> Registry:
+        registry = cls(device)
+        if directory.is_dir():
+            for path in sorted(p for p in directory.iterdir() if (p / "config.json").exists()):
+                registry.entries[path.name] = Entry(path.name, load_checkpoint(path, device))
+                log.info("loaded %s on %s", path.name, device)
+        return registry
+
+    def __contains__(self, model_id: str) -> bool:
+        return model_id in self.entries
+
+    def get(self, model_id: str) -> Entry:
+        return self.entries[model_id]
+
+    def __iter__(self):
+        return iter(self.entries.values())

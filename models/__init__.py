@@ -1,0 +1,21 @@
+"""Small transformers written as explicit math, with named hook points.
+
+Pure PyTorch: importable without FastAPI, used alone by training and tests.
+"""
+
+from models.checkpoint import load_checkpoint, save_checkpoint
+from models.config import ModelConfig
+from models.hooks import HookPoint, Trace, capture, hook_names
+from models.transformer import Transformer, build_model
+
+__all__ = [
+    "HookPoint",
+    "ModelConfig",
+    "Trace",
+    "Transformer",
+    "build_model",
+    "capture",
+    "hook_names",
+    "load_checkpoint",
+    "save_checkpoint",
+]

@@ -1,0 +1,116 @@
+"""Transformer blocks: Add & Norm around self-attention, optional cross-attention, and the FFN."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.attention import LayerKV, MultiHeadAttention
+from models.config import ModelConfig
+from models.hooks import HookPoint
+
+
+def make_norm(cfg: ModelConfig) -> nn.Module:
+    """LayerNorm: (x − mean) / std · γ + β.  RMSNorm: x / rms(x) · γ (no mean, no shift)."""
+    if cfg.norm == "layernorm":
+        return nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
+    if cfg.norm == "rmsnorm":
+        return nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
+    return nn.Identity()
+
+
+class FeedForward(nn.Module):
+    """Position-wise FFN: expand to d_ff, non-linearity, project back to d_model.
+
+    SwiGLU (LLaMA-style) gates the expansion: W_2 (silu(W_1 x) ⊙ W_3 x).
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.activation = cfg.activation
+        self.W_1 = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias)
+        self.W_3 = (
+            nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias) if cfg.activation == "swiglu" else None
+        )
+        self.W_2 = nn.Linear(cfg.d_ff, cfg.d_model, bias=cfg.bias)
+        self.hook_pre = HookPoint()  # (B, T, d_ff) before the non-linearity
+        self.hook_post = HookPoint()  # (B, T, d_ff) after it
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.hook_pre(self.W_1(x))
+        if self.activation == "relu":
+            h = F.relu(h)
+        elif self.activation == "gelu":
+            h = F.gelu(h)
+        else:
+            h = F.silu(h) * self.W_3(x)
+        return self.W_2(self.hook_post(h))
+
+
+class TransformerBlock(nn.Module):
+    """One layer. Encoder block: self-attention + FFN. Decoder block: masked self-attention,
+    then (seq2seq) cross-attention over the encoder's output, then FFN.
+
+    Post-norm (original Transformer, BERT):  x = Norm(x + Sublayer(x))
+    Pre-norm (GPT-2, LLaMA):                 x = x + Sublayer(Norm(x))
+    """
+
+    def __init__(self, cfg: ModelConfig, *, cross: bool = False) -> None:
+        super().__init__()
+        self.pre_norm = cfg.norm_position == "pre"
+        rope = cfg.rope_base if cfg.positional == "rope" else None
+        self.attn = MultiHeadAttention(cfg.d_model, cfg.n_heads, bias=cfg.bias, rope_base=rope)
+        self.attn_norm = make_norm(cfg)
+        self.cross_attn = (
+            MultiHeadAttention(cfg.d_model, cfg.n_heads, bias=cfg.bias, cross=True)
+            if cross
+            else None
+        )
+        self.cross_norm = make_norm(cfg) if cross else None
+        self.ffn = None if cfg.attn_only else FeedForward(cfg)
+        self.ffn_norm = None if cfg.attn_only else make_norm(cfg)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+        self.hook_resid_pre = HookPoint()  # (B, T, D) the block's input
+        self.hook_attn_out = HookPoint()  # (B, T, D) self-attention output (after W_O)
+        self.hook_resid_mid = HookPoint()  # (B, T, D) after self-attention's Add & Norm
+        self.hook_cross_out = HookPoint()  # (B, T, D) cross-attention output
+        self.hook_resid_cross = HookPoint()  # (B, T, D) after cross-attention's Add & Norm
+        self.hook_ffn_out = HookPoint()  # (B, T, D) FFN output
+        self.hook_resid_post = HookPoint()  # (B, T, D) the block's output
+
+    def _sublayer(self, x, norm, fn, hook_out):
+        if self.pre_norm:
+            return x + self.dropout(hook_out(fn(norm(x))))
+        return norm(x + self.dropout(hook_out(fn(x))))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        self_mask: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,
+        memory: torch.Tensor | None = None,
+        memory_mask: torch.Tensor | None = None,
+        cache: tuple[LayerKV, LayerKV] | None = None,
+    ) -> torch.Tensor:
+        self_kv, cross_kv = cache if cache is not None else (None, None)
+        x = self.hook_resid_pre(x)
+        x = self._sublayer(
+            x,
+            self.attn_norm,
+            lambda h: self.attn(h, mask=self_mask, positions=positions, kv=self_kv),
+            self.hook_attn_out,
+        )
+        x = self.hook_resid_mid(x)
+        if self.cross_attn is not None:
+            x = self._sublayer(
+                x,
+                self.cross_norm,
+                lambda h: self.cross_attn(h, context=memory, mask=memory_mask, kv=cross_kv),
+                self.hook_cross_out,
+            )
+            x = self.hook_resid_cross(x)
+        if self.ffn is not None:
+            x = self._sublayer(x, self.ffn_norm, self.ffn, self.hook_ffn_out)
+        return self.hook_resid_post(x)

@@ -1,0 +1,58 @@
+"""Checkpoints as a folder: config.json + model.safetensors (+ tokenizer.json, card.json).
+
+Weights are read with safetensors only: loading never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from models.config import ModelConfig
+from models.transformer import Transformer, build_model
+
+CONFIG, WEIGHTS, TOKENIZER, CARD = "config.json", "model.safetensors", "tokenizer.json", "card.json"
+
+
+@dataclass
+class Checkpoint:
+    model: Transformer
+    config: ModelConfig
+    tokenizer: Any | None = None  # tokenizers.Tokenizer
+    card: dict = field(default_factory=dict)
+    path: Path | None = None
+
+
+def save_checkpoint(
+    path: str | Path, model: Transformer, tokenizer: Any | None = None, card: dict | None = None
+) -> Path:
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / CONFIG).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path / WEIGHTS), metadata={"format": "pt", "kind": model.config.kind})
+    if tokenizer is not None:
+        tokenizer.save(str(path / TOKENIZER))
+    if card is not None:
+        (path / CARD).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+    return path
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
+    path = Path(path)
+    config = ModelConfig.from_dict(json.loads((path / CONFIG).read_text()))
+    model = build_model(config)
+    model.load_state_dict(load_file(str(path / WEIGHTS), device="cpu"), strict=True)
+    model.to(device).eval()
+    tokenizer = None
+    if (path / TOKENIZER).exists():
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(path / TOKENIZER))
+    card = json.loads((path / CARD).read_text()) if (path / CARD).exists() else {}
+    return Checkpoint(model=model, config=config, tokenizer=tokenizer, card=card, path=path)

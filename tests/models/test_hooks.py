@@ -1,0 +1,107 @@
+"""Hook points: names, context-local traces across threads, edits."""
+
+import threading
+
+import pytest
+import torch
+
+from models import capture, hook_names
+from models.hooks import zero_head
+from tests.models.conftest import tiny
+
+
+def test_hook_names_follow_the_module_tree():
+    names = hook_names(tiny("seq2seq"))
+    for expected in [
+        "encoder.hook_embed",
+        "encoder.hook_pos_embed",
+        "encoder.blocks.0.hook_resid_pre",
+        "encoder.blocks.0.attn.hook_q",
+        "encoder.blocks.0.attn.hook_scores",
+        "encoder.blocks.0.attn.hook_mask",
+        "encoder.blocks.0.attn.hook_pattern",
+        "encoder.blocks.0.attn.hook_z",
+        "encoder.blocks.0.hook_resid_mid",
+        "encoder.blocks.1.hook_resid_post",
+        "decoder.blocks.1.cross_attn.hook_pattern",
+        "decoder.blocks.0.hook_resid_cross",
+        "hook_logits",
+    ]:
+        assert expected in names
+    rope_names = hook_names(tiny("decoder"))
+    for expected in ["attn.hook_rot_q", "attn.hook_rot_k", "attn.hook_rope_angles"]:
+        assert f"decoder.blocks.0.{expected}" in rope_names
+
+
+def test_capture_records_only_what_is_asked_and_shapes_are_documented():
+    model = tiny("decoder")
+    ids = torch.randint(3, 40, (1, 5))
+    with capture(model, names=["decoder.blocks.*.attn.hook_pattern"]) as trace:
+        model(ids)
+    assert sorted(trace.keys()) == [f"decoder.blocks.{i}.attn.hook_pattern" for i in (0, 1)]
+    assert trace["decoder.blocks.0.attn.hook_pattern"].shape == (1, 4, 5, 5)
+
+
+def test_unknown_hook_name_is_an_error():
+    with pytest.raises(KeyError), capture(tiny("encoder"), names=["encoder.blocks.9.attn.hook_q"]):
+        pass
+
+
+def test_no_trace_outside_capture():
+    model = tiny("encoder")
+    with capture(model) as trace:
+        pass
+    model.encode(torch.randint(5, 40, (1, 4)))
+    assert not list(trace.keys())
+
+
+def test_capture_without_edits_is_bit_identical():
+    model = tiny("seq2seq")
+    src, tgt = torch.randint(3, 40, (2, 6)), torch.randint(3, 40, (2, 4))
+    plain = model(src, target_ids=tgt)
+    with capture(model):
+        captured = model(src, target_ids=tgt)
+    assert torch.equal(plain, captured)
+
+
+def test_zeroing_one_head_changes_the_output():
+    model = tiny("decoder")
+    ids = torch.randint(3, 40, (1, 6))
+    name = "decoder.blocks.1.attn.hook_z"
+    with capture(model, names=[name], edits={name: zero_head(2)}) as trace:
+        ablated = model(ids)
+    assert (trace[name][:, 2] == 0).all() and (trace[name][:, 1] != 0).any()
+    assert not torch.allclose(ablated, model(ids))
+
+
+def test_two_threads_capturing_on_one_model_get_separate_traces():
+    model = tiny("encoder")
+    inputs = {i: torch.randint(5, 40, (1, 3 + i)) for i in range(8)}
+    expected = {}
+    for i, ids in inputs.items():
+        with capture(model) as trace:
+            model.encode(ids)
+        expected[i] = trace["encoder.blocks.1.attn.hook_pattern"]
+    results, errors = {}, []
+    barrier = threading.Barrier(len(inputs))
+
+    def work(i):
+        try:
+            barrier.wait()
+            for _ in range(20):  # interleave many forwards across threads
+                with capture(model, names=["encoder.blocks.1.attn.hook_pattern"]) as trace:
+                    model.encode(inputs[i])
+                assert list(trace.keys()) == ["encoder.blocks.1.attn.hook_pattern"]
+            results[i] = trace["encoder.blocks.1.attn.hook_pattern"]
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in inputs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for i in inputs:
+        assert results[i].shape[-1] == 3 + i
+        torch.testing.assert_close(results[i], expected[i])
