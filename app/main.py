@@ -6,10 +6,11 @@ from contextlib import asynccontextmanager
 
 import torch
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
-from app.config import Settings, get_settings
+from app.config import ROOT, Settings, get_settings
 from app.registry import Registry, resolve_device
-from app.routes import health, models
+from app.routes import health, models, pages
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -26,6 +27,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.include_router(health.router)
     app.include_router(models.router, prefix="/api/v1")
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     return app
 
 
