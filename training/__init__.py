@@ -1,0 +1,1 @@
+"""Corpus generation, tokenizer training and training loops for the shipped models."""
