@@ -1,0 +1,138 @@
+"""The recipe of every shipped checkpoint: architecture, objective, steps, seed.
+
+`attnviz train <id>` reproduces `checkpoints/<id>` from nothing with these settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Recipe:
+    model_id: str
+    title: str
+    description: str
+    objective: str  # "mlm+cls" | "lm" | "seq2seq" | "induction"
+    tasks: list[str]
+    architecture: dict  # ModelConfig fields except the vocabulary and special ids
+    steps: int
+    batch_size: int = 64
+    lr: float = 1e-3
+    warmup: int = 200
+    weight_decay: float = 0.01
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+RECIPES: dict[str, Recipe] = {
+    r.model_id: r
+    for r in [
+        Recipe(
+            model_id="encoder-mini",
+            title="Encoder (BERT-style)",
+            description=(
+                "A 4-layer, 4-head BERT-style encoder with learned positions and post-norm "
+                "LayerNorm, pre-trained with masked language modelling (15 % of tokens, "
+                "80/10/10) and then given a [CLS] head for positive / negative / neutral."
+            ),
+            objective="mlm+cls",
+            tasks=["attention", "fill-mask", "classify"],
+            architecture=dict(
+                kind="encoder",
+                n_layers=4,
+                n_heads=4,
+                d_model=128,
+                d_ff=512,
+                max_len=256,
+                positional="learned",
+                norm="layernorm",
+                norm_position="post",
+                activation="gelu",
+            ),
+            steps=3000,
+            lr=5e-4,
+            extra={"cls_steps": 1200, "mask_prob": 0.15},
+        ),
+        Recipe(
+            model_id="decoder-mini",
+            title="Decoder (GPT/LLaMA-style)",
+            description=(
+                "A 4-layer, 4-head decoder with rotary positions (RoPE), pre-norm RMSNorm and a "
+                "SwiGLU feed-forward, trained on next-token prediction over the English corpus."
+            ),
+            objective="lm",
+            tasks=["attention", "generate"],
+            architecture=dict(
+                kind="decoder",
+                n_layers=4,
+                n_heads=4,
+                d_model=128,
+                d_ff=384,
+                max_len=256,
+                positional="rope",
+                norm="rmsnorm",
+                norm_position="pre",
+                activation="swiglu",
+            ),
+            steps=2500,
+        ),
+        Recipe(
+            model_id="seq2seq-en-fr",
+            title="Encoder-decoder (original Transformer), English → French",
+            description=(
+                "A 3+3-layer, 4-head encoder-decoder with sinusoidal positions and post-norm "
+                "LayerNorm, as in 'Attention Is All You Need', translating the corpus's English "
+                "into French. Cross-attention shows which source word each French word reads."
+            ),
+            objective="seq2seq",
+            tasks=["attention", "generate", "translate"],
+            architecture=dict(
+                kind="seq2seq",
+                n_layers=3,
+                n_decoder_layers=3,
+                n_heads=4,
+                d_model=128,
+                d_ff=512,
+                max_len=256,
+                positional="sinusoidal",
+                norm="layernorm",
+                norm_position="post",
+                activation="relu",
+                scale_embeddings=True,
+            ),
+            steps=4000,
+            lr=7e-4,
+            warmup=400,
+        ),
+        Recipe(
+            model_id="induction-2l",
+            title="Two-layer attention-only decoder (induction heads)",
+            description=(
+                "Two layers of four heads, attention only (no FFN, no norm), RoPE positions, "
+                "trained on random token runs repeated twice: it learns to copy by looking up "
+                "the token that followed the previous occurrence of the current token."
+            ),
+            objective="induction",
+            tasks=["attention", "generate"],
+            architecture=dict(
+                kind="decoder",
+                n_layers=2,
+                n_heads=4,
+                d_model=128,
+                d_ff=512,
+                max_len=256,
+                positional="rope",
+                norm="none",
+                norm_position="pre",
+                attn_only=True,
+            ),
+            steps=2500,
+            batch_size=32,
+            extra={"run_length": 24},
+        ),
+    ]
+}
