@@ -186,21 +186,23 @@ def build_model(cfg: ModelConfig) -> Transformer:
 
 
 def count_parameters(model: Transformer) -> dict[str, int]:
-    """Parameters per component: embeddings, attention, FFN, norms, heads."""
-    parts = {"embeddings": 0, "attention": 0, "ffn": 0, "norms": 0, "heads": 0}
+    """Parameters per component: embeddings (tokens + learned positions), attention, FFN,
+    norms, the LM head (d_model × vocab + vocab) and the classification head
+    (d_model × classes + classes)."""
+    parts = {"embeddings": 0, "attention": 0, "ffn": 0, "norms": 0, "lm_head": 0, "cls_head": 0}
     for name, p in model.named_parameters():
-        n = p.numel()
         if name.startswith("tok_embed") or ".pos." in name:
-            parts["embeddings"] += n
+            part = "embeddings"
         elif "attn." in name:
-            parts["attention"] += n
+            part = "attention"
         elif ".ffn." in name:
-            parts["ffn"] += n
+            part = "ffn"
         elif "norm" in name:
-            parts["norms"] += n
+            part = "norms"
         elif name.startswith(("lm_head", "cls_head")):
-            parts["heads"] += n
+            part = name.split(".")[0]
         else:  # pragma: no cover - every parameter belongs to one of the parts above
             raise AssertionError(f"unclassified parameter {name}")
+        parts[part] += p.numel()
     parts["total"] = sum(parts.values())
     return parts

@@ -104,7 +104,7 @@ RECIPES: dict[str, Recipe] = {
                 activation="relu",
                 scale_embeddings=True,
             ),
-            steps=4000,
+            steps=2500,
             lr=7e-4,
             warmup=400,
         ),
