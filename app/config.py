@@ -1,24 +1,78 @@
-"""Settings, read from the environment with the prefix ATTNVIZ_ (e.g. ATTNVIZ_DEVICE=cuda)."""
+"""Settings, read from the environment with the prefix ATTNVIZ_ (e.g. ATTNVIZ_DEVICE=cuda).
+
+Every limit the API enforces lives here, so a teacher can tune a classroom server with
+environment variables alone, e.g. ``ATTNVIZ_MAX_CONCURRENCY=4 ATTNVIZ_CACHE_SIZE=1024``.
+"""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: The UI is served from this origin only: no inline script, no third-party host. Plotly sets
+#: element styles through the CSSOM (allowed by style-src 'self'); `img-src data: blob:` lets
+#: it export PNG / SVG.
+DEFAULT_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ATTNVIZ_", extra="ignore")
 
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # --- models and hardware
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when available
     checkpoint_dir: Path = ROOT / "checkpoints"
-    torch_threads: int = 0  # 0: let the engine choose (cores / workers)
+    torch_threads: int = Field(0, ge=0)  # 0: cores / max_concurrency (at least 1)
     host: str = "127.0.0.1"
     port: int = 8000
+
+    # --- input limits (each violation is a 422 naming the field)
+    max_input_tokens: int = Field(256, ge=1)
+    max_new_tokens: int = Field(128, ge=1)
+    max_text_chars: int = Field(8192, ge=1)  # checked before tokenizing
+    max_body_bytes: int = Field(1 << 20, ge=1024)  # larger request bodies get 413
+
+    # --- the inference engine
+    max_concurrency: int = Field(2, ge=1)  # worker threads running forward passes
+    max_queue: int = Field(64, ge=0)  # requests waiting beyond those; more get 503
+    retry_after_s: int = Field(1, ge=1)  # the Retry-After of a 503
+    request_timeout_s: float = Field(60.0, gt=0)  # a job still unfinished then gets 504
+    cache_size: int = Field(256, ge=0)  # LRU entries of recent results (0: no cache)
+    cache_max_bytes: int = Field(64 << 20, ge=0)  # and at most this many bytes of them
+
+    # --- responses
+    gzip_min_bytes: int = Field(1024, ge=0)
+    gzip_level: int = Field(5, ge=1, le=9)
+    cors_origins: Annotated[list[str], NoDecode] = []  # empty: CORS off
+    csp: str = DEFAULT_CSP
+    log_level: str = "info"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value):
+        """ATTNVIZ_CORS_ORIGINS="https://a.example,https://b.example" or a JSON list."""
+        if isinstance(value, str):
+            value = value.strip()
+            if value.startswith("["):
+                import json
+
+                return json.loads(value)
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    def threads_per_worker(self, cpu_count: int) -> int:
+        if self.torch_threads:
+            return self.torch_threads
+        return max(1, cpu_count // self.max_concurrency)
 
 
 @lru_cache

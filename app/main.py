@@ -1,35 +1,152 @@
-"""create_app(): the lifespan loads the registry; routers are included; static files mounted."""
+"""create_app(): the lifespan loads the registry and the engine; routers are included.
+
+Middleware, outermost first: request context (id, log line, metrics, security headers, body
+limit), CORS (only when ``cors_origins`` is set), GZip (for bodies the engine did not
+already compress).
+"""
 
 from __future__ import annotations
 
+import logging
+import time
 from contextlib import asynccontextmanager
+from importlib import import_module
+from pathlib import Path
 
-import torch
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.gzip import GZipMiddleware
 
+from app import docs, errors
 from app.config import ROOT, Settings, get_settings
+from app.engine import Engine
+from app.metrics import Metrics
+from app.middleware import RequestContextMiddleware
 from app.registry import Registry, resolve_device
-from app.routes import health, models, pages
+from app.routes import attention, generate, health, metrics, models, positions, tasks, tokens
+
+log = logging.getLogger("attnviz")
+
+DESCRIPTION = """
+Look inside small trained transformers, head by head and step by step.
+
+Start with `GET /api/v1/models`, then send a sentence to `POST /api/v1/attention`. Every
+error has the shape `{"error": {"code", "message", "field"}}`; `field` names the input to fix.
+Tensors come as nested JSON lists (4 decimals) or, with `format: "f16"`, as base64 half floats.
+"""
+
+
+def _warm_up(registry: Registry, engine: Engine) -> None:
+    """One tiny forward pass per model on every worker thread, so the first click is fast."""
+    import torch
+
+    def run():
+        with torch.inference_mode():
+            for entry in registry:
+                cfg = entry.config
+                ids = torch.tensor([[cfg.bos_id or 0, 1 % cfg.vocab_size]], device=entry.device)
+                if cfg.kind == "encoder":
+                    entry.model.encode(ids)
+                elif cfg.kind == "decoder":
+                    entry.model.decode(ids)
+                else:
+                    entry.model.decode(ids, entry.model.encode(ids))
+
+    futures = [engine.executor.submit(run) for _ in range(engine.settings.max_concurrency)]
+    for f in futures:
+        f.result()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    app_metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        if settings.torch_threads:
-            torch.set_num_threads(settings.torch_threads)
-        app.state.registry = Registry.load(settings.checkpoint_dir, resolve_device(settings.device))
-        yield
+        t0 = time.perf_counter()
+        app.state.ready = False
+        device = resolve_device(settings.device)
+        registry = Registry.load(settings.checkpoint_dir, device)
+        engine = Engine(settings, app_metrics)
+        _warm_up(registry, engine)
+        app.state.registry = registry
+        app.state.engine = engine
+        app_metrics.models_loaded.set(len(registry.entries))
+        app.state.ready = True
+        log.info(
+            "ready in %.2fs: %d models on %s, %d workers x %d torch threads",
+            time.perf_counter() - t0,
+            len(registry.entries),
+            device,
+            settings.max_concurrency,
+            engine.threads_per_worker,
+        )
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            engine.shutdown()
 
-    app = FastAPI(title="attnviz", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="attnviz",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.settings = settings
+    app.state.metrics = app_metrics
+    app.state.ready = False
+    errors.install(app)
+    docs_csp = docs.install(app)
+
     app.include_router(health.router)
-    app.include_router(models.router, prefix="/api/v1")
-    app.include_router(pages.router)
-    app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
+    app.include_router(metrics.router)
+    for module in (models, tokens, attention, generate, tasks, positions):
+        app.include_router(module.router, prefix="/api/v1")
+    _include_pages(app)
+
+    app.add_middleware(
+        GZipMiddleware, minimum_size=settings.gzip_min_bytes, compresslevel=settings.gzip_level
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=app_metrics,
+        max_body_bytes=settings.max_body_bytes,
+        csp=settings.csp,
+        docs_csp=docs_csp,
+    )
     return app
+
+
+def _include_pages(app: FastAPI) -> None:
+    """The browser UI, when its parts are there: static/, Plotly, and app/routes/pages.py."""
+    static = ROOT / "static"
+    if static.is_dir():
+        app.mount("/static", StaticFiles(directory=static), name="static")
+    try:
+        import plotly
+
+        plotly_dir = Path(plotly.__file__).parent / "package_data"
+        if (plotly_dir / "plotly.min.js").exists():
+            app.mount("/vendor/plotly", StaticFiles(directory=plotly_dir), name="plotly")
+    except ImportError:  # pragma: no cover - plotly is a dependency
+        pass
+    try:
+        pages = import_module("app.routes.pages")
+    except ModuleNotFoundError:
+        return
+    app.include_router(pages.router)
 
 
 app = create_app()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
 
+from app.tokenization import TokenizerView
 from models import load_checkpoint
 from models.checkpoint import Checkpoint
 from models.transformer import count_parameters
@@ -44,9 +46,25 @@ class Entry:
     def card(self) -> dict:
         return self.checkpoint.card
 
+    @cached_property
+    def parameters(self) -> dict[str, int]:
+        return count_parameters(self.model)
+
     @property
     def n_params(self) -> int:
-        return count_parameters(self.model)["total"]
+        return self.parameters["total"]
+
+    @cached_property
+    def tokens(self) -> TokenizerView:
+        return TokenizerView(self.tokenizer, self.config)
+
+    @cached_property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def max_len(self) -> int:
+        return self.config.max_len
 
 
 class Registry:
@@ -59,7 +77,12 @@ class Registry:
         registry = cls(device)
         if directory.is_dir():
             for path in sorted(p for p in directory.iterdir() if (p / "config.json").exists()):
-                registry.entries[path.name] = Entry(path.name, load_checkpoint(path, device))
+                try:
+                    checkpoint = load_checkpoint(path, device)
+                except Exception:  # one broken folder must not keep the others offline
+                    log.exception("could not load the checkpoint in %s: skipped", path)
+                    continue
+                registry.entries[path.name] = Entry(path.name, checkpoint)
                 log.info("loaded %s on %s", path.name, device)
         return registry
 

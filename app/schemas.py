@@ -1,24 +1,86 @@
-"""Request and response schemas (pydantic). Named "schemas" so "models" means networks."""
+"""Request and response schemas (pydantic). Named "schemas" so "models" means networks.
+
+Requests forbid unknown fields and are strict about types: ``"seed": "7"`` or ``1.5`` is a
+422 naming ``seed``, not a silent conversion; NaN and ±Infinity are refused for every float.
+Responses are written as bytes by the routes (orjson); the response models here document
+their shape in ``/docs``.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
+
+# ---------------------------------------------------------------------------- building blocks
+Int = Annotated[int, Field(strict=True)]
+Float = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+ModelId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=100,
+        description="A model id, as listed by `GET /api/v1/models`.",
+        examples=["encoder-mini"],
+    ),
+]
+Text = Annotated[
+    str,
+    Field(
+        description=(
+            "The input sentence. Any Unicode text tokenizes (emoji, other scripts); it must "
+            "not be empty or only whitespace, contain NUL (U+0000), or be longer than the "
+            "server's limits (`max_text_chars` characters, `max_input_tokens` tokens)."
+        ),
+        examples=["the black cat ate the mouse"],
+    ),
+]
+Site = Literal["encoder.self", "decoder.self", "decoder.cross"]
+Include = Literal["scores", "masks", "qkv", "rope", "hidden"]
+TensorFormat = Literal["json", "f16"]
+
+TENSOR_DOC = (
+    "A float tensor. With `format=json`: nested lists, rounded to 4 decimals, masked cells "
+    "`null`. With `format=f16`: `{dtype: 'float16', shape: [...], data: base64}` of the same "
+    "values as little-endian half floats, row-major (masked cells NaN)."
+)
+Tensor = Annotated[Any, Field(description=TENSOR_DOC)]
 
 
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Response(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(examples=["validation_error"])
+    message: str = Field(examples=["text is empty or only whitespace"])
+    field: str | None = Field(None, examples=["text"])
+
+
+class ErrorResponse(BaseModel):
+    """Every error: unknown model 404, bad input 422 naming the field, oversized body 413,
+    overload 503 (with `Retry-After`), timeout 504."""
+
+    error: ErrorDetail
+
+
+# ---------------------------------------------------------------------------- models
 class ModelInfo(BaseModel):
-    id: str
+    id: str = Field(examples=["decoder-mini"])
     kind: Literal["encoder", "decoder", "seq2seq"]
     title: str
     description: str
-    n_layers: int
-    n_decoder_layers: int | None = None
+    n_layers: int = Field(description="Encoder layers (encoder, seq2seq) or decoder layers.")
+    n_decoder_layers: int | None = Field(None, description="seq2seq only.")
     n_heads: int
     d_model: int
     d_head: int
     d_ff: int
-    positional: str
+    positional: str = Field(description="sinusoidal | learned | rope | none")
     norm: str
     norm_position: str
     activation: str
@@ -26,7 +88,287 @@ class ModelInfo(BaseModel):
     max_len: int
     n_params: int
     tasks: list[str]
+    labels: list[str] = Field(
+        default_factory=list, description="Classes of the [CLS] head (encoder), if any."
+    )
 
 
 class ModelList(BaseModel):
     models: list[ModelInfo]
+
+
+class ModelCard(ModelInfo):
+    card: dict[str, Any] = Field(
+        description="The checkpoint's card (training recipe, metrics) plus `parameters`: "
+        "the parameter count of each component (embeddings, attention, ffn, norms, heads)."
+    )
+
+
+# ---------------------------------------------------------------------------- tokens
+class TokenizeRequest(Request):
+    model: ModelId
+    text: Text
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"model": "encoder-mini", "text": "i love machine learning"}]
+        },
+    )
+
+
+class Token(BaseModel):
+    id: int
+    text: str = Field(description="The slice of the input text, or the special token's name.")
+    start: int | None = Field(description="Character offset of the token in the text.")
+    end: int | None
+    special: bool = Field(description="[CLS], [SEP], <s>, </s>, BOS/EOS ... (not [UNK]).")
+
+
+class TokenizeResponse(BaseModel):
+    model: str
+    tokens: list[Token] = Field(
+        description="Exactly the sequence the model reads: the encoder's [CLS] … [SEP], the "
+        "decoder's BOS + text, the seq2seq source's text + </s>."
+    )
+
+
+# ---------------------------------------------------------------------------- attention
+class AttentionRequest(Request):
+    model: ModelId
+    text: Text | None = None
+    token_ids: list[Int] | None = Field(
+        None,
+        max_length=4096,
+        description="Instead of `text`: the exact ids to feed (nothing is added). Useful to "
+        "replay a generation token for token.",
+    )
+    target: str | None = Field(
+        None,
+        description="seq2seq only: the target sentence to teacher-force (`<s>` is prepended). "
+        "Omitted: the model's own greedy translation is used.",
+        examples=["le chat noir a mangé la souris"],
+    )
+    target_ids: list[Int] | None = Field(
+        None, max_length=4096, description="seq2seq only: exact decoder input ids, `<s>` included."
+    )
+    layers: list[Int] | None = Field(
+        None, min_length=1, max_length=64, description="Layer indices to return (default: all)."
+    )
+    heads: list[Int] | None = Field(
+        None, min_length=1, max_length=64, description="Head indices to return (default: all)."
+    )
+    include: list[Include] = Field(
+        default_factory=list,
+        description="Extras: `scores` (pre-softmax, masked cells null), `masks` ([Tq][Tk] of "
+        "0/1 per site), `qkv` (per site q/k/v [L][H][T][d_head], plus rot_q/rot_k for RoPE), "
+        "`rope` ({base, d_head, angles [T][d_head/2]}; null without RoPE), `hidden` (L2 norm of "
+        "the residual stream per layer and position: resid_pre, resid_mid, resid_post).",
+    )
+    format: TensorFormat = Field("json", description="`json` nested lists or compact `f16`.")
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"model": "encoder-mini", "text": "the cat sat on the mat"},
+                {
+                    "model": "seq2seq-en-fr",
+                    "text": "the black cat ate the mouse",
+                    "layers": [0],
+                    "heads": [0, 1],
+                    "include": ["masks"],
+                    "format": "f16",
+                },
+            ]
+        },
+    )
+
+
+class AttentionTokens(BaseModel):
+    source: list[Token] = Field(description="The encoder's input, or a decoder's prompt.")
+    target: list[Token] | None = Field(None, description="seq2seq: the decoder's input.")
+
+
+class AttentionResponse(Response):
+    model: str
+    kind: str
+    format: TensorFormat
+    n_layers: int
+    n_heads: int
+    layers: list[int] = Field(description="The layer indices returned, in order.")
+    heads: list[int] = Field(description="The head indices returned, in order.")
+    tokens: AttentionTokens
+    attention: dict[Site, Tensor] = Field(
+        description="Per site, [L][H][Tq][Tk] attention weights (each row sums to 1)."
+    )
+    scores: dict[Site, Tensor] | None = None
+    masks: dict[Site, list[list[int]]] | None = None
+    qkv: dict[Site, dict[str, Tensor]] | None = None
+    rope: dict[str, Any] | None = None
+    hidden: dict[str, dict[str, Tensor]] | None = None
+
+
+# ---------------------------------------------------------------------------- generation
+class GenerateRequest(Request):
+    model: ModelId
+    text: Text
+    max_new_tokens: Int = Field(
+        32, ge=1, description="1 … the server's `max_new_tokens` (default 128)."
+    )
+    strategy: Literal["greedy", "sample"] = "greedy"
+    temperature: Float = Field(1.0, gt=0, description="> 0, finite. sample only.")
+    top_k: Int = Field(0, ge=0, description="Keep the k most likely tokens (0: all). sample only.")
+    top_p: Float = Field(1.0, gt=0, le=1, description="Nucleus mass in (0, 1]. sample only.")
+    seed: Int | None = Field(
+        None,
+        ge=0,
+        le=2**63 - 1,
+        description="Same seed, same output. Sampling without a seed is random each time.",
+    )
+    n_top: Int = Field(5, ge=1, le=20, description="Candidates reported per step.")
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"model": "seq2seq-en-fr", "text": "the black cat ate the mouse"},
+                {
+                    "model": "decoder-mini",
+                    "text": "the cat",
+                    "max_new_tokens": 12,
+                    "strategy": "sample",
+                    "temperature": 0.8,
+                    "top_k": 20,
+                    "top_p": 0.95,
+                    "seed": 7,
+                },
+            ]
+        },
+    )
+
+
+class TokenRef(BaseModel):
+    id: int
+    text: str
+
+
+class Candidate(TokenRef):
+    prob: float
+
+
+class StepInfo(BaseModel):
+    step: int
+    token: TokenRef
+    prob: float = Field(description="Probability of the chosen token.")
+    top: list[Candidate]
+    attention: dict[Site, Any] = Field(
+        description="The attention row of the query that chose this token, per head: "
+        "`decoder.self` [L][H][t] over the prompt + tokens so far, `decoder.cross` [L][H][S] "
+        "over the source (seq2seq)."
+    )
+
+
+class GenerateOutput(BaseModel):
+    text: str = Field(description="The generated continuation / translation (no specials).")
+    tokens: list[TokenRef]
+
+
+class GenerateResponse(BaseModel):
+    model: str
+    kind: str
+    prompt: list[Token] = Field(
+        description="The decoder's prompt (decoder) or the source sentence (seq2seq)."
+    )
+    steps: list[StepInfo]
+    output: GenerateOutput
+    stop_reason: Literal["eos", "max_new_tokens", "max_len"]
+
+
+# ---------------------------------------------------------------------------- encoder tasks
+class FillMaskRequest(Request):
+    model: ModelId
+    text: Text = Field(examples=["the black [MASK] ate the mouse"])
+    top_k: Int = Field(5, ge=1, le=50, description="Predictions per [MASK].")
+    include_attention: Annotated[bool, Field(strict=True)] = Field(
+        False, description="Also return `attention: {encoder.self: [L][H][T][T]}`."
+    )
+
+
+class Prediction(BaseModel):
+    id: int
+    token: str
+    prob: float
+
+
+class MaskPredictions(BaseModel):
+    index: int = Field(description="Position of the [MASK] in `tokens`.")
+    predictions: list[Prediction]
+
+
+class FillMaskResponse(Response):
+    model: str
+    tokens: list[Token]
+    masks: list[MaskPredictions]
+
+
+class ClassifyRequest(Request):
+    model: ModelId
+    text: Text = Field(examples=["the movie was not good"])
+
+
+class LabelProb(BaseModel):
+    label: str
+    prob: float
+
+
+class ClassifyResponse(BaseModel):
+    model: str
+    tokens: list[Token]
+    label: str = Field(description="The most likely label.")
+    labels: list[LabelProb] = Field(description="Every label, in the model's order.")
+    cls_attention: dict[str, Any] = Field(
+        description="`{layer, heads: [H][T]}`: how [CLS] attends in the last layer."
+    )
+
+
+# ---------------------------------------------------------------------------- positions
+class PositionsResponse(Response):
+    model: str
+    positional: str
+    n: int
+    table: list[list[float]] | None = Field(
+        None, description="sinusoidal / learned: the [n][d_model] vectors added to embeddings."
+    )
+    rope: dict[str, Any] | None = Field(
+        None, description="RoPE: `{base, d_head, frequencies [d_head/2], angles [n][d_head/2]}`."
+    )
+    embedding: dict[str, Any] | None = Field(
+        None,
+        description="With `text`: `{tokens, token [T][d], position [T][d] | null, sum [T][d]}`: "
+        "what the first layer reads, token embedding + positional vector.",
+    )
+
+
+class RopeRelativeRequest(Request):
+    model: ModelId
+    text: Text = Field(examples=["the cat sat on the mat"])
+    layer: Int = Field(0, ge=0)
+    head: Int = Field(0, ge=0)
+    query: Int = Field(1, ge=0, description="Token index whose query vector is used.")
+    key: Int = Field(1, ge=0, description="Token index whose key vector is used.")
+    max_position: Int = Field(32, ge=1, description="Positions 0 … max_position−1 (≤ max_len).")
+
+
+class RopeRelativeResponse(BaseModel):
+    model: str
+    positional: str
+    method: Literal["rope", "additive"]
+    layer: int
+    head: int
+    query: Token
+    key: Token
+    max_position: int
+    scores: list[list[float]] = Field(
+        description="[m][n]: the query vector placed at position m · the key vector at n, / √d."
+    )

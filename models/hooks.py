@@ -56,6 +56,10 @@ def hook_names(model: nn.Module) -> list[str]:
     return [n for n, m in model.named_modules() if isinstance(m, HookPoint)]
 
 
+def _is_glob(name: str) -> bool:
+    return any(c in name for c in "*?[")
+
+
 class Trace:
     """What one forward pass recorded, plus the edits it applies.
 
@@ -72,6 +76,9 @@ class Trace:
         keep_all: bool = False,
     ) -> None:
         self.patterns = None if names is None else list(names)
+        # Exact names are a set lookup; only glob patterns go through fnmatch (per hook call).
+        self._exact = set() if names is None else {p for p in self.patterns if not _is_glob(p)}
+        self._globs = [] if names is None else [p for p in self.patterns if _is_glob(p)]
         self.edits = dict(edits or {})
         self.keep_all = keep_all
         self.tensors: dict[str, torch.Tensor] = {}
@@ -81,8 +88,10 @@ class Trace:
     def wants(self, name: str) -> bool:
         hit = self._wanted.get(name)
         if hit is None:
-            hit = self.patterns is None or any(
-                p == name or fnmatch.fnmatchcase(name, p) for p in self.patterns
+            hit = (
+                self.patterns is None
+                or name in self._exact
+                or any(fnmatch.fnmatchcase(name, p) for p in self._globs)
             )
             self._wanted[name] = hit
         return hit
@@ -122,7 +131,7 @@ def capture(
     """
     if model is not None:
         known = set(hook_names(model))
-        asked = [n for n in (names or []) if not any(c in n for c in "*?[")]
+        asked = [n for n in (names or []) if not _is_glob(n)]
         unknown = [n for n in [*asked, *(edits or {})] if n not in known]
         if unknown:
             raise KeyError(f"no such hook point(s): {unknown}")

@@ -1,7 +1,10 @@
-from fastapi import APIRouter, Request
+"""GET /api/v1/models and /api/v1/models/{id}: what is loaded, and each model's card."""
 
+from fastapi import APIRouter, Path, Request
+
+from app.deps import entry_of
 from app.registry import Entry
-from app.schemas import ModelInfo, ModelList
+from app.schemas import ErrorResponse, ModelCard, ModelInfo, ModelList
 
 router = APIRouter(tags=["models"])
 
@@ -26,10 +29,43 @@ def model_info(entry: Entry) -> ModelInfo:
         vocab_size=cfg.vocab_size,
         max_len=cfg.max_len,
         n_params=entry.n_params,
-        tasks=entry.card.get("tasks", []),
+        tasks=entry.card.get("tasks", default_tasks(entry)),
+        labels=list(cfg.labels),
     )
 
 
-@router.get("/models", response_model=ModelList, summary="The loaded models")
+def default_tasks(entry: Entry) -> list[str]:
+    cfg = entry.config
+    if cfg.kind == "encoder":
+        return ["attention", "fill-mask"] + (["classify"] if cfg.n_classes else [])
+    if cfg.kind == "decoder":
+        return ["attention", "generate"]
+    return ["attention", "translate"]
+
+
+@router.get(
+    "/models",
+    response_model=ModelList,
+    summary="The loaded models",
+    description="Every checkpoint the server loaded at start-up, with its architecture: "
+    "family (encoder, decoder, seq2seq), layers, heads, widths, positional scheme, "
+    "normalisation and parameter count.",
+)
 def list_models(request: Request) -> ModelList:
     return ModelList(models=[model_info(e) for e in request.app.state.registry])
+
+
+@router.get(
+    "/models/{model_id}",
+    response_model=ModelCard,
+    summary="One model and its card",
+    description="The model's architecture plus its card: how it was trained, its metrics, "
+    "and `card.parameters`, the parameter count of each component.",
+    responses={404: {"model": ErrorResponse, "description": "Unknown model"}},
+)
+def get_model(
+    request: Request, model_id: str = Path(description="A model id", examples=["encoder-mini"])
+) -> ModelCard:
+    entry = entry_of(request, model_id)
+    card = {**entry.card, "parameters": entry.parameters}
+    return ModelCard(**model_info(entry).model_dump(), card=card)

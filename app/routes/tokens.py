@@ -1,0 +1,24 @@
+"""POST /api/v1/tokenize: the tokens a model reads, with their place in the text."""
+
+from fastapi import APIRouter, Request
+
+from app.deps import encode_text, entry_of, settings_of
+from app.schemas import ErrorResponse, TokenizeRequest, TokenizeResponse
+
+router = APIRouter(tags=["tokens"])
+
+
+@router.post(
+    "/tokenize",
+    response_model=TokenizeResponse,
+    summary="Split text into the model's tokens",
+    description="The exact sequence the model reads, special tokens included: `[CLS] … "
+    "[SEP]` for the encoder, BOS + text for a decoder, text + `</s>` for a seq2seq source. "
+    "Each token carries its id, the slice of your text it covers (`start`, `end` are "
+    "character offsets) and whether it is special.",
+    responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+)
+def tokenize(body: TokenizeRequest, request: Request) -> TokenizeResponse:
+    entry = entry_of(request, body.model)
+    enc = encode_text(entry, body.text, settings_of(request))
+    return TokenizeResponse(model=entry.id, tokens=enc.tokens)

@@ -1,0 +1,205 @@
+"""The app under test, with real checkpoints.
+
+When the shipped checkpoints are all in ``checkpoints/`` the tests run on them (that is
+what CI checks). Otherwise (or with ATTNVIZ_TEST_CHECKPOINTS=fixture) they run on small
+random models of the same ids and families, with real tokenizers trained here on a handful
+of sentences. The tests only rely on the contract, so both pass the same tests.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from app.config import ROOT, Settings
+from app.main import create_app
+from models import ModelConfig, build_model, save_checkpoint
+
+SHIPPED = ROOT / "checkpoints"
+MODEL_IDS = ("encoder-mini", "decoder-mini", "seq2seq-en-fr", "induction-2l")
+FILES = ("config.json", "model.safetensors", "tokenizer.json")
+
+SENTENCES = [
+    "the black cat ate the mouse",
+    "i love machine learning",
+    "you are welcome",
+    "the cat sat on the mat",
+    "the dog bites the man",
+    "the man bites the dog",
+    "the bear ate the honey",
+    "i went to the store",
+    "the small white bird saw the big red fish",
+    "the young girl liked the green apple",
+    "the happy boy found the book",
+    "the woman sees the house and the car",
+    "the movie was not good",
+    "the food was really bad",
+    "this book is very long",
+]
+FRENCH = [
+    "le chat noir a mangé la souris",
+    "j'aime l'apprentissage automatique",
+    "de rien",
+    "le chat s'est assis sur le tapis",
+    "le chien mord l'homme",
+    "l'homme mord le chien",
+    "l'ours a mangé le miel",
+    "je suis allé au magasin",
+    "le petit oiseau blanc a vu le grand poisson rouge",
+    "la jeune fille a aimé la pomme verte",
+]
+
+
+def shipped_ready() -> bool:
+    if os.environ.get("ATTNVIZ_TEST_CHECKPOINTS") == "fixture":
+        return False
+    return all((SHIPPED / m / f).exists() for m in MODEL_IDS for f in FILES)
+
+
+def wordpiece():
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers.trainers import WordPieceTrainer
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    tok.train_from_iterator(SENTENCES, WordPieceTrainer(vocab_size=300, special_tokens=specials))
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", 2), ("[SEP]", 3)],
+    )
+    return tok
+
+
+def byte_bpe(texts, specials):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from tokenizers.trainers import BpeTrainer
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=True)
+    trainer = BpeTrainer(
+        vocab_size=400,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(texts, trainer)
+    return tok
+
+
+def build_fixture_checkpoints(root: Path) -> Path:
+    torch.manual_seed(0)
+    small = dict(d_model=32, n_heads=4, n_layers=2, d_ff=64, max_len=128)
+    enc_tok = wordpiece()
+    enc = ModelConfig(
+        kind="encoder",
+        vocab_size=enc_tok.get_vocab_size(),
+        positional="learned",
+        norm="layernorm",
+        norm_position="post",
+        activation="gelu",
+        n_classes=3,
+        labels=["negative", "neutral", "positive"],
+        pad_id=0,
+        **small,
+    )
+    dec_tok = byte_bpe(SENTENCES, ["<pad>", "<|endoftext|>"])
+    dec = ModelConfig(
+        kind="decoder",
+        vocab_size=dec_tok.get_vocab_size(),
+        positional="rope",
+        norm="rmsnorm",
+        norm_position="pre",
+        activation="swiglu",
+        pad_id=0,
+        bos_id=1,
+        eos_id=1,
+        **small,
+    )
+    ind = ModelConfig(
+        kind="decoder",
+        vocab_size=dec_tok.get_vocab_size(),
+        positional="rope",
+        norm="none",
+        norm_position="pre",
+        attn_only=True,
+        pad_id=0,
+        bos_id=1,
+        eos_id=1,
+        **small,
+    )
+    s2s_tok = byte_bpe(SENTENCES + FRENCH, ["<pad>", "<unk>", "<s>", "</s>"])
+    s2s = ModelConfig(
+        kind="seq2seq",
+        vocab_size=s2s_tok.get_vocab_size(),
+        positional="sinusoidal",
+        norm="layernorm",
+        norm_position="post",
+        scale_embeddings=True,
+        pad_id=0,
+        bos_id=2,
+        eos_id=3,
+        **small,
+    )
+    for name, cfg, tok in (
+        ("encoder-mini", enc, enc_tok),
+        ("decoder-mini", dec, dec_tok),
+        ("induction-2l", ind, dec_tok),
+        ("seq2seq-en-fr", s2s, s2s_tok),
+    ):
+        model = build_model(cfg).eval()
+        card = {"title": f"{name} (random test weights)", "description": "test fixture"}
+        save_checkpoint(root / name, model, tok, card)
+    return root
+
+
+@pytest.fixture(scope="session")
+def checkpoint_dir(tmp_path_factory) -> Path:
+    if shipped_ready():
+        return SHIPPED
+    return build_fixture_checkpoints(tmp_path_factory.mktemp("checkpoints"))
+
+
+def make_settings(checkpoint_dir: Path, **overrides) -> Settings:
+    base = dict(checkpoint_dir=checkpoint_dir, device="cpu", max_concurrency=2, cache_size=256)
+    return Settings(**{**base, **overrides})
+
+
+@pytest.fixture(scope="session")
+def app(checkpoint_dir):
+    return create_app(make_settings(checkpoint_dir))
+
+
+@pytest.fixture(scope="session")
+def client(app):
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def model_ids(client) -> dict[str, str]:
+    """kind -> the id of a model of that kind (the first one listed)."""
+    out: dict[str, str] = {}
+    for m in client.get("/api/v1/models").json()["models"]:
+        out.setdefault(m["kind"], m["id"])
+        if m["positional"] == "rope" and m["kind"] == "decoder":
+            out.setdefault("rope", m["id"])
+        if m["positional"] in ("sinusoidal", "learned"):
+            out.setdefault("additive", m["id"])
+        if m["kind"] == "encoder" and m["labels"]:
+            out.setdefault("classifier", m["id"])
+    assert {"encoder", "decoder", "seq2seq"} <= set(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def infos(client) -> dict[str, dict]:
+    return {m["id"]: m for m in client.get("/api/v1/models").json()["models"]}
