@@ -7,15 +7,19 @@ inline script, no eval), styles only from this origin, images from here or data:
 
 from __future__ import annotations
 
+import logging
+import re
+from functools import lru_cache
 from pathlib import Path
 
 import plotly
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from app.config import ROOT
 
+log = logging.getLogger("attnviz.pages")
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(ROOT / "templates"))
 
@@ -34,6 +38,48 @@ PAGE_HEADERS = {
 }
 
 
+# Plotly injects its stylesheet at run time with <style> elements, which a strict
+# `style-src 'self'` refuses. Plotly's own opt-out: an element with id "plotly.js-style-global"
+# and class "no-inline-styles" makes it skip the injection; base.html's <link> is that element
+# and loads the same rules from /vendor/plotly.css, extracted here from the installed bundle so
+# they always match its version. The bundle also injects its map library's CSS unless an
+# element with that stylesheet's id exists: base.html renders an empty placeholder for it.
+_RULES = re.compile(r'\{"X,X div":.*?\};for\(', re.S)
+_ENTRY = re.compile(r"""("(?:[^"\\]|\\.)*"):('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
+_STYLE_IDS = re.compile(
+    r'getElementById\("([0-9a-f]{32,})"\)\)\{var \w+=document\.createElement\("style"\)'
+)
+
+
+@lru_cache(maxsize=1)
+def plotly_css() -> str:
+    source = PLOTLY_JS.read_text(encoding="utf-8")
+    block = _RULES.search(source)
+    if not block:  # pragma: no cover - a future Plotly may move its rules
+        log.warning("could not find Plotly's style rules in %s", PLOTLY_JS)
+        return ""
+    rules = []
+    for key, value in _ENTRY.findall(block.group(0)):
+        selector = re.sub(r"^,", " ,", key[1:-1]).replace("X", ".js-plotly-plot .plotly")
+        selector = selector.replace("Y", ".plotly-notifier")
+        rules.append(f"{selector}{{{value[1:-1].encode().decode('unicode_escape')}}}")
+    return "/* Plotly's run-time styles, served as a file (CSP style-src 'self'). */\n" + "\n".join(
+        rules
+    )
+
+
+@lru_cache(maxsize=1)
+def plotly_style_ids() -> list[str]:
+    return sorted(set(_STYLE_IDS.findall(PLOTLY_JS.read_text(encoding="utf-8"))))
+
+
+@router.get("/vendor/plotly.css")
+def plotly_stylesheet() -> Response:
+    return Response(
+        plotly_css(), media_type="text/css", headers={"Cache-Control": "public, max-age=86400"}
+    )
+
+
 @router.get("/vendor/plotly.min.js")
 def plotly_js() -> FileResponse:
     return FileResponse(
@@ -43,7 +89,10 @@ def plotly_js() -> FileResponse:
 
 def page(request: Request, template: str, view: str, **context) -> HTMLResponse:
     return templates.TemplateResponse(
-        request, template, {"view": view, **context}, headers=PAGE_HEADERS
+        request,
+        template,
+        {"view": view, "plotly_style_ids": plotly_style_ids(), **context},
+        headers=PAGE_HEADERS,
     )
 
 

@@ -1,0 +1,125 @@
+// The REST client. Every error becomes an ApiError with the server's {code, message, field}.
+
+export class ApiError extends Error {
+  constructor(status, code, message, field = null) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+    this.field = field;
+  }
+}
+
+const BASE = "/api/v1";
+
+async function parseError(res) {
+  let body = null;
+  try {
+    body = await res.json();
+  } catch {
+    /* not JSON */
+  }
+  const err = body && body.error;
+  if (err) return new ApiError(res.status, err.code || `http_${res.status}`, err.message || res.statusText, err.field ?? null);
+  if (body && Array.isArray(body.detail) && body.detail.length) {
+    // FastAPI's default validation shape, in case a route answers with it.
+    const d = body.detail[0];
+    const field = Array.isArray(d.loc) ? d.loc.filter((x) => x !== "body" && x !== "query").join(".") : null;
+    return new ApiError(res.status, "invalid_request", d.msg || "invalid request", field || null);
+  }
+  if (body && typeof body.detail === "string") return new ApiError(res.status, `http_${res.status}`, body.detail);
+  const retry = res.headers.get("Retry-After");
+  const msg = res.status === 503 ? `The server is busy${retry ? `; try again in ${retry} s` : ""}.` : res.statusText || "request failed";
+  return new ApiError(res.status, `http_${res.status}`, msg);
+}
+
+async function request(method, path, body, { signal } = {}) {
+  let res;
+  try {
+    res = await fetch(BASE + path, {
+      method,
+      headers: body === undefined ? { Accept: "application/json" } : { "Content-Type": "application/json", Accept: "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal,
+    });
+  } catch (e) {
+    if (e && e.name === "AbortError") throw e;
+    throw new ApiError(0, "network_error", "Cannot reach the attnviz server. Is it still running?");
+  }
+  if (!res.ok) throw await parseError(res);
+  return res.json();
+}
+
+export const get = (path, opts) => request("GET", path, undefined, opts);
+export const post = (path, body, opts) => request("POST", path, body, opts);
+
+let modelsPromise = null;
+/** The loaded models (cached for the page's lifetime). */
+export function listModels() {
+  if (!modelsPromise) {
+    modelsPromise = get("/models").then((r) => r.models);
+    modelsPromise.catch(() => (modelsPromise = null));
+  }
+  return modelsPromise;
+}
+
+export const modelCard = (id) => get(`/models/${encodeURIComponent(id)}`);
+export const tokenize = (model, text) => post("/tokenize", { model, text });
+export const attention = (body, opts) => post("/attention", body, opts);
+export const positions = (id, n) => get(`/models/${encodeURIComponent(id)}/positions?n=${n}`);
+export const ropeRelative = (body) => post("/rope/relative", body);
+
+/**
+ * Decode over Server-Sent Events. Calls onStep(step) for each `step` event and onDone(done)
+ * once; onError(ApiError) if the stream reports an error or breaks. Returns {close()}.
+ */
+export function generateStream(params, { onStep, onDone, onError }) {
+  const query = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v !== undefined && v !== null && v !== "") query.set(k, String(v));
+  }
+  const source = new EventSource(`${BASE}/generate/stream?${query}`);
+  let finished = false;
+  const finish = () => {
+    finished = true;
+    source.close();
+  };
+  source.addEventListener("step", (ev) => onStep(JSON.parse(ev.data)));
+  source.addEventListener("done", (ev) => {
+    finish();
+    onDone(JSON.parse(ev.data));
+  });
+  // A server-sent `event: error` carries {"error": {...}}. A refused or broken connection
+  // carries nothing: then ask the same URL with fetch, which sees the JSON error body.
+  source.addEventListener("error", async (ev) => {
+    if (finished) return;
+    finish();
+    if (ev && typeof ev.data === "string" && ev.data) {
+      let err = new ApiError(0, "stream_error", "decoding failed");
+      try {
+        const e = JSON.parse(ev.data).error || {};
+        err = new ApiError(e.status || 422, e.code || "stream_error", e.message || "decoding failed", e.field ?? null);
+      } catch {
+        /* keep the generic error */
+      }
+      onError(err);
+      return;
+    }
+    const diagnosed = await diagnose(query);
+    onError(diagnosed || new ApiError(0, "stream_error", "The decoding stream was interrupted."));
+  });
+  return { close: finish };
+}
+
+/** Re-ask the stream URL with fetch to read the JSON error EventSource cannot show. */
+async function diagnose(query) {
+  const ctrl = new AbortController();
+  try {
+    const res = await fetch(`${BASE}/generate/stream?${query}`, { signal: ctrl.signal });
+    return res.ok ? null : await parseError(res);
+  } catch {
+    return new ApiError(0, "network_error", "Cannot reach the attnviz server. Is it still running?");
+  } finally {
+    ctrl.abort();
+  }
+}

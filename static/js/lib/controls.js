@@ -1,0 +1,112 @@
+// The shared input strip: model picker, text (+ target for seq2seq), presets, Run.
+
+import { listModels } from "./api.js";
+import { $, clear, el, fillSelect } from "./dom.js";
+import { presetsFor } from "./presets.js";
+import { showError, clearError } from "./shell.js";
+
+const KIND_LABEL = { encoder: "encoder", decoder: "decoder", seq2seq: "encoder-decoder" };
+
+/**
+ * state: a urlState with at least `model` and `text` (and `target` when allowTarget).
+ * filter(model) picks the models this view can show; onRun() is called on Run, on a preset
+ * click and on a model change. Resolves to {models, current()} once the picker is filled.
+ */
+export async function setupControls(state, { filter = () => true, onRun, allowTarget = false, onModelChange } = {}) {
+  const select = $("#model-select");
+  const text = $("#text-input");
+  const target = $("#target-input");
+  const targetField = $("#target-field");
+  const presets = $("#presets");
+  const blurb = $("#model-blurb");
+  const form = $("#input-form");
+
+  let models = [];
+  try {
+    models = (await listModels()).filter(filter);
+  } catch (error) {
+    showError(error);
+    return { models: [], current: () => null };
+  }
+  if (!models.length) {
+    showError({ code: "no_models", message: "No suitable model is loaded on this server (is checkpoints/ empty?)." });
+    return { models: [], current: () => null };
+  }
+  fillSelect(
+    select,
+    models.map((m) => ({ value: m.id, label: `${m.id} — ${KIND_LABEL[m.kind] || m.kind}` })),
+  );
+  const byId = new Map(models.map((m) => [m.id, m]));
+  const current = () => byId.get(state.model) || null;
+
+  function refreshForModel() {
+    const model = current();
+    select.value = model.id;
+    if (targetField) targetField.hidden = !(allowTarget && model.kind === "seq2seq");
+    const pos = model.positional === "rope" ? "RoPE" : model.positional;
+    const layers = model.kind === "seq2seq" ? `${model.n_layers}+${model.n_decoder_layers ?? model.n_layers}` : `${model.n_layers}`;
+    blurb.textContent = `${model.title || model.id}: ${layers} layers × ${model.n_heads} heads, d_model ${model.d_model}, ${pos} positions, ${model.norm} (${model.norm_position}-norm).`;
+    clear(presets);
+    presets.append(el("span", { class: "presets-label", text: "From the lecture notes:" }));
+    for (const preset of presetsFor(model)) {
+      const chip = el("button", {
+        type: "button",
+        class: "preset",
+        title: preset.target ? `${preset.text} → ${preset.target}` : preset.note || preset.text,
+        "aria-pressed": String(preset.text === state.text && (!preset.target || preset.target === state.target)),
+        text: preset.text,
+      });
+      chip.addEventListener("click", () => {
+        text.value = preset.text;
+        if (target) target.value = preset.target || "";
+        commit(true);
+      });
+      presets.append(chip);
+    }
+  }
+
+  function markPresets() {
+    for (const chip of presets.querySelectorAll(".preset")) {
+      chip.setAttribute("aria-pressed", String(chip.textContent === state.text));
+    }
+  }
+
+  function commit(push) {
+    clearError();
+    const patch = { text: text.value };
+    if (target && "target" in state.values) patch.target = current().kind === "seq2seq" ? target.value.trim() : "";
+    state.set(patch, { push, silent: true });
+    markPresets();
+    onRun();
+  }
+
+  // Start: a model from the URL if it fits this view, else the first one.
+  if (!current()) state.set({ model: models[0].id }, { silent: true });
+  if (!state.text) {
+    const first = presetsFor(current())[0];
+    if (first) state.set({ text: first.text, ...(allowTarget && first.target ? { target: first.target } : {}) }, { silent: true });
+  }
+  text.value = state.text;
+  if (target) target.value = state.target || "";
+  refreshForModel();
+
+  select.addEventListener("change", () => {
+    state.set({ model: select.value }, { push: true, silent: true });
+    refreshForModel();
+    if (onModelChange) onModelChange(current());
+    commit(false);
+  });
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    commit(true);
+  });
+
+  // Back/forward: refill the inputs from the URL.
+  state.subscribe((changed) => {
+    if (changed.includes("model") && current()) refreshForModel();
+    if (changed.includes("text")) text.value = state.text;
+    if (changed.includes("target") && target) target.value = state.target || "";
+  });
+
+  return { models, current, byId };
+}

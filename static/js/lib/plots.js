@@ -1,0 +1,161 @@
+// Plotly helpers: heatmaps over tokens with hover values, shared fonts and projector sizes.
+// Plotly parses a few HTML-like tags in labels, so user text goes through plotlyText().
+
+import { displayToken } from "./dom.js";
+import { DIVERGING, MASKED, SEQUENTIAL } from "./palette.js";
+import { isProjector } from "./shell.js";
+
+/** Escape text for Plotly's label markup: it is then shown literally, never parsed. */
+export function plotlyText(s) {
+  return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
+/** Axis labels for tokens: escaped, with visible spaces; special tokens get a star. */
+export function tokenTicks(tokens) {
+  return tokens.map((t) => plotlyText(displayToken(t.text)) + (t.special ? " ★" : ""));
+}
+
+export function fontSize() {
+  return isProjector() ? 17 : 12;
+}
+
+export function baseLayout(extra = {}) {
+  const size = fontSize();
+  return {
+    font: { family: "system-ui, -apple-system, 'Segoe UI', 'DejaVu Sans', sans-serif", size, color: "#1b2130" },
+    margin: { l: 70, r: 20, t: 36, b: 60 },
+    paper_bgcolor: "#ffffff",
+    plot_bgcolor: MASKED, // gaps (masked cells) show this grey
+    hoverlabel: { font: { family: "ui-monospace, 'DejaVu Sans Mono', monospace", size } },
+    ...extra,
+  };
+}
+
+export const PLOT_CONFIG = {
+  displaylogo: false,
+  responsive: true,
+  modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines"],
+  toImageButtonOptions: { format: "png", scale: 2 },
+};
+
+function ready() {
+  if (!window.Plotly) throw new Error("Plotly did not load (/vendor/plotly.min.js)");
+  return window.Plotly;
+}
+
+/**
+ * A heatmap of z [rows][cols] (null = masked, shown grey) with token axes.
+ * opts: {rows, cols (token arrays), title, value: "weight" | "score" | …, diverging,
+ *        zmin, zmax, rowTitle, colTitle, height, colorbarTitle}
+ */
+export function tokenHeatmap(div, z, opts) {
+  const Plotly = ready();
+  const rows = opts.rows;
+  const cols = opts.cols;
+  const valueName = opts.value || "weight";
+  const custom = z.map((row, i) =>
+    row.map((v, j) => [
+      plotlyText(displayToken(rows[i].text)) + ` (${rows[i].index ?? i})`,
+      plotlyText(displayToken(cols[j].text)) + ` (${cols[j].index ?? j})`,
+      v === null || v === undefined ? "masked (−∞ before softmax)" : Number(v).toFixed(4),
+    ]),
+  );
+  let zmin = opts.zmin;
+  let zmax = opts.zmax;
+  if (opts.diverging && (zmin === undefined || zmax === undefined)) {
+    let m = 0;
+    for (const row of z) for (const v of row) if (v !== null && Number.isFinite(v)) m = Math.max(m, Math.abs(v));
+    zmin = -m || -1;
+    zmax = m || 1;
+  }
+  const size = fontSize();
+  const trace = {
+    type: "heatmap",
+    z,
+    x: cols.map((_, j) => j),
+    y: rows.map((_, i) => i),
+    customdata: custom,
+    hovertemplate: `${opts.rowTitle || "query"}: %{customdata[0]}<br>${opts.colTitle || "key"}: %{customdata[1]}<br>${valueName}: %{customdata[2]}<extra></extra>`,
+    hoverongaps: true,
+    colorscale: opts.colorscale || (opts.diverging ? DIVERGING : SEQUENTIAL),
+    zmin,
+    zmax,
+    xgap: z[0] && z[0].length > 40 ? 0 : 1,
+    ygap: z.length > 40 ? 0 : 1,
+    colorbar: { title: { text: opts.colorbarTitle || valueName, side: "right" }, thickness: 14, len: 0.9 },
+  };
+  const tickFont = { family: "ui-monospace, 'DejaVu Sans Mono', monospace", size: size - (cols.length > 30 ? 2 : 0) };
+  const cell = cols.length > 24 ? 18 : 30;
+  const height = opts.height || Math.max(300, Math.min(760, rows.length * cell + 150));
+  const layout = baseLayout({
+    title: opts.title ? { text: plotlyText(opts.title), x: 0, xanchor: "left", font: { size: size + 2 } } : undefined,
+    height,
+    margin: { l: 20 + 8 * Math.min(14, Math.max(...rows.map((t) => displayToken(t.text).length), 3)), r: 10, t: opts.title ? 40 : 12, b: 30 + 7 * Math.min(14, Math.max(...cols.map((t) => displayToken(t.text).length), 3)) },
+    xaxis: {
+      tickmode: "array",
+      tickvals: cols.map((_, j) => j),
+      ticktext: tokenTicks(cols),
+      tickangle: -50,
+      tickfont: tickFont,
+      title: { text: opts.xLabel || "key (attended to)", standoff: 6, font: { size } },
+      showgrid: false,
+      zeroline: false,
+      constrain: "domain",
+    },
+    yaxis: {
+      tickmode: "array",
+      tickvals: rows.map((_, i) => i),
+      ticktext: tokenTicks(rows),
+      tickfont: tickFont,
+      autorange: "reversed",
+      title: { text: opts.yLabel || "query (attending)", standoff: 6, font: { size } },
+      showgrid: false,
+      zeroline: false,
+      scaleanchor: opts.square ? "x" : undefined,
+    },
+  });
+  return Plotly.react(div, [trace], layout, PLOT_CONFIG);
+}
+
+/** A plain numeric heatmap (e.g. positions × dimensions). */
+export function matrixHeatmap(div, z, opts = {}) {
+  const Plotly = ready();
+  const size = fontSize();
+  const trace = {
+    type: "heatmap",
+    z,
+    x: opts.x,
+    y: opts.y,
+    colorscale: opts.colorscale || (opts.diverging ? DIVERGING : SEQUENTIAL),
+    zmin: opts.zmin,
+    zmax: opts.zmax,
+    zmid: opts.diverging && opts.zmin === undefined ? 0 : undefined,
+    hovertemplate: opts.hovertemplate || `${opts.yLabel || "row"} %{y}<br>${opts.xLabel || "column"} %{x}<br>${opts.value || "value"}: %{z:.4f}<extra></extra>`,
+    colorbar: { title: { text: opts.value || "", side: "right" }, thickness: 14, len: 0.9 },
+    customdata: opts.customdata,
+  };
+  const layout = baseLayout({
+    title: opts.title ? { text: plotlyText(opts.title), x: 0, xanchor: "left", font: { size: size + 2 } } : undefined,
+    height: opts.height || 360,
+    margin: { l: 60, r: 10, t: opts.title ? 40 : 12, b: 50, ...(opts.margin || {}) },
+    plot_bgcolor: "#ffffff",
+    xaxis: { title: { text: opts.xLabel || "", font: { size } }, showgrid: false, zeroline: false, ...(opts.xaxis || {}) },
+    yaxis: {
+      title: { text: opts.yLabel || "", font: { size } },
+      showgrid: false,
+      zeroline: false,
+      autorange: opts.yReversed === false ? true : "reversed",
+      scaleanchor: opts.square ? "x" : undefined,
+      ...(opts.yaxis || {}),
+    },
+  });
+  return Plotly.react(div, [trace], layout, PLOT_CONFIG);
+}
+
+export function react(div, traces, layout) {
+  return ready().react(div, traces, baseLayout({ plot_bgcolor: "#ffffff", ...layout }), PLOT_CONFIG);
+}
+
+export function purge(div) {
+  if (window.Plotly && div) window.Plotly.purge(div);
+}

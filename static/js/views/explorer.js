@@ -1,0 +1,342 @@
+// Explorer: tokens, head view, one-head heatmap, and the grid of every layer × head.
+
+import * as api from "../lib/api.js";
+import { SITE_LABEL, keepIndices, siteMask, siteTokens, sitesOf, view } from "../lib/attn.js";
+import { setupControls } from "../lib/controls.js";
+import { $, afterPaint, clear, displayToken, el, fillSelect } from "../lib/dom.js";
+import { initExports, registerExport } from "../lib/export.js";
+import { renderGrid } from "../lib/grid.js";
+import { renderHeadView } from "../lib/headview.js";
+import { headColor } from "../lib/palette.js";
+import { tokenHeatmap } from "../lib/plots.js";
+import { bindKeys, initShell, onProjectorChange, showError, withStatus } from "../lib/shell.js";
+import { bool, int, intList, str, urlState } from "../lib/state.js";
+
+initShell();
+initExports(showError);
+
+const state = urlState({
+  model: str(""),
+  text: str(""),
+  target: str(""),
+  site: str(""),
+  layer: int(0),
+  head: int(0),
+  off: intList([]), // heads switched off in the head view
+  scores: bool(false),
+  hide: bool(false),
+  lock: str(""), // "q3" / "k5": a token locked in the head view (original position)
+});
+
+const status = $("#status");
+// Our own changes are written silently; subscribers only hear back/forward navigation.
+const save = (patch) => state.set(patch, { silent: true });
+let data = null; // the last /attention response
+let inflight = null;
+let grid = null;
+let runStarted = 0;
+let timedThisRun = false;
+
+const controls = await setupControls(state, {
+  allowTarget: true,
+  onRun: run,
+  onModelChange: () => save({ site: "", layer: 0, head: 0, off: [], lock: "" }),
+});
+
+// ---------------------------------------------------------------------------------------
+async function run() {
+  const model = controls.current();
+  if (!model) return;
+  if (inflight) inflight.abort();
+  inflight = new AbortController();
+  const signal = inflight.signal;
+  performance.mark("attnviz:run");
+  runStarted = performance.now();
+  timedThisRun = false;
+  const body = { model: model.id, text: state.text, include: ["scores", "masks"] };
+  if (model.kind === "seq2seq" && state.target) body.target = state.target;
+  const result = await withStatus(status, "Running the model…", () => api.attention(body, { signal }));
+  if (!result || signal.aborted) return;
+  data = result;
+  renderTokens();
+  setupSelectors();
+  await render();
+}
+
+function renderTokens() {
+  const box = $("#tokens");
+  clear(box);
+  const rows = [["source", data.tokens.source]];
+  if (data.tokens.target) rows.push(["target", data.tokens.target]);
+  for (const [label, tokens] of rows) {
+    const row = el("div", { class: "token-row" }, el("span", { class: "token-row-label", text: rows.length > 1 ? label : "tokens" }));
+    tokens.forEach((t, i) => {
+      row.append(
+        el(
+          "span",
+          {
+            class: `token${t.special ? " special" : ""}`,
+            title: `position ${i} · id ${t.id}${t.special ? " · special token" : ""}${Number.isInteger(t.start) ? ` · chars ${t.start}–${t.end}` : ""}`,
+          },
+          el("span", { class: "tok-text", text: displayToken(t.text) }),
+          el("span", { class: "tok-id", text: String(t.id) }),
+        ),
+      );
+    });
+    box.append(row);
+  }
+}
+
+function currentSite() {
+  const sites = sitesOf(data);
+  return sites.includes(state.site) ? state.site : sites.includes("decoder.cross") ? "decoder.cross" : sites[0];
+}
+
+function setupSelectors() {
+  const sites = sitesOf(data);
+  const site = currentSite();
+  $("#site-field").hidden = sites.length < 2;
+  fillSelect($("#site-select"), sites.map((s) => ({ value: s, label: SITE_LABEL[s] || s })), site);
+  const att = data.attention[site];
+  const L = att.length;
+  const H = att[0].length;
+  const layer = Math.min(Math.max(0, state.layer), L - 1);
+  const head = Math.min(Math.max(0, state.head), H - 1);
+  fillSelect($("#layer-select"), Array.from({ length: L }, (_, l) => ({ value: l, label: `${l}` })), layer);
+  fillSelect($("#head-select"), Array.from({ length: H }, (_, h) => ({ value: h, label: `${h}` })), head);
+  $("#scores-toggle").checked = state.scores;
+  $("#hide-special").checked = state.hide;
+  $("#scores-toggle").disabled = !data.scores;
+  save({ site: sites.length > 1 ? site : "", layer, head });
+  renderHeadToggles(H);
+}
+
+function renderHeadToggles(H) {
+  const box = $("#head-toggles");
+  clear(box);
+  box.append(el("span", { class: "legend-inline", text: "heads:" }));
+  for (let h = 0; h < H; h++) {
+    const on = !state.off.includes(h);
+    const button = el(
+      "button",
+      { type: "button", class: "head-toggle", "aria-pressed": String(on), "data-head": h, title: `show / hide head ${h}` },
+      el("span", { class: "dot", "aria-hidden": "true" }),
+      `head ${h}`,
+    );
+    button.style.color = headColor(h);
+    button.querySelector(".dot").style.background = headColor(h);
+    button.addEventListener("click", () => {
+      const off = state.off.includes(h) ? state.off.filter((x) => x !== h) : [...state.off, h].sort((a, b) => a - b);
+      save({ off });
+      button.setAttribute("aria-pressed", String(!off.includes(h)));
+      renderHeadViewPanel();
+    });
+    box.append(button);
+  }
+  const all = el("button", { type: "button", class: "head-toggle", text: "all", title: "show every head" });
+  all.addEventListener("click", () => {
+    save({ off: [] });
+    for (const b of box.querySelectorAll("[data-head]")) b.setAttribute("aria-pressed", "true");
+    renderHeadViewPanel();
+  });
+  box.append(all);
+}
+
+// ---------------------------------------------------------------------------------------
+function axes(site) {
+  const { queries, keys } = siteTokens(data, site);
+  const qKeep = keepIndices(queries, state.hide);
+  const kKeep = keepIndices(keys, state.hide);
+  return { queries, keys, qKeep, kKeep, left: qKeep.map((i) => queries[i]), right: kKeep.map((i) => keys[i]) };
+}
+
+function renderHeadViewPanel() {
+  const site = currentSite();
+  const { qKeep, kKeep, left, right } = axes(site);
+  const layerAtt = data.attention[site][state.layer];
+  const weights = layerAtt.map((m) => view(m, qKeep, kKeep, { renorm: state.hide }));
+  const active = weights.map((_, h) => !state.off.includes(h));
+  let lock = null;
+  const m = /^([qk])(\d+)$/.exec(state.lock);
+  if (m) {
+    const keep = m[1] === "q" ? qKeep : kKeep;
+    const i = keep.indexOf(Number(m[2]));
+    if (i >= 0) lock = { side: m[1], i };
+  }
+  const isCross = site === "decoder.cross";
+  renderHeadView($("#head-view-wrap"), {
+    left,
+    right,
+    weights,
+    active,
+    lock,
+    leftTitle: isCross ? "French (query)" : "query",
+    rightTitle: isCross ? "English (key)" : "key",
+    onLock: (l) => save({ lock: l ? `${l.side}${(l.side === "q" ? left : right)[l.i].index}` : "" }),
+  });
+}
+
+async function renderHeatmap() {
+  const site = currentSite();
+  const { queries, keys, qKeep, kKeep, left, right } = axes(site);
+  const mask = siteMask(data, site, queries.length, keys.length);
+  const useScores = state.scores && data.scores && data.scores[site];
+  const source = useScores ? data.scores[site][state.layer][state.head] : data.attention[site][state.layer][state.head];
+  let z = view(source, qKeep, kKeep, { renorm: state.hide && !useScores });
+  if (mask) {
+    const mk = view(mask, qKeep, kKeep, { renorm: false });
+    z = z.map((row, i) => row.map((v, j) => (mk[i][j] ? v : null)));
+  }
+  const label = SITE_LABEL[site] || site;
+  await tokenHeatmap($("#heatmap"), z, {
+    rows: left,
+    cols: right,
+    title: `layer ${state.layer} · head ${state.head} · ${label}`,
+    value: useScores ? "score (QKᵀ/√dₖ)" : state.hide ? "weight (renormalised)" : "weight",
+    colorbarTitle: useScores ? "score" : "weight",
+    diverging: !!useScores,
+    zmin: useScores ? undefined : 0,
+    zmax: useScores ? undefined : 1,
+    yLabel: site === "decoder.cross" ? "French token (query)" : "query (attending)",
+    xLabel: site === "decoder.cross" ? "English token (key)" : "key (attended to)",
+  });
+  const notes = [];
+  if (mask && mask.some((row) => row.some((v) => !v))) notes.push("Grey cells are masked: the query may not attend there (−∞ before the softmax).");
+  if (useScores) notes.push("Pre-softmax: QKᵀ/√dₖ, before the mask. Each row's softmax gives the weights.");
+  if (state.hide) notes.push(useScores ? "Special tokens hidden." : "Special tokens hidden; each row renormalised to sum to 1.");
+  $("#heatmap-note").textContent = notes.join(" ");
+  $("#heatmap").dataset.layer = String(state.layer);
+  $("#heatmap").dataset.head = String(state.head);
+  if (!timedThisRun && runStarted) {
+    timedThisRun = true;
+    await afterPaint();
+    performance.mark("attnviz:heatmap");
+    performance.measure("attnviz:run-to-heatmap", "attnviz:run", "attnviz:heatmap");
+  }
+}
+
+function renderGridPanel() {
+  const site = currentSite();
+  const { queries, keys, qKeep, kKeep } = axes(site);
+  const att = data.attention[site].map((layer) => layer.map((m) => view(m, qKeep, kKeep, { renorm: state.hide })));
+  const mask = siteMask(data, site, queries.length, keys.length);
+  grid = renderGrid($("#grid"), {
+    att,
+    mask: mask ? view(mask, qKeep, kKeep, { renorm: false }) : null,
+    selected: { layer: state.layer, head: state.head },
+    onPick: (layer, head) => {
+      save({ layer, head });
+      $("#layer-select").value = String(layer);
+      $("#head-select").value = String(head);
+      render().then(() => $("#heatmap").scrollIntoView({ behavior: "smooth", block: "nearest" }));
+    },
+  });
+}
+
+async function render() {
+  if (!data) return;
+  const heat = renderHeatmap();
+  renderHeadViewPanel();
+  renderGridPanel();
+  await heat;
+}
+
+// ---------------------------------------------------------------------------------------
+$("#site-select").addEventListener("change", (e) => {
+  save({ site: e.target.value, layer: 0, head: 0, lock: "" });
+  setupSelectors();
+  render();
+});
+$("#layer-select").addEventListener("change", (e) => {
+  save({ layer: Number(e.target.value) });
+  render();
+});
+$("#head-select").addEventListener("change", (e) => {
+  save({ head: Number(e.target.value) });
+  render();
+});
+$("#scores-toggle").addEventListener("change", (e) => {
+  save({ scores: e.target.checked });
+  renderHeatmap();
+});
+$("#hide-special").addEventListener("change", (e) => {
+  save({ hide: e.target.checked });
+  render();
+});
+
+function step(key, delta, max) {
+  if (!data) return;
+  const value = Math.min(max - 1, Math.max(0, state[key] + delta));
+  save({ [key]: value });
+  $(`#${key}-select`).value = String(value);
+  render();
+}
+bindKeys({
+  "[": () => step("layer", -1, data.attention[currentSite()].length),
+  "]": () => step("layer", 1, data.attention[currentSite()].length),
+  ",": () => step("head", -1, data.attention[currentSite()][0].length),
+  ".": () => step("head", 1, data.attention[currentSite()][0].length),
+  Escape: () => {
+    if (!state.lock) return false;
+    save({ lock: "" });
+    renderHeadViewPanel();
+    return true;
+  },
+});
+
+state.subscribe((changed) => {
+  // back / forward in history
+  if (changed.some((k) => ["model", "text", "target"].includes(k))) run();
+  else if (data && changed.length) {
+    setupSelectors();
+    render();
+  }
+});
+onProjectorChange(() => render());
+
+const fname = (part) => `attnviz-${state.model}-${part}-L${state.layer}H${state.head}`;
+registerExport("heatmap", {
+  filename: () => fname(state.scores ? "scores" : "heatmap"),
+  plot: () => $("#heatmap"),
+  data: () => {
+    const site = currentSite();
+    const { left, right } = axes(site);
+    return {
+      model: state.model,
+      text: state.text,
+      site,
+      layer: state.layer,
+      head: state.head,
+      values: state.scores ? "scores" : "weights",
+      hide_special: state.hide,
+      queries: left,
+      keys: right,
+      matrix: $("#heatmap").data ? $("#heatmap").data[0].z : null,
+    };
+  },
+});
+registerExport("headview", {
+  filename: () => `attnviz-${state.model}-headview-L${state.layer}`,
+  svg: () => $("#head-view"),
+  data: () => {
+    const site = currentSite();
+    const { qKeep, kKeep, left, right } = axes(site);
+    return {
+      model: state.model,
+      text: state.text,
+      site,
+      layer: state.layer,
+      heads_shown: data.attention[site][state.layer].map((_, h) => h).filter((h) => !state.off.includes(h)),
+      queries: left,
+      keys: right,
+      attention: data.attention[site][state.layer].map((m) => view(m, qKeep, kKeep, { renorm: state.hide })),
+    };
+  },
+});
+registerExport("grid", {
+  filename: () => `attnviz-${state.model}-all-heads`,
+  svg: () => grid && grid.toSVG(),
+  data: () => ({ model: state.model, text: state.text, site: currentSite(), tokens: data.tokens, attention: data.attention[currentSite()] }),
+});
+
+run();

@@ -1,0 +1,1 @@
+import { initShell } from '../lib/shell.js'; initShell();
