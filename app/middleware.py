@@ -128,10 +128,7 @@ class RequestContextMiddleware:
                 )
         finally:
             elapsed = time.perf_counter() - start
-            route = scope.get("route")
-            template = getattr(route, "path", None) or (
-                "/static" if path.startswith("/static") else "unmatched"
-            )
+            template = _route_template(scope, path)
             self.metrics.requests.labels(template, method, str(status)).inc()
             self.metrics.latency.labels(template).observe(elapsed)
             log.info(
@@ -152,3 +149,18 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+def _route_template(scope: Scope, path: str) -> str:
+    """The matched route as a template (/api/v1/models/{model_id}): bounded label values."""
+    if scope.get("route") is None:
+        for prefix in ("/static", "/vendor", "/docs"):
+            if path.startswith(prefix + "/"):
+                return prefix
+        return "unmatched"
+    params = scope.get("path_params") or {}
+    if not params:
+        return path
+    by_value = {str(v): k for k, v in params.items()}
+    parts = [("{" + by_value[p] + "}") if p in by_value else p for p in path.split("/")]
+    return "/".join(parts)

@@ -1,8 +1,9 @@
 """Server-rendered page shells (Jinja2). The views' logic lives in static/js (ES modules).
 
-Every page is sent with a strict Content-Security-Policy: scripts only from this origin (no
-inline script, no eval), styles only from this origin, images from here or data:/blob: URLs
-(exports). The browser tests load every view under it and fail on any violation.
+Every page is served under the app's strict Content-Security-Policy (set for every response by
+app.middleware, see Settings.csp): scripts and styles only from this origin (no inline script,
+no eval, no inline style), images from here or data:/blob: URLs (exports). The browser tests
+load every view under it and fail on any violation.
 """
 
 from __future__ import annotations
@@ -25,18 +26,6 @@ templates = Jinja2Templates(directory=str(ROOT / "templates"))
 
 # Plotly's JavaScript comes from the installed `plotly` package: no CDN, works offline.
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; "
-    "form-action 'self'; frame-ancestors 'self'"
-)
-PAGE_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-}
-
 
 # Plotly injects its stylesheet at run time with <style> elements, which a strict
 # `style-src 'self'` refuses. Plotly's own opt-out: an element with id "plotly.js-style-global"
@@ -92,7 +81,6 @@ def page(request: Request, template: str, view: str, **context) -> HTMLResponse:
         request,
         template,
         {"view": view, "plotly_style_ids": plotly_style_ids(), **context},
-        headers=PAGE_HEADERS,
     )
 
 
