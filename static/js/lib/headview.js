@@ -10,7 +10,7 @@ import { isProjector } from "./shell.js";
 const MIN_WEIGHT = 0.01; // lines fainter than this are not drawn
 
 function textWidth(tokens, px) {
-  return Math.max(3, ...tokens.map((t) => displayToken(t.text).length + (t.special ? 0 : 0))) * px;
+  return Math.max(3, ...tokens.map((t) => displayToken(t.text).length)) * px;
 }
 
 /**
@@ -25,8 +25,8 @@ export function renderHeadView(container, { left, right, weights, active, lock, 
   const pad = 10;
   const titleH = 26;
   const gap = big ? 260 : 200;
-  const leftW = textWidth(left, charW) + 14;
-  const rightW = textWidth(right, charW) + 14;
+  const leftW = Math.max(textWidth(left, charW), leftTitle.length * charW * 0.85) + 14;
+  const rightW = Math.max(textWidth(right, charW), rightTitle.length * charW * 0.85) + 14;
   const x1 = pad + leftW + 6;
   const x2 = x1 + gap;
   const width = x2 + 6 + rightW + pad;

@@ -19,6 +19,11 @@ export function fontSize() {
   return isProjector() ? 17 : 12;
 }
 
+/** Roughly the width of one monospace character of the tick labels, in px. */
+export function charPx() {
+  return fontSize() * 0.66;
+}
+
 export function baseLayout(extra = {}) {
   const size = fontSize();
   return {
@@ -90,7 +95,7 @@ export function tokenHeatmap(div, z, opts) {
   const layout = baseLayout({
     title: opts.title ? { text: plotlyText(opts.title), x: 0, xanchor: "left", font: { size: size + 2 } } : undefined,
     height,
-    margin: { l: 20 + 8 * Math.min(14, Math.max(...rows.map((t) => displayToken(t.text).length), 3)), r: 10, t: opts.title ? 40 : 12, b: 30 + 7 * Math.min(14, Math.max(...cols.map((t) => displayToken(t.text).length), 3)) },
+    margin: { l: 44 + charPx() * Math.min(14, Math.max(...rows.map((t) => displayToken(t.text).length + (t.special ? 2 : 0)), 3)), r: 10, t: opts.title ? 40 : 12, b: 40 + charPx() * 0.75 * Math.min(14, Math.max(...cols.map((t) => displayToken(t.text).length + (t.special ? 2 : 0)), 3)) },
     xaxis: {
       tickmode: "array",
       tickvals: cols.map((_, j) => j),
