@@ -70,10 +70,11 @@ export const positions = (id, n) => get(`/models/${encodeURIComponent(id)}/posit
 export const ropeRelative = (body) => post("/rope/relative", body);
 
 /**
- * Decode over Server-Sent Events. Calls onStep(step) for each `step` event and onDone(done)
- * once; onError(ApiError) if the stream reports an error or breaks. Returns {close()}.
+ * Decode over Server-Sent Events: onPrompt({prompt}) first, onStep(step) for each `step`
+ * event, onDone(done) once; onError(ApiError) if the stream reports an error or breaks.
+ * Returns {close()}.
  */
-export function generateStream(params, { onStep, onDone, onError }) {
+export function generateStream(params, { onPrompt, onStep, onDone, onError }) {
   const query = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) {
     if (v !== undefined && v !== null && v !== "") query.set(k, String(v));
@@ -84,6 +85,7 @@ export function generateStream(params, { onStep, onDone, onError }) {
     finished = true;
     source.close();
   };
+  source.addEventListener("prompt", (ev) => onPrompt && onPrompt(JSON.parse(ev.data)));
   source.addEventListener("step", (ev) => onStep(JSON.parse(ev.data)));
   source.addEventListener("done", (ev) => {
     finish();
