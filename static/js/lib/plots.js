@@ -144,7 +144,7 @@ export function matrixHeatmap(div, z, opts = {}) {
     height: opts.height || 360,
     margin: { l: 60, r: 10, t: opts.title ? 40 : 12, b: 50, ...(opts.margin || {}) },
     plot_bgcolor: "#ffffff",
-    xaxis: { title: { text: opts.xLabel || "", font: { size } }, showgrid: false, zeroline: false, ...(opts.xaxis || {}) },
+    xaxis: { title: { text: opts.xLabel || "", font: { size } }, showgrid: false, zeroline: false, constrain: opts.square ? "domain" : undefined, ...(opts.xaxis || {}) },
     yaxis: {
       title: { text: opts.yLabel || "", font: { size } },
       showgrid: false,

@@ -1,1 +1,341 @@
-import { initShell } from '../lib/shell.js'; initShell();
+// RoPE made visible: the angle table, one query pair rotating with position, and the
+// relative-position score matrix (/rope/relative), constant along its diagonals, beside the
+// same matrix for a model with sinusoidal positions, where it is not.
+
+import * as api from "../lib/api.js";
+import { setupControls } from "../lib/controls.js";
+import { $, $$, displayToken, fillSelect, fmt } from "../lib/dom.js";
+import { initExports, registerExport } from "../lib/export.js";
+import { CYCLIC, DIVERGING, OKABE_ITO } from "../lib/palette.js";
+import { matrixHeatmap, plotlyText, react } from "../lib/plots.js";
+import { bindKeys, initShell, onProjectorChange, showError, withStatus } from "../lib/shell.js";
+import { int, str, urlState } from "../lib/state.js";
+
+initShell();
+initExports(showError);
+
+const state = urlState({
+  model: str(""),
+  text: str(""),
+  layer: int(0),
+  head: int(0),
+  query: int(-1), // token index; -1: the last token
+  key: int(-1), // -1: the token before it
+  pair: int(0),
+  m: int(6),
+  n: int(2),
+  positions: int(32),
+  mode: str("wrap"),
+});
+const save = (patch) => state.set(patch, { silent: true });
+const status = $("#status");
+const POSITION_CHOICES = [16, 32, 64, 128];
+
+let tokens = null; // the sentence's tokens
+let qkv = null; // decoder.self q/k/rot_q/rot_k [L][H][T][d]
+let rope = null; // {angles [P][d/2], frequencies, base, d_head}
+let relative = null;
+let relativeSin = null;
+let compareModel = null;
+
+const controls = await setupControls(state, {
+  filter: (m) => m.positional === "rope",
+  onRun: run,
+  onModelChange: () => save({ layer: 0, head: 0, query: -1, key: -1, pair: 0 }),
+});
+if (controls.models.length) {
+  const all = await api.listModels().catch(() => []);
+  compareModel = all.find((m) => m.positional === "sinusoidal") || all.find((m) => m.positional === "learned") || null;
+}
+
+// ---------------------------------------------------------------------------------------
+const qIndex = () => (state.query >= 0 && state.query < tokens.length ? state.query : tokens.length - 1);
+const kIndex = () => (state.key >= 0 && state.key < tokens.length ? state.key : Math.max(0, tokens.length - 2));
+const P = () => (POSITION_CHOICES.includes(state.positions) ? state.positions : 32);
+
+async function run() {
+  const model = controls.current();
+  if (!model) return;
+  const result = await withStatus(status, "Loading angles and vectors…", () =>
+    Promise.all([api.positions(model.id, Math.min(P(), model.max_len)), api.attention({ model: model.id, text: state.text, include: ["qkv"] })]),
+  );
+  if (!result) return;
+  const [pos, att] = result;
+  rope = pos.rope;
+  tokens = att.tokens.source;
+  qkv = att.qkv && (att.qkv["decoder.self"] || att.qkv["encoder.self"]);
+  setupSelectors(model);
+  renderAngles();
+  renderPair();
+  await loadRelative();
+}
+
+function setupSelectors(model) {
+  const L = qkv.q.length;
+  const H = qkv.q[0].length;
+  const layer = Math.min(state.layer, L - 1);
+  const head = Math.min(state.head, H - 1);
+  fillSelect($("#layer-select"), Array.from({ length: L }, (_, l) => ({ value: l, label: String(l) })), layer);
+  fillSelect($("#head-select"), Array.from({ length: H }, (_, h) => ({ value: h, label: String(h) })), head);
+  const opts = tokens.map((t, i) => ({ value: i, label: `${i}: ${displayToken(t.text)}` }));
+  fillSelect($("#query-select"), opts, qIndex());
+  fillSelect($("#key-select"), opts, kIndex());
+  fillSelect($("#positions-select"), POSITION_CHOICES.filter((p) => p <= model.max_len).map((p) => ({ value: p, label: String(p) })), P());
+  const pairs = model.d_head / 2;
+  fillSelect(
+    $("#pair-select"),
+    Array.from({ length: pairs }, (_, i) => ({ value: i, label: `${i} (θ = ${rope ? fmt(rope.frequencies[i], 4) : "?"} rad / position)` })),
+    Math.min(state.pair, pairs - 1),
+  );
+  save({ layer, head, pair: Math.min(state.pair, pairs - 1) });
+  for (const id of ["m", "n"]) {
+    const slider = $(`#${id}-slider`);
+    slider.max = String(P() - 1);
+    slider.value = String(Math.min(state[id], P() - 1));
+    $(`#${id}-value`).textContent = slider.value;
+  }
+  for (const r of $$('input[name="angle-mode"]')) r.checked = r.value === state.mode;
+}
+
+// ---------------------------------------------------------------------------------------
+function renderAngles() {
+  if (!rope) return;
+  const wrap = state.mode !== "cos";
+  const TWO_PI = 2 * Math.PI;
+  const z = rope.angles.map((row) => row.map((a) => (wrap ? ((a % TWO_PI) + TWO_PI) % TWO_PI : Math.cos(a))));
+  matrixHeatmap($("#angles"), z, {
+    colorscale: wrap ? CYCLIC : DIVERGING,
+    zmin: wrap ? 0 : -1,
+    zmax: wrap ? TWO_PI : 1,
+    value: wrap ? "angle (rad)" : "cos",
+    xLabel: "pair i (dimensions 2i, 2i+1)",
+    yLabel: "position m",
+    height: 380,
+    customdata: rope.angles,
+    hovertemplate: `position %{y}<br>pair %{x}<br>θ·m = %{customdata:.3f} rad<br>${wrap ? "mod 2π" : "cos"}: %{z:.3f}<extra></extra>`,
+  });
+}
+
+function rotate([x, y], a) {
+  return [x * Math.cos(a) - y * Math.sin(a), x * Math.sin(a) + y * Math.cos(a)];
+}
+
+function renderPair() {
+  if (!qkv || !rope) return;
+  const i = Number($("#pair-select").value);
+  const { layer, head } = state;
+  const qi = qIndex();
+  const ki = kIndex();
+  const q = qkv.q[layer][head][qi];
+  const k = qkv.k[layer][head][ki];
+  const qp = [q[2 * i], q[2 * i + 1]];
+  const kp = [k[2 * i], k[2 * i + 1]];
+  const m = Math.min(state.m, rope.angles.length - 1);
+  const n = Math.min(state.n, rope.angles.length - 1);
+  const rq = Math.hypot(...qp);
+  const rk = Math.hypot(...kp);
+  const R = Math.max(rq, rk, 1e-6) * 1.25;
+  const circle = (r) => {
+    const xs = [];
+    const ys = [];
+    for (let t = 0; t <= 64; t++) {
+      xs.push(r * Math.cos((t / 64) * 2 * Math.PI));
+      ys.push(r * Math.sin((t / 64) * 2 * Math.PI));
+    }
+    return { xs, ys };
+  };
+  const path = rope.angles.map((row) => rotate(qp, row[i]));
+  const qm = rotate(qp, rope.angles[m][i]);
+  const kn = rotate(kp, rope.angles[n][i]);
+  const cq = circle(rq);
+  const ck = circle(rk);
+  const traces = [
+    { type: "scatter", mode: "lines", x: cq.xs, y: cq.ys, line: { color: "#E69F00", dash: "dot", width: 1 }, hoverinfo: "skip", showlegend: false },
+    { type: "scatter", mode: "lines", x: ck.xs, y: ck.ys, line: { color: "#0072B2", dash: "dot", width: 1 }, hoverinfo: "skip", showlegend: false },
+    {
+      type: "scatter",
+      mode: "markers",
+      name: "query at positions 0…",
+      x: path.map((p) => p[0]),
+      y: path.map((p) => p[1]),
+      marker: { size: 7, color: path.map((_, j) => j), colorscale: "Viridis", showscale: false },
+      customdata: path.map((_, j) => j),
+      hovertemplate: "query at position %{customdata}<extra></extra>",
+    },
+  ];
+  // The server's own rotated query at the token's real position, as a check.
+  if (qkv.rot_q) {
+    const r = qkv.rot_q[layer][head][qi];
+    traces.push({
+      type: "scatter",
+      mode: "markers",
+      name: `server's rot_q at its position ${qi}`,
+      x: [r[2 * i]],
+      y: [r[2 * i + 1]],
+      marker: { size: 15, symbol: "circle-open", color: "#D55E00", line: { width: 2.5 } },
+      hovertemplate: `captured rot_q (position ${qi})<extra></extra>`,
+    });
+  }
+  // Arrows from the origin (annotation text would sit at the tail, so labels are a trace).
+  const arrow = (p, color) => ({ x: p[0], y: p[1], ax: 0, ay: 0, axref: "x", ayref: "y", xref: "x", yref: "y", showarrow: true, arrowhead: 2, arrowsize: 1.2, arrowwidth: 3, arrowcolor: color, text: "" });
+  traces.push({
+    type: "scatter",
+    mode: "text",
+    x: [qm[0] * 1.12, kn[0] * 1.12],
+    y: [qm[1] * 1.12, kn[1] * 1.12],
+    text: [`q at m=${m}`, `k at n=${n}`],
+    textfont: { color: ["#B36B00", OKABE_ITO[0]], size: 14 },
+    textposition: [qm[0] >= 0 ? "middle right" : "middle left", kn[0] >= 0 ? "middle right" : "middle left"],
+    hoverinfo: "skip",
+    showlegend: false,
+  });
+  const delta = Math.atan2(qm[1], qm[0]) - Math.atan2(kn[1], kn[0]);
+  const dot = qm[0] * kn[0] + qm[1] * kn[1];
+  react($("#pair"), traces, {
+    height: 400,
+    margin: { l: 50, r: 20, t: 10, b: 40 },
+    xaxis: { range: [-R, R], zeroline: true, zerolinecolor: "#c4cad5", gridcolor: "#f0f1f4", title: { text: `dimension ${2 * i}` } },
+    yaxis: { range: [-R, R], zeroline: true, zerolinecolor: "#c4cad5", gridcolor: "#f0f1f4", scaleanchor: "x", title: { text: `dimension ${2 * i + 1}` } },
+    legend: { orientation: "h", y: -0.18 },
+    annotations: [arrow(qm, "#E69F00"), arrow(kn, OKABE_ITO[0])],
+  });
+  $("#m-value").textContent = String(m);
+  $("#n-value").textContent = String(n);
+  const wrapped = Math.atan2(Math.sin(delta), Math.cos(delta));
+  $("#pair-note").textContent =
+    `Pair ${i} turns by θ = ${fmt(rope.frequencies[i], 4)} rad per position. Query “${displayToken(tokens[qi].text)}” at m = ${m}, key “${displayToken(tokens[ki].text)}” at n = ${n}: ` +
+    `the angle between them is ${fmt(wrapped, 3)} rad, and this pair adds |q||k|cos = ${fmt(dot, 4)} to q·k. ` +
+    `Move both sliders by the same amount: the angle, and so the score, stays the same.`;
+}
+
+// ---------------------------------------------------------------------------------------
+function diagonalSpread(matrix) {
+  const by = new Map();
+  matrix.forEach((row, m) =>
+    row.forEach((v, n) => {
+      if (v === null) return;
+      const d = m - n;
+      const cur = by.get(d) || [Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY];
+      by.set(d, [Math.min(cur[0], v), Math.max(cur[1], v)]);
+    }),
+  );
+  let spread = 0;
+  for (const [lo, hi] of by.values()) spread = Math.max(spread, hi - lo);
+  return spread;
+}
+
+function relativePlot(div, scores, title) {
+  return matrixHeatmap(div, scores, {
+    diverging: true,
+    value: "score",
+    xLabel: "key position n",
+    yLabel: "query position m",
+    height: 420,
+    square: true,
+    title,
+    customdata: scores.map((row, m) => row.map((_, n) => m - n)),
+    hovertemplate: "m = %{y}, n = %{x}<br>m − n = %{customdata}<br>score: %{z:.4f}<extra></extra>",
+  });
+}
+
+async function loadRelative() {
+  const model = controls.current();
+  const body = { model: model.id, text: state.text, layer: state.layer, head: state.head, query: qIndex(), key: kIndex(), max_position: Math.min(P(), model.max_len) };
+  const jobs = [api.ropeRelative(body)];
+  if (compareModel) {
+    jobs.push(
+      api.tokenize(compareModel.id, state.text).then((t) => {
+        const T = t.tokens.length;
+        return api.ropeRelative({
+          model: compareModel.id,
+          text: state.text,
+          layer: Math.min(state.layer, compareModel.n_layers - 1),
+          head: Math.min(state.head, compareModel.n_heads - 1),
+          query: Math.min(body.query, T - 1),
+          key: Math.min(body.key, T - 1),
+          max_position: Math.min(body.max_position, compareModel.max_len),
+        });
+      }),
+    );
+  }
+  const result = await withStatus(status, "Placing q and k at every pair of positions…", () => Promise.all(jobs));
+  if (!result) return;
+  [relative, relativeSin] = result;
+  await relativePlot($("#relative"), relative.scores, `${plotlyText(relative.model)}: “${plotlyText(displayToken(relative.query.text))}” → “${plotlyText(displayToken(relative.key.text))}”`);
+  $("#relative-note").textContent = `Largest change along any diagonal: ${fmt(diagonalSpread(relative.scores), 4)} (only rounding): the score is a function of m − n alone.`;
+  if (relativeSin) {
+    await relativePlot($("#relative-sin"), relativeSin.scores, `${plotlyText(relativeSin.model)} (${relativeSin.positional}): same tokens`);
+    $("#relative-sin-note").textContent = `Largest change along a diagonal: ${fmt(diagonalSpread(relativeSin.scores), 4)}. With positions added to the embeddings the score depends on m and n themselves, not only on their distance.`;
+  } else {
+    $("#relative-sin-note").textContent = "No model with sinusoidal or learned positions is loaded on this server to compare with.";
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+for (const [id, key] of [
+  ["#layer-select", "layer"],
+  ["#head-select", "head"],
+  ["#query-select", "query"],
+  ["#key-select", "key"],
+]) {
+  $(id).addEventListener("change", (e) => {
+    save({ [key]: Number(e.target.value) });
+    renderPair();
+    loadRelative();
+  });
+}
+$("#positions-select").addEventListener("change", (e) => {
+  save({ positions: Number(e.target.value) });
+  run();
+});
+$("#pair-select").addEventListener("change", (e) => {
+  save({ pair: Number(e.target.value) });
+  renderPair();
+});
+for (const id of ["m", "n"]) {
+  $(`#${id}-slider`).addEventListener("input", (e) => {
+    save({ [id]: Number(e.target.value) });
+    renderPair();
+  });
+}
+for (const r of $$('input[name="angle-mode"]')) {
+  r.addEventListener("change", () => {
+    save({ mode: r.value });
+    renderAngles();
+  });
+}
+function shiftBoth(delta) {
+  const max = P() - 1;
+  if (state.m + delta < 0 || state.n + delta < 0 || state.m + delta > max || state.n + delta > max) return;
+  save({ m: state.m + delta, n: state.n + delta });
+  $("#m-slider").value = String(state.m);
+  $("#n-slider").value = String(state.n);
+  renderPair();
+}
+bindKeys({ "+": () => shiftBoth(1), "=": () => shiftBoth(1), "-": () => shiftBoth(-1) });
+state.subscribe((changed) => {
+  if (changed.some((k) => ["model", "text", "positions"].includes(k))) run();
+  else if (tokens) {
+    setupSelectors(controls.current());
+    renderAngles();
+    renderPair();
+    loadRelative();
+  }
+});
+onProjectorChange(() => {
+  renderAngles();
+  renderPair();
+  if (relative) loadRelative();
+});
+
+const base = () => ({ model: state.model, text: state.text, layer: state.layer, head: state.head });
+registerExport("angles", { filename: () => `attnviz-${state.model}-rope-angles`, plot: () => $("#angles"), data: () => ({ ...base(), rope }) });
+registerExport("pair", {
+  filename: () => `attnviz-${state.model}-rope-pair${state.pair}`,
+  plot: () => $("#pair"),
+  data: () => ({ ...base(), pair: state.pair, m: state.m, n: state.n, query: tokens && tokens[qIndex()], key: tokens && tokens[kIndex()] }),
+});
+registerExport("relative", { filename: () => `attnviz-${state.model}-rope-relative`, plot: () => $("#relative"), data: () => relative });
+registerExport("relative-sin", { filename: () => `attnviz-rope-relative-sinusoidal`, plot: () => $("#relative-sin"), data: () => relativeSin });
+
+if (controls.models.length) run();
