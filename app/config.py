@@ -51,7 +51,7 @@ class Settings(BaseSettings):
 
     # --- responses
     gzip_min_bytes: int = Field(1024, ge=0)
-    gzip_level: int = Field(5, ge=1, le=9)
+    gzip_level: int = Field(1, ge=1, le=9)  # 1: ~3x faster than 6 for ~15 % more bytes
     cors_origins: Annotated[list[str], NoDecode] = []  # empty: CORS off
     csp: str = DEFAULT_CSP
     log_level: str = "info"

@@ -58,8 +58,19 @@ def _warm_up(registry: Registry, engine: Engine) -> None:
         f.result()
 
 
+def configure_logging(level: str) -> None:
+    """attnviz.* logs to stderr (one access line per request) unless someone configured it."""
+    logger = logging.getLogger("attnviz")
+    logger.setLevel(level.upper())
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        logger.addHandler(handler)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging(settings.log_level)
     app_metrics = Metrics()
 
     @asynccontextmanager

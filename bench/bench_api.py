@@ -1,0 +1,596 @@
+"""Benchmark of the REST API against DESIGN section 7's targets; writes bench/RESULTS.md.
+
+    .venv/bin/python bench/bench_api.py                 # full run (~3 minutes on 2 cores)
+    .venv/bin/python bench/bench_api.py --quick         # fewer samples
+
+It starts a real uvicorn on 127.0.0.1 (default settings: cache on, 2 workers) and measures:
+
+1. ready time and RSS (all checkpoints loaded);
+2. p50 / p95 latency of POST /api/v1/attention (all layers and heads) per model at 8, 32 and
+   128 tokens, over HTTP with keep-alive, every request a distinct input (no cache hits);
+3. payload bytes at 128 tokens: json, f16, and each gzipped;
+4. generate step time with and without the KV cache at 128 tokens (in process, core only);
+5. requests/s and p99 at 32 concurrent clients on distinct inputs (wrk + a Lua script, or
+   an asyncio httpx loop when wrk is missing);
+6. the peer comparison: bertviz.head_view on a same-size Hugging Face BertModel (run by
+   bench/peer_bertviz.py with bench/.pkgs, see bench/requirements.txt) against our
+   /attention over HTTP, same 128 tokens: time ratio and byte ratio.
+
+Without the shipped checkpoints it builds random-weight stand-ins of DESIGN section 4's
+sizes (and says so in RESULTS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BENCH = ROOT / "bench"
+PY = sys.executable
+SHIPPED = ROOT / "checkpoints"
+MODEL_IDS = ("encoder-mini", "decoder-mini", "seq2seq-en-fr", "induction-2l")
+
+WORDS = {
+    "adj": ["black", "white", "red", "green", "small", "big", "young", "happy"],
+    "noun": ["cat", "dog", "mouse", "bear", "man", "woman", "bird", "fish", "girl", "boy"],
+    "verb": ["ate", "saw", "liked", "found", "bites", "sees"],
+}
+
+
+# ----------------------------------------------------------------------------- helpers
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    k = max(0, min(len(values) - 1, round(q / 100 * (len(values) - 1))))
+    return values[k]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(current RSS, peak RSS) in MB, from /proc."""
+    cur = peak = 0.0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            cur = int(line.split()[1]) / 1024
+        elif line.startswith("VmHWM:"):
+            peak = int(line.split()[1]) / 1024
+    return cur, peak
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch
+
+    return {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "load": os.getloadavg(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "os": platform.platform(),
+    }
+
+
+def shipped_ready() -> bool:
+    return all(
+        (SHIPPED / m / f).exists()
+        for m in MODEL_IDS
+        for f in ("config.json", "model.safetensors", "tokenizer.json")
+    )
+
+
+def build_standins(root: Path) -> Path:
+    """Random-weight models of DESIGN section 4's sizes, with real tokenizers."""
+    import torch
+
+    from models import ModelConfig, build_model, save_checkpoint
+    from tests.app.conftest import FRENCH, SENTENCES, byte_bpe, wordpiece
+
+    torch.manual_seed(0)
+    size = dict(d_model=128, n_heads=4, d_ff=512, max_len=256)
+    enc_tok = wordpiece()
+    dec_tok = byte_bpe(SENTENCES, ["<pad>", "<|endoftext|>"])
+    s2s_tok = byte_bpe(SENTENCES + FRENCH, ["<pad>", "<unk>", "<s>", "</s>"])
+    specs = {
+        "encoder-mini": (
+            enc_tok,
+            dict(kind="encoder", n_layers=4, positional="learned", activation="gelu",
+                 n_classes=3, labels=["negative", "neutral", "positive"]),
+        ),
+        "decoder-mini": (
+            dec_tok,
+            dict(kind="decoder", n_layers=4, positional="rope", norm="rmsnorm",
+                 norm_position="pre", activation="swiglu", bos_id=1, eos_id=1),
+        ),
+        "seq2seq-en-fr": (
+            s2s_tok,
+            dict(kind="seq2seq", n_layers=3, positional="sinusoidal", bos_id=2, eos_id=3),
+        ),
+        "induction-2l": (
+            dec_tok,
+            dict(kind="decoder", n_layers=2, positional="rope", norm="none",
+                 norm_position="pre", attn_only=True, bos_id=1, eos_id=1),
+        ),
+    }  # fmt: skip
+    for name, (tok, spec) in specs.items():
+        cfg = ModelConfig(vocab_size=tok.get_vocab_size(), **size, **spec)
+        save_checkpoint(root / name, build_model(cfg).eval(), tok, {"title": name})
+    return root
+
+
+# ----------------------------------------------------------------------------- the server
+class Server:
+    def __init__(self, checkpoint_dir: Path, log_path: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "ATTNVIZ_CHECKPOINT_DIR": str(checkpoint_dir),
+            "ATTNVIZ_DEVICE": "cpu",
+            **env,
+        }
+        self.log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.proc: subprocess.Popen | None = None
+        self.ready_s = float("nan")
+
+    def start(self) -> None:
+        cmd = [PY, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
+               "--port", str(self.port), "--no-access-log", "--log-level", "warning"]  # fmt: skip
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=self.log, stderr=self.log)
+        deadline = t0 + 60
+        while time.perf_counter() < deadline:
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    self.ready_s = time.perf_counter() - t0
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited; see {self.log.name}")
+            time.sleep(0.02)
+        raise RuntimeError("the server did not become ready in 60 s")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+
+# ----------------------------------------------------------------------------- inputs
+def token_ids(client: httpx.Client, url: str, model: str, n: int) -> list[int]:
+    """Exactly n ids the model would read (specials included), from real sentences."""
+    for k in (24, 20, 16):  # sentences: enough for 128 tokens, under the 256-token limit
+        text = " ".join(
+            f"the {random.choice(WORDS['adj'])} {random.choice(WORDS['noun'])} "
+            f"{random.choice(WORDS['verb'])} the {random.choice(WORDS['noun'])}"
+            for _ in range(k)
+        )
+        r = client.post(f"{url}/api/v1/tokenize", json={"model": model, "text": text})
+        if r.status_code == 200:
+            break
+    toks = r.json()["tokens"]
+    specials_front = [t["id"] for t in toks[:1] if t["special"]]
+    specials_back = [t["id"] for t in toks[-1:] if t["special"]]
+    body = [t["id"] for t in toks if not t["special"]]
+    need = n - len(specials_front) - len(specials_back)
+    return specials_front + body[:need] + specials_back
+
+
+def attention_body(info: dict, ids: list[int], variant: int, fmt: str = "json") -> dict:
+    """Distinct per ``variant`` (one id changed), so the cache never answers."""
+    ids = list(ids)
+    k = len(ids) // 2
+    ids[k] = 5 + (variant % max(1, info["vocab_size"] - 5))
+    body = {"model": info["id"], "token_ids": ids, "format": fmt}
+    if info["kind"] == "seq2seq":
+        body["target_ids"] = [ids[0]] + ids[1:]  # teacher-force a target as long as the source
+    return body
+
+
+# ----------------------------------------------------------------------------- measurements
+def latency(client, url, info, ids, n_req, fmt="json") -> list[float]:
+    times = []
+    for i in range(n_req + 5):
+        body = attention_body(info, ids, random.randrange(1 << 30), fmt)
+        t0 = time.perf_counter()
+        r = client.post(f"{url}/api/v1/attention", json=body)
+        elapsed = time.perf_counter() - t0
+        r.raise_for_status()
+        if i >= 5:
+            times.append(elapsed)
+    return times
+
+
+def payload_bytes(client, url, info, ids) -> dict:
+    out = {}
+    for fmt in ("json", "f16"):
+        body = attention_body(info, ids, 1, fmt)
+        for enc in ("identity", "gzip"):
+            with client.stream(
+                "POST", f"{url}/api/v1/attention", json=body, headers={"Accept-Encoding": enc}
+            ) as r:
+                raw = b"".join(r.iter_raw())
+            out[f"{fmt}{'+gzip' if enc == 'gzip' else ''}"] = len(raw)
+    return out
+
+
+def kv_cache_steps(checkpoint_dir: Path, threads: int) -> dict:
+    """Mean step time decoding from 96 to 128 tokens, with and without the KV cache."""
+    import torch
+
+    from models import load_checkpoint
+    from models.generate import Sampling, generate
+
+    torch.set_num_threads(threads)
+    ckpt = load_checkpoint(checkpoint_dir / "decoder-mini")
+    cfg = ckpt.config
+    g = torch.Generator().manual_seed(0)
+    prompt = [cfg.bos_id] + torch.randint(5, cfg.vocab_size, (95,), generator=g).tolist()
+    res = {}
+    for use_cache in (True, False):
+        best = []
+        for _ in range(3):
+            stamps = [time.perf_counter()]
+            s = Sampling(max_new_tokens=32)
+            for _step in generate(ckpt.model, prompt, s, use_cache=use_cache):
+                stamps.append(time.perf_counter())
+            steps = [b - a for a, b in zip(stamps[1:-1], stamps[2:], strict=True)]  # skip prefill
+            best.append(statistics.mean(steps))
+        res["cached" if use_cache else "recompute"] = min(best)
+    return res
+
+
+LUA = r"""
+local adj = {"black","white","red","green","small","big","young","happy"}
+local noun = {"cat","dog","mouse","bear","man","woman","bird","fish","girl","boy"}
+local verb = {"ate","saw","liked","found","bites","sees"}
+local counter = 0
+local tid = 0
+local n = 0
+function setup(thread) n = n + 1; thread:set("tid", n) end
+function init(args) math.randomseed(os.time() * 1000 + tid) end
+function request()
+  counter = counter + 1
+  local text = "the " .. adj[math.random(#adj)] .. " " .. noun[math.random(#noun)] .. " " ..
+    verb[math.random(#verb)] .. " the " .. noun[math.random(#noun)] .. " " ..
+    tid .. "x" .. counter .. "x" .. math.random(1, 1000000000)
+  local body = '{"model":"MODEL","text":"' .. text .. '"}'
+  return wrk.format("POST", "/api/v1/attention", {["Content-Type"]="application/json"}, body)
+end
+"""
+
+
+def load_wrk(url: str, model: str, seconds: int, clients: int) -> dict:
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    script.write_text(LUA.replace("MODEL", model))
+    cmd = ["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--latency", "-s", str(script), url]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
+    script.unlink()
+    res = {"tool": f"wrk -t2 -c{clients} -d{seconds}s", "raw": out}
+    for line in out.splitlines():
+        line = line.strip()
+        if line.startswith("Requests/sec:"):
+            res["rps"] = float(line.split()[1])
+        elif line.startswith("99%"):
+            res["p99_ms"] = _ms(line.split()[1])
+        elif line.startswith("50%"):
+            res["p50_ms"] = _ms(line.split()[1])
+        elif line.startswith("Non-2xx or 3xx responses:"):
+            res["errors"] = int(line.split(":")[1])
+        elif "requests in" in line:
+            res["requests"] = int(line.split()[0])
+        elif line.startswith("Socket errors"):
+            res["socket_errors"] = line
+    res.setdefault("errors", 0)
+    return res
+
+
+def _ms(text: str) -> float:
+    for unit, f in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * f
+    return float(text)
+
+
+async def load_httpx(url: str, model: str, seconds: int, clients: int) -> dict:
+    lat, errors = [], 0
+    deadline = time.perf_counter() + seconds
+    counter = 0
+
+    async def worker(client: httpx.AsyncClient):
+        nonlocal errors, counter
+        while time.perf_counter() < deadline:
+            counter += 1
+            text = f"the {random.choice(WORDS['adj'])} cat ate the mouse {counter}"
+            t0 = time.perf_counter()
+            r = await client.post(f"{url}/api/v1/attention", json={"model": model, "text": text})
+            lat.append(time.perf_counter() - t0)
+            errors += r.status_code != 200
+
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        t0 = time.perf_counter()
+        await asyncio.gather(*[worker(client) for _ in range(clients)])
+        wall = time.perf_counter() - t0
+    return {
+        "tool": f"asyncio httpx, {clients} clients, {seconds}s",
+        "rps": len(lat) / wall,
+        "p50_ms": pct(lat, 50) * 1e3,
+        "p99_ms": pct(lat, 99) * 1e3,
+        "errors": errors,
+        "requests": len(lat),
+    }
+
+
+def peer(ours_n_tokens: int, info: dict) -> dict | None:
+    pkgs = BENCH / ".pkgs"
+    if not pkgs.is_dir():
+        return None
+    env = {**os.environ, "PYTHONPATH": str(pkgs)}
+    cmd = [PY, str(BENCH / "peer_bertviz.py"), "--tokens", str(ours_n_tokens),
+           "--layers", str(info["n_layers"]), "--heads", str(info["n_heads"]),
+           "--d-model", str(info["d_model"]), "--d-ff", str(info["d_ff"]),
+           "--vocab", str(info["vocab_size"])]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    if out.returncode:
+        print(out.stderr[-2000:], file=sys.stderr)
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- main
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--checkpoint-dir", type=Path, default=None)
+    ap.add_argument("--out", type=Path, default=BENCH / "RESULTS.md")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--load-seconds", type=int, default=10)
+    args = ap.parse_args()
+    random.seed(0)
+
+    standins = False
+    ckpt_dir = args.checkpoint_dir
+    if ckpt_dir is None:
+        if shipped_ready():
+            ckpt_dir = SHIPPED
+        else:
+            standins = True
+            ckpt_dir = build_standins(Path(tempfile.mkdtemp(prefix="attnviz-bench-")))
+    n_req = {8: 60, 32: 60, 128: 30} if args.quick else {8: 200, 32: 200, 128: 80}
+    info = machine()
+    print(f"machine: {info}", flush=True)
+
+    log_path = Path(tempfile.gettempdir()) / "attnviz-bench-server.log"
+    server = Server(ckpt_dir, log_path)
+    server.start()
+    print(f"ready in {server.ready_s:.2f}s", flush=True)
+    results: dict = {"machine": info, "standins": standins, "ready_s": server.ready_s}
+    try:
+        results["rss_loaded_mb"] = rss_mb(server.proc.pid)[0]
+        with httpx.Client(timeout=60) as client:
+            models = client.get(f"{server.url}/api/v1/models").json()["models"]
+            results["models"] = {m["id"]: m for m in models}
+            lat = {}
+            ids_by = {}
+            for m in models:
+                for n in (8, 32, 128):
+                    if n > m["max_len"]:
+                        continue
+                    ids = token_ids(client, server.url, m["id"], n)
+                    ids_by[(m["id"], n)] = ids
+                    times = latency(client, server.url, m, ids, n_req[n])
+                    lat[(m["id"], n)] = (pct(times, 50) * 1e3, pct(times, 95) * 1e3, len(ids))
+                    print(f"attention {m['id']:14s} {n:4d} tok  p50 {lat[(m['id'], n)][0]:.2f} ms"
+                          f"  p95 {lat[(m['id'], n)][1]:.2f} ms", flush=True)  # fmt: skip
+            results["latency"] = lat
+            # a cache hit, for reference: the same request again and again
+            enc = next(m for m in models if m["kind"] == "encoder")
+            body = attention_body(enc, ids_by[(enc["id"], 32)], 7)
+            hits = []
+            for _ in range(100):
+                t0 = time.perf_counter()
+                client.post(f"{server.url}/api/v1/attention", json=body).raise_for_status()
+                hits.append(time.perf_counter() - t0)
+            results["cache_hit_ms"] = (pct(hits, 50) * 1e3, pct(hits, 95) * 1e3)
+            results["bytes"] = {
+                m["id"]: payload_bytes(client, server.url, m, ids_by[(m["id"], 128)])
+                for m in models
+                if (m["id"], 128) in ids_by
+            }
+            # f16 + gzip over HTTP, the figure compared with bertviz
+            ours = latency(client, server.url, enc, ids_by[(enc["id"], 128)], n_req[128], "f16")
+            results["ours_f16_128_ms"] = pct(ours, 50) * 1e3
+        print("load test ...", flush=True)
+        enc_id = next(m["id"] for m in models if m["kind"] == "encoder")
+        if shutil.which("wrk"):
+            results["load"] = load_wrk(server.url, enc_id, args.load_seconds, 32)
+        else:
+            results["load"] = asyncio.run(load_httpx(server.url, enc_id, args.load_seconds, 32))
+        print({k: v for k, v in results["load"].items() if k != "raw"}, flush=True)
+        results["rss_after_mb"], results["rss_peak_mb"] = rss_mb(server.proc.pid)
+        metrics = httpx.get(f"{server.url}/metrics").text
+        results["cache_hits_during_load"] = sum(
+            float(line.split()[-1])
+            for line in metrics.splitlines()
+            if line.startswith("attnviz_cache_hits_total")
+        )
+    finally:
+        server.stop()
+
+    print("KV cache ...", flush=True)
+    results["kv"] = kv_cache_steps(ckpt_dir, threads=max(1, (os.cpu_count() or 2) // 2))
+    print(results["kv"], flush=True)
+    print("peer (bertviz) ...", flush=True)
+    results["peer"] = peer(128, enc)
+    print(results["peer"], flush=True)
+    args.out.write_text(render(results))
+    print(f"wrote {args.out}")
+
+
+def render(r: dict) -> str:
+    m = r["machine"]
+    ok = lambda good: "✅" if good else "❌"  # noqa: E731
+    lines = [
+        "# Benchmark results",
+        "",
+        f"`bench/bench_api.py`, {m['date']}, on {m['cpu']} ({m['cores']} cores), "
+        f"Python {m['python']}, torch {m['torch']}, {m['os']}.",
+        f"Load average at the start: {m['load'][0]:.2f} / {m['load'][1]:.2f} / {m['load'][2]:.2f} "
+        "(this 2-core machine is shared: other jobs, e.g. model training, ran beside the bench).",
+        "",
+    ]
+    if r["standins"]:
+        lines += [
+            "**Models: random-weight stand-ins of DESIGN section 4's sizes** (the shipped "
+            "checkpoints were not there yet). Speed and bytes depend on sizes, not weights, "
+            "except gzip ratios, which differ somewhat with trained (peakier) attention.",
+            "",
+        ]
+    else:
+        lines += ["Models: the shipped checkpoints in `checkpoints/`.", ""]
+    lines += [
+        "Server: `uvicorn app.main:app` on 127.0.0.1, default settings (2 worker threads, "
+        "1 torch thread each, cache on). Latencies are client-side over HTTP with keep-alive; "
+        "every request is a distinct input (one token id changed), so **no cache hits**.",
+        "",
+        "## Targets (DESIGN section 7)",
+        "",
+        "| target | measured | |",
+        "|---|---|---|",
+    ]
+    enc_id = next(k for k, v in r["models"].items() if v["kind"] == "encoder")
+    p50_32 = max(v[0] for (mid, n), v in r["latency"].items() if n == 32)
+    lines.append(
+        f"| full attention, 32 tokens, p50 ≤ 5 ms over HTTP (every model) | worst model "
+        f"{p50_32:.2f} ms | {ok(p50_32 <= 5)} |"
+    )
+    peer = r.get("peer")
+    ours_bytes = r["bytes"][enc_id]["f16+gzip"]
+    if peer:
+        t_ratio = peer["seconds_median"] * 1e3 / r["ours_f16_128_ms"]
+        b_ratio = peer["bytes"] / ours_bytes
+        lines.append(
+            f"| vs bertviz, 128 tokens: ≥ 10× faster to a renderable payload | "
+            f"{t_ratio:.1f}× ({peer['seconds_median'] * 1e3:.0f} ms vs "
+            f"{r['ours_f16_128_ms']:.2f} ms) | {ok(t_ratio >= 10)} |"
+        )
+        lines.append(
+            f"| vs bertviz: ≥ 40× fewer bytes (f16 + gzip) | {b_ratio:.1f}× "
+            f"({peer['bytes'] / 1e6:.2f} MB vs {ours_bytes / 1e3:.1f} kB) | {ok(b_ratio >= 40)} |"
+        )
+    else:
+        lines.append("| vs bertviz | not measured (bench/.pkgs missing) | |")
+    load = r["load"]
+    lines.append(
+        f"| ≥ 200 req/s at 32 clients, 0 errors, p99 ≤ 250 ms | {load.get('rps', 0):.0f} req/s, "
+        f"{load.get('errors', 0)} errors, p99 {load.get('p99_ms', float('nan')):.1f} ms | "
+        f"{ok(load.get('rps', 0) >= 200 and load.get('errors', 1) == 0 and load.get('p99_ms', 1e9) <= 250)} |"
+    )
+    kv = r["kv"]
+    speedup = kv["recompute"] / kv["cached"]
+    lines.append(
+        f"| KV-cached decoding ≥ 3× faster per step at 128 tokens | {speedup:.1f}× "
+        f"({kv['cached'] * 1e3:.2f} vs {kv['recompute'] * 1e3:.2f} ms) | {ok(speedup >= 3)} |"
+    )
+    lines.append(f"| ready ≤ 5 s | {r['ready_s']:.2f} s | {ok(r['ready_s'] <= 5)} |")
+    lines.append(
+        f"| RSS ≤ 600 MB, every model loaded | {r['rss_loaded_mb']:.0f} MB loaded, "
+        f"{r['rss_peak_mb']:.0f} MB peak after the load test | {ok(r['rss_peak_mb'] <= 600)} |"
+    )
+    lines += [
+        "",
+        "## /attention latency (all layers and heads, format json)",
+        "",
+        "| model | tokens | p50 ms | p95 ms |",
+        "|---|---|---|---|",
+    ]
+    for (mid, n), (p50, p95, _) in r["latency"].items():
+        lines.append(f"| {mid} | {n} | {p50:.2f} | {p95:.2f} |")
+    lines += [
+        "",
+        f"A cache hit (the same 32-token request again): p50 {r['cache_hit_ms'][0]:.2f} ms, "
+        f"p95 {r['cache_hit_ms'][1]:.2f} ms. seq2seq rows teacher-force a target as long as "
+        "the source (three sites).",
+        "",
+        "## Payload bytes at 128 tokens (attention of every layer and head)",
+        "",
+        "| model | json | json + gzip | f16 | f16 + gzip |",
+        "|---|---|---|---|---|",
+    ]
+    for mid, b in r["bytes"].items():
+        lines.append(
+            f"| {mid} | {b['json']:,} | {b['json+gzip']:,} | {b['f16']:,} | {b['f16+gzip']:,} |"
+        )
+    lines += [
+        "",
+        "## Decoding step time at 128 tokens (decoder-mini, core only, greedy, attention rows "
+        "captured)",
+        "",
+        f"Mean step from 96 to 128 tokens: KV cache {kv['cached'] * 1e3:.2f} ms, recomputing "
+        f"the prefix {kv['recompute'] * 1e3:.2f} ms: **{speedup:.1f}×**.",
+        "",
+        "## Load: 32 concurrent clients, distinct inputs",
+        "",
+        f"{load['tool']} against POST /api/v1/attention ({enc_id}, ~10-token sentences, each "
+        f"one different): **{load.get('rps', 0):.0f} req/s**, p50 {load.get('p50_ms', 0):.1f} ms, "
+        f"p99 {load.get('p99_ms', 0):.1f} ms, {load.get('errors', 0)} non-2xx of "
+        f"{load.get('requests', 0)}; cache hits during the run: "
+        f"{r.get('cache_hits_during_load', 0):.0f} (the reference hits above included).",
+        "",
+    ]
+    if peer:
+        lines += [
+            "## Peer: bertviz (the notebook way)",
+            "",
+            f"transformers {peer['transformers']}, bertviz {peer['bertviz']}: a `BertModel` "
+            f"with the encoder's sizes ({r['models'][enc_id]['n_layers']} layers × "
+            f"{r['models'][enc_id]['n_heads']} heads, d {r['models'][enc_id]['d_model']}, "
+            f"d_ff {r['models'][enc_id]['d_ff']}, random weights, eager attention), "
+            f"`output_attentions=True`, then `head_view(..., html_action='return')`, "
+            f"{peer['tokens']} tokens, in process (1 torch thread): median "
+            f"{peer['seconds_median'] * 1e3:.0f} ms and {peer['bytes']:,} bytes of HTML. Ours: "
+            f"`/attention` over HTTP, 128 tokens, `format: f16`, gzip, distinct inputs: p50 "
+            f"{r['ours_f16_128_ms']:.2f} ms and {ours_bytes:,} bytes.",
+            "",
+        ]
+    lines += ["## What limits the misses", "", "MISSES", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
