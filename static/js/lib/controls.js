@@ -9,10 +9,11 @@ const KIND_LABEL = { encoder: "encoder", decoder: "decoder", seq2seq: "encoder-d
 
 /**
  * state: a urlState with at least `model` and `text` (and `target` when allowTarget).
- * filter(model) picks the models this view can show; onRun() is called on Run, on a preset
+ * filter(model) picks the models this view can show, prefer(model) the default one when the
+ * URL names none; onRun() is called on Run, on a preset
  * click and on a model change. Resolves to {models, current()} once the picker is filled.
  */
-export async function setupControls(state, { filter = () => true, onRun, allowTarget = false, onModelChange } = {}) {
+export async function setupControls(state, { filter = () => true, prefer = () => false, onRun, allowTarget = false, onModelChange } = {}) {
   const select = $("#model-select");
   const text = $("#text-input");
   const target = $("#target-input");
@@ -81,7 +82,7 @@ export async function setupControls(state, { filter = () => true, onRun, allowTa
   }
 
   // Start: a model from the URL if it fits this view, else the first one.
-  if (!current()) state.set({ model: models[0].id }, { silent: true });
+  if (!current()) state.set({ model: (models.find(prefer) || models[0]).id }, { silent: true });
   if (!state.text) {
     const first = presetsFor(current())[0];
     if (first) state.set({ text: first.text, ...(allowTarget && first.target ? { target: first.target } : {}) }, { silent: true });

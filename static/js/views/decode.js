@@ -37,6 +37,7 @@ let timer = 0;
 let wantOne = false; // a Step press waiting for the next streamed step
 
 const controls = await setupControls(state, {
+  prefer: (m) => m.kind === "seq2seq",
   filter: (m) => m.kind === "decoder" || m.kind === "seq2seq",
   onRun: () => start({ play: true }),
   onModelChange: () => save({ layer: -1, head: -1, step: -1 }),

@@ -38,6 +38,7 @@ let runStarted = 0;
 let timedThisRun = false;
 
 const controls = await setupControls(state, {
+  prefer: (m) => m.kind === "seq2seq",
   allowTarget: true,
   onRun: run,
   onModelChange: () => save({ site: "", layer: 0, head: 0, off: [], lock: "" }),

@@ -31,6 +31,7 @@ let inflight = null;
 const exported = new Map(); // export id -> {plot, data}
 
 const controls = await setupControls(state, {
+  prefer: (m) => m.kind === "decoder",
   allowTarget: true,
   onRun: run,
   onModelChange: () => save({ site: "", layer: 0, head: 0, row: -1 }),
