@@ -200,9 +200,22 @@ def step_view(entry: Entry, step: Step) -> dict:
 
 
 def generate_steps(entry: Entry, ids: list[int], sampling: Sampling) -> Iterator[dict]:
-    """Step views, each made as soon as its token is decoded (KV cache on)."""
+    """Step views, each made as soon as its token is decoded (KV cache on).
+
+    A step's token text is what it adds to the decoded output (so " chat" keeps the space
+    that a Metaspace or byte-level token carries), falling back to the token alone.
+    """
+    tok = entry.tokenizer
+    out_ids: list[int] = []
+    text = ""
     for step in generate(entry.model, ids, sampling):
         view = step_view(entry, step)
+        if tok is not None and step.token_id not in entry.tokens.special_ids:
+            out_ids.append(step.token_id)
+            new_text = tok.decode(out_ids, skip_special_tokens=True)
+            if new_text.startswith(text) and len(new_text) > len(text):
+                view["token"]["text"] = new_text[len(text) :]
+            text = new_text
         view["_stop_reason"] = step.stop_reason
         yield view
 

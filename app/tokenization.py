@@ -106,6 +106,11 @@ class TokenizerView:
                 tokens.append(self.special_token(i, start))
                 continue
             piece = text[start:end]
+            stripped = piece.strip()
+            if stripped and stripped != piece:  # "▁cat" / "Ġcat" offsets may cover the space
+                start += len(piece) - len(piece.lstrip())
+                end -= len(piece) - len(piece.rstrip())
+                piece = stripped
             tokens.append(
                 {
                     "id": i,

@@ -114,13 +114,13 @@ def build_standins(root: Path) -> Path:
     import torch
 
     from models import ModelConfig, build_model, save_checkpoint
-    from tests.app.conftest import FRENCH, SENTENCES, byte_bpe, wordpiece
+    from tests.app.conftest import FRENCH, SENTENCES, byte_bpe, shared_bpe, wordpiece
 
     torch.manual_seed(0)
     size = dict(d_model=128, n_heads=4, d_ff=512, max_len=256)
     enc_tok = wordpiece()
     dec_tok = byte_bpe(SENTENCES, ["<pad>", "<|endoftext|>"])
-    s2s_tok = byte_bpe(SENTENCES + FRENCH, ["<pad>", "<unk>", "<s>", "</s>"])
+    s2s_tok = shared_bpe(SENTENCES + FRENCH, ["<pad>", "<unk>", "<s>", "</s>"])
     specs = {
         "encoder-mini": (
             enc_tok,

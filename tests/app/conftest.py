@@ -79,11 +79,12 @@ def wordpiece():
 
 
 def byte_bpe(texts, specials):
+    """Like training/tokenizer.py's decoder tokenizer: byte-level BPE."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from tokenizers.trainers import BpeTrainer
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=True)
     trainer = BpeTrainer(
@@ -92,6 +93,19 @@ def byte_bpe(texts, specials):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tok.train_from_iterator(texts, trainer)
+    return tok
+
+
+def shared_bpe(texts, specials):
+    """Like training/tokenizer.py's seq2seq tokenizer: Metaspace BPE with <unk>, lowercased."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from tokenizers.trainers import BpeTrainer
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    tok.train_from_iterator(texts, BpeTrainer(vocab_size=300, special_tokens=specials))
     return tok
 
 
@@ -136,7 +150,7 @@ def build_fixture_checkpoints(root: Path) -> Path:
         eos_id=1,
         **small,
     )
-    s2s_tok = byte_bpe(SENTENCES + FRENCH, ["<pad>", "<unk>", "<s>", "</s>"])
+    s2s_tok = shared_bpe(SENTENCES + FRENCH, ["<pad>", "<unk>", "<s>", "</s>"])
     s2s = ModelConfig(
         kind="seq2seq",
         vocab_size=s2s_tok.get_vocab_size(),

@@ -34,7 +34,9 @@ def enc(model_ids):
     "text", ["", "   ", "\n\t  \r\n", "a" * 100_000, "the \x00 cat"], ids=lambda t: repr(t)[:12]
 )
 def test_bad_text_is_422_naming_text(client, model_ids, path, text):
-    mid = model_ids["classifier" if path == "/classify" and "classifier" in model_ids else "encoder"]
+    mid = model_ids[
+        "classifier" if path == "/classify" and "classifier" in model_ids else "encoder"
+    ]
     if path == "/generate":
         mid = model_ids["decoder"]
     err = error_of(client.post(API + path, json={"model": mid, "text": text}))

@@ -101,7 +101,8 @@ def test_attention_shapes_and_rows_sum_to_one(client, model_ids, infos, kind):
     for site, att in body["attention"].items():
         a = np.array(att, dtype=float)
         assert a.shape[1:] == (info["n_heads"], *expect[site])
-        np.testing.assert_allclose(a.sum(-1), 1.0, atol=2e-3)
+        # each weight is rounded to 4 decimals: the sum drifts by up to Tk · 5e-5
+        np.testing.assert_allclose(a.sum(-1), 1.0, atol=a.shape[-1] * 5e-5 + 1e-4)
         if site == "decoder.self":
             assert np.all(np.triu(a, k=1) == 0)  # causal
 
@@ -230,7 +231,7 @@ def test_fill_mask_and_classify(client, model_ids, infos):
     assert c["label"] == max(c["labels"], key=lambda x: x["prob"])["label"]
     heads = np.array(c["cls_attention"]["heads"])
     assert heads.shape == (infos[mid]["n_heads"], len(c["tokens"]))
-    np.testing.assert_allclose(heads.sum(-1), 1, atol=2e-3)
+    np.testing.assert_allclose(heads.sum(-1), 1, atol=heads.shape[-1] * 5e-5 + 1e-4)
 
 
 def test_encoder_tasks_refuse_other_families(client, model_ids):

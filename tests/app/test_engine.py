@@ -48,8 +48,12 @@ def test_a_class_of_40_clicking_the_same_preset_costs_one_forward_pass(
 
     async def scenario(client):
         calls = _count_forward(app, model_ids["encoder"], monkeypatch, delay=0.2)
-        first = await asyncio.gather(*[client.post(f"{API}/attention", json=body) for _ in range(40)])
-        later = await asyncio.gather(*[client.post(f"{API}/attention", json=body) for _ in range(5)])
+        first = await asyncio.gather(
+            *[client.post(f"{API}/attention", json=body) for _ in range(40)]
+        )
+        later = await asyncio.gather(
+            *[client.post(f"{API}/attention", json=body) for _ in range(5)]
+        )
         return calls, first + later
 
     calls, responses = asyncio.run(_with_app(app, scenario))
@@ -69,7 +73,12 @@ def test_cache_key_is_the_validated_request(client, model_ids):
     runs = engine.jobs_run
     r = client.post(
         f"{API}/attention",
-        json={"model": mid, "text": "a fresh sentence for the key", "format": "json", "include": []},
+        json={
+            "model": mid,
+            "text": "a fresh sentence for the key",
+            "format": "json",
+            "include": [],
+        },
     )
     assert r.status_code == 200 and engine.jobs_run == runs
 

@@ -49,9 +49,7 @@ def test_same_seed_same_output(client, model_ids, kind):
     }
     a = client.post(f"{API}/generate", json={**body, "seed": 11}).json()
     # the stream bypasses the result cache: a real second run with the same seed
-    with client.stream(
-        "GET", f"{API}/generate/stream", params={**body, "seed": 11}
-    ) as r:
+    with client.stream("GET", f"{API}/generate/stream", params={**body, "seed": 11}) as r:
         b = [d for e, d in parse_sse("".join(r.iter_text())) if e == "step"]
     assert [s["token"]["id"] for s in a["steps"]] == [s["token"]["id"] for s in b]
     c = client.post(f"{API}/generate", json={**body, "seed": 12}).json()
@@ -83,12 +81,13 @@ def test_decoder_step_attention_equals_teacher_forced_attention(client, model_id
 def test_seq2seq_step_attention_equals_teacher_forced_attention(client, model_ids):
     mid = model_ids["seq2seq"]
     gen = client.post(
-        f"{API}/generate", json={"model": mid, "text": "the dog bites the man", "max_new_tokens": 10}
+        f"{API}/generate",
+        json={"model": mid, "text": "the dog bites the man", "max_new_tokens": 10},
     ).json()
     out = [s["token"]["id"] for s in gen["steps"]]
-    bos = client.post(
-        f"{API}/attention", json={"model": mid, "text": "x", "target": "y"}
-    ).json()["tokens"]["target"][0]["id"]
+    bos = client.post(f"{API}/attention", json={"model": mid, "text": "x", "target": "y"}).json()[
+        "tokens"
+    ]["target"][0]["id"]
     att = client.post(
         f"{API}/attention",
         json={"model": mid, "text": "the dog bites the man", "target_ids": [bos] + out[:-1]},
@@ -110,9 +109,9 @@ def test_decoder_causal_prefix_invariance(client, model_ids):
     ).json()["tokens"]
     ids = [t["id"] for t in long]
     full = np.array(
-        client.post(f"{API}/attention", json={"model": mid, "token_ids": ids}).json()[
-            "attention"
-        ]["decoder.self"]
+        client.post(f"{API}/attention", json={"model": mid, "token_ids": ids}).json()["attention"][
+            "decoder.self"
+        ]
     )
     for cut in (2, len(ids) // 2, len(ids) - 1):
         part = client.post(
