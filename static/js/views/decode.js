@@ -5,7 +5,7 @@
 import * as api from "../lib/api.js";
 import { meanHeads } from "../lib/attn.js";
 import { setupControls } from "../lib/controls.js";
-import { $, $$, clear, displayToken, el, fillSelect } from "../lib/dom.js";
+import { $, $$, clear, continuesWord, displayToken, el, fillSelect } from "../lib/dom.js";
 import { initExports, registerExport } from "../lib/export.js";
 import { plotlyText, react, tokenHeatmap } from "../lib/plots.js";
 import { bindKeys, clearError, initShell, onProjectorChange, showError } from "../lib/shell.js";
@@ -221,6 +221,7 @@ function render() {
     if (i === pos - 1) cls.push("current");
     if (i >= pos) cls.push("future");
     if (isEos(i)) cls.push("special");
+    else if (i > 0 && continuesWord(s.token.text)) cls.push("cont"); // a piece of the previous word
     const chip = el("button", { type: "button", class: cls.join(" "), text: displayToken(chosenLabel(i).text), title: `step ${i + 1}: p = ${s.prob.toFixed(3)}` });
     chip.addEventListener("click", () => {
       stop();

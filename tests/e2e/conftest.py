@@ -1,0 +1,236 @@
+"""Browser tests: the real app (uvicorn on a free 127.0.0.1 port) driven by Debian's Chromium
+through Playwright.
+
+* One server and one browser per session; each test gets a fresh context and page (`ui`).
+* Every page must load with zero console errors, zero uncaught exceptions, zero CSP
+  violations, and zero requests leaving 127.0.0.1: `ui` checks that after each test.
+* Screenshots go to test-results/screenshots/.
+* Checkpoints: the shipped ones in checkpoints/ when they are all there (CI); otherwise small
+  random models of the same ids (tests/app/conftest.py builds them) and the tests that need
+  trained behaviour (the translation) skip, saying so.
+* Without Chromium the tests skip with one line saying what to install — except under CI
+  (CI=1), where a missing browser is an error: CI must run them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "test-results" / "screenshots"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+INSTALL_HINT = "install Debian's chromium: apt-get install chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-dev-shm-usage",
+]
+TIMEOUT_MS = 45_000  # the machine is small and shared: be patient, never flaky
+
+# Reports CSP violations from inside the page (Chromium also logs them as console errors).
+CSP_PROBE = """
+window.__cspViolations = [];
+document.addEventListener('securitypolicyviolation', (e) => {
+  window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`);
+});
+window.__dialogs = 0;
+"""
+
+
+def _browser_problem() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "install the Python package playwright (pip install playwright)"
+    if not Path(CHROMIUM).exists():
+        return INSTALL_HINT
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    problem = _browser_problem()
+    if problem is None:
+        return
+    here = Path(__file__).parent
+    e2e = [i for i in items if Path(str(i.fspath)).is_relative_to(here)]
+    if not e2e:
+        return
+    if os.environ.get("CI"):
+        raise pytest.UsageError(f"browser tests cannot run under CI: {problem}")
+    marker = pytest.mark.skip(reason=problem)
+    for item in e2e:
+        item.add_marker(marker)
+
+
+# ---------------------------------------------------------------------------------------
+# the server
+@dataclass
+class Server:
+    url: str
+    checkpoints: Path
+    shipped: bool
+    models: dict = field(default_factory=dict)  # id -> ModelInfo
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"the server was not ready in {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory) -> Server:
+    from tests.app.conftest import build_fixture_checkpoints, shipped_ready
+
+    shipped = shipped_ready()
+    ckpt = (
+        ROOT / "checkpoints"
+        if shipped
+        else build_fixture_checkpoints(tmp_path_factory.mktemp("e2e-checkpoints"))
+    )
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path_factory.mktemp("e2e-server") / "uvicorn.log"
+    env = {
+        **os.environ,
+        "ATTNVIZ_CHECKPOINT_DIR": str(ckpt),
+        "ATTNVIZ_DEVICE": "cpu",
+        "ATTNVIZ_MAX_CONCURRENCY": "2",
+        "ATTNVIZ_TORCH_THREADS": "1",
+        "ATTNVIZ_LOG_LEVEL": "warning",
+    }
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
+             "--port", str(port), "--log-level", "warning"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        _wait_ready(url, proc, log)
+        with urllib.request.urlopen(f"{url}/api/v1/models", timeout=10) as r:
+            models = {m["id"]: m for m in json.load(r)["models"]}
+        yield Server(url=url, checkpoints=ckpt, shipped=shipped, models=models)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+# ---------------------------------------------------------------------------------------
+# the browser
+@pytest.fixture(scope="session")
+def chromium_browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@dataclass
+class UI:
+    """A page plus everything it said: console errors, page errors, requests, dialogs."""
+
+    page: object
+    base: str
+    console_errors: list = field(default_factory=list)
+    page_errors: list = field(default_factory=list)
+    requests: list = field(default_factory=list)
+    dialogs: list = field(default_factory=list)
+    allowed_console: tuple = ()  # substrings of console errors a test expects (e.g. a 422)
+
+    def goto(self, path: str, wait_for: str | None = None):
+        response = self.page.goto(self.base + path, wait_until="domcontentloaded")
+        assert response is not None and response.ok, f"{path}: HTTP {response and response.status}"
+        if wait_for:
+            self.wait(wait_for)
+        return response
+
+    def wait(self, selector: str, state: str = "visible"):
+        self.page.wait_for_selector(selector, state=state, timeout=TIMEOUT_MS)
+
+    def shot(self, name: str, full_page: bool = True) -> Path:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{name}.png"
+        self.page.wait_for_timeout(300)  # let Plotly finish its transitions
+        self.page.screenshot(path=str(path), full_page=full_page)
+        return path
+
+    def csp_violations(self) -> list:
+        try:
+            return self.page.evaluate("window.__cspViolations || []")
+        except Exception:  # noqa: BLE001 - page gone
+            return []
+
+    def check_clean(self):
+        errors = [e for e in self.console_errors if not any(a in e for a in self.allowed_console)]
+        assert not errors, f"console errors: {errors}"
+        assert not self.page_errors, f"uncaught exceptions: {self.page_errors}"
+        assert not self.csp_violations(), f"CSP violations: {self.csp_violations()}"
+        outside = [
+            u
+            for u in self.requests
+            if urlparse(u).scheme not in ("data", "blob") and urlparse(u).hostname != "127.0.0.1"
+        ]
+        assert not outside, f"requests leaving 127.0.0.1: {outside}"
+
+
+@pytest.fixture
+def ui(app_server, chromium_browser):
+    context = chromium_browser.new_context(
+        viewport={"width": 1440, "height": 900}, accept_downloads=True
+    )
+    context.add_init_script(CSP_PROBE)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    u = UI(page=page, base=app_server.url)
+    page.on("console", lambda m: m.type == "error" and u.console_errors.append(m.text))
+    page.on("pageerror", lambda e: u.page_errors.append(str(e)))
+    page.on("request", lambda r: u.requests.append(r.url))
+
+    def on_dialog(d):
+        u.dialogs.append(d.message)
+        d.dismiss()
+
+    page.on("dialog", on_dialog)
+    yield u
+    try:
+        u.check_clean()
+    finally:
+        context.close()

@@ -1,0 +1,52 @@
+"""Every view loads clean (no console error, no CSP violation, nothing fetched from outside
+127.0.0.1) and draws its figures; a screenshot of each is kept as a test artifact."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+# path -> selectors that must be drawn once the view has finished loading
+VIEWS = {
+    "explorer": ("/?model=seq2seq-en-fr", ["#heatmap .main-svg", "#head-view line", ".thumb canvas"]),
+    "math": ("/math?model=decoder-mini", ["[data-step='8'] .main-svg", "#row-detail table"]),
+    "decode": ("/decode?model=seq2seq-en-fr&step=3", ["#align .main-svg", "#topk .main-svg"]),
+    "rope": ("/rope?model=decoder-mini", ["#angles .main-svg", "#pair .main-svg", "#relative .main-svg", "#relative-sin .main-svg"]),
+    "positions": ("/positions?model=seq2seq-en-fr", ["#table .main-svg", "#emb-sum .main-svg", "#similarity .main-svg"]),
+    "card": ("/models/seq2seq-en-fr", ["#arch-svg", "#params .main-svg"]),
+}
+
+
+@pytest.mark.parametrize("view", list(VIEWS))
+def test_view_loads_clean_and_draws(ui, view):
+    path, selectors = VIEWS[view]
+    response = ui.goto(path)
+    csp = response.headers.get("content-security-policy", "")
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    for selector in selectors:
+        ui.wait(selector, state="attached")
+    assert ui.page.locator("#error-banner").is_hidden()
+    ui.shot(f"view-{view}")
+
+
+def test_model_card_of_every_model(ui, app_server):
+    for model_id in app_server.models:
+        ui.goto(f"/card?model={model_id}", wait_for="#params .main-svg")
+        ui.page.wait_for_function(
+            "id => document.querySelector('#arch-svg')?.getAttribute('aria-label')?.endsWith(id)",
+            arg=model_id,
+        )
+        text = ui.page.inner_text("#arch")
+        assert "attention" in text.lower()
+        if app_server.models[model_id]["kind"] == "seq2seq":
+            assert "Cross-attention" in text
+        ui.shot(f"card-{model_id}")
+
+
+def test_plotly_and_styles_come_from_this_server(app_server):
+    for path in ("/vendor/plotly.min.js", "/vendor/plotly.css", "/static/css/app.css"):
+        with urllib.request.urlopen(app_server.url + path, timeout=10) as r:
+            assert r.status == 200 and len(r.read()) > 500
