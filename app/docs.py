@@ -1,12 +1,13 @@
 """/docs: Swagger UI served from this server, with no inline script and no CDN.
 
-The assets come from the ``swagger-ui-bundle`` package, so the docs work offline under the
-strict CSP. Without that package FastAPI's CDN page is served instead (it needs the
+The assets (Swagger UI 5, which reads OpenAPI 3.1) come from the ``swagger-ui-py`` package,
+found without importing it, so the docs work offline under the strict CSP. Without that package FastAPI's CDN page is served instead (it needs the
 network, and gets a looser CSP on /docs only).
 """
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -46,12 +47,12 @@ INIT = """window.ui = SwaggerUIBundle({
 
 
 def swagger_assets() -> Path | None:
-    try:
-        import swagger_ui_bundle
-    except ImportError:
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(swagger_ui_bundle.swagger_ui_path)
-    return path if (path / "swagger-ui-bundle.js").exists() else None
+    path = Path(next(iter(spec.submodule_search_locations))) / "static"
+    ok = all((path / f).exists() for f in ("swagger-ui-bundle.js", "swagger-ui.css"))
+    return path if ok else None
 
 
 def install(app: FastAPI) -> str | None:
