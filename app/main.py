@@ -7,6 +7,7 @@ already compress).
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -145,14 +146,11 @@ def _include_pages(app: FastAPI) -> None:
     static = ROOT / "static"
     if static.is_dir():
         app.mount("/static", StaticFiles(directory=static), name="static")
-    try:
-        import plotly
-
-        plotly_dir = Path(plotly.__file__).parent / "package_data"
+    spec = importlib.util.find_spec("plotly")  # located, not imported (saves start-up time)
+    if spec is not None and spec.submodule_search_locations:
+        plotly_dir = Path(next(iter(spec.submodule_search_locations))) / "package_data"
         if (plotly_dir / "plotly.min.js").exists():
             app.mount("/vendor/plotly", StaticFiles(directory=plotly_dir), name="plotly")
-    except ImportError:  # pragma: no cover - plotly is a dependency
-        pass
     try:
         pages = import_module("app.routes.pages")
     except ModuleNotFoundError:
