@@ -7,12 +7,10 @@ already compress).
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import time
 from contextlib import asynccontextmanager
 from importlib import import_module
-from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -142,15 +140,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _include_pages(app: FastAPI) -> None:
-    """The browser UI, when its parts are there: static/, Plotly, and app/routes/pages.py."""
+    """The browser UI, when its parts are there: static/ and app/routes/pages.py (page shells,
+    Plotly served from the installed package)."""
     static = ROOT / "static"
     if static.is_dir():
         app.mount("/static", StaticFiles(directory=static), name="static")
-    spec = importlib.util.find_spec("plotly")  # located, not imported (saves start-up time)
-    if spec is not None and spec.submodule_search_locations:
-        plotly_dir = Path(next(iter(spec.submodule_search_locations))) / "package_data"
-        if (plotly_dir / "plotly.min.js").exists():
-            app.mount("/vendor/plotly", StaticFiles(directory=plotly_dir), name="plotly")
     try:
         pages = import_module("app.routes.pages")
     except ModuleNotFoundError:
