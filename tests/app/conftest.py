@@ -3,7 +3,8 @@
 When the shipped checkpoints are all in ``checkpoints/`` the tests run on them (that is
 what CI checks). Otherwise (or with ATTNVIZ_TEST_CHECKPOINTS=fixture) they run on small
 random models of the same ids and families, with real tokenizers trained here on a handful
-of sentences. The tests only rely on the contract, so both pass the same tests.
+of sentences. ATTNVIZ_TEST_CHECKPOINT_DIR=<folder> picks any other folder. The tests only
+rely on the contract, so all pass the same tests.
 """
 
 from __future__ import annotations
@@ -177,6 +178,8 @@ def build_fixture_checkpoints(root: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def checkpoint_dir(tmp_path_factory) -> Path:
+    if os.environ.get("ATTNVIZ_TEST_CHECKPOINT_DIR"):  # e.g. a folder `attnviz train` wrote
+        return Path(os.environ["ATTNVIZ_TEST_CHECKPOINT_DIR"])
     if shipped_ready():
         return SHIPPED
     return build_fixture_checkpoints(tmp_path_factory.mktemp("checkpoints"))
