@@ -11,10 +11,11 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
 import time
-import uuid
 
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,6 +25,8 @@ from app.metrics import Metrics
 
 log = logging.getLogger("attnviz.access")
 _RID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_RID_PREFIX = os.urandom(4).hex()  # per process; a counter makes the rest unique and cheap
+_RID_COUNTER = itertools.count(1)
 
 
 class RequestContextMiddleware:
@@ -67,7 +70,7 @@ class RequestContextMiddleware:
                 if _RID.match(candidate):
                     rid = candidate
                 break
-        rid = rid or uuid.uuid4().hex[:16]
+        rid = rid or f"{_RID_PREFIX}{next(_RID_COUNTER):08x}"
         scope.setdefault("state", {})["request_id"] = rid
         status = 500
         started = False
