@@ -197,3 +197,23 @@ def test_cuda_gives_the_cpu_results(checkpoint_dir, model_ids, client):
             )
         gen = c.post(f"{API}/generate", json={"model": model_ids["decoder"], "text": "the"})
         assert gen.status_code == 200
+
+
+def test_a_job_past_the_timeout_is_504(checkpoint_dir, model_ids, monkeypatch):
+    original = inference.classify
+
+    def slow(*args, **kwargs):
+        time.sleep(0.5)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(inference, "classify", slow)
+    with TestClient(create_app(make_settings(checkpoint_dir, request_timeout_s=0.1))) as c:
+        r = c.post(f"{API}/classify", json={"model": model_ids["encoder"], "text": "slow one"})
+        assert r.status_code == 504 and r.json()["error"]["code"] == "timeout"
+
+
+def test_not_ready_before_the_lifespan_ran(checkpoint_dir):
+    c = TestClient(create_app(make_settings(checkpoint_dir)))  # no `with`: no lifespan
+    r = c.get("/readyz")
+    assert r.status_code == 503 and r.json()["status"] == "starting"
+    assert c.get("/healthz").status_code == 200
