@@ -494,10 +494,16 @@ def render(r: dict) -> str:
         "|---|---|---|",
     ]
     enc_id = next(k for k, v in r["models"].items() if v["kind"] == "encoder")
-    p50_32 = max(v[0] for (mid, n), v in r["latency"].items() if n == 32)
+    enc_32 = r["latency"][(enc_id, 32)][0]
+    worst_id, worst = max(
+        ((mid, v[0]) for (mid, n), v in r["latency"].items() if n == 32), key=lambda x: x[1]
+    )
     lines.append(
-        f"| full attention, 32 tokens, p50 ≤ 5 ms over HTTP (every model) | worst model "
-        f"{p50_32:.2f} ms | {ok(p50_32 <= 5)} |"
+        f"| full attention, 32-token sentence, p50 ≤ 5 ms over HTTP | {enc_id} "
+        f"{enc_32:.2f} ms | {ok(enc_32 <= 5)} |"
+    )
+    lines.append(
+        f"| … the same for every model | worst: {worst_id} {worst:.2f} ms | {ok(worst <= 5)} |"
     )
     peer = r.get("peer")
     ours_bytes = r["bytes"][enc_id]["f16+gzip"]
