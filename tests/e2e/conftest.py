@@ -5,9 +5,10 @@ through Playwright.
 * Every page must load with zero console errors, zero uncaught exceptions, zero CSP
   violations, and zero requests leaving 127.0.0.1: `ui` checks that after each test.
 * Screenshots go to test-results/screenshots/.
-* Checkpoints: the shipped ones in checkpoints/ when they are all there (CI); otherwise small
-  random models of the same ids (tests/app/conftest.py builds them) and the tests that need
-  trained behaviour (the translation) skip, saying so.
+* Checkpoints: the shipped ones in checkpoints/ when they are all there (CI), or the folder
+  ATTNVIZ_TEST_CHECKPOINT_DIR names; otherwise small random models of the same ids
+  (tests/app/conftest.py builds them) and the tests that need trained behaviour (the
+  translation) skip, saying so.
 * Without Chromium the tests skip with one line saying what to install — except under CI
   (CI=1), where a missing browser is an error: CI must run them.
 """
@@ -86,7 +87,7 @@ def pytest_collection_modifyitems(config, items):
 class Server:
     url: str
     checkpoints: Path
-    shipped: bool
+    shipped: bool  # trained checkpoints (checkpoints/ or ATTNVIZ_TEST_CHECKPOINT_DIR)
     models: dict = field(default_factory=dict)  # id -> ModelInfo
 
 
@@ -115,12 +116,13 @@ def _wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 12
 def app_server(tmp_path_factory) -> Server:
     from tests.app.conftest import build_fixture_checkpoints, shipped_ready
 
-    shipped = shipped_ready()
-    ckpt = (
-        ROOT / "checkpoints"
-        if shipped
-        else build_fixture_checkpoints(tmp_path_factory.mktemp("e2e-checkpoints"))
-    )
+    if os.environ.get("ATTNVIZ_TEST_CHECKPOINT_DIR"):  # e.g. a folder `attnviz train` wrote
+        shipped, ckpt = True, Path(os.environ["ATTNVIZ_TEST_CHECKPOINT_DIR"])
+    elif shipped_ready():
+        shipped, ckpt = True, ROOT / "checkpoints"
+    else:
+        shipped = False
+        ckpt = build_fixture_checkpoints(tmp_path_factory.mktemp("e2e-checkpoints"))
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("e2e-server") / "uvicorn.log"
