@@ -239,10 +239,21 @@ function render() {
       el("strong", { id: "output-text", text: run.done.output.text }),
       el("span", { text: "  " }),
       el("span", { class: "stop-reason", text: `(stopped: ${run.done.stop_reason === "eos" ? "end of sentence, EOS" : run.done.stop_reason})` }),
+      el("span", { text: "  " }),
+      el("a", { href: explorerLink(), text: "every head on this output in the explorer →" }),
     );
   }
   renderTopK();
   renderAttention();
+}
+
+function explorerLink() {
+  const q = new URLSearchParams({ model: state.model });
+  if (run.kind === "seq2seq") {
+    q.set("text", state.text);
+    q.set("target", run.done.output.text);
+  } else q.set("text", `${state.text}${run.done.output.text}`);
+  return `/?${q}`;
 }
 
 function renderTopK() {

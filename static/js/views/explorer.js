@@ -62,6 +62,70 @@ async function run() {
   renderTokens();
   setupSelectors();
   await render();
+  modelSays(model, signal);
+}
+
+// What the model itself outputs for this sentence (after the heatmap: never delays it).
+function probRows(items, chosen) {
+  return items.map(({ label, prob }) => {
+    const fill = el("div", { class: "prob-fill" });
+    fill.style.width = `${Math.round(100 * prob)}%`;
+    return el(
+      "div",
+      { class: `prob-row${label === chosen ? " top" : ""}` },
+      el("span", { text: label }),
+      el("div", { class: "prob-track" }, fill),
+      el("span", { class: "p", text: prob.toFixed(3) }),
+    );
+  });
+}
+
+async function modelSays(model, signal) {
+  const box = $("#model-says");
+  clear(box);
+  const blocks = [];
+  try {
+    if (model.kind === "encoder") {
+      if (model.tasks.includes("classify") || (model.labels && model.labels.length)) {
+        const c = await api.post("/classify", { model: model.id, text: state.text }, { signal });
+        blocks.push(el("div", { class: "says-block" }, el("span", { class: "says-title", text: "Sentiment ([CLS] head)" }), probRows(c.labels, c.label)));
+      }
+      if (data.tokens.source.some((t) => t.text === "[MASK]")) {
+        const f = await api.post("/fill-mask", { model: model.id, text: state.text, top_k: 5 }, { signal });
+        for (const m of f.masks) {
+          blocks.push(
+            el(
+              "div",
+              { class: "says-block" },
+              el("span", { class: "says-title", text: `[MASK] at position ${m.index}` }),
+              probRows(m.predictions.map((p) => ({ label: displayToken(p.token), prob: p.prob })), displayToken(m.predictions[0].token)),
+            ),
+          );
+        }
+      }
+    } else if (model.kind === "decoder") {
+      const g = await api.post("/generate", { model: model.id, text: state.text, max_new_tokens: 1 }, { signal });
+      const top = g.steps[0].top.map((c) => ({ label: displayToken(c.text), prob: c.prob }));
+      blocks.push(el("div", { class: "says-block" }, el("span", { class: "says-title", text: "Next token" }), probRows(top, top[0].label)));
+    } else if (model.kind === "seq2seq") {
+      const g = await api.post("/generate", { model: model.id, text: state.text, max_new_tokens: 48 }, { signal });
+      const link = el("a", { href: `/decode?model=${encodeURIComponent(model.id)}&text=${encodeURIComponent(state.text)}`, text: "watch it decode step by step →" });
+      blocks.push(
+        el(
+          "div",
+          { class: "says-block" },
+          el("span", { class: "says-title", text: "The model's translation (greedy)" }),
+          el("span", { class: "says-text", text: g.output.text }),
+          link,
+        ),
+      );
+    }
+  } catch (error) {
+    if (error && error.name === "AbortError") return;
+    showError(error);
+    return;
+  }
+  if (!signal.aborted) box.replaceChildren(...blocks);
 }
 
 function renderTokens() {
