@@ -119,3 +119,11 @@ def test_rope_relative_matrix_is_constant_along_diagonals(ui, app_server):
     ui.page.dispatch_event("#m-slider", "input")
     assert "m = 9" in ui.page.inner_text("#pair-note")
     ui.shot("rope-relative")
+
+
+def test_stream_errors_reach_the_banner(ui):
+    ui.allowed_console = ("status of 422", "EventSource", "text/event-stream")
+    ui.goto("/decode?model=decoder-mini&text=the+cat&max_new_tokens=999")
+    ui.wait("#error-banner")
+    message = ui.page.inner_text("#error-banner")
+    assert "422" in message and "max_new_tokens" in message
