@@ -17,6 +17,12 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--out", help="output folder (default: checkpoints/<model-id>)")
     t.add_argument("--steps", type=int, help="override the recipe's number of steps")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    t.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch CPU threads (default: torch's choice). 1 is fastest on a busy machine.",
+    )
     sub.add_parser("recipes", help="list the recipes")
     args = parser.parse_args(argv)
 
@@ -24,7 +30,12 @@ def main(argv: list[str] | None = None) -> int:
         for r in RECIPES.values():
             print(f"{r.model_id:16} {r.objective:10} {r.steps:6} steps  {r.title}")
         return 0
+    import torch
+
     from training.train import ROOT, train
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     out = args.out or ROOT / "checkpoints" / args.model_id
     card = train(args.model_id, out, steps=args.steps, device=args.device)
