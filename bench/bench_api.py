@@ -259,8 +259,11 @@ def kv_cache_steps(checkpoint_dir: Path, threads: int) -> dict:
     torch.set_num_threads(threads)
     ckpt = load_checkpoint(checkpoint_dir / "decoder-mini")
     cfg = ckpt.config
+    eos, cfg.eos_id = cfg.eos_id, -1  # never stop early: always 32 steps (restored below)
     g = torch.Generator().manual_seed(0)
-    prompt = [cfg.bos_id] + torch.randint(5, cfg.vocab_size, (95,), generator=g).tolist()
+    prompt = [cfg.bos_id if cfg.bos_id is not None else 1] + torch.randint(
+        5, cfg.vocab_size, (95,), generator=g
+    ).tolist()
     res = {}
     for use_cache in (True, False):
         best = []
@@ -272,6 +275,7 @@ def kv_cache_steps(checkpoint_dir: Path, threads: int) -> dict:
             steps = [b - a for a, b in zip(stamps[1:-1], stamps[2:], strict=True)]  # skip prefill
             best.append(statistics.mean(steps))
         res["cached" if use_cache else "recompute"] = min(best)
+    cfg.eos_id = eos
     return res
 
 
