@@ -118,17 +118,18 @@ def attention(entry: Entry, job: AttentionJob) -> dict:
             memory = model.encode(src)
             model.decode(_ids(job.target_ids, entry), memory)
 
-    heads = torch.tensor(job.heads, device=entry.device)
+    all_heads = job.heads == list(range(cfg.n_heads))
+    heads = None if all_heads else torch.tensor(job.heads, device=entry.device)
 
     def stacked(site: str, hook: str) -> torch.Tensor:
         layers = site_layers[site]
         t = torch.stack([trace[f"{site_module(site, li)}.{hook}"][0] for li in layers])
-        return t.index_select(1, heads)  # (L, H, T, ...)
+        return t if heads is None else t.index_select(1, heads)  # (L, H, T, ...)
 
     out: dict = {"attention": {}}
     for site, layers in site_layers.items():
         if layers:
-            out["attention"][site] = tensor(stacked(site, "hook_pattern"), job.fmt)
+            out["attention"][site] = tensor(stacked(site, "hook_pattern"), job.fmt, prob=True)
     if "masks" in inc or "scores" in inc:
         masks = {
             s: trace[f"{site_module(s, ls[0])}.hook_mask"][0] for s, ls in site_layers.items() if ls
