@@ -403,7 +403,12 @@ def main() -> None:
     server = Server(ckpt_dir, log_path)
     server.start()
     print(f"ready in {server.ready_s:.2f}s", flush=True)
-    results: dict = {"machine": info, "standins": standins, "ready_s": server.ready_s}
+    results: dict = {
+        "machine": info,
+        "standins": standins,
+        "ready_s": server.ready_s,
+        "checkpoint_dir": ckpt_dir.relative_to(ROOT) if ckpt_dir.is_relative_to(ROOT) else ckpt_dir,
+    }
     try:
         results["rss_loaded_mb"] = rss_mb(server.proc.pid)[0]
         with httpx.Client(timeout=60) as client:
@@ -486,7 +491,7 @@ def render(r: dict) -> str:
             "",
         ]
     else:
-        lines += ["Models: the shipped checkpoints in `checkpoints/`.", ""]
+        lines += [f"Models: the trained checkpoints in `{r['checkpoint_dir']}`.", ""]
     lines += [
         "Server: `uvicorn app.main:app` on 127.0.0.1, default settings (2 worker threads, "
         "1 torch thread each, cache on). Latencies are client-side over HTTP with keep-alive; "
