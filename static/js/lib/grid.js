@@ -55,6 +55,10 @@ export function renderGrid(container, { att, mask, selected, onPick }) {
     }
   }
   container.replaceChildren(grid);
+  // thumbnails as large as the panel allows (72–150 px), larger still on a projector
+  const room = (container.clientWidth || 900) - 90;
+  const size = Math.max(72, Math.min(150, Math.floor(room / Math.max(H, 1)) - 16));
+  grid.style.setProperty("--thumb", `${size}px`);
 
   return {
     /** An SVG of the whole grid (rects), for SVG/PNG export. */
