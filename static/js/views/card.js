@@ -168,7 +168,7 @@ function factsTable(table, rows) {
   clear(table);
   for (const [k, v] of rows) {
     if (v === undefined || v === null || v === "") continue;
-    table.append(el("tr", {}, el("th", { text: k }), el("td", { class: typeof v === "number" ? "num" : null, text: typeof v === "number" ? v.toLocaleString("en-US") : String(v) })));
+    table.append(el("tr", {}, el("th", { text: k }), el("td", { class: typeof v === "number" ? "num" : null, text: typeof v === "number" ? (Number.isInteger(v) ? v.toLocaleString("en-US") : String(Number(v.toPrecision(4)))) : String(v) })));
   }
 }
 
