@@ -60,7 +60,8 @@ function render() {
   if (table) {
     matrixHeatmap($("#table"), table, { diverging: true, zmin: -1, zmax: 1, value: "value", xLabel, yLabel: "position", height: 420 });
     const d = table[0].length;
-    const dims = [...new Set([0, 1, 4, 5, Math.floor(d / 4) * 2, d - 2].filter((x) => x >= 0 && x < d))].slice(0, 6);
+    // fast to slow: the wavelength grows geometrically with the dimension
+    const dims = [...new Set([0, 1, 2 * Math.floor(d / 16), 2 * Math.floor(d / 8), 2 * Math.floor(d / 4), d - 2].filter((x) => x >= 0 && x < d))];
     react(
       $("#curves"),
       dims.map((dim, i) => ({
