@@ -25,6 +25,11 @@ function setProjector(on) {
     /* private mode: fine */
   }
   for (const fn of projectorListeners) fn(on);
+  // the panels changed width with the fonts: let every figure fit its panel again
+  requestAnimationFrame(() => {
+    if (!window.Plotly) return;
+    for (const gd of document.querySelectorAll(".js-plotly-plot")) window.Plotly.Plots.resize(gd);
+  });
 }
 
 function toggleHelp(open) {
