@@ -74,7 +74,7 @@ trap 'exit 130' INT TERM
 log "preflight"
 [[ -x "$PY" ]] || fail "no venv python at $PY (make install first)"
 missing=()
-for t in podman:podman runc:runc nginx:nginx hey:hey curl:curl; do
+for t in podman:podman runc:runc nginx:nginx hey:hey wrk:wrk curl:curl; do
   command -v "${t%%:*}" >/dev/null || missing+=("${t#*:}")
 done
 if ((${#missing[@]})); then
@@ -265,6 +265,14 @@ n_up="$(wc -l <"$TMP/upstreams.txt")"
 sed 's/^/      /' "$TMP/upstreams.txt"
 ((n_up >= 2)) || fail "nginx sent all 20 requests to $n_up upstream"
 ok "20 requests through nginx reached $n_up distinct upstreams"
+GEN_MODEL="$(curl -fsS "$LB/api/v1/models" | "$PY" -c 'import json,sys; ms=json.load(sys.stdin)["models"]; print(next((m["id"] for k in ("seq2seq", "decoder") for m in ms if m["kind"] == k), ""))')"
+if [[ -n $GEN_MODEL ]]; then
+  curl -fsS -N --max-time 60 -G "$LB/api/v1/generate/stream" --data-urlencode "model=$GEN_MODEL" \
+    --data-urlencode "text=$CHECK_TEXT" -d max_new_tokens=8 >"$TMP/sse.txt" || fail "SSE through nginx"
+  n_steps="$(grep -c '^event: step' "$TMP/sse.txt" || true)"
+  grep -q '^event: done' "$TMP/sse.txt" || fail "SSE through nginx: no done event"
+  ok "nginx: GET /api/v1/generate/stream ($GEN_MODEL) -> $n_steps step events, then done (unbuffered location)"
+fi
 
 # ---------------------------------------------------------------------------------------
 if [[ "${SKIP_LOAD:-0}" == 1 ]]; then log "load tests skipped (SKIP_LOAD=1)"; exit 0; fi
@@ -277,24 +285,60 @@ wait_ready "http://127.0.0.1:$P_TWO" "2-worker server"
 printf '{"model": "%s", "text": "%s"}' "$MODEL" "$LOAD_TEXT" >"$TMP/body.json"
 
 RESULTS="$TMP/results.txt"
+# attention-distinct: every request a different sentence of the lecture grammar
+# ("the small dog saw the red apple"), so neither the app's result cache nor its
+# coalescing of identical in-flight requests applies: each request runs the model.
+cat >"$TMP/distinct.lua" <<EOF
+local adjs  = {"black", "white", "red", "green", "small", "big", "young", "happy"}
+local nouns = {"cat", "dog", "mouse", "bear", "man", "woman", "bird", "fish", "girl", "boy",
+               "honey", "cheese", "apple", "house", "car", "book"}
+local verbs = {"ate", "saw", "liked", "found", "bites", "sees"}
+local counter = 0
+function setup(thread) thread:set("tid", counter); counter = counter + 1 end
+function init(args) n = 0 end
+function request()
+  n = n + 1
+  local i = n * 4 + tid
+  local text = string.format("the %s %s %s the %s %s", adjs[i % 8 + 1], nouns[math.floor(i / 8) % 16 + 1],
+    verbs[math.floor(i / 128) % 6 + 1], adjs[math.floor(i / 768) % 8 + 1], nouns[math.floor(i / 3) % 16 + 1])
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json"},
+    string.format('{"model": "$MODEL", "text": "%s"}', text))
+end
+EOF
+to_ms() { # wrk's "12.34ms" / "850.00us" / "1.02s" -> ms
+  awk -v v="$1" 'BEGIN { u = v; sub(/^[0-9.]+/, "", u); x = v + 0;
+    if (u == "us") x /= 1000; else if (u == "s") x *= 1000; else if (u == "m") x *= 60000;
+    printf "%.1f", x }'
+}
 bench() { # $1 = label, $2 = base url
-  local what out rps p50 p99 n200 total errs
-  for what in models attention; do
-    # cool-down between runs: hey itself shares the 2 cores
+  local what out rps p50 p99 n200 total errs non2xx
+  for what in models attention attention-distinct; do
+    # cool-down between runs: the load generator itself shares the 2 cores
     sleep 1
     case $what in
       models)    out="$(hey -z "${LOAD_SECONDS}s" -c "$LOAD_CONNS" "$2/api/v1/models")" ;;
       attention) out="$(hey -z "${LOAD_SECONDS}s" -c "$LOAD_CONNS" -m POST -T application/json \
                           -D "$TMP/body.json" "$2/api/v1/attention")" ;;
+      attention-distinct)
+        out="$(wrk -t 2 -c "$LOAD_CONNS" -d "${LOAD_SECONDS}s" --latency -s "$TMP/distinct.lua" "$2/api/v1/attention")" ;;
     esac
     rps="$(awk '/Requests\/sec:/{printf "%.0f", $2}' <<<"$out")"
-    p50="$(awk '/ 50% in /{printf "%.1f", $3*1000}' <<<"$out")"
-    p99="$(awk '/ 99% in /{printf "%.1f", $3*1000}' <<<"$out")"
-    n200="$(awk '/\[200\]/{print $2}' <<<"$out")"
-    total="$(awk '/\[[0-9]+\]/{s+=$2} END{print s+0}' <<<"$out")"
-    errs="$(awk '/Error distribution:/{f=1; next} f && /^ *\[[0-9]+\]/{gsub(/[][]/, "", $1); s+=$1} END{print s+0}' <<<"$out")"
-    printf '%-34s %-28s %7s req/s   p50 %6s ms   p99 %6s ms   200: %s/%s  errors: %s\n' \
-      "$1" "$what" "${rps:-?}" "${p50:-?}" "${p99:-?}" "${n200:-0}" "$total" "$errs" | tee -a "$RESULTS"
+    if [[ $what == attention-distinct ]]; then
+      p50="$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")"
+      p99="$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")"
+      total="$(awk '/requests in/{print $1}' <<<"$out")"
+      non2xx="$(awk '/Non-2xx/{print $NF}' <<<"$out")"
+      n200=$(( ${total:-0} - ${non2xx:-0} ))
+      errs="$(awk '/Socket errors:/{gsub(/,/, ""); print $4 + $6 + $8 + $10}' <<<"$out")"
+    else
+      p50="$(awk '/ 50% in /{printf "%.1f", $3*1000}' <<<"$out")"
+      p99="$(awk '/ 99% in /{printf "%.1f", $3*1000}' <<<"$out")"
+      n200="$(awk '/\[200\]/{print $2}' <<<"$out")"
+      total="$(awk '/\[[0-9]+\]/{s+=$2} END{print s+0}' <<<"$out")"
+      errs="$(awk '/Error distribution:/{f=1; next} f && /^ *\[[0-9]+\]/{gsub(/[][]/, "", $1); s+=$1} END{print s+0}' <<<"$out")"
+    fi
+    printf '%-34s %-19s %6s req/s   p50 %6s ms   p99 %6s ms   200: %s/%s  errors: %s\n' \
+      "$1" "$what" "${rps:-?}" "${p50:-?}" "${p99:-?}" "${n200:-0}" "${total:-0}" "${errs:-0}" | tee -a "$RESULTS"
   done
 }
 bench "1 uvicorn worker"                  "http://127.0.0.1:$P_ONE"
@@ -302,6 +346,6 @@ bench "2 uvicorn workers (--workers 2)"   "http://127.0.0.1:$P_TWO"
 bench "2 replicas behind nginx"           "$LB"
 bench "container (WEB_CONCURRENCY=2)"     "http://127.0.0.1:$P_CTR"
 
-log "summary (models = GET /api/v1/models; attention = POST /api/v1/attention '$LOAD_TEXT', model $MODEL)"
+log "summary: models = GET /api/v1/models (hey); attention = POST /api/v1/attention '$LOAD_TEXT' on $MODEL, the same body each time (hey); attention-distinct = a different sentence each request (wrk)"
 cat "$RESULTS"
 [[ -n ${BUILD_S:-} ]] && echo "build: ${BUILD_S} s; image: $((SIZE / 1000000)) MB"
