@@ -242,7 +242,7 @@ function render() {
 
   // 2. Q, K, V
   {
-    const card = stepCard(n++, "Project to queries, keys and values", "Q = X·W_Q   K = X·W_K   V = X·W_V", "qkv");
+    const card = stepCard(n++, "Project to queries, keys and values", "Q = X·W_Q,  K = X·W_K,  V = X·W_V", "qkv");
     card.append(el("p", { class: "explain", text: `Each head has its own W_Q, W_K, W_V (${dModel} × ${dk}): d_k = d_model / h = ${dModel} / ${H} = ${dk}. Query: what am I looking for? Key: what do I contain? Value: what I pass on.` }));
     const row = el("div", { class: "matrices" });
     const parts = [
@@ -264,7 +264,7 @@ function render() {
 
   // 2b. RoPE
   if (rope) {
-    const card = stepCard(n++, "RoPE: rotate q and k by their position", "q′ₘ = R(m)·qₘ   k′ₙ = R(n)·kₙ", "rope");
+    const card = stepCard(n++, "RoPE: rotate q and k by their position", "q′ₘ = R(m)·qₘ,  k′ₙ = R(n)·kₙ", "rope");
     card.append(el("p", { class: "explain", text: "Each pair of dimensions is turned by an angle proportional to the token's position. Their dot product then depends only on the distance m − n. See the RoPE view for the angles." }));
     const row = el("div", { class: "matrices" });
     const a = matrixBox("rotated Q", Qr);
