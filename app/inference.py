@@ -36,6 +36,18 @@ def site_module(site: str, layer: int) -> str:
     return f"{stack}.blocks.{layer}.{'cross_attn' if what == 'cross' else 'attn'}"
 
 
+#: the block's hook holding the attention module's output, after W_O (before Add & Norm)
+OUT_HOOK = {
+    "encoder.self": "hook_attn_out",
+    "decoder.self": "hook_attn_out",
+    "decoder.cross": "hook_cross_out",
+}
+
+
+def block_of(site: str, layer: int) -> str:
+    return f"{site.split('.')[0]}.blocks.{layer}"
+
+
 def site_depth(entry: Entry, site: str) -> int:
     cfg = entry.config
     return cfg.n_encoder_layers if site.startswith("encoder") else cfg.n_dec_layers
@@ -95,7 +107,14 @@ def attention(entry: Entry, job: AttentionJob) -> dict:
             if "scores" in inc:
                 names.append(f"{m}.hook_scores")
             if "qkv" in inc:
-                names += [f"{m}.hook_q", f"{m}.hook_k", f"{m}.hook_v"]
+                names += [
+                    f"{m}.hook_in",
+                    f"{m}.hook_q",
+                    f"{m}.hook_k",
+                    f"{m}.hook_v",
+                    f"{m}.hook_z",
+                ]
+                names.append(f"{block_of(site, li)}.{OUT_HOOK[site]}")
                 if is_rope and not site.endswith("cross"):
                     names += [f"{m}.hook_rot_q", f"{m}.hook_rot_k"]
         if ("masks" in inc or "scores" in inc) and layers:
@@ -152,6 +171,13 @@ def attention(entry: Entry, job: AttentionJob) -> dict:
             if is_rope and not site.endswith("cross"):
                 parts += ["rot_q", "rot_k"]
             out["qkv"][site] = {p: tensor(stacked(site, f"hook_{p}"), job.fmt) for p in parts}
+            # per layer: the module's input X, each head's output Z (before the concat), and
+            # the output after concat · W_O, so a view never recomputes what was measured
+            out["qkv"][site]["z"] = tensor(stacked(site, "hook_z"), job.fmt)
+            x = [trace[f"{site_module(site, li)}.hook_in"][0] for li in layers]
+            attn_out = [trace[f"{block_of(site, li)}.{OUT_HOOK[site]}"][0] for li in layers]
+            out["qkv"][site]["x"] = tensor(torch.stack(x), job.fmt)
+            out["qkv"][site]["out"] = tensor(torch.stack(attn_out), job.fmt)
     if "rope" in inc:
         if is_rope:
             n = len(job.source_ids)

@@ -161,7 +161,9 @@ class AttentionRequest(Request):
     include: list[Include] = Field(
         default_factory=list,
         description="Extras: `scores` (pre-softmax, masked cells null), `masks` ([Tq][Tk] of "
-        "0/1 per site), `qkv` (per site q/k/v [L][H][T][d_head], plus rot_q/rot_k for RoPE), "
+        "0/1 per site), `qkv` (per site q/k/v [L][H][T][d_head], plus rot_q/rot_k for RoPE; "
+        "each head's output z [L][H][Tq][d_head]; the module's input x [L][Tq][d_model], "
+        "after the norm in pre-norm models; its output after concat · W_O, out [L][Tq][d_model]), "
         "`rope` ({base, d_head, angles [T][d_head/2]}; null without RoPE), `hidden` (L2 norm of "
         "the residual stream per layer and position: resid_pre, resid_mid, resid_post).",
     )

@@ -55,6 +55,7 @@ class MultiHeadAttention(nn.Module):
         self.W_v = nn.Linear(d_model, d_model, bias=bias)
         self.W_o = nn.Linear(d_model, d_model, bias=bias)
 
+        self.hook_in = HookPoint()  # (B, Tq, D) the queries' input (after the norm if pre-norm)
         self.hook_q = HookPoint()  # (B, H, Tq, d_head)
         self.hook_k = HookPoint()  # (B, H, Tk_new, d_head)
         self.hook_v = HookPoint()  # (B, H, Tk_new, d_head)
@@ -85,6 +86,7 @@ class MultiHeadAttention(nn.Module):
         kv: cache to read and extend (self) or fill once and reuse (cross).
         """
         B, Tq, D = x.shape
+        x = self.hook_in(x)
         q = self.hook_q(self._split_heads(self.W_q(x)))
 
         if self.cross and kv is not None and kv.k is not None:

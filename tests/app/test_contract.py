@@ -296,3 +296,19 @@ def test_openapi_documents_every_endpoint(client):
     assert attention["description"] and "422" in attention["responses"]
     docs = client.get("/docs")
     assert docs.status_code == 200 and "<script>" not in docs.text  # no inline script
+
+
+def test_qkv_include_carries_the_heads_outputs_input_and_w_o_output(client, model_ids, infos):
+    """The arithmetic view shows the server's tensors, not products it recomputes."""
+    for kind in ("encoder", "seq2seq"):
+        mid = model_ids[kind]
+        j = post(client, "/attention", model=mid, text=SENTENCE, include=["qkv"]).json()
+        d_model, n_heads = infos[mid]["d_model"], infos[mid]["n_heads"]
+        for site, qkv in j["qkv"].items():
+            a = np.array(j["attention"][site])  # (L, H, Tq, Tk)
+            v, z = np.array(qkv["v"]), np.array(qkv["z"])
+            L, _, Tq, _ = a.shape
+            assert z.shape == (L, n_heads, Tq, infos[mid]["d_head"])
+            np.testing.assert_allclose(z, a @ v, atol=2e-3)  # Z = A·V, per head
+            assert np.array(qkv["x"]).shape == (L, Tq, d_model)
+            assert np.array(qkv["out"]).shape == (L, Tq, d_model)

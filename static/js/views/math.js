@@ -1,7 +1,7 @@
 // Attention arithmetic for one head: X → Q, K, V → QKᵀ → ÷√dₖ → mask → softmax → ×V → W_O.
-// The matrices are the server's captured tensors (include=qkv,scores,masks,hidden); the few
-// products shown between them (QKᵀ, A·V) are labelled as computed here and checked against
-// the server's values where it measured them.
+// The matrices are the server's captured tensors (include=qkv,scores,masks): X, Q, K,
+// V, the scores, A, each head's Z and the output after W_O. Only QKᵀ (before scaling) is
+// computed here, and it is checked against the server's scaled scores.
 
 import * as api from "../lib/api.js";
 import { SITE_LABEL, siteMask, siteTokens, sitesOf } from "../lib/attn.js";
@@ -43,7 +43,7 @@ async function run() {
   if (inflight) inflight.abort();
   inflight = new AbortController();
   const signal = inflight.signal;
-  const body = { model: model.id, text: state.text, include: ["qkv", "scores", "masks", "hidden"] };
+  const body = { model: model.id, text: state.text, include: ["qkv", "scores", "masks"] };
   if (model.kind === "seq2seq" && state.target) body.target = state.target;
   const result = await withStatus(status, "Capturing Q, K, V and scores…", () => api.attention(body, { signal }));
   if (!result || signal.aborted) return;
@@ -77,7 +77,6 @@ const rowIndex = () => Number($("#row-select").value);
 
 // ---------------------------------------------------------------------------------------
 const matmulT = (A, B) => A.map((a) => B.map((b) => a.reduce((s, x, i) => s + x * b[i], 0)));
-const matmul = (A, B) => A.map((a) => B[0].map((_, j) => a.reduce((s, x, i) => s + (x ?? 0) * B[i][j], 0)));
 const shape = (m) => `${m.length} × ${m[0] ? m[0].length : 0}`;
 
 function stepCard(n, title, formula, exportId) {
@@ -192,7 +191,7 @@ function render() {
   let maxDiff = 0;
   serverScores.forEach((r, i) => r.forEach((v, j) => v !== null && (maxDiff = Math.max(maxDiff, Math.abs(v - scaled[i][j])))));
   const masked = serverScores.map((r, i) => r.map((v, j) => (mask && !mask[i][j] ? null : v)));
-  const Z = matmul(A, V);
+  const Z = qkv.z[layer][head]; // the server's hook_z: this head's A·V
   const H = data.attention[s][layer].length;
   const dModel = model.d_model;
   ctx = { s, queries, keys, QK, scaled, masked, A, dk, mask };
@@ -202,8 +201,6 @@ function render() {
   // 1. X
   {
     const card = stepCard(n++, "The input X", cross ? "X (decoder) · memory (encoder)" : "X", "x");
-    const stack = s.split(".")[0];
-    const norms = data.hidden && data.hidden[stack] && data.hidden[stack].resid_pre ? data.hidden[stack].resid_pre[layer] : null;
     card.append(
       el(
         "div",
@@ -219,25 +216,12 @@ function render() {
         ),
       ),
     );
-    if (norms) {
-      const plot = el("div", { class: "plot short" });
-      card.append(plot);
-      react(
-        plot,
-        [{ type: "bar", x: queries.map((_, i) => i), y: norms, marker: { color: "#56B4E9" }, customdata: queries.map((t) => plotlyText(displayToken(t.text))), hovertemplate: "%{customdata}: ‖x‖ = %{y:.3f}<extra></extra>" }],
-        {
-          height: 200,
-          margin: { l: 50, r: 10, t: 10, b: 50 },
-          xaxis: { tickmode: "array", tickvals: queries.map((_, i) => i), ticktext: tokenTicks(queries), tickfont: { family: "ui-monospace, monospace" } },
-          yaxis: { title: { text: "‖x‖ (length of each row)" } },
-        },
-      );
-      card.append(el("p", { class: "plot-note", text: "The server reports the length of each token's row of X (the residual stream before this layer)." }));
-      exported.set("x", { plot, data: { tokens: queries, resid_pre_norm: norms, shape: [queries.length, dModel] } });
-    } else {
-      exported.set("x", { plot: null, data: { tokens: queries, shape: [queries.length, dModel] } });
-    }
+    const X = qkv.x[layer]; // the server's hook_in: what the attention module reads
+    const { box, plot } = matrixBox("X", X);
+    card.append(el("div", { class: "matrices" }, box));
     pipeline.append(card);
+    vectorsPlot(plot, X, queries, "x");
+    exported.set("x", { plot, data: { tokens: queries, X } });
   }
 
   // 2. Q, K, V
@@ -340,7 +324,7 @@ function render() {
     const card = stepCard(n++, "Mix the values", "Z = A·V", "z");
     const { box, plot } = matrixBox(`Z, head ${head}`, Z);
     card.append(
-      el("p", { class: "explain", text: "Each query's output is the weighted average of the value vectors, with its row of A as the weights. Computed here from the server's A and V." }),
+      el("p", { class: "explain", text: "Each query's output is the weighted average of the value vectors, with its row of A as the weights (the server's captured Z of this head)." }),
       el("div", { class: "matrices" }, box),
     );
     pipeline.append(card);
@@ -351,8 +335,7 @@ function render() {
   // 8. concat + W_O
   {
     const card = stepCard(n++, "Concatenate the heads, then W_O", "concat(head₀ … head₋₁)·W_O", "concat");
-    const all = data.attention[s][layer].map((Ah, h) => matmul(Ah, data.qkv[s].v[layer][h]));
-    const concat = queries.map((_, i) => all.flatMap((Zh) => Zh[i]));
+    const concat = queries.map((_, i) => qkv.z[layer].flatMap((Zh) => Zh[i]));
     card.append(
       el(
         "div",
@@ -376,6 +359,20 @@ function render() {
       }),
     );
     exported.set("concat", { plot, data: { concat, heads: H, d_head: dk } });
+  }
+
+  // 9. the output after W_O
+  if (qkv.out) {
+    const card = stepCard(n++, "The attention output, after W_O", "concat(Z)·W_O", "out");
+    const out = qkv.out[layer];
+    const { box, plot } = matrixBox("output", out);
+    card.append(
+      el("p", { class: "explain", text: `One row of ${dModel} numbers per token: what this attention adds to the residual stream (Add & Norm comes next).` }),
+      el("div", { class: "matrices" }, box),
+    );
+    pipeline.append(card);
+    vectorsPlot(plot, out, queries, "out");
+    exported.set("out", { plot, data: { tokens: queries, out } });
   }
 
   for (const id of exported.keys()) {
