@@ -43,6 +43,11 @@ class HookPoint(nn.Module):
             return x
         return trace.record(self.name, x)
 
+    # A hook point has no parameters and no torch hooks of its own, so it skips
+    # nn.Module.__call__'s bookkeeping: a model has dozens of them per layer, and decoding
+    # one token is mostly such per-call overhead.
+    __call__ = forward
+
 
 def name_hook_points(model: nn.Module) -> None:
     """Give every HookPoint its dotted path in the module tree."""
