@@ -9,7 +9,7 @@ TORCH_INDEX ?=
 MODEL ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test venv lint format train bench browser image-test clean
+.PHONY: run test venv lint format train bench browser image-test base-image clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,8 +49,12 @@ train: venv
 bench: venv
 	$(BIN)/python bench/bench_api.py
 
+# Build the Docker image with podman and check it for real (see deploy/README.md).
 image-test:
 	bash deploy/image-test.sh
+
+base-image:
+	bash deploy/make-base-image.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-results
