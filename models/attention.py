@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.hooks import HookPoint
-from models.positional import apply_rope, rope_angles
+from models.positional import Rotary
 
 
 @dataclass
@@ -42,13 +42,13 @@ class MultiHeadAttention(nn.Module):
         n_heads: int,
         *,
         bias: bool = True,
-        rope_base: float | None = None,
+        rotary: bool = False,
         cross: bool = False,
     ) -> None:
         super().__init__()
         self.n_heads = n_heads
         self.d_head = d_model // n_heads
-        self.rope_base = rope_base  # None: no rotary positions in this module
+        self.rotary = rotary  # rotate queries and keys by their positions (RoPE)
         self.cross = cross
         self.W_q = nn.Linear(d_model, d_model, bias=bias)
         self.W_k = nn.Linear(d_model, d_model, bias=bias)
@@ -76,13 +76,13 @@ class MultiHeadAttention(nn.Module):
         x: torch.Tensor,
         context: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
-        positions: torch.Tensor | None = None,
+        rope: Rotary | None = None,
         kv: LayerKV | None = None,
     ) -> torch.Tensor:
         """x: (B, Tq, D) queries' residual; context: (B, Tk, D) for cross-attention.
 
         mask: (B, Tq, Tk) bool, True where the query may attend to the key.
-        positions: (Tq,) absolute positions of the queries (needed for RoPE).
+        rope: the angles of the queries' positions (needed when the module is rotary).
         kv: cache to read and extend (self) or fill once and reuse (cross).
         """
         B, Tq, D = x.shape
@@ -95,10 +95,10 @@ class MultiHeadAttention(nn.Module):
             source = context if self.cross else x
             k = self.hook_k(self._split_heads(self.W_k(source)))
             v = self.hook_v(self._split_heads(self.W_v(source)))
-            if self.rope_base is not None:
-                angles = self.hook_rope_angles(rope_angles(positions, self.d_head, self.rope_base))
-                q = self.hook_rot_q(apply_rope(q, angles))
-                k = self.hook_rot_k(apply_rope(k, angles))
+            if self.rotary:
+                self.hook_rope_angles(rope.angles)
+                q = self.hook_rot_q(rope.rotate(q))
+                k = self.hook_rot_k(rope.rotate(k))
             if kv is not None:
                 if not self.cross and kv.k is not None:
                     k = torch.cat([kv.k, k], dim=2)

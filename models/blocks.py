@@ -9,6 +9,7 @@ from torch import nn
 from models.attention import LayerKV, MultiHeadAttention
 from models.config import ModelConfig
 from models.hooks import HookPoint
+from models.positional import Rotary
 
 
 def make_norm(cfg: ModelConfig) -> nn.Module:
@@ -59,8 +60,9 @@ class TransformerBlock(nn.Module):
     def __init__(self, cfg: ModelConfig, *, cross: bool = False) -> None:
         super().__init__()
         self.pre_norm = cfg.norm_position == "pre"
-        rope = cfg.rope_base if cfg.positional == "rope" else None
-        self.attn = MultiHeadAttention(cfg.d_model, cfg.n_heads, bias=cfg.bias, rope_base=rope)
+        self.attn = MultiHeadAttention(
+            cfg.d_model, cfg.n_heads, bias=cfg.bias, rotary=cfg.positional == "rope"
+        )
         self.attn_norm = make_norm(cfg)
         self.cross_attn = (
             MultiHeadAttention(cfg.d_model, cfg.n_heads, bias=cfg.bias, cross=True)
@@ -89,7 +91,7 @@ class TransformerBlock(nn.Module):
         self,
         x: torch.Tensor,
         self_mask: torch.Tensor | None = None,
-        positions: torch.Tensor | None = None,
+        rope: Rotary | None = None,
         memory: torch.Tensor | None = None,
         memory_mask: torch.Tensor | None = None,
         cache: tuple[LayerKV, LayerKV] | None = None,
@@ -99,7 +101,7 @@ class TransformerBlock(nn.Module):
         x = self._sublayer(
             x,
             self.attn_norm,
-            lambda h: self.attn(h, mask=self_mask, positions=positions, kv=self_kv),
+            lambda h: self.attn(h, mask=self_mask, rope=rope, kv=self_kv),
             self.hook_attn_out,
         )
         x = self.hook_resid_mid(x)

@@ -125,7 +125,12 @@ def generate(
 
     cache = model.new_cache() if use_cache else None
     new = tokens
-    names = ["decoder.blocks.*attn.hook_pattern"] if capture_attention else []
+    names = []
+    if capture_attention:
+        for i in range(cfg.n_dec_layers):
+            names.append(f"decoder.blocks.{i}.attn.hook_pattern")
+            if cfg.kind == "seq2seq":
+                names.append(f"decoder.blocks.{i}.cross_attn.hook_pattern")
     for step in range(s.max_new_tokens):
         with capture(names=names) as trace:
             x = torch.tensor([new], device=device)

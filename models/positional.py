@@ -34,10 +34,27 @@ def apply_rope(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
     x: (..., T, d_head), angles: (T, d_head/2). The pairs are interleaved as in the RoFormer
     paper: [x1, x2] -> [cos·x1 − sin·x2, sin·x1 + cos·x2].
     """
-    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    return rotate_pairs(x, angles.cos(), angles.sin())
+
+
+def rotate_pairs(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """apply_rope with cos and sin of the angles already computed (once per forward pass)."""
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     x1, x2 = x[..., 0::2], x[..., 1::2]
     rotated = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
     return rotated.flatten(-2)
+
+
+class Rotary:
+    """The angles of a run of positions, with their cosines and sines computed once and
+    shared by every attention layer of a stack."""
+
+    def __init__(self, positions: torch.Tensor, d_head: int, base: float) -> None:
+        self.angles = rope_angles(positions, d_head, base)  # (T, d_head/2)
+        self.cos, self.sin = self.angles.cos(), self.angles.sin()
+
+    def rotate(self, x: torch.Tensor) -> torch.Tensor:
+        return rotate_pairs(x, self.cos, self.sin)
 
 
 class PositionalEmbedding(nn.Module):

@@ -16,7 +16,7 @@ from models.attention import LayerKV
 from models.blocks import TransformerBlock, make_norm
 from models.config import ModelConfig
 from models.hooks import HookPoint, name_hook_points
-from models.positional import PositionalEmbedding
+from models.positional import PositionalEmbedding, Rotary
 
 
 class KVCache:
@@ -37,6 +37,7 @@ class TransformerStack(nn.Module):
         super().__init__()
         self.causal = causal
         self.max_len = cfg.max_len
+        self.rope = (cfg.d_head, cfg.rope_base) if cfg.positional == "rope" else None
         self.embed_scale = math.sqrt(cfg.d_model) if cfg.scale_embeddings else 1.0
         self.pos = PositionalEmbedding(cfg.positional, cfg.max_len, cfg.d_model)
         self.blocks = nn.ModuleList(TransformerBlock(cfg, cross=cross) for _ in range(n_layers))
@@ -80,11 +81,12 @@ class TransformerStack(nn.Module):
                 memory_pad_mask = torch.ones(B, memory.shape[1], dtype=torch.bool, device=device)
             memory_mask = memory_pad_mask[:, None, :].expand(B, T, memory.shape[1])
 
+        rope = Rotary(positions, *self.rope) if self.rope else None
         for i, block in enumerate(self.blocks):
             x = block(
                 x,
                 self_mask=self_mask,
-                positions=positions,
+                rope=rope,
                 memory=memory,
                 memory_mask=memory_mask,
                 cache=cache.layers[i] if cache is not None else None,
