@@ -152,7 +152,7 @@ def generate(
             step=step,
             token_id=token,
             prob=float(probs[token]),
-            top=[(int(i), float(p)) for p, i in zip(top_p, top_i, strict=True)],
+            top=list(zip(top_i.tolist(), top_p.tolist(), strict=True)),
             attention=_attention_rows(trace, model) if capture_attention else {},
             stop_reason=stop,
         )
