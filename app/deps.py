@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from app.config import Settings
-from app.engine import Engine, Payload
+from app.engine import ENCODINGS, Engine, Payload
 from app.errors import ApiError, invalid
 from app.registry import Entry
 from app.tokenization import Encoded, check_encoded, check_ids, check_text
@@ -90,11 +90,31 @@ def cache_key(req: BaseModel) -> bytes:
     return orjson.dumps(req.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
 
 
+def accepted_encodings(request: Request) -> list[str]:
+    """The encodings of ENCODINGS that the client's Accept-Encoding allows, best first."""
+    offered = {
+        part.split(";")[0].strip().lower()
+        for part in request.headers.get("accept-encoding", "").split(",")
+        if "q=0" not in part.replace(" ", "").split(";")[1:]
+    }
+    return [e for e in ENCODINGS if e in offered]
+
+
+def preferred_encoding(request: Request) -> str | None:
+    """What the engine should compress this request's large answer with."""
+    accepted = accepted_encodings(request)
+    return accepted[0] if accepted else None
+
+
 def respond(request: Request, payload: Payload) -> Response:
-    if payload.gzip is not None and "gzip" in request.headers.get("accept-encoding", ""):
-        return Response(
-            payload.gzip,
-            media_type=JSON,
-            headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"},
-        )
+    """The payload in the best encoding both sides have. A cached payload compressed for
+    another client is sent as plain JSON, which the GZip middleware still compresses."""
+    for encoding in accepted_encodings(request):
+        data = payload.encoded.get(encoding)
+        if data is not None:
+            return Response(
+                data,
+                media_type=JSON,
+                headers={"Content-Encoding": encoding, "Vary": "Accept-Encoding"},
+            )
     return Response(payload.body, media_type=JSON)

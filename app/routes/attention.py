@@ -11,6 +11,7 @@ from app.deps import (
     encode_text,
     engine_of,
     entry_of,
+    preferred_encoding,
     respond,
     settings_of,
 )
@@ -112,5 +113,7 @@ async def attention(body: AttentionRequest, request: Request):
             }
         )
 
-    payload = await engine_of(request).run("attention", cache_key(body), job)
+    payload = await engine_of(request).run(
+        "attention", cache_key(body), job, preferred_encoding(request)
+    )
     return respond(request, payload)

@@ -14,6 +14,7 @@ from app.deps import (
     encode_text,
     engine_of,
     entry_of,
+    preferred_encoding,
     require_kind,
     respond,
     settings_of,
@@ -107,7 +108,7 @@ async def generate(body: GenerateRequest, request: Request):
         )
 
     key = cache_key(body) if deterministic(body) else None
-    payload = await engine_of(request).run("generate", key, job)
+    payload = await engine_of(request).run("generate", key, job, preferred_encoding(request))
     return respond(request, payload)
 
 

@@ -3,7 +3,15 @@
 from fastapi import APIRouter, Path, Query, Request
 
 from app import inference
-from app.deps import cache_key, encode_text, engine_of, entry_of, respond, settings_of
+from app.deps import (
+    cache_key,
+    encode_text,
+    engine_of,
+    entry_of,
+    preferred_encoding,
+    respond,
+    settings_of,
+)
 from app.errors import invalid
 from app.schemas import ErrorResponse, PositionsResponse, RopeRelativeRequest, RopeRelativeResponse
 from app.serialize import dumps
@@ -47,7 +55,9 @@ async def positions(
         return dumps({"model": entry.id, "positional": entry.config.positional, "n": n, **result})
 
     key = (model_id, n, text)
-    return respond(request, await engine_of(request).run("positions", key, job))
+    return respond(
+        request, await engine_of(request).run("positions", key, job, preferred_encoding(request))
+    )
 
 
 @router.post(
@@ -99,4 +109,9 @@ async def rope_relative(body: RopeRelativeRequest, request: Request):
             }
         )
 
-    return respond(request, await engine_of(request).run("rope_relative", cache_key(body), job))
+    return respond(
+        request,
+        await engine_of(request).run(
+            "rope_relative", cache_key(body), job, preferred_encoding(request)
+        ),
+    )

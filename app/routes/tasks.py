@@ -3,7 +3,16 @@
 from fastapi import APIRouter, Request
 
 from app import inference
-from app.deps import cache_key, encode_text, engine_of, entry_of, require_kind, respond, settings_of
+from app.deps import (
+    cache_key,
+    encode_text,
+    engine_of,
+    entry_of,
+    preferred_encoding,
+    require_kind,
+    respond,
+    settings_of,
+)
 from app.errors import invalid
 from app.schemas import (
     ClassifyRequest,
@@ -45,7 +54,12 @@ async def fill_mask(body: FillMaskRequest, request: Request):
         result = inference.fill_mask(entry, enc.ids, body.top_k, body.include_attention)
         return dumps({"model": entry.id, "tokens": enc.tokens, **result})
 
-    return respond(request, await engine_of(request).run("fill_mask", cache_key(body), job))
+    return respond(
+        request,
+        await engine_of(request).run(
+            "fill_mask", cache_key(body), job, preferred_encoding(request)
+        ),
+    )
 
 
 @router.post(
@@ -69,4 +83,7 @@ async def classify(body: ClassifyRequest, request: Request):
             {"model": entry.id, "tokens": enc.tokens, **inference.classify(entry, enc.ids)}
         )
 
-    return respond(request, await engine_of(request).run("classify", cache_key(body), job))
+    return respond(
+        request,
+        await engine_of(request).run("classify", cache_key(body), job, preferred_encoding(request)),
+    )

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import gzip
-
 import numpy as np
 import pytest
+import zstandard
 
 from app.serialize import decode_f16
 
@@ -181,7 +180,21 @@ def test_gzip_for_large_bodies(client, model_ids):
         headers={"Accept-Encoding": "identity"},
     )
     assert "content-encoding" not in plain.headers and plain.content == r.content
-    assert gzip.decompress(gzip.compress(plain.content)) == plain.content
+
+
+def test_zstd_when_the_client_accepts_it_and_any_cached_encoding_serves_all(client, model_ids):
+    """zstd (what browsers and httpx accept first) compresses ~3x faster than gzip; a result
+    cached for one client's encoding still answers another client correctly."""
+    body = {"model": model_ids["seq2seq"], "text": SENTENCE, "include": ["scores"]}
+    z = client.post(f"{API}/attention", json=body, headers={"Accept-Encoding": "zstd, gzip"})
+    assert z.headers["content-encoding"] == "zstd"
+    # this httpx may or may not decode zstd itself
+    unzstd = z.content if z.content[:1] == b"{" else zstandard.decompress(z.content)
+    g = client.post(f"{API}/attention", json=body, headers={"Accept-Encoding": "gzip"})
+    assert g.headers["content-encoding"] == "gzip"  # from the cached payload, via GZip
+    raw = client.post(f"{API}/attention", json=body, headers={"Accept-Encoding": "identity"})
+    assert unzstd == g.content == raw.content
+    assert int(z.headers["content-length"]) < len(raw.content) / 2
 
 
 @pytest.mark.parametrize("kind", ["decoder", "seq2seq"])
