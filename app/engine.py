@@ -82,6 +82,12 @@ class LRUCache:
             self._data.move_to_end(key)
         return value
 
+    def pop(self, key: Hashable) -> Payload | None:
+        value = self._data.pop(key, None)
+        if value is not None:
+            self.nbytes -= value.nbytes
+        return value
+
     def put(self, key: Hashable, value: Payload) -> None:
         if self.max_entries <= 0 or value.nbytes > self.max_bytes:
             return
@@ -173,6 +179,19 @@ class Engine:
             hit = self.cache.get(full_key)
             if hit is not None:
                 self.metrics.cache_hits.labels(endpoint).inc()
+                if (
+                    encoding
+                    and encoding not in hit.encoded
+                    and len(hit.body) >= (self.settings.gzip_min_bytes)
+                ):
+                    # first asked by a client of another encoding: add this one, once
+                    loop = asyncio.get_running_loop()
+                    data = await loop.run_in_executor(
+                        self.executor, compress, hit.body, encoding, self.settings.gzip_level
+                    )
+                    if self.cache.pop(full_key) is hit:  # re-count its bytes
+                        hit.encoded[encoding] = data
+                        self.cache.put(full_key, hit)
                 return hit
             task = self.inflight.get(full_key)
             if task is not None:

@@ -195,6 +195,11 @@ def test_zstd_when_the_client_accepts_it_and_any_cached_encoding_serves_all(clie
     raw = client.post(f"{API}/attention", json=body, headers={"Accept-Encoding": "identity"})
     assert unzstd == g.content == raw.content
     assert int(z.headers["content-length"]) < len(raw.content) / 2
+    # cached without zstd first: the hit gains a zstd copy for the next zstd client
+    body["include"] = ["masks"]
+    client.post(f"{API}/attention", json=body, headers={"Accept-Encoding": "identity"})
+    z2 = client.post(f"{API}/attention", json=body, headers={"Accept-Encoding": "zstd"})
+    assert z2.headers["content-encoding"] == "zstd"
 
 
 @pytest.mark.parametrize("kind", ["decoder", "seq2seq"])
