@@ -68,6 +68,14 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+#: The error answers of every endpoint that runs a model, as /docs lists them.
+INFERENCE_ERRORS: dict = {
+    404: {"model": ErrorResponse, "description": "Unknown model"},
+    422: {"model": ErrorResponse, "description": "Bad input; `field` names it"},
+    503: {"model": ErrorResponse, "description": "Busy: retry after `Retry-After` s"},
+}
+
+
 # ---------------------------------------------------------------------------- models
 class ModelInfo(BaseModel):
     id: str = Field(examples=["decoder-mini"])

@@ -16,7 +16,7 @@ from app.deps import (
     settings_of,
 )
 from app.errors import invalid
-from app.schemas import AttentionRequest, AttentionResponse, ErrorResponse
+from app.schemas import INFERENCE_ERRORS, AttentionRequest, AttentionResponse
 from app.serialize import dumps
 
 router = APIRouter(tags=["attention"])
@@ -46,11 +46,7 @@ smaller than JSON before gzip. Identical requests are answered from a cache.
     response_model_exclude_none=True,
     summary="Attention weights of every layer and head",
     description=DESCRIPTION,
-    responses={
-        404: {"model": ErrorResponse, "description": "Unknown model"},
-        422: {"model": ErrorResponse, "description": "Bad input; `field` names it"},
-        503: {"model": ErrorResponse, "description": "Busy: retry after `Retry-After` s"},
-    },
+    responses=INFERENCE_ERRORS,
 )
 async def attention(body: AttentionRequest, request: Request):
     settings = settings_of(request)

@@ -20,17 +20,12 @@ from app.deps import (
     settings_of,
 )
 from app.errors import error_body, invalid
-from app.schemas import ErrorResponse, GenerateRequest, GenerateResponse
+from app.schemas import INFERENCE_ERRORS, GenerateRequest, GenerateResponse
 from app.serialize import dumps
 from models.generate import Sampling
 
 router = APIRouter(tags=["generate"])
 
-ERRORS = {
-    404: {"model": ErrorResponse, "description": "Unknown model"},
-    422: {"model": ErrorResponse, "description": "Bad input; `field` names it"},
-    503: {"model": ErrorResponse, "description": "Busy: retry after `Retry-After` s"},
-}
 
 DESCRIPTION = """
 Decode step by step with a KV cache. A **decoder** continues `text` (BOS + text is the
@@ -86,7 +81,7 @@ def deterministic(body: GenerateRequest) -> bool:
     response_model=GenerateResponse,
     summary="Generate a continuation or a translation, step by step",
     description=DESCRIPTION,
-    responses=ERRORS,
+    responses=INFERENCE_ERRORS,
 )
 async def generate(body: GenerateRequest, request: Request):
     entry, source, sampling = prepare(request, body)
@@ -125,7 +120,7 @@ def sse(event: str, data: bytes) -> bytes:
     "stream started arrives as an `error` event with the usual error object; errors before "
     "it are plain JSON 4xx/503.\n\n" + DESCRIPTION,
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}, **ERRORS},
+    responses={200: {"content": {"text/event-stream": {}}}, **INFERENCE_ERRORS},
 )
 async def generate_stream(
     request: Request,

@@ -13,15 +13,15 @@ from app.deps import (
     settings_of,
 )
 from app.errors import invalid
-from app.schemas import ErrorResponse, PositionsResponse, RopeRelativeRequest, RopeRelativeResponse
+from app.schemas import (
+    INFERENCE_ERRORS,
+    PositionsResponse,
+    RopeRelativeRequest,
+    RopeRelativeResponse,
+)
 from app.serialize import dumps
 
 router = APIRouter(tags=["positions"])
-
-ERRORS = {
-    404: {"model": ErrorResponse, "description": "Unknown model"},
-    422: {"model": ErrorResponse, "description": "Bad input; `field` names it"},
-}
 
 
 @router.get(
@@ -33,7 +33,7 @@ ERRORS = {
     "of each pair of dimensions at each position. With `text`, also `embedding`: each "
     "token's embedding, its positional vector and their sum — what the first layer reads "
     "(the encoder's for seq2seq; RoPE models add no vector, so `position` is null).",
-    responses=ERRORS,
+    responses=INFERENCE_ERRORS,
 )
 async def positions(
     request: Request,
@@ -74,7 +74,7 @@ async def positions(
     "position leaks in, so diagonals are **not** constant — the contrast RoPE was made for. "
     "(Above layer 0 this is the layer's view of bare embeddings, not of the full residual "
     "stream.)",
-    responses=ERRORS,
+    responses=INFERENCE_ERRORS,
 )
 async def rope_relative(body: RopeRelativeRequest, request: Request):
     settings = settings_of(request)

@@ -15,21 +15,15 @@ from app.deps import (
 )
 from app.errors import invalid
 from app.schemas import (
+    INFERENCE_ERRORS,
     ClassifyRequest,
     ClassifyResponse,
-    ErrorResponse,
     FillMaskRequest,
     FillMaskResponse,
 )
 from app.serialize import dumps
 
 router = APIRouter(tags=["encoder tasks"])
-
-ERRORS = {
-    404: {"model": ErrorResponse, "description": "Unknown model"},
-    422: {"model": ErrorResponse, "description": "Bad input; `field` names it"},
-    503: {"model": ErrorResponse, "description": "Busy: retry after `Retry-After` s"},
-}
 
 
 @router.post(
@@ -40,7 +34,7 @@ ERRORS = {
     description="Write `[MASK]` (one or more) in the text; for each, the encoder's `top_k` "
     "most likely tokens with their probabilities (special tokens are never proposed). "
     "`include_attention` adds `attention: {encoder.self: [L][H][T][T]}`.",
-    responses=ERRORS,
+    responses=INFERENCE_ERRORS,
 )
 async def fill_mask(body: FillMaskRequest, request: Request):
     entry = entry_of(request, body.model)
@@ -69,7 +63,7 @@ async def fill_mask(body: FillMaskRequest, request: Request):
     description="The probability of each label (`positive`, `negative`, `neutral` for the "
     "shipped encoder), read from the [CLS] position, and how [CLS] attends to every token "
     "in the last layer, per head.",
-    responses=ERRORS,
+    responses=INFERENCE_ERRORS,
 )
 async def classify(body: ClassifyRequest, request: Request):
     entry = entry_of(request, body.model)
