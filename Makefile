@@ -9,7 +9,7 @@ TORCH_INDEX ?=
 MODEL ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test venv lint format train bench browser image-test base-image clean
+.PHONY: run test venv lint format train bench bench-env browser image-test base-image clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,8 +46,12 @@ train: venv
 	@test -n "$(MODEL)" || { echo "usage: make train MODEL=<model-id>"; exit 2; }
 	$(BIN)/attnviz train $(MODEL)
 
-bench: venv
+bench: venv bench-env
 	$(BIN)/python bench/bench_api.py
+
+# bertviz + transformers for the peer comparison, outside the project's dependencies.
+bench-env: venv
+	test -d bench/.pkgs || $(BIN)/pip install -q --no-deps --target bench/.pkgs -r bench/requirements.txt
 
 # Build the Docker image with podman and check it for real (see deploy/README.md).
 image-test:
