@@ -67,7 +67,9 @@ def test_encoder_sentiment_including_negation_and_mlm():
     assert len(negated) >= 50
     assert sum(right) / len(right) >= 0.95
     assert sum(negated) / len(negated) >= 0.95
-    assert evaluate.fill_mask(c.model, c.tokenizer, "i went to the [MASK]")[0][0] in corpus.PLACE_NOUNS
+    assert (
+        evaluate.fill_mask(c.model, c.tokenizer, "i went to the [MASK]")[0][0] in corpus.PLACE_NOUNS
+    )
     assert 0 < c.card["metrics"]["mlm_top1_heldout"] <= 1
 
 
