@@ -106,6 +106,13 @@ def preferred_encoding(request: Request) -> str | None:
     return accepted[0] if accepted else None
 
 
+async def run_job(request: Request, endpoint: str, key, job) -> Response:
+    """Run ``job`` (-> JSON bytes) on the engine, cached under ``key`` (None: never), and
+    answer in the best content encoding the client accepts."""
+    payload = await engine_of(request).run(endpoint, key, job, preferred_encoding(request))
+    return respond(request, payload)
+
+
 def respond(request: Request, payload: Payload) -> Response:
     """The payload in the best encoding both sides have. A cached payload compressed for
     another client is sent as plain JSON, which the GZip middleware still compresses."""

@@ -9,10 +9,8 @@ from app.deps import (
     encode_ids,
     encode_target,
     encode_text,
-    engine_of,
     entry_of,
-    preferred_encoding,
-    respond,
+    run_job,
     settings_of,
 )
 from app.errors import invalid
@@ -109,7 +107,4 @@ async def attention(body: AttentionRequest, request: Request):
             }
         )
 
-    payload = await engine_of(request).run(
-        "attention", cache_key(body), job, preferred_encoding(request)
-    )
-    return respond(request, payload)
+    return await run_job(request, "attention", cache_key(body), job)

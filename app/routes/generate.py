@@ -14,9 +14,8 @@ from app.deps import (
     encode_text,
     engine_of,
     entry_of,
-    preferred_encoding,
     require_kind,
-    respond,
+    run_job,
     settings_of,
 )
 from app.errors import error_body, invalid
@@ -103,8 +102,7 @@ async def generate(body: GenerateRequest, request: Request):
         )
 
     key = cache_key(body) if deterministic(body) else None
-    payload = await engine_of(request).run("generate", key, job, preferred_encoding(request))
-    return respond(request, payload)
+    return await run_job(request, "generate", key, job)
 
 
 def sse(event: str, data: bytes) -> bytes:

@@ -6,10 +6,8 @@ from app import inference
 from app.deps import (
     cache_key,
     encode_text,
-    engine_of,
     entry_of,
-    preferred_encoding,
-    respond,
+    run_job,
     settings_of,
 )
 from app.errors import invalid
@@ -55,9 +53,7 @@ async def positions(
         return dumps({"model": entry.id, "positional": entry.config.positional, "n": n, **result})
 
     key = (model_id, n, text)
-    return respond(
-        request, await engine_of(request).run("positions", key, job, preferred_encoding(request))
-    )
+    return await run_job(request, "positions", key, job)
 
 
 @router.post(
@@ -109,9 +105,4 @@ async def rope_relative(body: RopeRelativeRequest, request: Request):
             }
         )
 
-    return respond(
-        request,
-        await engine_of(request).run(
-            "rope_relative", cache_key(body), job, preferred_encoding(request)
-        ),
-    )
+    return await run_job(request, "rope_relative", cache_key(body), job)

@@ -6,11 +6,9 @@ from app import inference
 from app.deps import (
     cache_key,
     encode_text,
-    engine_of,
     entry_of,
-    preferred_encoding,
     require_kind,
-    respond,
+    run_job,
     settings_of,
 )
 from app.errors import invalid
@@ -48,12 +46,7 @@ async def fill_mask(body: FillMaskRequest, request: Request):
         result = inference.fill_mask(entry, enc.ids, body.top_k, body.include_attention)
         return dumps({"model": entry.id, "tokens": enc.tokens, **result})
 
-    return respond(
-        request,
-        await engine_of(request).run(
-            "fill_mask", cache_key(body), job, preferred_encoding(request)
-        ),
-    )
+    return await run_job(request, "fill_mask", cache_key(body), job)
 
 
 @router.post(
@@ -77,7 +70,4 @@ async def classify(body: ClassifyRequest, request: Request):
             {"model": entry.id, "tokens": enc.tokens, **inference.classify(entry, enc.ids)}
         )
 
-    return respond(
-        request,
-        await engine_of(request).run("classify", cache_key(body), job, preferred_encoding(request)),
-    )
+    return await run_job(request, "classify", cache_key(body), job)
