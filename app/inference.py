@@ -49,12 +49,11 @@ def block_of(site: str, layer: int) -> str:
 
 
 def site_depth(entry: Entry, site: str) -> int:
-    cfg = entry.config
-    return cfg.n_encoder_layers if site.startswith("encoder") else cfg.n_dec_layers
+    return entry.config.depth(site.split(".")[0])
 
 
 def n_layers_max(entry: Entry) -> int:
-    return max(entry.config.n_encoder_layers, entry.config.n_dec_layers)
+    return max(entry.config.sites.values())
 
 
 def _ids(ids: list[int], entry: Entry) -> torch.Tensor:
@@ -127,7 +126,7 @@ def attention(entry: Entry, job: AttentionJob) -> dict:
                 if li < depth:
                     names += [f"{stack}.blocks.{li}.hook_resid_{w}" for w in ("pre", "mid", "post")]
 
-    with capture(None, names) as trace:
+    with capture(model, names) as trace:
         src = _ids(job.source_ids, entry)
         if kind == "encoder":
             model.encode(src)
@@ -263,7 +262,7 @@ def fill_mask(entry: Entry, ids: list[int], top_k: int, with_attention: bool) ->
         if with_attention
         else []
     )
-    with capture(None, names) as trace:
+    with capture(model, names) as trace:
         logits = model.mlm_logits(model.encode(_ids(ids, entry)))[0].float()  # (T, V)
     never = [i for i in view.special_ids if i < logits.shape[-1]]
     if never:
@@ -296,7 +295,7 @@ def classify(entry: Entry, ids: list[int]) -> dict:
     model, cfg = entry.model, entry.config
     last = cfg.n_layers - 1
     name = f"encoder.blocks.{last}.attn.hook_pattern"
-    with capture(None, [name]) as trace:
+    with capture(model, [name]) as trace:
         logits = model.classify(model.encode(_ids(ids, entry)))[0].float()
     probs = F.softmax(logits, dim=-1).tolist()
     labels = cfg.labels or [f"class_{i}" for i in range(len(probs))]
@@ -364,7 +363,7 @@ def rope_relative(
     pos_ids = torch.arange(max_position, device=entry.device)
     if cfg.positional == "rope":
         m = f"{stack_name}.blocks.{layer}.attn"
-        with capture(None, [f"{m}.hook_q", f"{m}.hook_k"]) as trace:
+        with capture(model, [f"{m}.hook_q", f"{m}.hook_k"]) as trace:
             src = _ids(ids, entry)
             if stack_name == "encoder":
                 model.encode(src)

@@ -61,11 +61,17 @@ class TransformerBlock(nn.Module):
         super().__init__()
         self.pre_norm = cfg.norm_position == "pre"
         self.attn = MultiHeadAttention(
-            cfg.d_model, cfg.n_heads, bias=cfg.bias, rotary=cfg.positional == "rope"
+            cfg.d_model,
+            cfg.n_heads,
+            n_kv_heads=cfg.n_kv_heads,
+            bias=cfg.bias,
+            rotary=cfg.positional == "rope",
         )
         self.attn_norm = make_norm(cfg)
         self.cross_attn = (
-            MultiHeadAttention(cfg.d_model, cfg.n_heads, bias=cfg.bias, cross=True)
+            MultiHeadAttention(
+                cfg.d_model, cfg.n_heads, n_kv_heads=cfg.n_kv_heads, bias=cfg.bias, cross=True
+            )
             if cross
             else None
         )

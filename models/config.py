@@ -18,6 +18,7 @@ class ModelConfig:
     vocab_size: int
     d_model: int = 128
     n_heads: int = 4
+    n_kv_heads: int | None = None  # key/value heads; fewer than n_heads: grouped-query attention
     n_layers: int = 4  # encoder layers for "encoder" and "seq2seq", decoder layers for "decoder"
     n_decoder_layers: int | None = None  # seq2seq only; defaults to n_layers
     d_ff: int = 512
@@ -44,6 +45,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+        if self.n_kv_heads is not None and self.n_heads % self.n_kv_heads:
+            raise ValueError(f"n_heads={self.n_heads} is not a multiple of n_kv_heads")
         if self.positional == "rope" and self.d_head % 2:
             raise ValueError("RoPE rotates pairs of dimensions: d_head must be even")
         if self.positional == "sinusoidal" and self.d_model % 2:
@@ -60,16 +63,29 @@ class ModelConfig:
         return self.d_model // self.n_heads
 
     @property
-    def n_encoder_layers(self) -> int:
-        return self.n_layers if self.kind in ("encoder", "seq2seq") else 0
+    def stacks(self) -> tuple[str, ...]:
+        """The model's stacks of blocks: ("encoder",), ("decoder",) or both."""
+        return {"encoder": ("encoder",), "decoder": ("decoder",)}.get(
+            self.kind, ("encoder", "decoder")
+        )
+
+    def depth(self, stack: str) -> int:
+        """Number of blocks in ``stack`` ("encoder" or "decoder"); 0 when the model has none."""
+        if stack not in self.stacks:
+            return 0
+        return (
+            self.n_decoder_layers
+            if self.kind == "seq2seq" and stack == "decoder"
+            else self.n_layers
+        )
 
     @property
-    def n_dec_layers(self) -> int:
-        if self.kind == "decoder":
-            return self.n_layers
+    def sites(self) -> dict[str, int]:
+        """Attention site -> its number of layers: encoder.self, decoder.self, decoder.cross."""
+        out = {f"{stack}.self": self.depth(stack) for stack in self.stacks}
         if self.kind == "seq2seq":
-            return self.n_decoder_layers
-        return 0
+            out["decoder.cross"] = self.depth("decoder")
+        return out
 
     def to_dict(self) -> dict:
         return asdict(self)

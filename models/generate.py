@@ -13,7 +13,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from models.hooks import capture
+from models.hooks import Edit, capture, hook_name
 from models.transformer import Transformer
 
 StopReason = Literal["eos", "max_new_tokens", "max_len"]
@@ -74,19 +74,17 @@ def next_token_distribution(logits: torch.Tensor, s: Sampling) -> torch.Tensor:
     return probs
 
 
-def _attention_rows(trace, model: Transformer) -> dict[str, torch.Tensor]:
+def decoder_sites(model: Transformer) -> dict[str, int]:
+    """The attention sites a decoding step goes through: site -> number of layers."""
+    return {s: n for s, n in model.config.sites.items() if s.startswith("decoder.")}
+
+
+def _attention_rows(trace, sites: dict[str, int]) -> dict[str, torch.Tensor]:
     """The last query row of every decoder head: site -> (L, H, keys)."""
-    blocks = range(model.config.n_dec_layers)
-    rows = {
-        "decoder.self": torch.stack(
-            [trace[f"decoder.blocks.{i}.attn.hook_pattern"][0, :, -1] for i in blocks]
-        )
+    return {
+        site: torch.stack([trace[hook_name(site, i, "pattern")][0, :, -1] for i in range(n)])
+        for site, n in sites.items()
     }
-    if model.config.kind == "seq2seq":
-        rows["decoder.cross"] = torch.stack(
-            [trace[f"decoder.blocks.{i}.cross_attn.hook_pattern"][0, :, -1] for i in blocks]
-        )
-    return rows
 
 
 @torch.inference_mode()
@@ -97,11 +95,13 @@ def generate(
     *,
     use_cache: bool = True,
     capture_attention: bool = True,
+    edits: dict[str, Edit] | None = None,
 ) -> Iterator[Step]:
     """Decode step by step.
 
     decoder: ``ids`` is the prompt (with its BOS, if the model uses one) and generation
     continues it. seq2seq: ``ids`` is the source sentence; the target starts with BOS.
+    ``edits`` (hook name -> edit, e.g. a head ablation) apply to every forward pass.
     """
     s = sampling or Sampling()
     cfg = model.config
@@ -114,7 +114,8 @@ def generate(
     memory = None
     if cfg.kind == "seq2seq":
         src = torch.tensor([list(ids)], device=device)
-        memory = model.encode(src)
+        with capture(model, names=[], edits=edits):
+            memory = model.encode(src)
         tokens = [cfg.bos_id]
     elif cfg.kind == "decoder":
         tokens = list(ids)
@@ -125,14 +126,10 @@ def generate(
 
     cache = model.new_cache() if use_cache else None
     new = tokens
-    names = []
-    if capture_attention:
-        for i in range(cfg.n_dec_layers):
-            names.append(f"decoder.blocks.{i}.attn.hook_pattern")
-            if cfg.kind == "seq2seq":
-                names.append(f"decoder.blocks.{i}.cross_attn.hook_pattern")
+    sites = decoder_sites(model) if capture_attention else {}
+    names = [hook_name(site, i, "pattern") for site, n in sites.items() for i in range(n)]
     for step in range(s.max_new_tokens):
-        with capture(names=names) as trace:
+        with capture(model, names=names, edits=edits) as trace:
             x = torch.tensor([new], device=device)
             logits = model.decode(x, memory, cache=cache)[0, -1]  # (V,)
         probs = next_token_distribution(logits, s)
@@ -153,7 +150,7 @@ def generate(
             token_id=token,
             prob=float(probs[token]),
             top=list(zip(top_i.tolist(), top_p.tolist(), strict=True)),
-            attention=_attention_rows(trace, model) if capture_attention else {},
+            attention=_attention_rows(trace, sites),
             stop_reason=stop,
         )
         if stop:

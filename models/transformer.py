@@ -100,12 +100,12 @@ class Transformer(nn.Module):
         self.config = cfg
         self.tok_embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.encoder = (
-            TransformerStack(cfg, cfg.n_encoder_layers, causal=False, cross=False)
+            TransformerStack(cfg, cfg.depth("encoder"), causal=False, cross=False)
             if cfg.kind in ("encoder", "seq2seq")
             else None
         )
         self.decoder = (
-            TransformerStack(cfg, cfg.n_dec_layers, causal=True, cross=cfg.kind == "seq2seq")
+            TransformerStack(cfg, cfg.depth("decoder"), causal=True, cross=cfg.kind == "seq2seq")
             if cfg.kind in ("decoder", "seq2seq")
             else None
         )
@@ -152,7 +152,7 @@ class Transformer(nn.Module):
         return self.cls_head(hidden[:, 0])
 
     def new_cache(self) -> KVCache:
-        return KVCache(self.config.n_dec_layers)
+        return KVCache(self.config.depth("decoder"))
 
     def forward(
         self,

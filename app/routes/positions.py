@@ -77,7 +77,7 @@ async def rope_relative(body: RopeRelativeRequest, request: Request):
     entry = entry_of(request, body.model)
     cfg = entry.config
     enc = encode_text(entry, body.text, settings)
-    depth = cfg.n_encoder_layers or cfg.n_dec_layers
+    depth = cfg.depth(cfg.stacks[0])
     if body.layer >= depth:
         raise invalid("layer", f"layer index {body.layer} is out of range: {depth} layers")
     if body.head >= cfg.n_heads:
