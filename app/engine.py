@@ -100,10 +100,6 @@ class LRUCache:
             _, evicted = self._data.popitem(last=False)
             self.nbytes -= evicted.nbytes
 
-    def clear(self) -> None:
-        self._data.clear()
-        self.nbytes = 0
-
 
 def _init_worker(n_threads: int) -> None:
     torch.set_num_threads(n_threads)

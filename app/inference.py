@@ -1,322 +1,376 @@
 """What the routes ask the models: plain functions run on an engine worker thread.
 
-Each takes an ``Entry`` (model + tokenizer) and validated inputs, runs the core
-(``models.capture`` around ``encode`` / ``decode``, ``models.generate``, ``models.positional``)
-and returns a dict ready for ``serialize.dumps``. Only the hook points a request needs are
-captured. Nothing here knows about HTTP.
+Each takes a resolved ``ModelInput`` (app/inputs.py) plus the request's options, runs the
+core through ``models.capture`` (only the hook points the request needs) and returns the
+response as a dict for ``serialize.dumps``. Nothing here knows about HTTP.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from app.inputs import ModelInput, Sequence
 from app.registry import Entry
 from app.serialize import Format, ints, rounded, tensor
 from models import capture
-from models.generate import Sampling, Step, generate
+from models.config import ModelConfig
+from models.generate import Sampling, StopReason, generate
+from models.hooks import SITE_OUTPUT, Trace, hook_name
 from models.positional import apply_rope, rope_angles, rope_frequencies, sinusoidal_table
 
-SITES = {
-    "encoder": ("encoder.self",),
-    "decoder": ("decoder.self",),
-    "seq2seq": ("encoder.self", "decoder.self", "decoder.cross"),
-}
 PROB_DECIMALS = 6
-
-
-def site_module(site: str, layer: int) -> str:
-    """encoder.self -> encoder.blocks.{li}.attn; decoder.cross -> decoder.blocks.{li}.cross_attn"""
-    stack, what = site.split(".")
-    return f"{stack}.blocks.{layer}.{'cross_attn' if what == 'cross' else 'attn'}"
-
-
-#: the block's hook holding the attention module's output, after W_O (before Add & Norm)
-OUT_HOOK = {
-    "encoder.self": "hook_attn_out",
-    "decoder.self": "hook_attn_out",
-    "decoder.cross": "hook_cross_out",
-}
-
-
-def block_of(site: str, layer: int) -> str:
-    return f"{site.split('.')[0]}.blocks.{layer}"
-
-
-def site_depth(entry: Entry, site: str) -> int:
-    return entry.config.depth(site.split(".")[0])
-
-
-def n_layers_max(entry: Entry) -> int:
-    return max(entry.config.sites.values())
-
-
-def _ids(ids: list[int], entry: Entry) -> torch.Tensor:
-    return torch.tensor([ids], dtype=torch.long, device=entry.device)
 
 
 def _p(x: float) -> float:
     return round(float(x), PROB_DECIMALS)
 
 
+def _ids(ids: list[int], entry: Entry) -> torch.Tensor:
+    return torch.tensor([ids], dtype=torch.long, device=entry.device)
+
+
+def forward(
+    entry: Entry, source_ids: list[int], target_ids: list[int] | None = None, names=()
+) -> Trace:
+    """One forward pass of the model's stacks over a single sequence, recording ``names``.
+
+    encoder: encode the source. decoder: decode the source (the prompt). seq2seq: encode the
+    source, then decode ``target_ids`` over it (encode only when no target is given).
+    """
+    model = entry.model
+    with capture(model, names) as trace:
+        src = _ids(source_ids, entry)
+        if entry.config.kind == "decoder":
+            model.decode(src)
+        else:
+            memory = model.encode(src)
+            if target_ids is not None:
+                model.decode(_ids(target_ids, entry), memory)
+    return trace
+
+
 # ---------------------------------------------------------------------------- attention
-@dataclass
-class AttentionJob:
-    source_ids: list[int]
-    target_ids: list[int] | None
-    layers: list[int]
-    heads: list[int]
+@dataclass(frozen=True)
+class AttentionPlan:
+    """Which layers of which attention sites a request reads, and the extras it includes."""
+
+    config: ModelConfig
+    sites: dict[str, list[int]]  # site -> the requested layers that site has
     include: frozenset[str]
+
+    @classmethod
+    def of(cls, config: ModelConfig, layers: list[int], include) -> AttentionPlan:
+        sites = {s: [li for li in layers if li < depth] for s, depth in config.sites.items()}
+        return cls(config, sites, frozenset(include))
+
+    def rotary(self, site: str) -> bool:
+        """Queries and keys of this site are rotated (RoPE acts on self-attention only)."""
+        return self.config.positional == "rope" and not site.endswith("cross")
+
+    def qkv_parts(self, site: str) -> list[str]:
+        return ["q", "k", "v", *(["rot_q", "rot_k"] if self.rotary(site) else [])]
+
+    def hooks(self) -> list[str]:
+        names = []
+        for site, layers in self.sites.items():
+            for li in layers:
+                names.append(hook_name(site, li, "pattern"))
+                if "scores" in self.include:
+                    names.append(hook_name(site, li, "scores"))
+                if "qkv" in self.include:
+                    names += [hook_name(site, li, p) for p in [*self.qkv_parts(site), "in", "z"]]
+                    names.append(hook_name(site.split(".")[0], li, SITE_OUTPUT[site]))
+            if layers and self.include & {"masks", "scores"}:
+                names.append(hook_name(site, layers[0], "mask"))
+        rotary_sites = [s for s in self.config.sites if self.rotary(s)]
+        if "rope" in self.include and rotary_sites:
+            names.append(hook_name(rotary_sites[0], 0, "rope_angles"))
+        if "hidden" in self.include:
+            for stack, layers in self.stack_layers().items():
+                for li in layers:
+                    names += [hook_name(stack, li, f"resid_{w}") for w in ("pre", "mid", "post")]
+        return names
+
+    def stack_layers(self) -> dict[str, list[int]]:
+        """stack -> the requested layers it has (read off its self-attention site)."""
+        return {s.split(".")[0]: ls for s, ls in self.sites.items() if s.endswith(".self") and ls}
+
+
+@dataclass
+class Captured:
+    """One forward pass's trace, read per site over the plan's layers and selected heads."""
+
+    trace: Trace
+    plan: AttentionPlan
+    heads: list[int]
     fmt: Format
 
+    def stacked(self, site: str, hook: str) -> torch.Tensor:
+        """(L, H, ...) of a per-head hook. Grouped-query K/V heads are repeated so that head
+        h reads the key/value head it attends with."""
+        n_heads = self.plan.config.n_heads
+        t = torch.stack([self.trace[hook_name(site, li, hook)][0] for li in self.plan.sites[site]])
+        if t.shape[1] != n_heads:
+            t = t.repeat_interleave(n_heads // t.shape[1], dim=1)
+        if self.heads != list(range(n_heads)):
+            t = t.index_select(1, torch.tensor(self.heads, device=t.device))
+        return t
 
-def greedy_target(entry: Entry, source_ids: list[int], max_new_tokens: int) -> list[int]:
+    def per_layer(self, site: str, where: str, hook: str) -> torch.Tensor:
+        """(L, ...) of a hook with no head axis (``where``: the site or its stack), over the
+        site's layers."""
+        return torch.stack(
+            [self.trace[hook_name(where, li, hook)][0] for li in self.plan.sites[site]]
+        )
+
+    def mask(self, site: str) -> torch.Tensor:
+        return self.trace[hook_name(site, self.plan.sites[site][0], "mask")][0]  # (Tq, Tk)
+
+    def sites(self) -> list[str]:
+        return [s for s, layers in self.plan.sites.items() if layers]
+
+
+def _patterns(c: Captured) -> dict:
+    return {s: tensor(c.stacked(s, "pattern"), c.fmt, prob=True) for s in c.sites()}
+
+
+def _masks(c: Captured) -> dict:
+    return {s: ints(c.mask(s)) for s in c.sites()}
+
+
+def _scores(c: Captured) -> dict:
+    """Scaled QKᵀ before the softmax; masked cells are NaN (null in JSON)."""
+    out = {}
+    for s in c.sites():
+        sc = c.stacked(s, "scores").float()
+        out[s] = tensor(sc.masked_fill(~c.mask(s)[None, None], float("nan")), c.fmt)
+    return out
+
+
+def _qkv(c: Captured) -> dict:
+    """q/k/v (and RoPE's rotated q/k) and z per head; the module's input x and its output
+    after concat · W_O per layer: a view never recomputes what was measured."""
+    out = {}
+    for s in c.sites():
+        stack = s.split(".")[0]
+        parts = {p: tensor(c.stacked(s, p), c.fmt) for p in [*c.plan.qkv_parts(s), "z"]}
+        parts["x"] = tensor(c.per_layer(s, s, "in"), c.fmt)
+        parts["out"] = tensor(c.per_layer(s, stack, SITE_OUTPUT[s]), c.fmt)
+        out[s] = parts
+    return out
+
+
+def _rope(c: Captured) -> dict | None:
+    """The rotation angles the model used (captured), or None without RoPE."""
+    cfg = c.plan.config
+    rotary = [s for s in cfg.sites if c.plan.rotary(s)]
+    if not rotary:
+        return None
+    angles = c.trace[hook_name(rotary[0], 0, "rope_angles")]
+    return {"base": cfg.rope_base, "d_head": cfg.d_head, "angles": tensor(angles, c.fmt)}
+
+
+def _hidden(c: Captured) -> dict:
+    """The L2 norm of the residual stream per layer and position, around each sublayer."""
+    out = {}
+    for stack, layers in c.plan.stack_layers().items():
+        out[stack] = {
+            f"resid_{w}": tensor(
+                torch.stack(
+                    [
+                        torch.linalg.vector_norm(
+                            c.trace[hook_name(stack, li, f"resid_{w}")][0].float(), dim=-1
+                        )
+                        for li in layers
+                    ]
+                ),
+                c.fmt,
+            )
+            for w in ("pre", "mid", "post")
+        }
+    return out
+
+
+#: include value -> what it adds to the answer (attention weights are always there)
+EXTRACTORS: dict[str, Callable[[Captured], Any]] = {
+    "masks": _masks,
+    "scores": _scores,
+    "qkv": _qkv,
+    "rope": _rope,
+    "hidden": _hidden,
+}
+
+
+def greedy_target(entry: Entry, source_ids: list[int], max_new_tokens: int) -> Sequence:
     """seq2seq: <s> + the model's own greedy output (its final </s> left out)."""
     cfg = entry.config
     budget = max(1, min(max_new_tokens, cfg.max_len - 1))
-    out = [cfg.bos_id]
+    ids = [cfg.bos_id]
     for step in generate(
         entry.model, source_ids, Sampling(max_new_tokens=budget), capture_attention=False
     ):
         if step.token_id == cfg.eos_id:
             break
-        out.append(step.token_id)
-    return out
+        ids.append(step.token_id)
+    return Sequence(ids, entry.codec.ids_view(ids) if entry.codec else None)
 
 
-def attention(entry: Entry, job: AttentionJob) -> dict:
-    cfg, model = entry.config, entry.model
-    kind = cfg.kind
-    sites = SITES[kind]
-    inc = job.include
-    is_rope = cfg.positional == "rope"
-    # site -> layers of this request that the site's stack has
-    site_layers = {s: [li for li in job.layers if li < site_depth(entry, s)] for s in sites}
-
-    names: list[str] = []
-    for site, layers in site_layers.items():
-        for li in layers:
-            m = site_module(site, li)
-            names.append(f"{m}.hook_pattern")
-            if "scores" in inc:
-                names.append(f"{m}.hook_scores")
-            if "qkv" in inc:
-                names += [
-                    f"{m}.hook_in",
-                    f"{m}.hook_q",
-                    f"{m}.hook_k",
-                    f"{m}.hook_v",
-                    f"{m}.hook_z",
-                ]
-                names.append(f"{block_of(site, li)}.{OUT_HOOK[site]}")
-                if is_rope and not site.endswith("cross"):
-                    names += [f"{m}.hook_rot_q", f"{m}.hook_rot_k"]
-        if ("masks" in inc or "scores" in inc) and layers:
-            names.append(f"{site_module(site, layers[0])}.hook_mask")
-    stacks = sorted({s.split(".")[0] for s in sites})
-    if "hidden" in inc:
-        for stack in stacks:
-            depth = site_depth(entry, f"{stack}.self")
-            for li in job.layers:
-                if li < depth:
-                    names += [f"{stack}.blocks.{li}.hook_resid_{w}" for w in ("pre", "mid", "post")]
-
-    with capture(model, names) as trace:
-        src = _ids(job.source_ids, entry)
-        if kind == "encoder":
-            model.encode(src)
-        elif kind == "decoder":
-            model.decode(src)
-        else:
-            memory = model.encode(src)
-            model.decode(_ids(job.target_ids, entry), memory)
-
-    all_heads = job.heads == list(range(cfg.n_heads))
-    heads = None if all_heads else torch.tensor(job.heads, device=entry.device)
-
-    def stacked(site: str, hook: str) -> torch.Tensor:
-        layers = site_layers[site]
-        t = torch.stack([trace[f"{site_module(site, li)}.{hook}"][0] for li in layers])
-        return t if heads is None else t.index_select(1, heads)  # (L, H, T, ...)
-
-    out: dict = {"attention": {}}
-    for site, layers in site_layers.items():
-        if layers:
-            out["attention"][site] = tensor(stacked(site, "hook_pattern"), job.fmt, prob=True)
-    if "masks" in inc or "scores" in inc:
-        masks = {
-            s: trace[f"{site_module(s, ls[0])}.hook_mask"][0] for s, ls in site_layers.items() if ls
-        }
-        if "masks" in inc:
-            out["masks"] = {s: ints(m) for s, m in masks.items()}
-        if "scores" in inc:
-            out["scores"] = {}
-            for site, layers in site_layers.items():
-                if layers:
-                    sc = stacked(site, "hook_scores").float()
-                    sc = sc.masked_fill(~masks[site][None, None], float("nan"))
-                    out["scores"][site] = tensor(sc, job.fmt)
-    if "qkv" in inc:
-        out["qkv"] = {}
-        for site, layers in site_layers.items():
-            if not layers:
-                continue
-            parts = ["q", "k", "v"]
-            if is_rope and not site.endswith("cross"):
-                parts += ["rot_q", "rot_k"]
-            out["qkv"][site] = {p: tensor(stacked(site, f"hook_{p}"), job.fmt) for p in parts}
-            # per layer: the module's input X, each head's output Z (before the concat), and
-            # the output after concat · W_O, so a view never recomputes what was measured
-            out["qkv"][site]["z"] = tensor(stacked(site, "hook_z"), job.fmt)
-            x = [trace[f"{site_module(site, li)}.hook_in"][0] for li in layers]
-            attn_out = [trace[f"{block_of(site, li)}.{OUT_HOOK[site]}"][0] for li in layers]
-            out["qkv"][site]["x"] = tensor(torch.stack(x), job.fmt)
-            out["qkv"][site]["out"] = tensor(torch.stack(attn_out), job.fmt)
-    if "rope" in inc:
-        if is_rope:
-            n = len(job.source_ids)
-            angles = rope_angles(torch.arange(n), cfg.d_head, cfg.rope_base)
-            out["rope"] = {
-                "base": cfg.rope_base,
-                "d_head": cfg.d_head,
-                "angles": tensor(angles, job.fmt),
-            }
-        else:
-            out["rope"] = None
-    if "hidden" in inc:
-        out["hidden"] = {}
-        for stack in stacks:
-            depth = site_depth(entry, f"{stack}.self")
-            layers = [li for li in job.layers if li < depth]
-            if not layers:
-                continue
-            out["hidden"][stack] = {
-                w: tensor(
-                    torch.stack(
-                        [
-                            torch.linalg.vector_norm(
-                                trace[f"{stack}.blocks.{li}.hook_resid_{w}"][0].float(), dim=-1
-                            )
-                            for li in layers
-                        ]
-                    ),
-                    job.fmt,
-                )
-                for w in ("pre", "mid", "post")
-            }
-            out["hidden"][stack] = {f"resid_{k}": v for k, v in out["hidden"][stack].items()}
+def attention(inp: ModelInput, include, fmt: Format, max_new_tokens: int) -> dict:
+    """POST /attention: plan the hooks, run one forward pass, extract what was asked."""
+    entry, cfg = inp.entry, inp.entry.config
+    target = inp.target
+    if cfg.kind == "seq2seq" and target is None:
+        target = greedy_target(entry, inp.source.ids, max_new_tokens)
+    plan = AttentionPlan.of(cfg, inp.layers, include)
+    trace = forward(entry, inp.source.ids, target.ids if target else None, plan.hooks())
+    captured = Captured(trace, plan, inp.heads, fmt)
+    tokens = {"source": inp.source.tokens}
+    if target is not None:
+        tokens["target"] = target.tokens
+    out = {
+        "model": entry.id,
+        "kind": cfg.kind,
+        "format": fmt,
+        "n_layers": max(cfg.sites.values()),
+        "n_heads": cfg.n_heads,
+        "layers": inp.layers,
+        "heads": inp.heads,
+        "tokens": tokens,
+        "attention": _patterns(captured),
+    }
+    for name, extract in EXTRACTORS.items():
+        if name in plan.include:
+            out[name] = extract(captured)
     return out
 
 
 # ---------------------------------------------------------------------------- generation
-def step_view(entry: Entry, step: Step) -> dict:
-    view = entry.tokens
-    return {
-        "step": step.step,
-        "token": {"id": step.token_id, "text": view.token_text(step.token_id)},
-        "prob": _p(step.prob),
-        "top": [{"id": i, "text": view.token_text(i), "prob": _p(p)} for i, p in step.top],
-        "attention": {site: rounded(a) for site, a in step.attention.items()},
-    }
+@dataclass
+class DecodedStep:
+    """One decoding step: the public step object, and on the last step why decoding stopped."""
+
+    view: dict
+    stop_reason: StopReason | None
 
 
-def generate_steps(entry: Entry, ids: list[int], sampling: Sampling) -> Iterator[dict]:
-    """Step views, each made as soon as its token is decoded (KV cache on).
+def decode_steps(entry: Entry, ids: list[int], sampling: Sampling) -> Iterator[DecodedStep]:
+    """Steps, each made as soon as its token is decoded (KV cache on).
 
     A step's token text is what it adds to the decoded output (so " chat" keeps the space
     that a Metaspace or byte-level token carries), falling back to the token alone.
     """
-    tok = entry.tokenizer
+    codec, tok = entry.codec, entry.tokenizer
     out_ids: list[int] = []
     text = ""
     for step in generate(entry.model, ids, sampling):
-        view = step_view(entry, step)
-        if tok is not None and step.token_id not in entry.tokens.special_ids:
+
+        def shown(i: int) -> str:
+            return codec.token_text(i) if codec else str(i)
+
+        view = {
+            "step": step.step,
+            "token": {"id": step.token_id, "text": shown(step.token_id)},
+            "prob": _p(step.prob),
+            "top": [{"id": i, "text": shown(i), "prob": _p(p)} for i, p in step.top],
+            "attention": {site: rounded(a) for site, a in step.attention.items()},
+        }
+        if codec is not None and step.token_id not in codec.special_ids:
             out_ids.append(step.token_id)
             new_text = tok.decode(out_ids, skip_special_tokens=True)
             if new_text.startswith(text) and len(new_text) > len(text):
                 view["token"]["text"] = new_text[len(text) :]
             text = new_text
-        view["_stop_reason"] = step.stop_reason
-        yield view
+        yield DecodedStep(view, step.stop_reason)
 
 
-def generation_output(entry: Entry, steps: list[dict]) -> dict:
-    cfg = entry.config
-    ids = [s["token"]["id"] for s in steps]
-    text_ids = [i for i in ids if i != cfg.eos_id]
+def generation_output(entry: Entry, steps: list[DecodedStep]) -> dict:
+    tokens = [s.view["token"] for s in steps]
+    text_ids = [t["id"] for t in tokens if t["id"] != entry.config.eos_id]
     text = entry.tokenizer.decode(text_ids, skip_special_tokens=True) if entry.tokenizer else ""
-    return {"text": text, "tokens": [s["token"] for s in steps]}
+    return {"text": text, "tokens": tokens}
+
+
+def generation(inp: ModelInput, sampling: Sampling) -> dict:
+    """POST /generate: every step, the output and why it stopped."""
+    entry = inp.entry
+    steps = list(decode_steps(entry, inp.source.ids, sampling))
+    return {
+        "model": entry.id,
+        "kind": entry.config.kind,
+        "prompt": inp.source.tokens,
+        "steps": [s.view for s in steps],
+        "output": generation_output(entry, steps),
+        "stop_reason": steps[-1].stop_reason,
+    }
 
 
 # ---------------------------------------------------------------------------- encoder tasks
-def fill_mask(entry: Entry, ids: list[int], top_k: int, with_attention: bool) -> dict:
-    model, cfg, view = entry.model, entry.config, entry.tokens
-    names = (
-        [f"encoder.blocks.{li}.attn.hook_pattern" for li in range(cfg.n_layers)]
-        if with_attention
-        else []
-    )
+def fill_mask(inp: ModelInput, top_k: int, with_attention: bool) -> dict:
+    entry, codec = inp.entry, inp.entry.codec
+    model, ids = entry.model, inp.source.ids
+    names = []
+    if with_attention:
+        names = [hook_name("encoder.self", li, "pattern") for li in range(entry.config.n_layers)]
     with capture(model, names) as trace:
         logits = model.mlm_logits(model.encode(_ids(ids, entry)))[0].float()  # (T, V)
-    never = [i for i in view.special_ids if i < logits.shape[-1]]
+    never = [i for i in codec.special_ids if i < logits.shape[-1]]
     if never:
         logits[:, never] = float("-inf")  # predict words, not [CLS] / [SEP] / [MASK] / [PAD]
-    positions = [k for k, i in enumerate(ids) if i == view.mask_id]
+    positions = [k for k, i in enumerate(ids) if i == codec.mask_id]
     probs = F.softmax(logits[positions], dim=-1)
     top_p, top_i = torch.topk(probs, min(top_k, probs.shape[-1]), dim=-1)
-    masks = []
-    for row, k in enumerate(positions):
-        masks.append(
-            {
-                "index": k,
-                "predictions": [
-                    {"id": int(i), "token": view.token_text(int(i)), "prob": _p(p)}
-                    for p, i in zip(top_p[row].tolist(), top_i[row].tolist(), strict=True)
-                ],
-            }
-        )
-    out: dict = {"masks": masks}
-    if with_attention:
-        out["attention"] = {
-            "encoder.self": rounded(
-                torch.stack([trace[n][0] for n in names])  # (L, H, T, T)
-            )
+    masks = [
+        {
+            "index": k,
+            "predictions": [
+                {"id": int(i), "token": codec.token_text(int(i)), "prob": _p(p)}
+                for p, i in zip(top_p[row].tolist(), top_i[row].tolist(), strict=True)
+            ],
         }
+        for row, k in enumerate(positions)
+    ]
+    out: dict = {"model": entry.id, "tokens": inp.source.tokens, "masks": masks}
+    if with_attention:
+        out["attention"] = {"encoder.self": rounded(torch.stack([trace[n][0] for n in names]))}
     return out
 
 
-def classify(entry: Entry, ids: list[int]) -> dict:
-    model, cfg = entry.model, entry.config
-    last = cfg.n_layers - 1
-    name = f"encoder.blocks.{last}.attn.hook_pattern"
+def classify(inp: ModelInput) -> dict:
+    entry, cfg = inp.entry, inp.entry.config
+    model = entry.model
+    last = cfg.depth("encoder") - 1
+    name = hook_name("encoder.self", last, "pattern")
     with capture(model, [name]) as trace:
-        logits = model.classify(model.encode(_ids(ids, entry)))[0].float()
+        logits = model.classify(model.encode(_ids(inp.source.ids, entry)))[0].float()
     probs = F.softmax(logits, dim=-1).tolist()
     labels = cfg.labels or [f"class_{i}" for i in range(len(probs))]
-    best = int(np.argmax(probs))
     return {
-        "label": labels[best],
+        "model": entry.id,
+        "tokens": inp.source.tokens,
+        "label": labels[int(np.argmax(probs))],
         "labels": [{"label": lab, "prob": _p(p)} for lab, p in zip(labels, probs, strict=True)],
         "cls_attention": {"layer": last, "heads": rounded(trace[name][0, :, 0, :])},
     }
 
 
 # ---------------------------------------------------------------------------- positions
-def _stack(entry: Entry):
+def _first_stack(entry: Entry):
     model = entry.model
     return model.encoder if model.encoder is not None else model.decoder
 
 
-def positions(entry: Entry, n: int, ids: list[int] | None) -> dict:
+def positions(entry: Entry, n: int, source: Sequence | None) -> dict:
     cfg = entry.config
-    out: dict = {"table": None, "rope": None}
-    stack = _stack(entry)
+    out: dict = {"model": entry.id, "positional": cfg.positional, "n": n, "table": None}
+    out["rope"] = None
+    stack = _first_stack(entry)
     if cfg.positional == "sinusoidal":
         out["table"] = rounded(sinusoidal_table(n, cfg.d_model))
     elif cfg.positional == "learned":
@@ -328,7 +382,8 @@ def positions(entry: Entry, n: int, ids: list[int] | None) -> dict:
             "frequencies": rounded(rope_frequencies(cfg.d_head, cfg.rope_base)),
             "angles": rounded(rope_angles(torch.arange(n), cfg.d_head, cfg.rope_base)),
         }
-    if ids is not None:
+    if source is not None:
+        ids = source.ids
         tok = entry.model.embed(_ids(ids, entry))[0] * stack.embed_scale  # (T, D)
         pos = None
         if stack.pos.adds_vectors:
@@ -337,13 +392,12 @@ def positions(entry: Entry, n: int, ids: list[int] | None) -> dict:
             "token": rounded(tok),
             "position": None if pos is None else rounded(pos),
             "sum": rounded(tok if pos is None else tok + pos),
+            "tokens": source.tokens,
         }
     return out
 
 
-def rope_relative(
-    entry: Entry, ids: list[int], layer: int, head: int, query: int, key: int, max_position: int
-) -> dict:
+def rope_relative(inp: ModelInput, query: int, key: int, max_position: int) -> dict:
     """scores[m][n] = q(token ``query``) placed at position m · k(token ``key``) at n / √d.
 
     RoPE: the un-rotated q and k of that layer and head (hook_q / hook_k), rotated to every
@@ -354,23 +408,19 @@ def rope_relative(
     layers above 0 this is the layer's view of the bare embeddings, not of the full
     residual stream (which also carries the other tokens).
     """
-    cfg, model = entry.config, entry.model
-    d = cfg.d_head
-    stack_name = "encoder" if model.encoder is not None else "decoder"
-    stack = _stack(entry)
+    entry, cfg, model = inp.entry, inp.entry.config, inp.entry.model
+    (layer,), (head,) = inp.layers, inp.heads
+    ids, d = inp.source.ids, cfg.d_head
+    site = f"{cfg.stacks[0]}.self"
+    stack = _first_stack(entry)
     block = stack.blocks[layer]
-    attn = block.attn
     pos_ids = torch.arange(max_position, device=entry.device)
     if cfg.positional == "rope":
-        m = f"{stack_name}.blocks.{layer}.attn"
-        with capture(model, [f"{m}.hook_q", f"{m}.hook_k"]) as trace:
-            src = _ids(ids, entry)
-            if stack_name == "encoder":
-                model.encode(src)
-            else:
-                model.decode(src)
-        q = trace[f"{m}.hook_q"][0, head, query].float()  # (d,)
-        k = trace[f"{m}.hook_k"][0, head, key].float()
+        q_name, k_name = hook_name(site, layer, "q"), hook_name(site, layer, "k")
+        trace = forward(entry, ids, None, [q_name, k_name])
+        group = cfg.n_heads // trace[k_name].shape[1]  # grouped-query attention
+        q = trace[q_name][0, head, query].float()  # (d,)
+        k = trace[k_name][0, head // group, key].float()
         angles = rope_angles(pos_ids, d, cfg.rope_base)  # (P, d/2)
         rq = apply_rope(q.expand(max_position, d), angles)  # (P, d)
         rk = apply_rope(k.expand(max_position, d), angles)
@@ -384,8 +434,19 @@ def rope_relative(
         xq, xk = emb[0] + pe, emb[1] + pe  # (P, D)
         if block.pre_norm:
             xq, xk = block.attn_norm(xq), block.attn_norm(xk)
+        attn = block.attn
+        group = cfg.n_heads // attn.n_kv_heads
         rq = attn.W_q(xq).view(max_position, cfg.n_heads, d)[:, head].float()
-        rk = attn.W_k(xk).view(max_position, cfg.n_heads, d)[:, head].float()
+        rk = attn.W_k(xk).view(max_position, attn.n_kv_heads, d)[:, head // group].float()
         method = "additive"
-    scores = rq @ rk.T / math.sqrt(d)  # (P, P)
-    return {"method": method, "scores": rounded(scores)}
+    return {
+        "model": entry.id,
+        "positional": cfg.positional,
+        "layer": layer,
+        "head": head,
+        "query": inp.source.tokens[query],
+        "key": inp.source.tokens[key],
+        "max_position": max_position,
+        "method": method,
+        "scores": rounded(rq @ rk.T / math.sqrt(d)),  # (P, P)
+    }

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from app.tokenization import TokenizerView
+from app.tokenization import TextCodec
 from models import load_checkpoint
 from models.checkpoint import Checkpoint
 from models.transformer import count_parameters
@@ -55,16 +55,13 @@ class Entry:
         return self.parameters["total"]
 
     @cached_property
-    def tokens(self) -> TokenizerView:
-        return TokenizerView(self.tokenizer, self.config)
+    def codec(self) -> TextCodec | None:
+        """Text <-> the ids this model reads (None when the checkpoint ships no tokenizer)."""
+        return None if self.tokenizer is None else TextCodec(self.tokenizer, self.config)
 
     @cached_property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
-
-    @property
-    def max_len(self) -> int:
-        return self.config.max_len
 
 
 class Registry:
