@@ -119,7 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = app_metrics
     app.state.ready = False
     errors.install(app)
-    docs_csp = docs.install(app)
+    docs.install(app)
 
     app.include_router(health.router)
     app.include_router(metrics.router)
@@ -144,7 +144,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics=app_metrics,
         max_body_bytes=settings.max_body_bytes,
         csp=settings.csp,
-        docs_csp=docs_csp,
     )
     return app
 

@@ -265,6 +265,14 @@ def lr_at(step: int, recipe: Recipe, total: int) -> float:
     return recipe.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def loss_curve(losses: list[float], points: int = 50) -> list[float]:
+    """The training loss averaged over windows of len/points steps (at least one step)."""
+    w = max(1, len(losses) // points)
+    return [
+        round(sum(losses[i : i + w]) / len(losses[i : i + w]), 4) for i in range(0, len(losses), w)
+    ]
+
+
 def train(
     model_id: str,
     out_dir: str | Path | None = None,
@@ -343,10 +351,7 @@ def train(
         "platform": platform.platform(),
         "torch": torch.__version__,
         "final_train_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
-        "loss_curve": [
-            round(sum(losses[i : i + 50]) / len(losses[i : i + 50]), 4)
-            for i in range(0, len(losses), 50)
-        ],
+        "loss_curve": loss_curve(losses),
         "metrics": metrics,
         "parameters": params,
     }

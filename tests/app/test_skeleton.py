@@ -3,7 +3,7 @@ from fastapi.testclient import TestClient
 from app.config import Settings
 from app.main import create_app
 from models import save_checkpoint
-from tests.models.conftest import tiny
+from tests.helpers import tiny
 
 
 def test_healthz_and_models_from_a_checkpoint_folder(tmp_path):

@@ -114,15 +114,9 @@ def _wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 12
 
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory) -> Server:
-    from tests.app.conftest import build_fixture_checkpoints, shipped_ready
+    from tests.helpers import checkpoints_under_test
 
-    if os.environ.get("ATTNVIZ_TEST_CHECKPOINT_DIR"):  # e.g. a folder `attnviz train` wrote
-        shipped, ckpt = True, Path(os.environ["ATTNVIZ_TEST_CHECKPOINT_DIR"])
-    elif shipped_ready():
-        shipped, ckpt = True, ROOT / "checkpoints"
-    else:
-        shipped = False
-        ckpt = build_fixture_checkpoints(tmp_path_factory.mktemp("e2e-checkpoints"))
+    ckpt, shipped = checkpoints_under_test(lambda: tmp_path_factory.mktemp("e2e-checkpoints"))
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("e2e-server") / "uvicorn.log"

@@ -7,7 +7,7 @@ import torch
 
 from models import capture, hook_names
 from models.hooks import hook_name, zero_head
-from tests.models.conftest import tiny
+from tests.helpers import tiny
 
 
 def test_hook_names_follow_the_module_tree():
