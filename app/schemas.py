@@ -51,6 +51,11 @@ class Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def examples(*items: dict) -> ConfigDict:
+    """A request's config: unknown fields forbidden, and these examples shown in /docs."""
+    return ConfigDict(extra="forbid", json_schema_extra={"examples": list(items)})
+
+
 class Response(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -117,12 +122,7 @@ class TokenizeRequest(Request):
     model: ModelId
     text: Text
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"model": "encoder-mini", "text": "i love machine learning"}]
-        },
-    )
+    model_config = examples({"model": "encoder-mini", "text": "i love machine learning"})
 
 
 class Token(BaseModel):
@@ -177,20 +177,15 @@ class AttentionRequest(Request):
     )
     format: TensorFormat = Field("json", description="`json` nested lists or compact `f16`.")
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"model": "encoder-mini", "text": "the cat sat on the mat"},
-                {
-                    "model": "seq2seq-en-fr",
-                    "text": "the black cat ate the mouse",
-                    "layers": [0],
-                    "heads": [0, 1],
-                    "include": ["masks"],
-                    "format": "f16",
-                },
-            ]
+    model_config = examples(
+        {"model": "encoder-mini", "text": "the cat sat on the mat"},
+        {
+            "model": "seq2seq-en-fr",
+            "text": "the black cat ate the mouse",
+            "layers": [0],
+            "heads": [0, 1],
+            "include": ["masks"],
+            "format": "f16",
         },
     )
 
@@ -238,22 +233,17 @@ class GenerateRequest(Request):
     )
     n_top: Int = Field(5, ge=1, le=20, description="Candidates reported per step.")
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"model": "seq2seq-en-fr", "text": "the black cat ate the mouse"},
-                {
-                    "model": "decoder-mini",
-                    "text": "the cat",
-                    "max_new_tokens": 12,
-                    "strategy": "sample",
-                    "temperature": 0.8,
-                    "top_k": 20,
-                    "top_p": 0.95,
-                    "seed": 7,
-                },
-            ]
+    model_config = examples(
+        {"model": "seq2seq-en-fr", "text": "the black cat ate the mouse"},
+        {
+            "model": "decoder-mini",
+            "text": "the cat",
+            "max_new_tokens": 12,
+            "strategy": "sample",
+            "temperature": 0.8,
+            "top_k": 20,
+            "top_p": 0.95,
+            "seed": 7,
         },
     )
 
