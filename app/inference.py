@@ -20,6 +20,9 @@ from app.inputs import ModelInput, Sequence
 from app.registry import Entry
 from app.serialize import Format, ints, rounded, tensor
 from models import capture
+from models.analysis.attribution import direct_logit_attribution, value_weighted_norms
+from models.analysis.lens import run_logit_lens
+from models.analysis.rollout import rollout as attention_rollout
 from models.config import ModelConfig
 from models.generate import Sampling, StopReason, generate
 from models.hooks import SITE_OUTPUT, Trace, hook_name
@@ -87,6 +90,8 @@ class AttentionPlan:
                 if "qkv" in self.include:
                     names += [hook_name(site, li, p) for p in [*self.qkv_parts(site), "in", "z"]]
                     names.append(hook_name(site.split(".")[0], li, SITE_OUTPUT[site]))
+                if "norms" in self.include and "qkv" not in self.include:
+                    names.append(hook_name(site, li, "v"))
             if layers and self.include & {"masks", "scores"}:
                 names.append(hook_name(site, layers[0], "mask"))
         rotary_sites = [s for s in self.config.sites if self.rotary(s)]
@@ -111,6 +116,7 @@ class Captured:
     plan: AttentionPlan
     heads: list[int]
     fmt: Format
+    model: torch.nn.Module  # for weights an extractor needs (W_O of the value-weighted norms)
 
     def stacked(self, site: str, hook: str) -> torch.Tensor:
         """(L, H, ...) of a per-head hook. Grouped-query K/V heads are repeated so that head
@@ -198,6 +204,22 @@ def _hidden(c: Captured) -> dict:
     return out
 
 
+def _norms(c: Captured) -> dict:
+    """Value-weighted norms ‖α_ij · f_h(x_j)‖ per site: [L][H][Tq][Tk]."""
+    out = {}
+    for s in c.sites():
+        per_layer = []
+        for li in c.plan.sites[s]:
+            w_o = c.model.get_submodule(hook_name(s, li, "v").rsplit(".", 1)[0]).W_o.weight
+            pattern, v = c.trace[hook_name(s, li, "pattern")], c.trace[hook_name(s, li, "v")]
+            per_layer.append(value_weighted_norms(pattern, v, w_o)[0])
+        norms = torch.stack(per_layer)
+        if c.heads != list(range(c.plan.config.n_heads)):
+            norms = norms.index_select(1, torch.tensor(c.heads, device=norms.device))
+        out[s] = tensor(norms, c.fmt)
+    return out
+
+
 #: include value -> what it adds to the answer (attention weights are always there)
 EXTRACTORS: dict[str, Callable[[Captured], Any]] = {
     "masks": _masks,
@@ -205,6 +227,7 @@ EXTRACTORS: dict[str, Callable[[Captured], Any]] = {
     "qkv": _qkv,
     "rope": _rope,
     "hidden": _hidden,
+    "norms": _norms,
 }
 
 
@@ -222,18 +245,27 @@ def greedy_target(entry: Entry, source_ids: list[int], max_new_tokens: int) -> S
     return Sequence(ids, entry.codec.ids_view(ids) if entry.codec else None)
 
 
-def attention(inp: ModelInput, include, fmt: Format, max_new_tokens: int) -> dict:
-    """POST /attention: plan the hooks, run one forward pass, extract what was asked."""
-    entry, cfg = inp.entry, inp.entry.config
-    target = inp.target
-    if cfg.kind == "seq2seq" and target is None:
-        target = greedy_target(entry, inp.source.ids, max_new_tokens)
-    plan = AttentionPlan.of(cfg, inp.layers, include)
-    trace = forward(entry, inp.source.ids, target.ids if target else None, plan.hooks())
-    captured = Captured(trace, plan, inp.heads, fmt)
+def target_of(inp: ModelInput, max_new_tokens: int) -> Sequence | None:
+    """seq2seq: the target given, else the model's own greedy translation. Others: None."""
+    if inp.entry.config.kind != "seq2seq" or inp.target is not None:
+        return inp.target
+    return greedy_target(inp.entry, inp.source.ids, max_new_tokens)
+
+
+def tokens_of(inp: ModelInput, target: Sequence | None) -> dict:
     tokens = {"source": inp.source.tokens}
     if target is not None:
         tokens["target"] = target.tokens
+    return tokens
+
+
+def attention(inp: ModelInput, include, fmt: Format, max_new_tokens: int) -> dict:
+    """POST /attention: plan the hooks, run one forward pass, extract what was asked."""
+    entry, cfg = inp.entry, inp.entry.config
+    target = target_of(inp, max_new_tokens)
+    plan = AttentionPlan.of(cfg, inp.layers, include)
+    trace = forward(entry, inp.source.ids, target.ids if target else None, plan.hooks())
+    captured = Captured(trace, plan, inp.heads, fmt, entry.model)
     out = {
         "model": entry.id,
         "kind": cfg.kind,
@@ -242,13 +274,86 @@ def attention(inp: ModelInput, include, fmt: Format, max_new_tokens: int) -> dic
         "n_heads": cfg.n_heads,
         "layers": inp.layers,
         "heads": inp.heads,
-        "tokens": tokens,
+        "tokens": tokens_of(inp, target),
         "attention": _patterns(captured),
     }
     for name, extract in EXTRACTORS.items():
         if name in plan.include:
             out[name] = extract(captured)
     return out
+
+
+# ---------------------------------------------------------------------------- analyses
+def _forward_ids(inp: ModelInput, target: Sequence | None):
+    entry = inp.entry
+    return _ids(inp.source.ids, entry), None if target is None else _ids(target.ids, entry)
+
+
+def logit_lens(inp: ModelInput, k: int, max_new_tokens: int) -> dict:
+    """POST /logit-lens: every layer's residual stream read through the unembedding."""
+    entry, cfg = inp.entry, inp.entry.config
+    target = target_of(inp, max_new_tokens)
+    ids, target_ids = _forward_ids(inp, target)
+    lens = run_logit_lens(entry.model, ids, target_ids, inp.positions, k)
+    ids_seen = sorted(set(lens.top_ids.flatten().tolist()) | set(lens.final_ids.tolist()))
+    shown = entry.codec.token_text if entry.codec else str
+    return {
+        "model": entry.id,
+        "kind": cfg.kind,
+        "stack": inp.predicting,
+        "tokens": tokens_of(inp, target),
+        "layers": lens.layers,
+        "positions": lens.positions,
+        "top_ids": lens.top_ids.tolist(),
+        "top_probs": np.round(lens.top_probs.cpu().numpy(), PROB_DECIMALS),
+        "final_ids": lens.final_ids.tolist(),
+        "final_probs": np.round(lens.final_probs.cpu().numpy(), PROB_DECIMALS),
+        "vocab": {str(i): shown(i) for i in ids_seen},
+    }
+
+
+def rollout(inp: ModelInput, fmt: Format, max_new_tokens: int) -> dict:
+    """POST /rollout: attention rollout of every self-attention site."""
+    entry, cfg = inp.entry, inp.entry.config
+    target = target_of(inp, max_new_tokens)
+    sites = {s: n for s, n in cfg.sites.items() if s.endswith(".self")}
+    names = [hook_name(s, li, "pattern") for s, n in sites.items() for li in range(n)]
+    trace = forward(entry, inp.source.ids, target.ids if target else None, names)
+    out = {}
+    for site, n in sites.items():
+        patterns = torch.stack([trace[hook_name(site, li, "pattern")][0] for li in range(n)])
+        out[site] = tensor(attention_rollout(patterns.double()), fmt, prob=True)
+    return {
+        "model": entry.id,
+        "kind": cfg.kind,
+        "format": fmt,
+        "tokens": tokens_of(inp, target),
+        "rollout": out,
+    }
+
+
+def attribution(inp: ModelInput, token: int | None, head, max_new_tokens: int) -> dict:
+    """POST /attribution: direct logit attribution at one position."""
+    entry, cfg = inp.entry, inp.entry.config
+    target = target_of(inp, max_new_tokens)
+    ids, target_ids = _forward_ids(inp, target)
+    head_ref = None if head is None else (head.site, head.layer, head.head)
+    attr = direct_logit_attribution(
+        entry.model, ids, target_ids, position=inp.positions[0], token=token, head=head_ref
+    )
+    shown = entry.codec.token_text(attr.token) if entry.codec else str(attr.token)
+    return {
+        "model": entry.id,
+        "kind": cfg.kind,
+        "tokens": tokens_of(inp, target),
+        "position": attr.position,
+        "token": {"id": attr.token, "text": shown},
+        "logit": round(attr.logit, 4),
+        "total": round(attr.total, 4),
+        "heads": {s: rounded(h) for s, h in attr.heads.items()},
+        "parts": [{"name": n, "value": round(v, 4)} for n, v in attr.parts.items()],
+        "head_positions": None if attr.head_positions is None else rounded(attr.head_positions),
+    }
 
 
 # ---------------------------------------------------------------------------- generation

@@ -35,6 +35,17 @@ class ModelInput:
     target: Sequence | None = None  # seq2seq decoder input; None: the model's own translation
     layers: list[int] = field(default_factory=list)
     heads: list[int] = field(default_factory=list)
+    positions: list[int] | None = None  # positions of the predicting stack (None: its default)
+
+    @property
+    def predicting(self) -> str:
+        """The stack whose states become tokens: the encoder (MLM) or the decoder."""
+        return "encoder" if self.entry.config.kind == "encoder" else "decoder"
+
+    @property
+    def predicted(self) -> Sequence | None:
+        """The sequence the predicting stack reads (None: a translation not yet decoded)."""
+        return self.target if self.entry.config.kind == "seq2seq" else self.source
 
 
 class Inputs:
@@ -168,19 +179,74 @@ class Inputs:
         return value
 
     # ------------------------------------------------------------------ whole requests
-    def attention(self, body) -> ModelInput:
-        """POST /attention: model, source, target (seq2seq), layers and heads."""
+    def sequence(self, body) -> ModelInput:
+        """Model, source (text or ids) and, for seq2seq, the target if one is given."""
         entry = self.model(body.model)
         source = self.source(entry, body.text, body.token_ids)
-        target = self.target(entry, body.target, body.target_ids)
-        depth = max(entry.config.sites.values())
-        return ModelInput(
-            entry,
-            source,
-            target,
-            layers=self.indices(body.layers, depth, "layers", "layer"),
-            heads=self.indices(body.heads, entry.config.n_heads, "heads", "head"),
-        )
+        return ModelInput(entry, source, self.target(entry, body.target, body.target_ids))
+
+    def attention(self, body) -> ModelInput:
+        """POST /attention: a sequence, layers and heads."""
+        inp = self.sequence(body)
+        cfg = inp.entry.config
+        inp.layers = self.indices(body.layers, max(cfg.sites.values()), "layers", "layer")
+        inp.heads = self.indices(body.heads, cfg.n_heads, "heads", "head")
+        return inp
+
+    def _predicted_positions(self, inp: ModelInput, positions: list[int] | None, field: str):
+        """Positions of the predicting stack: checked against its length; an encoder's
+        default is its [MASK] positions (it predicts nothing elsewhere)."""
+        seq = inp.predicted
+        if positions is not None:
+            if seq is None:
+                raise invalid(
+                    field,
+                    f"{field} needs a target: a translation's positions are only known once "
+                    "it is decoded (send target or target_ids)",
+                )
+            for k, p in enumerate(positions):
+                if not -len(seq.ids) <= p < len(seq.ids):
+                    raise invalid(
+                        f"{field}.{k}", f"position {p} is outside the {len(seq.ids)} tokens"
+                    )
+            return [p % len(seq.ids) for p in positions]
+        if inp.entry.config.kind == "encoder":
+            masks = [k for k, i in enumerate(seq.ids) if i == inp.entry.codec.mask_id]
+            if not masks:
+                raise invalid(
+                    "text",
+                    "an encoder predicts only at [MASK] tokens: put one in the text",
+                    "no_mask",
+                )
+            return masks
+        return None
+
+    def logit_lens(self, body) -> ModelInput:
+        inp = self.sequence(body)
+        inp.positions = self._predicted_positions(inp, body.positions, "positions")
+        return inp
+
+    def attribution(self, body) -> ModelInput:
+        """POST /attribution: one position, a token id, and optionally one head to split."""
+        inp = self.sequence(body)
+        cfg = inp.entry.config
+        given = None if body.position is None else [body.position]
+        positions = self._predicted_positions(inp, given, "position")
+        inp.positions = [positions[0]] if positions else [-1]
+        if body.token is not None and body.token >= cfg.vocab_size:
+            raise invalid(
+                "token", f"token id {body.token} is outside the vocabulary [0, {cfg.vocab_size})"
+            )
+        if body.head is not None:
+            site = body.head.site
+            if not site.startswith(inp.predicting) or site not in cfg.sites:
+                readable = ", ".join(s for s in cfg.sites if s.startswith(inp.predicting))
+                raise invalid(
+                    "head.site", f"{site} does not feed the prediction here; use {readable}"
+                )
+            self.index(body.head.layer, cfg.sites[site], "head.layer", "layer")
+            self.index(body.head.head, cfg.n_heads, "head.head", "head")
+        return inp
 
     def generation(self, body) -> ModelInput:
         """POST /generate and the stream: a decoder's prompt or a seq2seq source."""

@@ -20,7 +20,7 @@ def spec(client) -> dict:
 def catalogue(ids: dict[str, str]) -> list[tuple[str, str, dict, int]]:
     """(method, path, request, expected status); request is json= or params=."""
     enc, dec, s2s = ids["encoder"], ids["decoder"], ids["seq2seq"]
-    every = {"include": ["scores", "masks", "qkv", "rope", "hidden"]}
+    every = {"include": ["scores", "masks", "qkv", "rope", "hidden", "norms"]}
     cases = [
         ("GET", "/healthz", {}, 200),
         ("GET", "/readyz", {}, 200),
@@ -46,6 +46,10 @@ def catalogue(ids: dict[str, str]) -> list[tuple[str, str, dict, int]]:
         ("POST", f"{API}/rope/relative", {"json": {"model": dec, "text": "the cat sat"}}, 200),
         ("POST", f"{API}/rope/relative", {"json": {"model": enc, "text": "the cat sat"}}, 200),
         ("POST", f"{API}/rope/relative", {"json": {"model": dec, "text": "a", "key": 50}}, 422),
+        ("POST", f"{API}/logit-lens", {"json": {"model": enc, "text": "the [MASK] sat"}}, 200),
+        ("POST", f"{API}/logit-lens", {"json": {"model": enc, "text": "no mask"}}, 422),
+        ("POST", f"{API}/rollout", {"json": {"model": "nope", "text": "a"}}, 404),
+        ("POST", f"{API}/attribution", {"json": {"model": dec, "text": "a", "token": -1}}, 422),
     ]
     for mid in (enc, dec, s2s):
         cases += [
@@ -58,6 +62,10 @@ def catalogue(ids: dict[str, str]) -> list[tuple[str, str, dict, int]]:
                 200,
             ),
             ("GET", f"{API}/models/{mid}/positions", {"params": {"n": 8, "text": "the cat"}}, 200),
+            ("POST", f"{API}/rollout", {"json": {"model": mid, "text": "the cat"}}, 200),
+            ("POST", f"{API}/rollout", {"json": {"model": mid, "text": "a", "format": "f16"}}, 200),
+            ("POST", f"{API}/logit-lens", {"json": {"model": mid, "text": "the [MASK]"}}, 200),
+            ("POST", f"{API}/attribution", {"json": {"model": mid, "text": "the [MASK]"}}, 200),
         ]
     cases.append(("POST", f"{API}/generate", {"json": {"model": dec, "text": "the cat"}}, 200))
     if "classifier" in ids:
