@@ -20,7 +20,8 @@ async function parseError(res) {
     /* not JSON */
   }
   const err = body && body.error;
-  if (err) return new ApiError(res.status, err.code || `http_${res.status}`, err.message || res.statusText, err.field ?? null);
+  if (err)
+    return new ApiError(res.status, err.code || `http_${res.status}`, err.message || res.statusText, err.field ?? null);
   if (body && Array.isArray(body.detail) && body.detail.length) {
     // FastAPI's default validation shape, in case a route answers with it.
     const d = body.detail[0];
@@ -29,7 +30,10 @@ async function parseError(res) {
   }
   if (body && typeof body.detail === "string") return new ApiError(res.status, `http_${res.status}`, body.detail);
   const retry = res.headers.get("Retry-After");
-  const msg = res.status === 503 ? `The server is busy${retry ? `; try again in ${retry} s` : ""}.` : res.statusText || "request failed";
+  const msg =
+    res.status === 503
+      ? `The server is busy${retry ? `; try again in ${retry} s` : ""}.`
+      : res.statusText || "request failed";
   return new ApiError(res.status, `http_${res.status}`, msg);
 }
 
@@ -38,7 +42,10 @@ async function request(method, path, body, { signal } = {}) {
   try {
     res = await fetch(BASE + path, {
       method,
-      headers: body === undefined ? { Accept: "application/json" } : { "Content-Type": "application/json", Accept: "application/json" },
+      headers:
+        body === undefined
+          ? { Accept: "application/json" }
+          : { "Content-Type": "application/json", Accept: "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
       signal,
     });

@@ -33,7 +33,8 @@ export function siteMask(data, site, nq, nk) {
   let m = data.masks && data.masks[site];
   if (m && Array.isArray(m) && Array.isArray(m[0]) && Array.isArray(m[0][0])) m = m[0]; // (B, Tq, Tk)
   if (m && m.length === nq) return m.map((row) => row.map((v) => (v ? 1 : 0)));
-  if (site === "decoder.self") return Array.from({ length: nq }, (_, i) => Array.from({ length: nk }, (_, j) => (j <= i + (nk - nq) ? 1 : 0)));
+  if (site === "decoder.self")
+    return Array.from({ length: nq }, (_, i) => Array.from({ length: nk }, (_, j) => (j <= i + (nk - nq) ? 1 : 0)));
   return null;
 }
 

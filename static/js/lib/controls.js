@@ -13,7 +13,10 @@ const KIND_LABEL = { encoder: "encoder", decoder: "decoder", seq2seq: "encoder-d
  * URL names none; onRun() is called on Run, on a preset
  * click and on a model change. Resolves to {models, current()} once the picker is filled.
  */
-export async function setupControls(state, { filter = () => true, prefer = () => false, onRun, allowTarget = false, onModelChange } = {}) {
+export async function setupControls(
+  state,
+  { filter = () => true, prefer = () => false, onRun, allowTarget = false, onModelChange } = {},
+) {
   const select = $("#model-select");
   const text = $("#text-input");
   const target = $("#target-input");
@@ -45,7 +48,8 @@ export async function setupControls(state, { filter = () => true, prefer = () =>
     select.value = model.id;
     if (targetField) targetField.hidden = !(allowTarget && model.kind === "seq2seq");
     const pos = model.positional === "rope" ? "RoPE" : model.positional;
-    const layers = model.kind === "seq2seq" ? `${model.n_layers}+${model.n_decoder_layers ?? model.n_layers}` : `${model.n_layers}`;
+    const layers =
+      model.kind === "seq2seq" ? `${model.n_layers}+${model.n_decoder_layers ?? model.n_layers}` : `${model.n_layers}`;
     blurb.textContent = `${model.title || model.id}: ${layers} layers × ${model.n_heads} heads, d_model ${model.d_model}, ${pos} positions, ${model.norm} (${model.norm_position}-norm).`;
     clear(presets);
     presets.append(el("span", { class: "presets-label", text: "From the lecture notes:" }));
@@ -85,7 +89,11 @@ export async function setupControls(state, { filter = () => true, prefer = () =>
   if (!current()) state.set({ model: (models.find(prefer) || models[0]).id }, { silent: true });
   if (!state.text) {
     const first = presetsFor(current())[0];
-    if (first) state.set({ text: first.text, ...(allowTarget && first.target ? { target: first.target } : {}) }, { silent: true });
+    if (first)
+      state.set(
+        { text: first.text, ...(allowTarget && first.target ? { target: first.target } : {}) },
+        { silent: true },
+      );
   }
   text.value = state.text;
   if (target) target.value = state.target || "";

@@ -63,11 +63,16 @@ function syncSamplingInputs() {
 }
 syncSamplingInputs();
 for (const r of strategyInputs) r.addEventListener("change", () => (save({ strategy: r.value }), syncSamplingInputs()));
-$("#temperature").addEventListener("input", (e) => (save({ temperature: Number(e.target.value) }), syncSamplingInputs()));
+$("#temperature").addEventListener(
+  "input",
+  (e) => (save({ temperature: Number(e.target.value) }), syncSamplingInputs()),
+);
 $("#top-p").addEventListener("input", (e) => (save({ top_p: Number(e.target.value) }), syncSamplingInputs()));
 $("#top-k").addEventListener("change", (e) => save({ top_k: Math.max(0, Number.parseInt(e.target.value, 10) || 0) }));
 $("#seed").addEventListener("change", (e) => save({ seed: e.target.value.trim() }));
-$("#max-new").addEventListener("change", (e) => save({ max_new_tokens: Math.max(1, Number.parseInt(e.target.value, 10) || 1) }));
+$("#max-new").addEventListener("change", (e) =>
+  save({ max_new_tokens: Math.max(1, Number.parseInt(e.target.value, 10) || 1) }),
+);
 
 function params() {
   const p = { model: state.model, text: state.text, max_new_tokens: state.max_new_tokens, strategy: state.strategy };
@@ -213,7 +218,10 @@ function render() {
   const line = $("#output-line");
   clear(line);
   if (run.prompt && run.kind === "decoder") {
-    for (const t of run.prompt) line.append(el("span", { class: `out-tok${t.special ? " special" : ""}`, text: displayToken(t.text), title: "prompt" }));
+    for (const t of run.prompt)
+      line.append(
+        el("span", { class: `out-tok${t.special ? " special" : ""}`, text: displayToken(t.text), title: "prompt" }),
+      );
     line.append(el("span", { class: "op", text: "→" }));
   }
   run.steps.forEach((s, i) => {
@@ -222,7 +230,12 @@ function render() {
     if (i >= pos) cls.push("future");
     if (isEos(i)) cls.push("special");
     else if (i > 0 && continuesWord(s.token.text)) cls.push("cont"); // a piece of the previous word
-    const chip = el("button", { type: "button", class: cls.join(" "), text: displayToken(chosenLabel(i).text), title: `step ${i + 1}: p = ${s.prob.toFixed(3)}` });
+    const chip = el("button", {
+      type: "button",
+      class: cls.join(" "),
+      text: displayToken(chosenLabel(i).text),
+      title: `step ${i + 1}: p = ${s.prob.toFixed(3)}`,
+    });
     chip.addEventListener("click", () => {
       stop();
       pos = i + 1;
@@ -238,7 +251,10 @@ function render() {
       el("span", { text: run.kind === "seq2seq" ? "Translation: " : "Output: " }),
       el("strong", { id: "output-text", text: run.done.output.text }),
       el("span", { text: "  " }),
-      el("span", { class: "stop-reason", text: `(stopped: ${run.done.stop_reason === "eos" ? "end of sentence, EOS" : run.done.stop_reason})` }),
+      el("span", {
+        class: "stop-reason",
+        text: `(stopped: ${run.done.stop_reason === "eos" ? "end of sentence, EOS" : run.done.stop_reason})`,
+      }),
       el("span", { text: "  " }),
       el("a", { href: explorerLink(), text: "every head on this output in the explorer →" }),
     );
@@ -263,7 +279,12 @@ function renderTopK() {
   empty.hidden = !none;
   div.hidden = none;
   if (none) {
-    empty.textContent = run && run.steps.length ? "Press step ▶ or play to see step 1." : run ? "Waiting for the first step…" : "Press Generate, then play or step ▶.";
+    empty.textContent =
+      run && run.steps.length
+        ? "Press step ▶ or play to see step 1."
+        : run
+          ? "Waiting for the first step…"
+          : "Press Generate, then play or step ▶.";
     return;
   }
   const s = run.steps[pos - 1];
@@ -288,9 +309,18 @@ function renderTopK() {
     {
       height: Math.max(220, 46 * top.length + 70),
       margin: { l: 110, r: 50, t: 34, b: 40 },
-      title: { text: `step ${pos}: chose “${plotlyText(displayToken(chosenLabel(pos - 1).text))}” (p = ${s.prob.toFixed(3)})`, x: 0, xanchor: "left" },
+      title: {
+        text: `step ${pos}: chose “${plotlyText(displayToken(chosenLabel(pos - 1).text))}” (p = ${s.prob.toFixed(3)})`,
+        x: 0,
+        xanchor: "left",
+      },
       xaxis: { range: [0, 1.08], title: { text: "probability" }, gridcolor: "#eceef2" },
-      yaxis: { tickmode: "array", tickvals: top.map((_, i) => i), ticktext: labels, tickfont: { family: "ui-monospace, monospace" } },
+      yaxis: {
+        tickmode: "array",
+        tickvals: top.map((_, i) => i),
+        ticktext: labels,
+        tickfont: { family: "ui-monospace, monospace" },
+      },
     },
   );
 }
@@ -310,8 +340,16 @@ function row(step, site, layer, head) {
 }
 
 function setupLayerHead(L, H, layer, head) {
-  fillSelect($("#layer-select"), Array.from({ length: L }, (_, l) => ({ value: l, label: String(l) })), layer);
-  fillSelect($("#head-select"), [{ value: -1, label: "mean of heads" }, ...Array.from({ length: H }, (_, h) => ({ value: h, label: String(h) }))], head);
+  fillSelect(
+    $("#layer-select"),
+    Array.from({ length: L }, (_, l) => ({ value: l, label: String(l) })),
+    layer,
+  );
+  fillSelect(
+    $("#head-select"),
+    [{ value: -1, label: "mean of heads" }, ...Array.from({ length: H }, (_, h) => ({ value: h, label: String(h) }))],
+    head,
+  );
 }
 
 function renderAttention() {
@@ -348,7 +386,10 @@ function renderAttention() {
       height: Math.max(260, Math.min(620, pos * 30 + 170)),
     });
     // decoder self-attention: <s> + generated tokens as keys
-    const keys = [{ text: "<s>", special: true, index: 0 }, ...run.steps.map((_, i) => ({ ...chosenLabel(i), index: i + 1 }))];
+    const keys = [
+      { text: "<s>", special: true, index: 0 },
+      ...run.steps.map((_, i) => ({ ...chosenLabel(i), index: i + 1 })),
+    ];
     const self = run.steps.slice(0, pos).map((s) => {
       const r = row(s, "decoder.self", layer, head);
       return keys.slice(0, pos).map((_, j) => (j < r.length ? r[j] : null));
@@ -409,9 +450,21 @@ const exportData = () => ({
   output: run && run.done ? run.done.output : null,
   stop_reason: run && run.done ? run.done.stop_reason : null,
 });
-registerExport("topk", { filename: () => `attnviz-${state.model}-decode-step${pos}-topk`, plot: () => $("#topk"), data: exportData });
-registerExport("align", { filename: () => `attnviz-${state.model}-decode-step${pos}-attention`, plot: () => $("#align"), data: exportData });
-registerExport("self", { filename: () => `attnviz-${state.model}-decode-step${pos}-self`, plot: () => $("#self"), data: exportData });
+registerExport("topk", {
+  filename: () => `attnviz-${state.model}-decode-step${pos}-topk`,
+  plot: () => $("#topk"),
+  data: exportData,
+});
+registerExport("align", {
+  filename: () => `attnviz-${state.model}-decode-step${pos}-attention`,
+  plot: () => $("#align"),
+  data: exportData,
+});
+registerExport("self", {
+  filename: () => `attnviz-${state.model}-decode-step${pos}-self`,
+  plot: () => $("#self"),
+  data: exportData,
+});
 
 // A link with step=n reopens paused at step n; without it, decoding plays from the start.
 if (state.text) {

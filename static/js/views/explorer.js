@@ -88,7 +88,14 @@ async function modelSays(model, signal) {
     if (model.kind === "encoder") {
       if (model.tasks.includes("classify") || (model.labels && model.labels.length)) {
         const c = await api.post("/classify", { model: model.id, text: state.text }, { signal });
-        blocks.push(el("div", { class: "says-block" }, el("span", { class: "says-title", text: "Sentiment ([CLS] head)" }), probRows(c.labels, c.label)));
+        blocks.push(
+          el(
+            "div",
+            { class: "says-block" },
+            el("span", { class: "says-title", text: "Sentiment ([CLS] head)" }),
+            probRows(c.labels, c.label),
+          ),
+        );
       }
       if (data.tokens.source.some((t) => t.text === "[MASK]")) {
         const f = await api.post("/fill-mask", { model: model.id, text: state.text, top_k: 5 }, { signal });
@@ -98,7 +105,10 @@ async function modelSays(model, signal) {
               "div",
               { class: "says-block" },
               el("span", { class: "says-title", text: `[MASK] at position ${m.index}` }),
-              probRows(m.predictions.map((p) => ({ label: displayToken(p.token), prob: p.prob })), displayToken(m.predictions[0].token)),
+              probRows(
+                m.predictions.map((p) => ({ label: displayToken(p.token), prob: p.prob })),
+                displayToken(m.predictions[0].token),
+              ),
             ),
           );
         }
@@ -106,10 +116,20 @@ async function modelSays(model, signal) {
     } else if (model.kind === "decoder") {
       const g = await api.post("/generate", { model: model.id, text: state.text, max_new_tokens: 1 }, { signal });
       const top = g.steps[0].top.map((c) => ({ label: displayToken(c.text), prob: c.prob }));
-      blocks.push(el("div", { class: "says-block" }, el("span", { class: "says-title", text: "Next token" }), probRows(top, top[0].label)));
+      blocks.push(
+        el(
+          "div",
+          { class: "says-block" },
+          el("span", { class: "says-title", text: "Next token" }),
+          probRows(top, top[0].label),
+        ),
+      );
     } else if (model.kind === "seq2seq") {
       const g = await api.post("/generate", { model: model.id, text: state.text, max_new_tokens: 48 }, { signal });
-      const link = el("a", { href: `/decode?model=${encodeURIComponent(model.id)}&text=${encodeURIComponent(state.text)}`, text: "watch it decode step by step →" });
+      const link = el("a", {
+        href: `/decode?model=${encodeURIComponent(model.id)}&text=${encodeURIComponent(state.text)}`,
+        text: "watch it decode step by step →",
+      });
       blocks.push(
         el(
           "div",
@@ -134,7 +154,11 @@ function renderTokens() {
   const rows = [["source", data.tokens.source]];
   if (data.tokens.target) rows.push(["target", data.tokens.target]);
   for (const [label, tokens] of rows) {
-    const row = el("div", { class: "token-row" }, el("span", { class: "token-row-label", text: rows.length > 1 ? label : "tokens" }));
+    const row = el(
+      "div",
+      { class: "token-row" },
+      el("span", { class: "token-row-label", text: rows.length > 1 ? label : "tokens" }),
+    );
     tokens.forEach((t, i) => {
       row.append(
         el(
@@ -161,14 +185,26 @@ function setupSelectors() {
   const sites = sitesOf(data);
   const site = currentSite();
   $("#site-field").hidden = sites.length < 2;
-  fillSelect($("#site-select"), sites.map((s) => ({ value: s, label: SITE_LABEL[s] || s })), site);
+  fillSelect(
+    $("#site-select"),
+    sites.map((s) => ({ value: s, label: SITE_LABEL[s] || s })),
+    site,
+  );
   const att = data.attention[site];
   const L = att.length;
   const H = att[0].length;
   const layer = Math.min(Math.max(0, state.layer), L - 1);
   const head = Math.min(Math.max(0, state.head), H - 1);
-  fillSelect($("#layer-select"), Array.from({ length: L }, (_, l) => ({ value: l, label: `${l}` })), layer);
-  fillSelect($("#head-select"), Array.from({ length: H }, (_, h) => ({ value: h, label: `${h}` })), head);
+  fillSelect(
+    $("#layer-select"),
+    Array.from({ length: L }, (_, l) => ({ value: l, label: `${l}` })),
+    layer,
+  );
+  fillSelect(
+    $("#head-select"),
+    Array.from({ length: H }, (_, h) => ({ value: h, label: `${h}` })),
+    head,
+  );
   $("#scores-toggle").checked = state.scores;
   $("#hide-special").checked = state.hide;
   $("#scores-toggle").disabled = !data.scores;
@@ -184,7 +220,13 @@ function renderHeadToggles(H) {
     const on = !state.off.includes(h);
     const button = el(
       "button",
-      { type: "button", class: "head-toggle", "aria-pressed": String(on), "data-head": h, title: `show / hide head ${h}` },
+      {
+        type: "button",
+        class: "head-toggle",
+        "aria-pressed": String(on),
+        "data-head": h,
+        title: `show / hide head ${h}`,
+      },
       el("span", { class: "dot", "aria-hidden": "true" }),
       `head ${h}`,
     );
@@ -266,9 +308,11 @@ async function renderHeatmap() {
     xLabel: site === "decoder.cross" ? "English token (key)" : "key (attended to)",
   });
   const notes = [];
-  if (mask && mask.some((row) => row.some((v) => !v))) notes.push("Grey cells are masked: the query may not attend there (−∞ before the softmax).");
+  if (mask && mask.some((row) => row.some((v) => !v)))
+    notes.push("Grey cells are masked: the query may not attend there (−∞ before the softmax).");
   if (useScores) notes.push("Pre-softmax: QKᵀ/√dₖ, before the mask. Each row's softmax gives the weights.");
-  if (state.hide) notes.push(useScores ? "Special tokens hidden." : "Special tokens hidden; each row renormalised to sum to 1.");
+  if (state.hide)
+    notes.push(useScores ? "Special tokens hidden." : "Special tokens hidden; each row renormalised to sum to 1.");
   $("#heatmap-note").textContent = notes.join(" ");
   $("#heatmap").dataset.layer = String(state.layer);
   $("#heatmap").dataset.head = String(state.head);
@@ -401,7 +445,13 @@ registerExport("headview", {
 registerExport("grid", {
   filename: () => `attnviz-${state.model}-all-heads`,
   svg: () => grid && grid.toSVG(),
-  data: () => ({ model: state.model, text: state.text, site: currentSite(), tokens: data.tokens, attention: data.attention[currentSite()] }),
+  data: () => ({
+    model: state.model,
+    text: state.text,
+    site: currentSite(),
+    tokens: data.tokens,
+    attention: data.attention[currentSite()],
+  }),
 });
 
 run();

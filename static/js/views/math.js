@@ -61,15 +61,31 @@ function setupSelectors() {
   const sites = sitesOf(data);
   const s = site();
   $("#site-field").hidden = sites.length < 2;
-  fillSelect($("#site-select"), sites.map((x) => ({ value: x, label: SITE_LABEL[x] || x })), s);
+  fillSelect(
+    $("#site-select"),
+    sites.map((x) => ({ value: x, label: SITE_LABEL[x] || x })),
+    s,
+  );
   const att = data.attention[s];
   const layer = Math.min(Math.max(0, state.layer), att.length - 1);
   const head = Math.min(Math.max(0, state.head), att[0].length - 1);
-  fillSelect($("#layer-select"), att.map((_, l) => ({ value: l, label: String(l) })), layer);
-  fillSelect($("#head-select"), att[0].map((_, h) => ({ value: h, label: String(h) })), head);
+  fillSelect(
+    $("#layer-select"),
+    att.map((_, l) => ({ value: l, label: String(l) })),
+    layer,
+  );
+  fillSelect(
+    $("#head-select"),
+    att[0].map((_, h) => ({ value: h, label: String(h) })),
+    head,
+  );
   const { queries } = siteTokens(data, s);
   const row = state.row >= 0 && state.row < queries.length ? state.row : queries.length - 1;
-  fillSelect($("#row-select"), queries.map((t, i) => ({ value: i, label: `${i}: ${displayToken(t.text)}` })), row);
+  fillSelect(
+    $("#row-select"),
+    queries.map((t, i) => ({ value: i, label: `${i}: ${displayToken(t.text)}` })),
+    row,
+  );
   save({ site: sites.length > 1 ? s : "", layer, head, row: state.row >= 0 ? row : -1 });
 }
 
@@ -97,7 +113,9 @@ function stepCard(n, title, formula, exportId) {
         ? el(
             "div",
             { class: "export", "data-export": exportId, role: "group", "aria-label": `Export step ${n}` },
-            ["png", "svg", "json"].map((f) => el("button", { type: "button", "data-format": f, text: f.toUpperCase() })),
+            ["png", "svg", "json"].map((f) =>
+              el("button", { type: "button", "data-format": f, text: f.toUpperCase() }),
+            ),
           )
         : null,
     ),
@@ -110,7 +128,12 @@ function matrixBox(title, m) {
   const box = el(
     "div",
     { class: "matrix" },
-    el("div", { class: "matrix-title" }, el("span", { text: title }), el("span", { class: "shape", text: m ? `(${shape(m)})` : "" })),
+    el(
+      "div",
+      { class: "matrix-title" },
+      el("span", { text: title }),
+      el("span", { class: "shape", text: m ? `(${shape(m)})` : "" }),
+    ),
     plot,
   );
   return { box, plot };
@@ -126,8 +149,18 @@ function vectorsPlot(div, m, tokens, name) {
     xLabel: "dimension",
     yLabel: "",
     y: tokens.map((_, i) => i),
-    yaxis: { tickmode: "array", tickvals: tokens.map((_, i) => i), ticktext: tokenTicks(tokens), tickfont: { family: "ui-monospace, monospace", size: fontSize() } },
-    margin: { l: 24 + charPx() * Math.min(14, Math.max(3, ...tokens.map((t) => displayToken(t.text).length + (t.special ? 2 : 0)))), t: 10 },
+    yaxis: {
+      tickmode: "array",
+      tickvals: tokens.map((_, i) => i),
+      ticktext: tokenTicks(tokens),
+      tickfont: { family: "ui-monospace, monospace", size: fontSize() },
+    },
+    margin: {
+      l:
+        24 +
+        charPx() * Math.min(14, Math.max(3, ...tokens.map((t) => displayToken(t.text).length + (t.special ? 2 : 0)))),
+      t: 10,
+    },
     customdata: m.map((row, i) => row.map(() => plotlyText(displayToken(tokens[i].text)))),
     hovertemplate: `token: %{customdata}<br>dimension %{x}<br>${name}: %{z:.4f}<extra></extra>`,
   });
@@ -135,12 +168,18 @@ function vectorsPlot(div, m, tokens, name) {
 
 function squarePlot(div, z, rows, cols, opts) {
   const small = rows.length <= 10 && cols.length <= 10;
-  const p = tokenHeatmap(div, z, { rows, cols, square: false, height: Math.max(260, Math.min(560, rows.length * 34 + 140)), ...opts });
+  const p = tokenHeatmap(div, z, {
+    rows,
+    cols,
+    square: false,
+    height: Math.max(260, Math.min(560, rows.length * 34 + 140)),
+    ...opts,
+  });
   if (small && window.Plotly) {
     // print the numbers in the cells when they fit
     return p.then(() =>
       window.Plotly.restyle(div, {
-        text: [z.map((r) => r.map((v) => (v === null ? opts.nullText ?? "−∞" : fmt(v, 2))))],
+        text: [z.map((r) => r.map((v) => (v === null ? (opts.nullText ?? "−∞") : fmt(v, 2))))],
         texttemplate: "%{text}",
         textfont: { size: fontSize() - 1 },
       }),
@@ -189,7 +228,9 @@ function render() {
   const QK = matmulT(Qr, Kr);
   const scaled = QK.map((r) => r.map((v) => v / Math.sqrt(dk)));
   let maxDiff = 0;
-  serverScores.forEach((r, i) => r.forEach((v, j) => v !== null && (maxDiff = Math.max(maxDiff, Math.abs(v - scaled[i][j])))));
+  serverScores.forEach((r, i) =>
+    r.forEach((v, j) => v !== null && (maxDiff = Math.max(maxDiff, Math.abs(v - scaled[i][j])))),
+  );
   const masked = serverScores.map((r, i) => r.map((v, j) => (mask && !mask[i][j] ? null : v)));
   const Z = qkv.z[layer][head]; // the server's hook_z: this head's A·V
   const H = data.attention[s][layer].length;
@@ -227,7 +268,12 @@ function render() {
   // 2. Q, K, V
   {
     const card = stepCard(n++, "Project to queries, keys and values", "Q = X·W_Q,  K = X·W_K,  V = X·W_V", "qkv");
-    card.append(el("p", { class: "explain", text: `Each head has its own W_Q, W_K, W_V (${dModel} × ${dk}): d_k = d_model / h = ${dModel} / ${H} = ${dk}. Query: what am I looking for? Key: what do I contain? Value: what I pass on.` }));
+    card.append(
+      el("p", {
+        class: "explain",
+        text: `Each head has its own W_Q, W_K, W_V (${dModel} × ${dk}): d_k = d_model / h = ${dModel} / ${H} = ${dk}. Query: what am I looking for? Key: what do I contain? Value: what I pass on.`,
+      }),
+    );
     const row = el("div", { class: "matrices" });
     const parts = [
       ["Q", Q, queries],
@@ -249,7 +295,12 @@ function render() {
   // 2b. RoPE
   if (rope) {
     const card = stepCard(n++, "RoPE: rotate q and k by their position", "q′ₘ = R(m)·qₘ,  k′ₙ = R(n)·kₙ", "rope");
-    card.append(el("p", { class: "explain", text: "Each pair of dimensions is turned by an angle proportional to the token's position. Their dot product then depends only on the distance m − n. See the RoPE view for the angles." }));
+    card.append(
+      el("p", {
+        class: "explain",
+        text: "Each pair of dimensions is turned by an angle proportional to the token's position. Their dot product then depends only on the distance m − n. See the RoPE view for the angles.",
+      }),
+    );
     const row = el("div", { class: "matrices" });
     const a = matrixBox("rotated Q", Qr);
     const b = matrixBox("rotated K", Kr);
@@ -265,9 +316,17 @@ function render() {
   {
     const card = stepCard(n++, "Compare every query with every key", rope ? "Q′K′ᵀ" : "QKᵀ", "qk");
     const { box, plot } = matrixBox("QKᵀ (dot products)", QK);
-    card.append(el("p", { class: "explain", text: `Row i, column j: q_i · k_j, a sum of ${dk} products. Big means "this key matches what this query looks for". Computed here from the server's Q and K.` }), el("div", { class: "matrices" }, box));
+    card.append(
+      el("p", {
+        class: "explain",
+        text: `Row i, column j: q_i · k_j, a sum of ${dk} products. Big means "this key matches what this query looks for". Computed here from the server's Q and K.`,
+      }),
+      el("div", { class: "matrices" }, box),
+    );
     pipeline.append(card);
-    squarePlot(plot, QK, queries, keys, { value: "q·k", diverging: true, colorbarTitle: "q·k" }).then(() => onCellClick(plot));
+    squarePlot(plot, QK, queries, keys, { value: "q·k", diverging: true, colorbarTitle: "q·k" }).then(() =>
+      onCellClick(plot),
+    );
     exported.set("qk", { plot, data: { QK } });
   }
 
@@ -276,12 +335,20 @@ function render() {
     const card = stepCard(n++, `Scale by √dₖ = √${dk} = ${Math.sqrt(dk).toFixed(3)}`, "QKᵀ / √dₖ", "scaled");
     const { box, plot } = matrixBox("scores", scaled);
     card.append(
-      el("p", { class: "explain", text: "Dot products grow with the dimension; dividing by √dₖ keeps the softmax from saturating, so gradients stay useful." }),
+      el("p", {
+        class: "explain",
+        text: "Dot products grow with the dimension; dividing by √dₖ keeps the softmax from saturating, so gradients stay useful.",
+      }),
       el("div", { class: "matrices" }, box),
-      el("p", { class: "plot-note", text: `Matches the server's captured scores (hook_scores) to ${maxDiff < 5e-4 ? "within rounding" : `max |Δ| = ${maxDiff.toExponential(1)}`}.` }),
+      el("p", {
+        class: "plot-note",
+        text: `Matches the server's captured scores (hook_scores) to ${maxDiff < 5e-4 ? "within rounding" : `max |Δ| = ${maxDiff.toExponential(1)}`}.`,
+      }),
     );
     pipeline.append(card);
-    squarePlot(plot, scaled, queries, keys, { value: "score", diverging: true, colorbarTitle: "score" }).then(() => onCellClick(plot));
+    squarePlot(plot, scaled, queries, keys, { value: "score", diverging: true, colorbarTitle: "score" }).then(() =>
+      onCellClick(plot),
+    );
     exported.set("scaled", { plot, data: { scores: scaled, server_scores: serverScores } });
   }
 
@@ -300,7 +367,12 @@ function render() {
       el("div", { class: "matrices" }, box),
     );
     pipeline.append(card);
-    squarePlot(plot, masked, queries, keys, { value: "score", diverging: true, colorbarTitle: "score", masked: true }).then(() => onCellClick(plot));
+    squarePlot(plot, masked, queries, keys, {
+      value: "score",
+      diverging: true,
+      colorbarTitle: "score",
+      masked: true,
+    }).then(() => onCellClick(plot));
     exported.set("masked", { plot, data: { masked_scores: masked, mask } });
   }
 
@@ -310,12 +382,21 @@ function render() {
     const Am = A.map((r, i) => r.map((v, j) => (mask && !mask[i][j] ? null : v)));
     const { box, plot } = matrixBox("attention weights A", Am);
     card.append(
-      el("p", { class: "explain", text: "Each row becomes probabilities: all between 0 and 1, summing to 1. This is the pattern the other views draw." }),
+      el("p", {
+        class: "explain",
+        text: "Each row becomes probabilities: all between 0 and 1, summing to 1. This is the pattern the other views draw.",
+      }),
       el("div", { class: "matrices" }, box),
       el("div", { class: "cell-detail", id: "row-detail", "aria-live": "polite" }),
     );
     pipeline.append(card);
-    squarePlot(plot, Am, queries, keys, { value: "weight", zmin: 0, zmax: 1, colorbarTitle: "weight", nullText: "0" }).then(() => onCellClick(plot));
+    squarePlot(plot, Am, queries, keys, {
+      value: "weight",
+      zmin: 0,
+      zmax: 1,
+      colorbarTitle: "weight",
+      nullText: "0",
+    }).then(() => onCellClick(plot));
     exported.set("softmax", { plot, data: { attention: A } });
   }
 
@@ -324,7 +405,10 @@ function render() {
     const card = stepCard(n++, "Mix the values", "Z = A·V", "z");
     const { box, plot } = matrixBox(`Z, head ${head}`, Z);
     card.append(
-      el("p", { class: "explain", text: "Each query's output is the weighted average of the value vectors, with its row of A as the weights (the server's captured Z of this head)." }),
+      el("p", {
+        class: "explain",
+        text: "Each query's output is the weighted average of the value vectors, with its row of A as the weights (the server's captured Z of this head).",
+      }),
       el("div", { class: "matrices" }, box),
     );
     pipeline.append(card);
@@ -340,22 +424,49 @@ function render() {
       el(
         "div",
         { class: "shape-diagram" },
-        el("div", { class: "shape-box" }, `concat(Z₀ … Z${H - 1})`, el("span", { class: "shape", text: `(${queries.length} × ${H}·${dk} = ${queries.length} × ${H * dk})` })),
+        el(
+          "div",
+          { class: "shape-box" },
+          `concat(Z₀ … Z${H - 1})`,
+          el("span", { class: "shape", text: `(${queries.length} × ${H}·${dk} = ${queries.length} × ${H * dk})` }),
+        ),
         el("span", { class: "op", text: "·" }),
         el("div", { class: "shape-box" }, "W_O", el("span", { class: "shape", text: `(${H * dk} × ${dModel})` })),
         el("span", { class: "op", text: "=" }),
-        el("div", { class: "shape-box" }, "attention output", el("span", { class: "shape", text: `(${queries.length} × ${dModel})` })),
+        el(
+          "div",
+          { class: "shape-box" },
+          "attention output",
+          el("span", { class: "shape", text: `(${queries.length} × ${dModel})` }),
+        ),
         el("span", { class: "op", text: "→" }),
         el("div", { class: "shape-box" }, "Add & Norm", el("span", { class: "shape", text: "x + output" })),
       ),
     );
     const plot = el("div", { class: "plot" });
-    card.append(plot, el("p", { class: "plot-note", text: `Every head's Z side by side; head ${head}'s band is outlined. W_O mixes the heads back into d_model = ${dModel} numbers per token, which are added to X (the residual connection).` }));
+    card.append(
+      plot,
+      el("p", {
+        class: "plot-note",
+        text: `Every head's Z side by side; head ${head}'s band is outlined. W_O mixes the heads back into d_model = ${dModel} numbers per token, which are added to X (the residual connection).`,
+      }),
+    );
     pipeline.append(card);
     vectorsPlot(plot, concat, queries, "z").then(() =>
       react(plot, plot.data, {
         ...plot.layout,
-        shapes: [{ type: "rect", xref: "x", yref: "paper", x0: head * dk - 0.5, x1: (head + 1) * dk - 0.5, y0: 0, y1: 1, line: { color: "#E69F00", width: 3 } }],
+        shapes: [
+          {
+            type: "rect",
+            xref: "x",
+            yref: "paper",
+            x0: head * dk - 0.5,
+            x1: (head + 1) * dk - 0.5,
+            y0: 0,
+            y1: 1,
+            line: { color: "#E69F00", width: 3 },
+          },
+        ],
       }),
     );
     exported.set("concat", { plot, data: { concat, heads: H, d_head: dk } });
@@ -367,7 +478,10 @@ function render() {
     const out = qkv.out[layer];
     const { box, plot } = matrixBox("output", out);
     card.append(
-      el("p", { class: "explain", text: `One row of ${dModel} numbers per token: what this attention adds to the residual stream (Add & Norm comes next).` }),
+      el("p", {
+        class: "explain",
+        text: `One row of ${dModel} numbers per token: what this attention adds to the residual stream (Add & Norm comes next).`,
+      }),
       el("div", { class: "matrices" }, box),
     );
     pipeline.append(card);
@@ -398,7 +512,13 @@ function renderDetail(highlightKey) {
   const sum = ex.reduce((a, b) => a + b, 0);
   box.append(el("div", { text: `query ${i} “${displayToken(queries[i].text)}”: softmax over its row` }));
   const table = el("table", { class: "row-table" });
-  table.append(el("tr", {}, ["key", "q·k", `÷√${dk}`, "exp(s − max)", "weight"].map((h) => el("th", { text: h }))));
+  table.append(
+    el(
+      "tr",
+      {},
+      ["key", "q·k", `÷√${dk}`, "exp(s − max)", "weight"].map((h) => el("th", { text: h })),
+    ),
+  );
   keys.forEach((t, j) => {
     const tr = el(
       "tr",
@@ -412,7 +532,23 @@ function renderDetail(highlightKey) {
     if (j === highlightKey) tr.style.background = "#fff1cc";
     table.append(tr);
   });
-  table.append(el("tr", {}, el("th", { text: "sum" }), el("td"), el("td"), el("td", { class: "num", text: fmt(sum, 4) }), el("td", { class: "num", text: fmt(A[i].reduce((a, b) => a + (b ?? 0), 0), 4) })));
+  table.append(
+    el(
+      "tr",
+      {},
+      el("th", { text: "sum" }),
+      el("td"),
+      el("td"),
+      el("td", { class: "num", text: fmt(sum, 4) }),
+      el("td", {
+        class: "num",
+        text: fmt(
+          A[i].reduce((a, b) => a + (b ?? 0), 0),
+          4,
+        ),
+      }),
+    ),
+  );
   box.append(table);
 }
 
@@ -442,7 +578,12 @@ function step(key, delta) {
   sel.value = String(value);
   render();
 }
-bindKeys({ "[": () => step("layer", -1), "]": () => step("layer", 1), ",": () => step("head", -1), ".": () => step("head", 1) });
+bindKeys({
+  "[": () => step("layer", -1),
+  "]": () => step("layer", 1),
+  ",": () => step("head", -1),
+  ".": () => step("head", 1),
+});
 state.subscribe((changed) => {
   if (changed.some((k) => ["model", "text", "target"].includes(k))) run();
   else if (data) {

@@ -57,7 +57,10 @@ async function run() {
   const model = controls.current();
   if (!model) return;
   const result = await withStatus(status, "Loading angles and vectors…", () =>
-    Promise.all([api.positions(model.id, Math.min(P(), model.max_len)), api.attention({ model: model.id, text: state.text, include: ["qkv"] })]),
+    Promise.all([
+      api.positions(model.id, Math.min(P(), model.max_len)),
+      api.attention({ model: model.id, text: state.text, include: ["qkv"] }),
+    ]),
   );
   if (!result) return;
   const [pos, att] = result;
@@ -75,16 +78,31 @@ function setupSelectors(model) {
   const H = qkv.q[0].length;
   const layer = Math.min(state.layer, L - 1);
   const head = Math.min(state.head, H - 1);
-  fillSelect($("#layer-select"), Array.from({ length: L }, (_, l) => ({ value: l, label: String(l) })), layer);
-  fillSelect($("#head-select"), Array.from({ length: H }, (_, h) => ({ value: h, label: String(h) })), head);
+  fillSelect(
+    $("#layer-select"),
+    Array.from({ length: L }, (_, l) => ({ value: l, label: String(l) })),
+    layer,
+  );
+  fillSelect(
+    $("#head-select"),
+    Array.from({ length: H }, (_, h) => ({ value: h, label: String(h) })),
+    head,
+  );
   const opts = tokens.map((t, i) => ({ value: i, label: `${i}: ${displayToken(t.text)}` }));
   fillSelect($("#query-select"), opts, qIndex());
   fillSelect($("#key-select"), opts, kIndex());
-  fillSelect($("#positions-select"), POSITION_CHOICES.filter((p) => p <= model.max_len).map((p) => ({ value: p, label: String(p) })), P());
+  fillSelect(
+    $("#positions-select"),
+    POSITION_CHOICES.filter((p) => p <= model.max_len).map((p) => ({ value: p, label: String(p) })),
+    P(),
+  );
   const pairs = model.d_head / 2;
   fillSelect(
     $("#pair-select"),
-    Array.from({ length: pairs }, (_, i) => ({ value: i, label: `${i} (θ = ${rope ? fmt(rope.frequencies[i], 4) : "?"} rad / position)` })),
+    Array.from({ length: pairs }, (_, i) => ({
+      value: i,
+      label: `${i} (θ = ${rope ? fmt(rope.frequencies[i], 4) : "?"} rad / position)`,
+    })),
     Math.min(state.pair, pairs - 1),
   );
   save({ layer, head, pair: Math.min(state.pair, pairs - 1) });
@@ -150,8 +168,24 @@ function renderPair() {
   const cq = circle(rq);
   const ck = circle(rk);
   const traces = [
-    { type: "scatter", mode: "lines", x: cq.xs, y: cq.ys, line: { color: "#E69F00", dash: "dot", width: 1 }, hoverinfo: "skip", showlegend: false },
-    { type: "scatter", mode: "lines", x: ck.xs, y: ck.ys, line: { color: "#0072B2", dash: "dot", width: 1 }, hoverinfo: "skip", showlegend: false },
+    {
+      type: "scatter",
+      mode: "lines",
+      x: cq.xs,
+      y: cq.ys,
+      line: { color: "#E69F00", dash: "dot", width: 1 },
+      hoverinfo: "skip",
+      showlegend: false,
+    },
+    {
+      type: "scatter",
+      mode: "lines",
+      x: ck.xs,
+      y: ck.ys,
+      line: { color: "#0072B2", dash: "dot", width: 1 },
+      hoverinfo: "skip",
+      showlegend: false,
+    },
     {
       type: "scatter",
       mode: "markers",
@@ -177,7 +211,22 @@ function renderPair() {
     });
   }
   // Arrows from the origin (annotation text would sit at the tail, so labels are a trace).
-  const arrow = (p, color) => ({ x: p[0], y: p[1], ax: 0, ay: 0, axref: "x", ayref: "y", xref: "x", yref: "y", showarrow: true, arrowhead: 2, arrowsize: 1.2, arrowwidth: 3, arrowcolor: color, text: "" });
+  const arrow = (p, color) => ({
+    x: p[0],
+    y: p[1],
+    ax: 0,
+    ay: 0,
+    axref: "x",
+    ayref: "y",
+    xref: "x",
+    yref: "y",
+    showarrow: true,
+    arrowhead: 2,
+    arrowsize: 1.2,
+    arrowwidth: 3,
+    arrowcolor: color,
+    text: "",
+  });
   traces.push({
     type: "scatter",
     mode: "text",
@@ -194,8 +243,21 @@ function renderPair() {
   react($("#pair"), traces, {
     height: 400,
     margin: { l: 50, r: 20, t: 10, b: 40 },
-    xaxis: { range: [-R, R], zeroline: true, zerolinecolor: "#c4cad5", gridcolor: "#f0f1f4", title: { text: `dimension ${2 * i}` } },
-    yaxis: { range: [-R, R], zeroline: true, zerolinecolor: "#c4cad5", gridcolor: "#f0f1f4", scaleanchor: "x", title: { text: `dimension ${2 * i + 1}` } },
+    xaxis: {
+      range: [-R, R],
+      zeroline: true,
+      zerolinecolor: "#c4cad5",
+      gridcolor: "#f0f1f4",
+      title: { text: `dimension ${2 * i}` },
+    },
+    yaxis: {
+      range: [-R, R],
+      zeroline: true,
+      zerolinecolor: "#c4cad5",
+      gridcolor: "#f0f1f4",
+      scaleanchor: "x",
+      title: { text: `dimension ${2 * i + 1}` },
+    },
     legend: { orientation: "h", y: -0.18 },
     annotations: [arrow(qm, "#E69F00"), arrow(kn, OKABE_ITO[0])],
   });
@@ -240,7 +302,15 @@ function relativePlot(div, scores, title) {
 
 async function loadRelative() {
   const model = controls.current();
-  const body = { model: model.id, text: state.text, layer: state.layer, head: state.head, query: qIndex(), key: kIndex(), max_position: Math.min(P(), model.max_len) };
+  const body = {
+    model: model.id,
+    text: state.text,
+    layer: state.layer,
+    head: state.head,
+    query: qIndex(),
+    key: kIndex(),
+    max_position: Math.min(P(), model.max_len),
+  };
   const jobs = [api.ropeRelative(body)];
   if (compareModel) {
     jobs.push(
@@ -261,13 +331,24 @@ async function loadRelative() {
   const result = await withStatus(status, "Placing q and k at every pair of positions…", () => Promise.all(jobs));
   if (!result) return;
   [relative, relativeSin] = result;
-  await relativePlot($("#relative"), relative.scores, `${plotlyText(relative.model)}: “${plotlyText(displayToken(relative.query.text))}” → “${plotlyText(displayToken(relative.key.text))}”`);
-  $("#relative-note").textContent = `Largest change along any diagonal: ${fmt(diagonalSpread(relative.scores), 4)} (only rounding): the score is a function of m − n alone.`;
+  await relativePlot(
+    $("#relative"),
+    relative.scores,
+    `${plotlyText(relative.model)}: “${plotlyText(displayToken(relative.query.text))}” → “${plotlyText(displayToken(relative.key.text))}”`,
+  );
+  $("#relative-note").textContent =
+    `Largest change along any diagonal: ${fmt(diagonalSpread(relative.scores), 4)} (only rounding): the score is a function of m − n alone.`;
   if (relativeSin) {
-    await relativePlot($("#relative-sin"), relativeSin.scores, `${plotlyText(relativeSin.model)} (${relativeSin.positional}): same tokens`);
-    $("#relative-sin-note").textContent = `Largest change along a diagonal: ${fmt(diagonalSpread(relativeSin.scores), 4)}. With positions added to the embeddings the score depends on m and n themselves, not only on their distance.`;
+    await relativePlot(
+      $("#relative-sin"),
+      relativeSin.scores,
+      `${plotlyText(relativeSin.model)} (${relativeSin.positional}): same tokens`,
+    );
+    $("#relative-sin-note").textContent =
+      `Largest change along a diagonal: ${fmt(diagonalSpread(relativeSin.scores), 4)}. With positions added to the embeddings the score depends on m and n themselves, not only on their distance.`;
   } else {
-    $("#relative-sin-note").textContent = "No model with sinusoidal or learned positions is loaded on this server to compare with.";
+    $("#relative-sin-note").textContent =
+      "No model with sinusoidal or learned positions is loaded on this server to compare with.";
   }
 }
 
@@ -329,13 +410,32 @@ onProjectorChange(() => {
 });
 
 const base = () => ({ model: state.model, text: state.text, layer: state.layer, head: state.head });
-registerExport("angles", { filename: () => `attnviz-${state.model}-rope-angles`, plot: () => $("#angles"), data: () => ({ ...base(), rope }) });
+registerExport("angles", {
+  filename: () => `attnviz-${state.model}-rope-angles`,
+  plot: () => $("#angles"),
+  data: () => ({ ...base(), rope }),
+});
 registerExport("pair", {
   filename: () => `attnviz-${state.model}-rope-pair${state.pair}`,
   plot: () => $("#pair"),
-  data: () => ({ ...base(), pair: state.pair, m: state.m, n: state.n, query: tokens && tokens[qIndex()], key: tokens && tokens[kIndex()] }),
+  data: () => ({
+    ...base(),
+    pair: state.pair,
+    m: state.m,
+    n: state.n,
+    query: tokens && tokens[qIndex()],
+    key: tokens && tokens[kIndex()],
+  }),
 });
-registerExport("relative", { filename: () => `attnviz-${state.model}-rope-relative`, plot: () => $("#relative"), data: () => relative });
-registerExport("relative-sin", { filename: () => `attnviz-rope-relative-sinusoidal`, plot: () => $("#relative-sin"), data: () => relativeSin });
+registerExport("relative", {
+  filename: () => `attnviz-${state.model}-rope-relative`,
+  plot: () => $("#relative"),
+  data: () => relative,
+});
+registerExport("relative-sin", {
+  filename: () => `attnviz-rope-relative-sinusoidal`,
+  plot: () => $("#relative-sin"),
+  data: () => relativeSin,
+});
 
 if (controls.models.length) run();
