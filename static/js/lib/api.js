@@ -12,23 +12,18 @@ export class ApiError extends Error {
 
 const BASE = "/api/v1";
 
+/** The server answers every error as {"error": {code, message, field}}; anything else (a proxy's
+ * HTML page, a dropped body) gets a generic error from the status. */
 async function parseError(res) {
-  let body = null;
+  let err = null;
   try {
-    body = await res.json();
+    err = (await res.json()).error;
   } catch {
     /* not JSON */
   }
-  const err = body && body.error;
-  if (err)
+  if (err) {
     return new ApiError(res.status, err.code || `http_${res.status}`, err.message || res.statusText, err.field ?? null);
-  if (body && Array.isArray(body.detail) && body.detail.length) {
-    // FastAPI's default validation shape, in case a route answers with it.
-    const d = body.detail[0];
-    const field = Array.isArray(d.loc) ? d.loc.filter((x) => x !== "body" && x !== "query").join(".") : null;
-    return new ApiError(res.status, "invalid_request", d.msg || "invalid request", field || null);
   }
-  if (body && typeof body.detail === "string") return new ApiError(res.status, `http_${res.status}`, body.detail);
   const retry = res.headers.get("Retry-After");
   const msg =
     res.status === 503

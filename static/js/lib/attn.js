@@ -12,6 +12,13 @@ export function sitesOf(data) {
   return SITE_ORDER.filter((s) => data.attention && data.attention[s]);
 }
 
+/** The site to show: `wanted` when the response has it, else cross-attention, else the first. */
+export function pickSite(data, wanted) {
+  const sites = sitesOf(data);
+  if (sites.includes(wanted)) return wanted;
+  return sites.includes("decoder.cross") ? "decoder.cross" : sites[0];
+}
+
 /** Tokens with their original position kept as `index`. */
 function indexed(tokens) {
   return (tokens || []).map((t, index) => ({ ...t, index }));

@@ -25,7 +25,7 @@ export async function setupControls(
   const blurb = $("#model-blurb");
   const form = $("#input-form");
 
-  let models = [];
+  let models;
   try {
     models = (await listModels()).filter(filter);
   } catch (error) {
@@ -50,7 +50,9 @@ export async function setupControls(
     const pos = model.positional === "rope" ? "RoPE" : model.positional;
     const layers =
       model.kind === "seq2seq" ? `${model.n_layers}+${model.n_decoder_layers ?? model.n_layers}` : `${model.n_layers}`;
-    blurb.textContent = `${model.title || model.id}: ${layers} layers × ${model.n_heads} heads, d_model ${model.d_model}, ${pos} positions, ${model.norm} (${model.norm_position}-norm).`;
+    blurb.textContent =
+      `${model.title || model.id}: ${layers} layers × ${model.n_heads} heads, d_model ${model.d_model}, ` +
+      `${pos} positions, ${model.norm} (${model.norm_position}-norm).`;
     clear(presets);
     presets.append(el("span", { class: "presets-label", text: "From the lecture notes:" }));
     for (const preset of presetsFor(model)) {

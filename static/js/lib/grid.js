@@ -27,7 +27,8 @@ function paint(canvas, matrix, mask) {
 export function renderGrid(container, { att, mask, selected, onPick }) {
   const L = att.length;
   const H = L ? att[0].length : 0;
-  const grid = el("div", { class: "thumb-grid", role: "grid", "aria-label": "All layers and heads" });
+  // A group of buttons, laid out with CSS grid (not an ARIA grid: no rows, no cells).
+  const grid = el("div", { class: "thumb-grid", role: "group", "aria-label": "All layers and heads" });
   grid.style.gridTemplateColumns = `auto repeat(${H}, auto)`;
   grid.append(el("span", { class: "axis-label" }));
   for (let h = 0; h < H; h++) grid.append(el("span", { class: "axis-label", text: `head ${h}` }));

@@ -42,7 +42,7 @@ export function renderHeadView(
     width,
     height,
     viewBox: `0 0 ${width} ${height}`,
-    role: "img",
+    role: "group", // not "img": its tokens are buttons, and an image has no controls inside
     "aria-label": "Head view: lines from each query token to the key tokens it attends to",
   });
   root.append(

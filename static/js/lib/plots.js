@@ -80,7 +80,9 @@ export function tokenHeatmap(div, z, opts) {
     x: cols.map((_, j) => j),
     y: rows.map((_, i) => i),
     customdata: custom,
-    hovertemplate: `${opts.rowTitle || "query"}: %{customdata[0]}<br>${opts.colTitle || "key"}: %{customdata[1]}<br>${valueName}: %{customdata[2]}<extra></extra>`,
+    hovertemplate:
+      `${opts.rowTitle || "query"}: %{customdata[0]}<br>${opts.colTitle || "key"}: %{customdata[1]}<br>` +
+      `${valueName}: %{customdata[2]}<extra></extra>`,
     hoverongaps: true,
     colorscale: opts.colorscale || (opts.diverging ? DIVERGING : SEQUENTIAL),
     zmin,
@@ -148,7 +150,8 @@ export function matrixHeatmap(div, z, opts = {}) {
     zmid: opts.diverging && opts.zmin === undefined ? 0 : undefined,
     hovertemplate:
       opts.hovertemplate ||
-      `${opts.yLabel || "row"} %{y}<br>${opts.xLabel || "column"} %{x}<br>${opts.value || "value"}: %{z:.4f}<extra></extra>`,
+      `${opts.yLabel || "row"} %{y}<br>${opts.xLabel || "column"} %{x}<br>` +
+        `${opts.value || "value"}: %{z:.4f}<extra></extra>`,
     colorbar: { title: { text: opts.value || "", side: "right" }, thickness: 14, len: 0.9 },
     customdata: opts.customdata,
   };

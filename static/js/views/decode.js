@@ -5,8 +5,9 @@
 import * as api from "../lib/api.js";
 import { meanHeads } from "../lib/attn.js";
 import { setupControls } from "../lib/controls.js";
-import { $, $$, clear, continuesWord, displayToken, el, fillSelect } from "../lib/dom.js";
+import { $, $$, clear, continuesWord, displayToken, el } from "../lib/dom.js";
 import { initExports, registerExport } from "../lib/export.js";
+import { attentionPickers } from "../lib/pickers.js";
 import { plotlyText, react, tokenHeatmap } from "../lib/plots.js";
 import { bindKeys, clearError, initShell, onProjectorChange, showError } from "../lib/shell.js";
 import { int, num, str, urlState } from "../lib/state.js";
@@ -35,6 +36,8 @@ let pos = 0; // steps shown
 let playing = false;
 let timer = 0;
 let wantOne = false; // a Step press waiting for the next streamed step
+
+const pickers = attentionPickers(state, { meanOfHeads: true, onChange: () => run && renderAttention() });
 
 const controls = await setupControls(state, {
   prefer: (m) => m.kind === "seq2seq",
@@ -290,6 +293,7 @@ function renderTopK() {
   const s = run.steps[pos - 1];
   const top = [...s.top].reverse();
   const labels = top.map((c) => plotlyText(displayToken(c.text)));
+  const chosen = plotlyText(displayToken(chosenLabel(pos - 1).text));
   react(
     div,
     [
@@ -310,7 +314,7 @@ function renderTopK() {
       height: Math.max(220, 46 * top.length + 70),
       margin: { l: 110, r: 50, t: 34, b: 40 },
       title: {
-        text: `step ${pos}: chose “${plotlyText(displayToken(chosenLabel(pos - 1).text))}” (p = ${s.prob.toFixed(3)})`,
+        text: `step ${pos}: chose “${chosen}” (p = ${s.prob.toFixed(3)})`,
         x: 0,
         xanchor: "left",
       },
@@ -339,19 +343,6 @@ function row(step, site, layer, head) {
   return head < 0 ? meanHeads(heads.map((h) => [h]))[0] : heads[head];
 }
 
-function setupLayerHead(L, H, layer, head) {
-  fillSelect(
-    $("#layer-select"),
-    Array.from({ length: L }, (_, l) => ({ value: l, label: String(l) })),
-    layer,
-  );
-  fillSelect(
-    $("#head-select"),
-    [{ value: -1, label: "mean of heads" }, ...Array.from({ length: H }, (_, h) => ({ value: h, label: String(h) }))],
-    head,
-  );
-}
-
 function renderAttention() {
   const seq2seq = run.kind === "seq2seq";
   $("#align-title").textContent = seq2seq ? "Cross-attention alignment" : "Attention over the prompt";
@@ -367,7 +358,7 @@ function renderAttention() {
   }
   const site = seq2seq ? "decoder.cross" : "decoder.self";
   const { L, H, layer, head } = layerHead(site);
-  setupLayerHead(L, H, layer, head);
+  pickers.fill({ layers: L, heads: H, layer, head, save: false });
   const rows = run.steps.slice(0, pos).map((_, i) => chosenLabel(i));
   const headLabel = head < 0 ? "mean of heads" : `head ${head}`;
   if (seq2seq) {
@@ -429,8 +420,6 @@ function renderAttention() {
   }
 }
 
-$("#layer-select").addEventListener("change", (e) => (save({ layer: Number(e.target.value) }), renderAttention()));
-$("#head-select").addEventListener("change", (e) => (save({ head: Number(e.target.value) }), renderAttention()));
 onProjectorChange(() => render());
 state.subscribe((changed) => {
   if (changed.some((k) => ["model", "text"].includes(k))) start({ play: true });

@@ -1,13 +1,14 @@
 // Explorer: tokens, head view, one-head heatmap, and the grid of every layer × head.
 
 import * as api from "../lib/api.js";
-import { SITE_LABEL, keepIndices, siteMask, siteTokens, sitesOf, view } from "../lib/attn.js";
+import { SITE_LABEL, keepIndices, pickSite, siteMask, siteTokens, view } from "../lib/attn.js";
 import { setupControls } from "../lib/controls.js";
-import { $, afterPaint, clear, displayToken, el, fillSelect } from "../lib/dom.js";
+import { $, afterPaint, clear, displayToken, el } from "../lib/dom.js";
 import { initExports, registerExport } from "../lib/export.js";
 import { renderGrid } from "../lib/grid.js";
 import { renderHeadView } from "../lib/headview.js";
 import { headColor } from "../lib/palette.js";
+import { attentionPickers } from "../lib/pickers.js";
 import { tokenHeatmap } from "../lib/plots.js";
 import { bindKeys, initShell, onProjectorChange, showError, withStatus } from "../lib/shell.js";
 import { bool, int, intList, str, urlState } from "../lib/state.js";
@@ -36,6 +37,15 @@ let inflight = null;
 let grid = null;
 let runStarted = 0;
 let timedThisRun = false;
+
+const pickers = attentionPickers(state, {
+  siteReset: { lock: "" },
+  onChange: (key) => {
+    if (!data) return;
+    if (key === "site") setupSelectors();
+    render();
+  },
+});
 
 const controls = await setupControls(state, {
   prefer: (m) => m.kind === "seq2seq",
@@ -160,12 +170,13 @@ function renderTokens() {
       el("span", { class: "token-row-label", text: rows.length > 1 ? label : "tokens" }),
     );
     tokens.forEach((t, i) => {
+      const chars = Number.isInteger(t.start) ? ` · chars ${t.start}–${t.end}` : "";
       row.append(
         el(
           "span",
           {
             class: `token${t.special ? " special" : ""}`,
-            title: `position ${i} · id ${t.id}${t.special ? " · special token" : ""}${Number.isInteger(t.start) ? ` · chars ${t.start}–${t.end}` : ""}`,
+            title: `position ${i} · id ${t.id}${t.special ? " · special token" : ""}${chars}`,
           },
           el("span", { class: "tok-text", text: displayToken(t.text) }),
           el("span", { class: "tok-id", text: String(t.id) }),
@@ -177,39 +188,15 @@ function renderTokens() {
 }
 
 function currentSite() {
-  const sites = sitesOf(data);
-  return sites.includes(state.site) ? state.site : sites.includes("decoder.cross") ? "decoder.cross" : sites[0];
+  return pickSite(data, state.site);
 }
 
 function setupSelectors() {
-  const sites = sitesOf(data);
-  const site = currentSite();
-  $("#site-field").hidden = sites.length < 2;
-  fillSelect(
-    $("#site-select"),
-    sites.map((s) => ({ value: s, label: SITE_LABEL[s] || s })),
-    site,
-  );
-  const att = data.attention[site];
-  const L = att.length;
-  const H = att[0].length;
-  const layer = Math.min(Math.max(0, state.layer), L - 1);
-  const head = Math.min(Math.max(0, state.head), H - 1);
-  fillSelect(
-    $("#layer-select"),
-    Array.from({ length: L }, (_, l) => ({ value: l, label: `${l}` })),
-    layer,
-  );
-  fillSelect(
-    $("#head-select"),
-    Array.from({ length: H }, (_, h) => ({ value: h, label: `${h}` })),
-    head,
-  );
+  const { heads } = pickers.fillFrom(data);
   $("#scores-toggle").checked = state.scores;
   $("#hide-special").checked = state.hide;
   $("#scores-toggle").disabled = !data.scores;
-  save({ site: sites.length > 1 ? site : "", layer, head });
-  renderHeadToggles(H);
+  renderHeadToggles(heads);
 }
 
 function renderHeadToggles(H) {
@@ -230,8 +217,7 @@ function renderHeadToggles(H) {
       el("span", { class: "dot", "aria-hidden": "true" }),
       `head ${h}`,
     );
-    button.style.color = headColor(h);
-    button.querySelector(".dot").style.background = headColor(h);
+    button.style.setProperty("--head", headColor(h));
     button.addEventListener("click", () => {
       const off = state.off.includes(h) ? state.off.filter((x) => x !== h) : [...state.off, h].sort((a, b) => a - b);
       save({ off });
@@ -351,19 +337,6 @@ async function render() {
 }
 
 // ---------------------------------------------------------------------------------------
-$("#site-select").addEventListener("change", (e) => {
-  save({ site: e.target.value, layer: 0, head: 0, lock: "" });
-  setupSelectors();
-  render();
-});
-$("#layer-select").addEventListener("change", (e) => {
-  save({ layer: Number(e.target.value) });
-  render();
-});
-$("#head-select").addEventListener("change", (e) => {
-  save({ head: Number(e.target.value) });
-  render();
-});
 $("#scores-toggle").addEventListener("change", (e) => {
   save({ scores: e.target.checked });
   renderHeatmap();
@@ -373,18 +346,7 @@ $("#hide-special").addEventListener("change", (e) => {
   render();
 });
 
-function step(key, delta, max) {
-  if (!data) return;
-  const value = Math.min(max - 1, Math.max(0, state[key] + delta));
-  save({ [key]: value });
-  $(`#${key}-select`).value = String(value);
-  render();
-}
 bindKeys({
-  "[": () => step("layer", -1, data.attention[currentSite()].length),
-  "]": () => step("layer", 1, data.attention[currentSite()].length),
-  ",": () => step("head", -1, data.attention[currentSite()][0].length),
-  ".": () => step("head", 1, data.attention[currentSite()][0].length),
   Escape: () => {
     if (!state.lock) return false;
     save({ lock: "" });

@@ -7,7 +7,8 @@ import { setupControls } from "../lib/controls.js";
 import { $, $$, displayToken, fillSelect, fmt } from "../lib/dom.js";
 import { initExports, registerExport } from "../lib/export.js";
 import { CYCLIC, DIVERGING, OKABE_ITO } from "../lib/palette.js";
-import { matrixHeatmap, plotlyText, react } from "../lib/plots.js";
+import { attentionPickers, tokenOptions } from "../lib/pickers.js";
+import { matrixHeatmap, react } from "../lib/plots.js";
 import { bindKeys, initShell, onProjectorChange, showError, withStatus } from "../lib/shell.js";
 import { int, str, urlState } from "../lib/state.js";
 
@@ -37,6 +38,14 @@ let rope = null; // {angles [P][d/2], frequencies, base, d_head}
 let relative = null;
 let relativeSin = null;
 let compareModel = null;
+
+const pickers = attentionPickers(state, {
+  onChange: () => {
+    if (!tokens) return;
+    renderPair();
+    loadRelative();
+  },
+});
 
 const controls = await setupControls(state, {
   filter: (m) => m.positional === "rope",
@@ -74,23 +83,9 @@ async function run() {
 }
 
 function setupSelectors(model) {
-  const L = qkv.q.length;
-  const H = qkv.q[0].length;
-  const layer = Math.min(state.layer, L - 1);
-  const head = Math.min(state.head, H - 1);
-  fillSelect(
-    $("#layer-select"),
-    Array.from({ length: L }, (_, l) => ({ value: l, label: String(l) })),
-    layer,
-  );
-  fillSelect(
-    $("#head-select"),
-    Array.from({ length: H }, (_, h) => ({ value: h, label: String(h) })),
-    head,
-  );
-  const opts = tokens.map((t, i) => ({ value: i, label: `${i}: ${displayToken(t.text)}` }));
-  fillSelect($("#query-select"), opts, qIndex());
-  fillSelect($("#key-select"), opts, kIndex());
+  pickers.fill({ layers: qkv.q.length, heads: qkv.q[0].length, layer: state.layer, head: state.head });
+  fillSelect($("#query-select"), tokenOptions(tokens), qIndex());
+  fillSelect($("#key-select"), tokenOptions(tokens), kIndex());
   fillSelect(
     $("#positions-select"),
     POSITION_CHOICES.filter((p) => p <= model.max_len).map((p) => ({ value: p, label: String(p) })),
@@ -105,7 +100,7 @@ function setupSelectors(model) {
     })),
     Math.min(state.pair, pairs - 1),
   );
-  save({ layer, head, pair: Math.min(state.pair, pairs - 1) });
+  save({ pair: Math.min(state.pair, pairs - 1) });
   for (const id of ["m", "n"]) {
     const slider = $(`#${id}-slider`);
     slider.max = String(P() - 1);
@@ -130,7 +125,9 @@ function renderAngles() {
     yLabel: "position m",
     height: 380,
     customdata: rope.angles,
-    hovertemplate: `position %{y}<br>pair %{x}<br>θ·m = %{customdata:.3f} rad<br>${wrap ? "mod 2π" : "cos"}: %{z:.3f}<extra></extra>`,
+    hovertemplate:
+      "position %{y}<br>pair %{x}<br>θ·m = %{customdata:.3f} rad<br>" +
+      `${wrap ? "mod 2π" : "cos"}: %{z:.3f}<extra></extra>`,
   });
 }
 
@@ -264,8 +261,10 @@ function renderPair() {
   $("#m-value").textContent = String(m);
   $("#n-value").textContent = String(n);
   const wrapped = Math.atan2(Math.sin(delta), Math.cos(delta));
+  const [query, key] = [tokens[qi], tokens[ki]].map((t) => displayToken(t.text));
   $("#pair-note").textContent =
-    `Pair ${i} turns by θ = ${fmt(rope.frequencies[i], 4)} rad per position. Query “${displayToken(tokens[qi].text)}” at m = ${m}, key “${displayToken(tokens[ki].text)}” at n = ${n}: ` +
+    `Pair ${i} turns by θ = ${fmt(rope.frequencies[i], 4)} rad per position. ` +
+    `Query “${query}” at m = ${m}, key “${key}” at n = ${n}: ` +
     `the angle between them is ${fmt(wrapped, 3)} rad, and this pair adds |q||k|cos = ${fmt(dot, 4)} to q·k. ` +
     `Move both sliders by the same amount: the angle, and so the score, stays the same.`;
 }
@@ -334,18 +333,20 @@ async function loadRelative() {
   await relativePlot(
     $("#relative"),
     relative.scores,
-    `${plotlyText(relative.model)}: “${plotlyText(displayToken(relative.query.text))}” → “${plotlyText(displayToken(relative.key.text))}”`,
+    `${relative.model}: “${displayToken(relative.query.text)}” → “${displayToken(relative.key.text)}”`,
   );
   $("#relative-note").textContent =
-    `Largest change along any diagonal: ${fmt(diagonalSpread(relative.scores), 4)} (only rounding): the score is a function of m − n alone.`;
+    `Largest change along any diagonal: ${fmt(diagonalSpread(relative.scores), 4)} (only rounding): ` +
+    "the score is a function of m − n alone.";
   if (relativeSin) {
     await relativePlot(
       $("#relative-sin"),
       relativeSin.scores,
-      `${plotlyText(relativeSin.model)} (${relativeSin.positional}): same tokens`,
+      `${relativeSin.model} (${relativeSin.positional}): same tokens`,
     );
     $("#relative-sin-note").textContent =
-      `Largest change along a diagonal: ${fmt(diagonalSpread(relativeSin.scores), 4)}. With positions added to the embeddings the score depends on m and n themselves, not only on their distance.`;
+      `Largest change along a diagonal: ${fmt(diagonalSpread(relativeSin.scores), 4)}. With positions added ` +
+      "to the embeddings the score depends on m and n themselves, not only on their distance.";
   } else {
     $("#relative-sin-note").textContent =
       "No model with sinusoidal or learned positions is loaded on this server to compare with.";
@@ -353,13 +354,8 @@ async function loadRelative() {
 }
 
 // ---------------------------------------------------------------------------------------
-for (const [id, key] of [
-  ["#layer-select", "layer"],
-  ["#head-select", "head"],
-  ["#query-select", "query"],
-  ["#key-select", "key"],
-]) {
-  $(id).addEventListener("change", (e) => {
+for (const key of ["query", "key"]) {
+  $(`#${key}-select`).addEventListener("change", (e) => {
     save({ [key]: Number(e.target.value) });
     renderPair();
     loadRelative();
