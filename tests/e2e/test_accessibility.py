@@ -41,14 +41,24 @@ def test_no_violations_with_results(ui, view):
     assert not violations, report(violations)
 
 
-def test_no_violations_with_help_panel_error_banner_and_projector(ui):
+def test_no_violations_in_the_explorer_with_its_panels_open(ui):
+    """A head switched off, a token locked, the keyboard panel, an error, projector mode."""
     ui.allowed_console = ("status of 422",)
-    ui.goto("/?model=decoder-mini", wait_for="#heatmap .main-svg")
+    ui.goto("/?model=decoder-mini&off=1&lock=q2", wait_for="#heatmap .main-svg")
+    ui.wait("#head-view g.tok.locked", state="attached")
     ui.page.fill("#text-input", "   ")
     ui.page.click("#run-button")
     ui.wait("#error-banner")
     ui.page.click("#help-toggle")
     ui.page.click("#projector-toggle")
     ui.wait("#help-panel")
+    violations = ui.axe()
+    assert not violations, report(violations)
+
+
+def test_no_violations_in_a_finished_decoding(ui):
+    """Every step shown: the output line, the final text and its stop reason."""
+    ui.goto("/decode?model=seq2seq-en-fr&step=64", wait_for="#output-text")
+    ui.wait("#self .main-svg", state="attached")
     violations = ui.axe()
     assert not violations, report(violations)

@@ -8,27 +8,9 @@ import urllib.request
 import pytest
 
 from app.plotly_assets import PLOTLY_JS
+from tests.e2e.views import VIEWS
 
 pytestmark = pytest.mark.e2e
-
-# path -> selectors that must be drawn once the view has finished loading
-VIEWS = {
-    "explorer": (
-        "/?model=seq2seq-en-fr",
-        ["#heatmap .main-svg", "#head-view line", ".thumb canvas"],
-    ),
-    "math": ("/math?model=decoder-mini", ["[data-step='8'] .main-svg", "#row-detail table"]),
-    "decode": ("/decode?model=seq2seq-en-fr&step=3", ["#align .main-svg", "#topk .main-svg"]),
-    "rope": (
-        "/rope?model=decoder-mini",
-        ["#angles .main-svg", "#pair .main-svg", "#relative .main-svg", "#relative-sin .main-svg"],
-    ),
-    "positions": (
-        "/positions?model=seq2seq-en-fr",
-        ["#table .main-svg", "#emb-sum .main-svg", "#similarity .main-svg"],
-    ),
-    "card": ("/models/seq2seq-en-fr", ["#arch-svg", "#params .main-svg"]),
-}
 
 
 @pytest.mark.parametrize("view", list(VIEWS))

@@ -68,6 +68,23 @@ export function listModels() {
 export const modelCard = (id) => get(`/models/${encodeURIComponent(id)}`);
 export const tokenize = (model, text) => post("/tokenize", { model, text });
 export const attention = (body, opts) => post("/attention", body, opts);
+
+/** /attention on a view's sentence: its `target` is teacher-forced when the model is a seq2seq. */
+export function attentionOn(model, { text, target }, include, opts) {
+  const body = { model: model.id, text, include };
+  if (model.kind === "seq2seq" && target) body.target = target;
+  return attention(body, opts);
+}
+
+/** For requests where only the latest counts: each call aborts the one before; its signal. */
+export function latestOnly() {
+  let controller = null;
+  return () => {
+    if (controller) controller.abort();
+    controller = new AbortController();
+    return controller.signal;
+  };
+}
 export const positions = (id, n) => get(`/models/${encodeURIComponent(id)}/positions?n=${n}`);
 export const ropeRelative = (body) => post("/rope/relative", body);
 

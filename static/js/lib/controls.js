@@ -4,6 +4,10 @@ import { listModels } from "./api.js";
 import { $, clear, el, fillSelect } from "./dom.js";
 import { presetsFor } from "./presets.js";
 import { showError, clearError } from "./shell.js";
+import { str } from "./state.js";
+
+/** The URL state of the strip, for a view that takes a target sentence (allowTarget). */
+export const INPUT_STATE = { model: str(""), text: str(""), target: str("") };
 
 const KIND_LABEL = { encoder: "encoder", decoder: "decoder", seq2seq: "encoder-decoder" };
 

@@ -5,6 +5,10 @@
 import { SITE_LABEL, pickSite, sitesOf } from "./attn.js";
 import { $, displayToken, fillSelect } from "./dom.js";
 import { bindKeys } from "./shell.js";
+import { int, str } from "./state.js";
+
+/** The URL state of the pickers, for a view that shows every site of an /attention response. */
+export const PICKER_STATE = { site: str(""), layer: int(0), head: int(0) };
 
 const numbered = (n) => Array.from({ length: n }, (_, i) => ({ value: i, label: String(i) }));
 const clamp = (x, lo, hi) => Math.min(Math.max(lo, x), hi);

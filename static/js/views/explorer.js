@@ -2,27 +2,23 @@
 
 import * as api from "../lib/api.js";
 import { SITE_LABEL, keepIndices, pickSite, siteMask, siteTokens, view } from "../lib/attn.js";
-import { setupControls } from "../lib/controls.js";
+import { INPUT_STATE, setupControls } from "../lib/controls.js";
 import { $, afterPaint, clear, displayToken, el } from "../lib/dom.js";
 import { initExports, registerExport } from "../lib/export.js";
 import { renderGrid } from "../lib/grid.js";
 import { renderHeadView } from "../lib/headview.js";
 import { headColor } from "../lib/palette.js";
-import { attentionPickers } from "../lib/pickers.js";
+import { PICKER_STATE, attentionPickers } from "../lib/pickers.js";
 import { tokenHeatmap } from "../lib/plots.js";
 import { bindKeys, initShell, onProjectorChange, showError, withStatus } from "../lib/shell.js";
-import { bool, int, intList, str, urlState } from "../lib/state.js";
+import { bool, intList, str, urlState } from "../lib/state.js";
 
 initShell();
 initExports(showError);
 
 const state = urlState({
-  model: str(""),
-  text: str(""),
-  target: str(""),
-  site: str(""),
-  layer: int(0),
-  head: int(0),
+  ...INPUT_STATE,
+  ...PICKER_STATE,
   off: intList([]), // heads switched off in the head view
   scores: bool(false),
   hide: bool(false),
@@ -33,18 +29,14 @@ const status = $("#status");
 // Our own changes are written silently; subscribers only hear back/forward navigation.
 const save = (patch) => state.set(patch, { silent: true });
 let data = null; // the last /attention response
-let inflight = null;
+const nextRequest = api.latestOnly();
 let grid = null;
 let runStarted = 0;
 let timedThisRun = false;
 
 const pickers = attentionPickers(state, {
   siteReset: { lock: "" },
-  onChange: (key) => {
-    if (!data) return;
-    if (key === "site") setupSelectors();
-    render();
-  },
+  onChange: (key) => data && (key === "site" ? refresh() : render()),
 });
 
 const controls = await setupControls(state, {
@@ -58,20 +50,18 @@ const controls = await setupControls(state, {
 async function run() {
   const model = controls.current();
   if (!model) return;
-  if (inflight) inflight.abort();
-  inflight = new AbortController();
-  const signal = inflight.signal;
+  const signal = nextRequest();
   performance.mark("attnviz:run");
   runStarted = performance.now();
   timedThisRun = false;
-  const body = { model: model.id, text: state.text, include: ["scores", "masks"] };
-  if (model.kind === "seq2seq" && state.target) body.target = state.target;
-  const result = await withStatus(status, "Running the model…", () => api.attention(body, { signal }));
+  const include = ["scores", "masks"];
+  const result = await withStatus(status, "Running the model…", () =>
+    api.attentionOn(model, state, include, { signal }),
+  );
   if (!result || signal.aborted) return;
   data = result;
   renderTokens();
-  setupSelectors();
-  await render();
+  await refresh();
   modelSays(model, signal);
 }
 
@@ -328,6 +318,12 @@ function renderGridPanel() {
   });
 }
 
+/** Refill the pickers (a new response, a new site, back / forward), then draw. */
+function refresh() {
+  setupSelectors();
+  return render();
+}
+
 async function render() {
   if (!data) return;
   const heat = renderHeatmap();
@@ -358,10 +354,7 @@ bindKeys({
 state.subscribe((changed) => {
   // back / forward in history
   if (changed.some((k) => ["model", "text", "target"].includes(k))) run();
-  else if (data && changed.length) {
-    setupSelectors();
-    render();
-  }
+  else if (data && changed.length) refresh();
 });
 onProjectorChange(() => render());
 

@@ -4,39 +4,31 @@
 
 import * as api from "../lib/api.js";
 import { pickSite, siteTokens } from "../lib/attn.js";
-import { setupControls } from "../lib/controls.js";
+import { INPUT_STATE, setupControls } from "../lib/controls.js";
 import { $, clear, el, fillSelect } from "../lib/dom.js";
 import { initExports, registerExport } from "../lib/export.js";
 import { drawSteps, headTensors, rowArithmetic } from "../lib/mathsteps.js";
-import { attentionPickers, tokenOptions } from "../lib/pickers.js";
+import { PICKER_STATE, attentionPickers, tokenOptions } from "../lib/pickers.js";
 import { initShell, onProjectorChange, showError, withStatus } from "../lib/shell.js";
-import { int, str, urlState } from "../lib/state.js";
+import { int, urlState } from "../lib/state.js";
 
 initShell();
 initExports(showError);
 
 const state = urlState({
-  model: str(""),
-  text: str(""),
-  target: str(""),
-  site: str(""),
-  layer: int(0),
-  head: int(0),
+  ...INPUT_STATE,
+  ...PICKER_STATE,
   row: int(-1), // the query token whose arithmetic is spelled out (-1: the last one)
 });
 const save = (patch) => state.set(patch, { silent: true });
 const status = $("#status");
 let data = null; // the last /attention response
 let shown = null; // the head on the page: headTensors()
-let inflight = null;
+const nextRequest = api.latestOnly();
 
 const pickers = attentionPickers(state, {
   siteReset: { row: -1 },
-  onChange: (key) => {
-    if (!data) return;
-    if (key === "site") setupSelectors();
-    render();
-  },
+  onChange: (key) => data && (key === "site" ? refresh() : render()),
 });
 
 const controls = await setupControls(state, {
@@ -49,14 +41,18 @@ const controls = await setupControls(state, {
 async function run() {
   const model = controls.current();
   if (!model) return;
-  if (inflight) inflight.abort();
-  inflight = new AbortController();
-  const signal = inflight.signal;
-  const body = { model: model.id, text: state.text, include: ["qkv", "scores", "masks"] };
-  if (model.kind === "seq2seq" && state.target) body.target = state.target;
-  const result = await withStatus(status, "Capturing Q, K, V and scores…", () => api.attention(body, { signal }));
+  const signal = nextRequest();
+  const include = ["qkv", "scores", "masks"];
+  const result = await withStatus(status, "Capturing Q, K, V and scores…", () =>
+    api.attentionOn(model, state, include, { signal }),
+  );
   if (!result || signal.aborted) return;
   data = result;
+  refresh();
+}
+
+/** Refill the pickers (a new response, a new site, back / forward), then draw. */
+function refresh() {
   setupSelectors();
   render();
 }
@@ -116,10 +112,7 @@ $("#row-select").addEventListener("change", (e) => {
 });
 state.subscribe((changed) => {
   if (changed.some((k) => ["model", "text", "target"].includes(k))) run();
-  else if (data) {
-    setupSelectors();
-    render();
-  }
+  else if (data) refresh();
 });
 onProjectorChange(() => render());
 
