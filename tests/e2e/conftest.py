@@ -210,11 +210,9 @@ class UI:
             if os.environ.get("CI"):
                 pytest.fail(f"accessibility tests cannot run under CI: {problem}")
             pytest.skip(problem)
-        url = self.base + AXE_URL_PATH
-        self.page.route(
-            url, lambda route: route.fulfill(path=AXE_JS, content_type="text/javascript")
-        )
         if not self.page.evaluate("() => Boolean(window.axe)"):
+            url = self.base + AXE_URL_PATH
+            self.page.route(url, lambda r: r.fulfill(path=AXE_JS, content_type="text/javascript"))
             self.page.add_script_tag(url=url)
         return self.page.evaluate(
             """async (tags) => {
