@@ -1,0 +1,211 @@
+"""POST /attention: plan the hooks a request needs, run one forward pass, extract each include."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from app.inference.common import forward, target_of, tokens_of
+from app.inputs import ModelInput
+from app.serialize import Format, ints, tensor
+from models.analysis.attribution import value_weighted_norms
+from models.config import ModelConfig
+from models.hooks import SITE_OUTPUT, Trace, hook_name
+
+
+@dataclass(frozen=True)
+class AttentionPlan:
+    """Which layers of which attention sites a request reads, and the extras it includes."""
+
+    config: ModelConfig
+    sites: dict[str, list[int]]  # site -> the requested layers that site has
+    include: frozenset[str]
+
+    @classmethod
+    def of(cls, config: ModelConfig, layers: list[int], include) -> AttentionPlan:
+        sites = {s: [li for li in layers if li < depth] for s, depth in config.sites.items()}
+        return cls(config, sites, frozenset(include))
+
+    def rotary(self, site: str) -> bool:
+        """Queries and keys of this site are rotated (RoPE acts on self-attention only)."""
+        return self.config.positional == "rope" and not site.endswith("cross")
+
+    def qkv_parts(self, site: str) -> list[str]:
+        return ["q", "k", "v", *(["rot_q", "rot_k"] if self.rotary(site) else [])]
+
+    def hooks(self) -> list[str]:
+        names = []
+        for site, layers in self.sites.items():
+            for li in layers:
+                names.append(hook_name(site, li, "pattern"))
+                if "scores" in self.include:
+                    names.append(hook_name(site, li, "scores"))
+                if "qkv" in self.include:
+                    names += [hook_name(site, li, p) for p in [*self.qkv_parts(site), "in", "z"]]
+                    names.append(hook_name(site.split(".")[0], li, SITE_OUTPUT[site]))
+                if "norms" in self.include and "qkv" not in self.include:
+                    names.append(hook_name(site, li, "v"))
+            if layers and self.include & {"masks", "scores"}:
+                names.append(hook_name(site, layers[0], "mask"))
+        rotary_sites = [s for s in self.config.sites if self.rotary(s)]
+        if "rope" in self.include and rotary_sites:
+            names.append(hook_name(rotary_sites[0], 0, "rope_angles"))
+        if "hidden" in self.include:
+            for stack, layers in self.stack_layers().items():
+                for li in layers:
+                    names += [hook_name(stack, li, f"resid_{w}") for w in ("pre", "mid", "post")]
+        return names
+
+    def stack_layers(self) -> dict[str, list[int]]:
+        """stack -> the requested layers it has (read off its self-attention site)."""
+        return {s.split(".")[0]: ls for s, ls in self.sites.items() if s.endswith(".self") and ls}
+
+
+@dataclass
+class Captured:
+    """One forward pass's trace, read per site over the plan's layers and selected heads."""
+
+    trace: Trace
+    plan: AttentionPlan
+    heads: list[int]
+    fmt: Format
+    model: torch.nn.Module  # for weights an extractor needs (W_O of the value-weighted norms)
+
+    def stacked(self, site: str, hook: str) -> torch.Tensor:
+        """(L, H, ...) of a per-head hook. Grouped-query K/V heads are repeated so that head
+        h reads the key/value head it attends with."""
+        n_heads = self.plan.config.n_heads
+        t = torch.stack([self.trace[hook_name(site, li, hook)][0] for li in self.plan.sites[site]])
+        if t.shape[1] != n_heads:
+            t = t.repeat_interleave(n_heads // t.shape[1], dim=1)
+        if self.heads != list(range(n_heads)):
+            t = t.index_select(1, torch.tensor(self.heads, device=t.device))
+        return t
+
+    def per_layer(self, site: str, where: str, hook: str) -> torch.Tensor:
+        """(L, ...) of a hook with no head axis (``where``: the site or its stack), over the
+        site's layers."""
+        return torch.stack(
+            [self.trace[hook_name(where, li, hook)][0] for li in self.plan.sites[site]]
+        )
+
+    def mask(self, site: str) -> torch.Tensor:
+        return self.trace[hook_name(site, self.plan.sites[site][0], "mask")][0]  # (Tq, Tk)
+
+    def sites(self) -> list[str]:
+        return [s for s, layers in self.plan.sites.items() if layers]
+
+
+def _patterns(c: Captured) -> dict:
+    return {s: tensor(c.stacked(s, "pattern"), c.fmt, prob=True) for s in c.sites()}
+
+
+def _masks(c: Captured) -> dict:
+    return {s: ints(c.mask(s)) for s in c.sites()}
+
+
+def _scores(c: Captured) -> dict:
+    """Scaled QKᵀ before the softmax; masked cells are NaN (null in JSON)."""
+    out = {}
+    for s in c.sites():
+        sc = c.stacked(s, "scores").float()
+        out[s] = tensor(sc.masked_fill(~c.mask(s)[None, None], float("nan")), c.fmt)
+    return out
+
+
+def _qkv(c: Captured) -> dict:
+    """q/k/v (and RoPE's rotated q/k) and z per head; the module's input x and its output
+    after concat · W_O per layer: a view never recomputes what was measured."""
+    out = {}
+    for s in c.sites():
+        stack = s.split(".")[0]
+        parts = {p: tensor(c.stacked(s, p), c.fmt) for p in [*c.plan.qkv_parts(s), "z"]}
+        parts["x"] = tensor(c.per_layer(s, s, "in"), c.fmt)
+        parts["out"] = tensor(c.per_layer(s, stack, SITE_OUTPUT[s]), c.fmt)
+        out[s] = parts
+    return out
+
+
+def _rope(c: Captured) -> dict | None:
+    """The rotation angles the model used (captured), or None without RoPE."""
+    cfg = c.plan.config
+    rotary = [s for s in cfg.sites if c.plan.rotary(s)]
+    if not rotary:
+        return None
+    angles = c.trace[hook_name(rotary[0], 0, "rope_angles")]
+    return {"base": cfg.rope_base, "d_head": cfg.d_head, "angles": tensor(angles, c.fmt)}
+
+
+def _hidden(c: Captured) -> dict:
+    """The L2 norm of the residual stream per layer and position, around each sublayer."""
+    out = {}
+    for stack, layers in c.plan.stack_layers().items():
+        out[stack] = {
+            f"resid_{w}": tensor(
+                torch.stack(
+                    [
+                        torch.linalg.vector_norm(
+                            c.trace[hook_name(stack, li, f"resid_{w}")][0].float(), dim=-1
+                        )
+                        for li in layers
+                    ]
+                ),
+                c.fmt,
+            )
+            for w in ("pre", "mid", "post")
+        }
+    return out
+
+
+def _norms(c: Captured) -> dict:
+    """Value-weighted norms ‖α_ij · f_h(x_j)‖ per site: [L][H][Tq][Tk]."""
+    out = {}
+    for s in c.sites():
+        per_layer = []
+        for li in c.plan.sites[s]:
+            w_o = c.model.get_submodule(hook_name(s, li, "v").rsplit(".", 1)[0]).W_o.weight
+            pattern, v = c.trace[hook_name(s, li, "pattern")], c.trace[hook_name(s, li, "v")]
+            per_layer.append(value_weighted_norms(pattern, v, w_o)[0])
+        norms = torch.stack(per_layer)
+        if c.heads != list(range(c.plan.config.n_heads)):
+            norms = norms.index_select(1, torch.tensor(c.heads, device=norms.device))
+        out[s] = tensor(norms, c.fmt)
+    return out
+
+
+#: include value -> what it adds to the answer (attention weights are always there)
+EXTRACTORS: dict[str, Callable[[Captured], Any]] = {
+    "masks": _masks,
+    "scores": _scores,
+    "qkv": _qkv,
+    "rope": _rope,
+    "hidden": _hidden,
+    "norms": _norms,
+}
+
+
+def attention(inp: ModelInput, include, fmt: Format, max_new_tokens: int) -> dict:
+    """POST /attention: plan the hooks, run one forward pass, extract what was asked."""
+    entry, cfg = inp.entry, inp.entry.config
+    target = target_of(inp, max_new_tokens)
+    plan = AttentionPlan.of(cfg, inp.layers, include)
+    trace = forward(entry, inp.source.ids, target.ids if target else None, plan.hooks())
+    captured = Captured(trace, plan, inp.heads, fmt, entry.model)
+    out = {
+        "model": entry.id,
+        "kind": cfg.kind,
+        "format": fmt,
+        "n_layers": max(cfg.sites.values()),
+        "n_heads": cfg.n_heads,
+        "layers": inp.layers,
+        "heads": inp.heads,
+        "tokens": tokens_of(inp, target),
+        "attention": _patterns(captured),
+    }
+    for name, extract in EXTRACTORS.items():
+        if name in plan.include:
+            out[name] = extract(captured)
+    return out
