@@ -36,9 +36,13 @@ class Settings(BaseSettings):
     port: int = 8000
 
     # --- input limits (each violation is a 422 naming the field)
-    max_input_tokens: int = Field(256, ge=1)
+    max_input_tokens: int = Field(2048, ge=1)  # and never more than a model's own max_len
     max_new_tokens: int = Field(128, ge=1)
-    max_text_chars: int = Field(8192, ge=1)  # checked before tokenizing
+    max_text_chars: int = Field(32768, ge=1)  # checked before tokenizing
+    # What one /attention request may hold in memory: its forward pass's widest attention
+    # (scores, masked scores, pattern of every head) plus the tensors of its answer. More is
+    # a 422 that says what would fit; a request never takes the process out of memory.
+    memory_budget_mb: int = Field(1536, ge=16)
     max_body_bytes: int = Field(1 << 20, ge=1024)  # larger request bodies get 413
 
     # --- the inference engine

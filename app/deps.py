@@ -62,13 +62,18 @@ class Runner:
     encodings: list[str]  # what the client accepts, best first
 
     async def __call__(
-        self, endpoint: str, key: Hashable | None, job: Callable[[], bytes]
+        self,
+        endpoint: str,
+        key: Hashable | None,
+        job: Callable[[], bytes],
+        media_type: str = JSON,
     ) -> Response:
-        """``key`` None: never cached nor coalesced (e.g. sampling without a seed)."""
+        """``key`` None: never cached nor coalesced (e.g. sampling without a seed). The key
+        must tell answers of different media types apart (it is the request, format included)."""
         preferred = self.encodings[0] if self.encodings else None
-        return self.respond(await self.engine.run(endpoint, key, job, preferred))
+        return self.respond(await self.engine.run(endpoint, key, job, preferred), media_type)
 
-    def respond(self, payload: Payload) -> Response:
+    def respond(self, payload: Payload, media_type: str = JSON) -> Response:
         """The payload in the best encoding both sides have. A cached payload compressed for
         another client is sent as plain JSON, which the GZip middleware still compresses."""
         for encoding in self.encodings:
@@ -76,10 +81,10 @@ class Runner:
             if data is not None:
                 return Response(
                     data,
-                    media_type=JSON,
+                    media_type=media_type,
                     headers={"Content-Encoding": encoding, "Vary": "Accept-Encoding"},
                 )
-        return Response(payload.body, media_type=JSON)
+        return Response(payload.body, media_type=media_type)
 
 
 def get_runner(request: Request, engine: EngineDep) -> Runner:

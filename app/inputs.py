@@ -186,12 +186,68 @@ class Inputs:
         return ModelInput(entry, source, self.target(entry, body.target, body.target_ids))
 
     def attention(self, body) -> ModelInput:
-        """POST /attention: a sequence, layers and heads."""
+        """POST /attention: a sequence, layers and heads, within the memory budget."""
         inp = self.sequence(body)
         cfg = inp.entry.config
         inp.layers = self.indices(body.layers, max(cfg.sites.values()), "layers", "layer")
         inp.heads = self.indices(body.heads, cfg.n_heads, "heads", "head")
+        if body.pool is not None:
+            unpoolable = sorted(set(body.include) & {"scores", "masks", "qkv"})
+            if unpoolable:
+                raise invalid(
+                    "pool",
+                    f"pool reduces attention weights and norms; drop {', '.join(unpoolable)}",
+                )
+        self._check_memory(inp, body)
         return inp
+
+    def _check_memory(self, inp: ModelInput, body) -> None:
+        """A 422 naming what to shrink (pool, heads or layers) when the request would need more
+        than the memory budget, with what would fit."""
+        cfg = inp.entry.config
+        budget = self.settings.memory_budget_mb << 20
+        lengths = {"source": len(inp.source.ids)}
+        if cfg.kind == "seq2seq":  # an undecoded translation: its longest possible length
+            lengths["target"] = (
+                len(inp.target.ids)
+                if inp.target
+                else min(self.settings.max_new_tokens + 1, cfg.max_len)
+            )
+        sites = {s: n for s, n in cfg.sites.items() if any(li < n for li in inp.layers)}
+        shapes = {s: _site_shape(s, cfg.kind, lengths) for s in sites}
+        forward = max(3 * cfg.n_heads * q * k * 4 for q, k in shapes.values())
+        per_head_layer = sum(
+            _answer_floats(q, k, cfg.d_head, body.include, body.pool) * 4
+            for q, k in shapes.values()
+        )
+        n_layers = len(inp.layers)
+        need = forward + per_head_layer * len(inp.heads) * n_layers
+        if need <= budget:
+            return
+        mb = need >> 20
+        fit_heads = (budget - forward) // max(1, per_head_layer * n_layers)
+        if forward >= budget:
+            raise invalid(
+                "text",
+                f"{max(lengths.values())} tokens need {forward >> 20} MB for one layer's "
+                f"attention alone (the budget is {budget >> 20} MB): send a shorter text",
+                "too_much_memory",
+            )
+        if body.pool is not None or fit_heads < 1:
+            field = "pool" if body.pool is not None else "layers"
+            raise invalid(
+                field,
+                f"this request needs about {mb} MB (the budget is {budget >> 20} MB): ask for "
+                "fewer layers, or pool the matrices to fewer blocks",
+                "too_much_memory",
+            )
+        raise invalid(
+            "heads",
+            f"{len(inp.heads)} heads × {n_layers} layers need about {mb} MB (the budget is "
+            f"{budget >> 20} MB): ask for at most {fit_heads} heads at a time with these "
+            "layers, or set pool (e.g. 64) for thumbnails",
+            "too_much_memory",
+        )
 
     def _predicted_positions(self, inp: ModelInput, positions: list[int] | None, field: str):
         """Positions of the predicting stack: checked against its length; an encoder's
@@ -300,6 +356,25 @@ class Inputs:
         if body.max_position > cfg.max_len:
             raise invalid("max_position", f"max_position must be ≤ max_len={cfg.max_len}")
         return ModelInput(entry, source, layers=[layer], heads=[head])
+
+
+def _site_shape(site: str, kind: str, lengths: dict[str, int]) -> tuple[int, int]:
+    """(queries, keys) of a site's attention matrices."""
+    src, tgt = lengths["source"], lengths.get("target", lengths["source"])
+    if kind != "seq2seq":
+        return src, src
+    return {"encoder.self": (src, src), "decoder.self": (tgt, tgt), "decoder.cross": (tgt, src)}[
+        site
+    ]
+
+
+def _answer_floats(q: int, k: int, d_head: int, include, pool: int | None) -> int:
+    """Floats one head of one layer adds to an answer (before serialising)."""
+    if pool is not None:
+        q, k = min(q, pool), min(k, pool)
+    matrices = 1 + ("scores" in include) + ("norms" in include)
+    vectors = 7 * (q + k) * d_head if "qkv" in include else 0
+    return 3 * matrices * q * k + vectors  # ×3: the stacked copy and the rounded copy
 
 
 def get_inputs(registry: RegistryDep, settings: SettingsDep) -> Inputs:

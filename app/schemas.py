@@ -38,6 +38,7 @@ Text = Annotated[
 Site = Literal["encoder.self", "decoder.self", "decoder.cross"]
 Include = Literal["scores", "masks", "qkv", "rope", "hidden", "norms"]
 TensorFormat = Literal["json", "f16"]
+AttentionFormat = Literal["json", "f16", "binary"]
 
 TENSOR_DOC = (
     "A float tensor. With `format=json`: nested lists, rounded to 4 decimals, masked cells "
@@ -182,7 +183,23 @@ class AttentionRequest(SequenceRequest):
         "`norms` (per site [L][H][Tq][Tk] value-weighted norms ‖α_ij · f_h(x_j)‖, Kobayashi et "
         "al. 2020: how much each key's value vector actually moves, not only its weight).",
     )
-    format: TensorFormat = Field("json", description="`json` nested lists or compact `f16`.")
+    format: AttentionFormat = Field(
+        "json",
+        description="`json` nested lists, compact `f16` (base64 half floats in JSON), or "
+        "`binary` (`application/octet-stream`: `ATNV`, a uint32 little-endian header length, "
+        "the JSON header with each tensor as `{dtype, shape, offset, length}`, padding to 8 "
+        "bytes, then the raw little-endian half floats; offsets count from the end of the "
+        "padding).",
+    )
+    pool: Int | None = Field(
+        None,
+        ge=2,
+        le=256,
+        description="Reduce each returned attention (and `norms`) matrix to at most "
+        "`pool`×`pool` blocks of neighbouring tokens: query blocks averaged, key blocks summed, "
+        "so every row still sums to 1. `pool.edges` gives each axis's block edges (token "
+        "indices). For thumbnails of long inputs; not with `scores`, `masks` or `qkv`.",
+    )
 
     model_config = examples(
         {"model": "encoder-mini", "text": "the cat sat on the mat"},
@@ -202,10 +219,18 @@ class AttentionTokens(BaseModel):
     target: list[Token] | None = Field(None, description="seq2seq: the decoder's input.")
 
 
+class PoolInfo(BaseModel):
+    size: int = Field(description="The `pool` asked for.")
+    edges: dict[str, list[int]] = Field(
+        description="Per sequence (`source`, `target`): block b covers tokens "
+        "[edges[b], edges[b+1])."
+    )
+
+
 class AttentionResponse(Response):
     model: str
     kind: str
-    format: TensorFormat
+    format: AttentionFormat
     n_layers: int
     n_heads: int
     layers: list[int] = Field(description="The layer indices returned, in order.")
@@ -220,6 +245,7 @@ class AttentionResponse(Response):
     rope: dict[str, Any] | None = None
     hidden: dict[str, dict[str, Tensor]] | None = None
     norms: dict[Site, Tensor] | None = None
+    pool: PoolInfo | None = None
 
 
 # ---------------------------------------------------------------------------- generation

@@ -14,6 +14,7 @@ from app.serialize import Format, ints, tensor
 from models.analysis.attribution import value_weighted_norms
 from models.config import ModelConfig
 from models.hooks import SITE_OUTPUT, Trace, hook_name
+from models.pooling import block_edges, pool
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,11 @@ class Captured:
     heads: list[int]
     fmt: Format
     model: torch.nn.Module  # for weights an extractor needs (W_O of the value-weighted norms)
+    edges: dict[str, tuple[list[int], list[int]]] | None = None  # site -> pooling blocks
+
+    def pooled(self, site: str, t: torch.Tensor) -> torch.Tensor:
+        """(…, Tq, Tk) reduced to the request's pool blocks (unchanged without pool)."""
+        return t if self.edges is None else pool(t, *self.edges[site])
 
     def stacked(self, site: str, hook: str) -> torch.Tensor:
         """(L, H, ...) of a per-head hook. Grouped-query K/V heads are repeated so that head
@@ -100,7 +106,7 @@ class Captured:
 
 
 def _patterns(c: Captured) -> dict:
-    return {s: tensor(c.stacked(s, "pattern"), c.fmt, prob=True) for s in c.sites()}
+    return {s: tensor(c.pooled(s, c.stacked(s, "pattern")), c.fmt, prob=True) for s in c.sites()}
 
 
 def _masks(c: Captured) -> dict:
@@ -172,7 +178,7 @@ def _norms(c: Captured) -> dict:
         norms = torch.stack(per_layer)
         if c.heads != list(range(c.plan.config.n_heads)):
             norms = norms.index_select(1, torch.tensor(c.heads, device=norms.device))
-        out[s] = tensor(norms, c.fmt)
+        out[s] = tensor(c.pooled(s, norms), c.fmt)
     return out
 
 
@@ -187,13 +193,37 @@ EXTRACTORS: dict[str, Callable[[Captured], Any]] = {
 }
 
 
-def attention(inp: ModelInput, include, fmt: Format, max_new_tokens: int) -> dict:
+def pool_edges(
+    kind: str, source_len: int, target_len: int | None, size: int
+) -> tuple[dict[str, list[int]], dict[str, tuple[list[int], list[int]]]]:
+    """Block edges per sequence, and per site its (query, key) edges."""
+    edges = {"source": block_edges(source_len, size)}
+    if target_len is not None:
+        edges["target"] = block_edges(target_len, size)
+    if kind != "seq2seq":
+        return edges, {f"{kind}.self": (edges["source"], edges["source"])}
+    src, tgt = edges["source"], edges["target"]
+    return edges, {
+        "encoder.self": (src, src),
+        "decoder.self": (tgt, tgt),
+        "decoder.cross": (tgt, src),
+    }
+
+
+def attention(
+    inp: ModelInput, include, fmt: Format, max_new_tokens: int, pool_size: int | None = None
+) -> dict:
     """POST /attention: plan the hooks, run one forward pass, extract what was asked."""
     entry, cfg = inp.entry, inp.entry.config
     target = target_of(inp, max_new_tokens)
     plan = AttentionPlan.of(cfg, inp.layers, include)
     trace = forward(entry, inp.source.ids, target.ids if target else None, plan.hooks())
     captured = Captured(trace, plan, inp.heads, fmt, entry.model)
+    pool_info = None
+    if pool_size is not None:
+        target_len = len(target.ids) if target else None
+        by_seq, captured.edges = pool_edges(cfg.kind, len(inp.source.ids), target_len, pool_size)
+        pool_info = {"size": pool_size, "edges": by_seq}
     out = {
         "model": entry.id,
         "kind": cfg.kind,
@@ -208,4 +238,6 @@ def attention(inp: ModelInput, include, fmt: Format, max_new_tokens: int) -> dic
     for name, extract in EXTRACTORS.items():
         if name in plan.include:
             out[name] = extract(captured)
+    if pool_info is not None:
+        out["pool"] = pool_info
     return out

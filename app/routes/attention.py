@@ -6,7 +6,7 @@ from app import inference
 from app.deps import RunJob, SettingsDep, cache_key
 from app.inputs import InputsDep
 from app.schemas import INFERENCE_ERRORS, AttentionRequest, AttentionResponse
-from app.serialize import dumps
+from app.serialize import BINARY, dumps, dumps_binary
 
 router = APIRouter(tags=["attention"])
 
@@ -35,12 +35,20 @@ smaller than JSON before gzip. Identical requests are answered from a cache.
     response_model_exclude_none=True,
     summary="Attention weights of every layer and head",
     description=DESCRIPTION,
-    responses=INFERENCE_ERRORS,
+    responses={
+        200: {"content": {BINARY: {"schema": {"type": "string", "format": "binary"}}}},
+        **INFERENCE_ERRORS,
+    },
 )
 async def attention(body: AttentionRequest, inputs: InputsDep, settings: SettingsDep, run: RunJob):
     inp = inputs.attention(body)
+    binary = body.format == "binary"
 
     def job() -> bytes:
-        return dumps(inference.attention(inp, body.include, body.format, settings.max_new_tokens))
+        answer = inference.attention(
+            inp, body.include, body.format, settings.max_new_tokens, body.pool
+        )
+        return dumps_binary(answer) if binary else dumps(answer)
 
-    return await run("attention", cache_key(body), job)
+    media_type = BINARY if binary else "application/json"
+    return await run("attention", cache_key(body), job, media_type)
