@@ -71,6 +71,7 @@ def test_the_card_names_source_license_and_parameters(imported, source):
     card = imported.card
     assert card["source"]["architecture"] == "BertModel"
     assert card["source"]["license"] == "apache-2.0"
+    assert card["special_tokens"]["mask_token"] == "[MASK]"
     assert card["source"]["origin"] == str(source.resolve())
     params = card["parameters"]
     n_source = sum(
