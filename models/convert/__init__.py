@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from models.checkpoint import TIED_HEAD, write_checkpoint
+from models.config import ModelConfig
 from models.convert import bart, bert, gpt2, llama
 from models.convert.mapping import Converted
 from models.convert.source import ConversionError, Source, download, looks_like_hub_id
@@ -91,8 +93,7 @@ def _check_special_ids(converted: Converted) -> None:
 
 
 def _check_shapes(converted: Converted) -> None:
-    with torch.device("meta"):  # shapes only: no memory, no random init
-        model = Transformer(converted.config)
+    model = _skeleton(converted.config)
     expected = {k: v.shape for k, v in model.state_dict().items()}
     if converted.config.tie_embeddings:
         del expected[TIED_HEAD]
@@ -109,6 +110,23 @@ def _check_shapes(converted: Converted) -> None:
             f"{extra[:5]}, wrong shapes {wrong[:5]}"
         )
     converted.parameters = count_parameters(model)
+
+
+class _SkipNormalInit(TorchFunctionMode):
+    """Makes normal_ a no-op (in this thread only): on the meta device it would import
+    torch._dynamo, ~3 s, to fill tensors that hold no values anyway."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", "") == "normal_":
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **kwargs)
+
+
+def _skeleton(config: ModelConfig) -> Transformer:
+    """`Transformer(config)` on the meta device: every shape, no memory, no values."""
+    with torch.device("meta"), _SkipNormalInit():
+        return Transformer(config)
 
 
 def load_tokenizer(folder: Path) -> Any:
