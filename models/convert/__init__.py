@@ -19,7 +19,6 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -29,6 +28,7 @@ from models.config import ModelConfig
 from models.convert import bart, bert, gpt2, llama
 from models.convert.mapping import Converted
 from models.convert.source import ConversionError, Source, download, looks_like_hub_id
+from models.convert.tokenizer import load_tokenizer
 from models.transformer import Transformer, count_parameters
 
 __all__ = ["SUPPORTED", "ConversionError", "convert", "import_checkpoint"]
@@ -129,45 +129,6 @@ def _skeleton(config: ModelConfig) -> Transformer:
         return Transformer(config)
 
 
-def load_tokenizer(folder: Path) -> Any:
-    """The folder's tokenizer.json, or one built from its other tokenizer files with
-    transformers (a fast tokenizer's backend; no remote code); either way without padding or
-    truncation (all-MiniLM's pads every input to 128): attnviz sees the tokens of the text
-    and enforces its own length limits."""
-    tokenizer = _read_or_build_tokenizer(folder)
-    tokenizer.no_padding()
-    tokenizer.no_truncation()
-    return tokenizer
-
-
-def _read_or_build_tokenizer(folder: Path) -> Any:
-    from tokenizers import Tokenizer
-
-    if (folder / "tokenizer.json").is_file():
-        return Tokenizer.from_file(str(folder / "tokenizer.json"))
-    try:
-        from transformers import AutoTokenizer
-    except ImportError:
-        raise ConversionError(
-            f"{folder} has no tokenizer.json, and building one needs transformers: "
-            "pip install 'attnviz[hf]'"
-        ) from None
-    try:
-        built = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
-    except Exception as e:
-        raise ConversionError(
-            f"{folder} has no tokenizer.json and transformers could not build one from its "
-            f"other tokenizer files ({type(e).__name__}: {e})"
-        ) from None
-    backend = getattr(built, "backend_tokenizer", None)
-    if backend is None:
-        raise ConversionError(
-            f"{folder} has no tokenizer.json and its tokenizer ({type(built).__name__}) has no "
-            "`tokenizers` form attnviz can save"
-        )
-    return backend
-
-
 def make_card(model_id: str, source: Source, converted: Converted) -> dict:
     cfg = converted.config
     name = source.origin.rstrip("/").rsplit("/", 1)[-1]
@@ -228,7 +189,8 @@ def import_checkpoint(src: str, model_id: str, out: str | Path, *, overwrite: bo
         raise ConversionError(f"{src!r} is neither a checkpoint folder nor a hub id")
 
     converted = convert(source)
-    tokenizer = load_tokenizer(source.path)
+    tokenizer, notes = load_tokenizer(source)
+    converted.notes += notes
     card = make_card(model_id, source, converted)
     # Written one level further down, then renamed: a server scanning `out` for folders
     # with a config.json never loads half a model, even one an interrupted import left.
