@@ -187,4 +187,5 @@ def download(repo_id: str) -> Path:
 
 
 def looks_like_hub_id(name: str) -> bool:
-    return re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name) is not None and ".." not in name
+    """A hub id looks like gpt2 or owner/name (not ./model, ~/m, /abs or a/b/c: mistyped paths)."""
+    return re.fullmatch(r"\w[\w.-]*(/\w[\w.-]*)?", name) is not None and ".." not in name

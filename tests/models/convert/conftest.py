@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 import torch
 
-transformers = pytest.importorskip("transformers")
-
 VOCAB = 99
 SMALL = dict(vocab_size=VOCAB)
 # Without an EOS (and a forced one) both generators run the full 20 steps.
@@ -35,7 +33,7 @@ def _bert_like(**kw):
 
 def family_specs() -> dict:
     """name -> (config class, config kwargs, model class, kind)."""
-    T = transformers
+    T = pytest.importorskip("transformers")
     llama = dict(
         hidden_size=32,
         intermediate_size=64,

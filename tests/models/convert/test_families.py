@@ -15,6 +15,8 @@ from models.generate import Sampling, generate
 from models.hooks import hook_name
 from tests.models.convert.conftest import VOCAB, family_specs
 
+pytest.importorskip("transformers")
+
 TOL = 1e-4
 SRC = torch.tensor([[5, 17, 42, 8, 91, 23, 64, 3, 77]])
 TGT = torch.tensor([[2, 33, 12, 58, 9, 70]])  # teacher-forced seq2seq target (starts with BOS)

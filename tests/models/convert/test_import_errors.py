@@ -193,3 +193,9 @@ def test_the_written_tokenizer_is_the_sources(tmp_path):
     from tokenizers import Tokenizer
 
     assert Tokenizer.from_file(str(path / "tokenizer.json")).encode("t5 t17 t98").ids == [5, 17, 98]
+
+
+@pytest.mark.parametrize("src", ["./no-such-model", "~/no-such-model", "a/b/c", "/abs/model"])
+def test_a_mistyped_path_is_not_taken_for_a_hub_id(tmp_path, src):
+    with pytest.raises(ConversionError, match="neither a checkpoint folder nor a hub id"):
+        import_checkpoint(src, "x", tmp_path / "out")
