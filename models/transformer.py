@@ -44,9 +44,7 @@ class TransformerStack(nn.Module):
         self.embed_scale = math.sqrt(cfg.d_model) if cfg.scale_embeddings else 1.0
         self.pos = PositionalEmbedding(cfg.positional, cfg.max_len, cfg.d_model, cfg.pair_layout)
         self.type_embed = (
-            nn.Embedding(cfg.type_vocab_size, cfg.d_model)
-            if cfg.type_vocab_size and not causal
-            else None
+            nn.Embedding(cfg.type_vocab_size, cfg.d_model) if cfg.type_vocab_size else None
         )
         self.embed_norm = make_norm(cfg) if cfg.embed_norm else None
         self.blocks = nn.ModuleList(TransformerBlock(cfg, cross=cross) for _ in range(n_layers))

@@ -131,7 +131,6 @@ def _skeleton(config: ModelConfig) -> Transformer:
 
 def make_card(model_id: str, source: Source, converted: Converted) -> dict:
     cfg = converted.config
-    name = source.origin.rstrip("/").rsplit("/", 1)[-1]
     layers = (
         f"{cfg.n_layers} + {cfg.n_decoder_layers} layers"
         if cfg.kind == "seq2seq"
@@ -140,10 +139,10 @@ def make_card(model_id: str, source: Source, converted: Converted) -> dict:
     kv = f" ({cfg.n_kv_heads} key/value heads)" if cfg.n_kv_heads else ""
     return {
         "id": model_id,
-        "title": f"{name} (imported)",
+        "title": f"{model_id} (imported)",
         "description": (
-            f"{source.architecture or source.config['model_type']} imported from "
-            f"{source.origin}: {layers} × {cfg.n_heads} heads{kv}, d_model {cfg.d_model}, "
+            f"{source.architecture or source.config['model_type']}, imported from Hugging Face "
+            f"weights: {layers} × {cfg.n_heads} heads{kv}, d_model {cfg.d_model}, "
             f"{cfg.vocab_size} tokens."
         ),
         "tasks": converted.tasks,
