@@ -22,7 +22,9 @@ BART_POSITION_OFFSET = 2  # hard-coded in HF's BartLearnedPositionalEmbedding
 def convert(source: Source) -> Converted:
     c = source.config
     marian = c["model_type"] == "marian"
-    refuse(source, normalize_before=False, add_final_layer_norm=False, normalize_embedding=True)
+    # Old configs carry keys (normalize_before, normalize_embedding...) that today's HF BART and
+    # Marian ignore; so do we: the tensors decide (a stray one, e.g. mBART's final layer_norm,
+    # is an error).
     if marian:
         refuse(source, share_encoder_decoder_embeddings=True)
         if c.get("decoder_vocab_size") not in (None, c["vocab_size"]):

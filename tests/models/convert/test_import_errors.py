@@ -199,3 +199,14 @@ def test_the_written_tokenizer_is_the_sources(tmp_path):
 def test_a_mistyped_path_is_not_taken_for_a_hub_id(tmp_path, src):
     with pytest.raises(ConversionError, match="neither a checkpoint folder nor a hub id"):
         import_checkpoint(src, "x", tmp_path / "out")
+
+
+def test_legacy_keys_that_hf_ignores_are_ignored(tmp_path):
+    folder = tmp_path / "marian"
+    build_hf("marian", folder)
+    # as in configs written by transformers 3/4 for opus-mt models
+    _edit_config(
+        folder, normalize_embedding=False, static_position_embeddings=True, normalize_before=False
+    )
+    path = import_checkpoint(str(folder), "m", tmp_path / "out")
+    assert json.loads((path / "config.json").read_text())["embed_norm"] is False
