@@ -23,9 +23,9 @@ class ConversionError(ValueError):
 
 #: weight files that are pickles: torch.load on them could run arbitrary code
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-#: what a hub download fetches: configs, weights as safetensors, tokenizer files, the README
-#: (for its license); never pickles or code
-HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.spm", "README.md"]
+#: what a hub download fetches: configs, the HF weights as safetensors (model.safetensors or
+#: its shards), tokenizer files, the README (for its license); never pickles or code
+HUB_PATTERNS = ["*.json", "model*.safetensors", "*.txt", "*.model", "*.spm", "README.md"]
 CONVERT_HINT = (
     "attnviz reads safetensors only and never unpickles a file. Convert it once, where you "
     'trust the file, e.g.: python -c "from transformers import AutoModel; '
@@ -145,9 +145,25 @@ class Source:
         return out
 
 
+def weight_files(path: Path) -> list[Path]:
+    """The Hugging Face weights of a folder: the shards its model.safetensors.index.json
+    lists, else model.safetensors, else every *.safetensors (a repo may also hold other
+    formats' files, e.g. Mistral's consolidated.safetensors, which must not be mixed in)."""
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        missing = [name for name in shards if not (path / name).is_file()]
+        if missing:
+            raise ConversionError(f"{index.name} lists shards that are missing: {missing}")
+        return [path / name for name in shards]
+    if (path / "model.safetensors").is_file():
+        return [path / "model.safetensors"]
+    return sorted(path.glob("*.safetensors"))
+
+
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    """Every tensor of the folder's *.safetensors files (one file or several shards)."""
-    files = sorted(path.glob("*.safetensors"))
+    """Every tensor of the folder's weight files (one file or several shards)."""
+    files = weight_files(path)
     if not files:
         pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
         if pickles:

@@ -210,3 +210,23 @@ def test_legacy_keys_that_hf_ignores_are_ignored(tmp_path):
     )
     path = import_checkpoint(str(folder), "m", tmp_path / "out")
     assert json.loads((path / "config.json").read_text())["embed_norm"] is False
+
+
+def test_sharded_weights_are_read_through_their_index_and_other_files_ignored(tmp_path):
+    hf_folder = tmp_path / "llama"
+    build_hf("llama", hf_folder)
+    weights = load_file(str(hf_folder / "model.safetensors"))
+    (hf_folder / "model.safetensors").unlink()
+    names = sorted(weights)
+    shards = {"model-00001-of-00002.safetensors": names[::2],
+              "model-00002-of-00002.safetensors": names[1::2]}  # fmt: skip
+    for file, keys in shards.items():
+        save_file({k: weights[k] for k in keys}, str(hf_folder / file), metadata={"format": "pt"})
+    index = {"weight_map": {k: file for file, keys in shards.items() for k in keys}}
+    (hf_folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    # a Mistral repo also ships its native weights, under other names: not ours to read
+    save_file(
+        {"tok_embeddings.weight": torch.zeros(2)}, str(hf_folder / "consolidated.safetensors")
+    )
+    path = import_checkpoint(str(hf_folder), "sharded", tmp_path / "out")
+    assert json.loads((path / "card.json").read_text())["conversion"]["dropped"] == []
