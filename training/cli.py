@@ -39,8 +39,12 @@ def main(argv: list[str] | None = None) -> int:
         "Pickle (.bin) weights are refused; no code from the checkpoint ever runs.",
     )
     i.add_argument("src", metavar="SRC", help="checkpoint folder or hub id (e.g. gpt2)")
-    i.add_argument("--id", required=True, dest="model_id", help="the model id to serve it as")
-    i.add_argument("--out", required=True, help="checkpoint folder to write DIR/ID into")
+    i.add_argument(
+        "--id", required=True, dest="model_id", metavar="ID", help="the model id to serve it as"
+    )
+    i.add_argument(
+        "--out", required=True, metavar="DIR", help="the checkpoint folder to write into"
+    )
     i.add_argument("--force", action="store_true", help="replace DIR/ID if it exists")
     args = parser.parse_args(argv)
 
