@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from models.config import ModelConfig
-from models.convert.mapping import Converted, State, activation, lm_head, move, refuse
+from models.convert.mapping import Converted, State, activation, lm_head, move, require
 from models.convert.source import ConversionError, Source, Weights
 
 MODEL_TYPES = ("bart", "marian")
@@ -26,7 +26,7 @@ def convert(source: Source) -> Converted:
     # Marian ignore; so do we: the tensors decide (a stray one, e.g. mBART's final layer_norm,
     # is an error).
     if marian:
-        refuse(source, share_encoder_decoder_embeddings=True)
+        require(source, share_encoder_decoder_embeddings=True)
         if c.get("decoder_vocab_size") not in (None, c["vocab_size"]):
             raise ConversionError("a Marian model with its own target vocabulary is not supported")
     for enc, dec in (

@@ -6,7 +6,7 @@ so its config says ``lm_head: false`` and fill-mask is unavailable."""
 from __future__ import annotations
 
 from models.config import ModelConfig
-from models.convert.mapping import Converted, State, activation, lm_head, move, refuse
+from models.convert.mapping import Converted, State, activation, lm_head, move, require
 from models.convert.source import ConversionError, Source, Weights
 
 MODEL_TYPES = ("bert", "roberta", "distilbert")
@@ -29,13 +29,14 @@ def convert(source: Source) -> Converted:
 def _bert(source: Source) -> Converted:
     c = source.config
     roberta = c["model_type"] == "roberta"
-    refuse(source, position_embedding_type="absolute", is_decoder=False, add_cross_attention=False)
+    require(source, position_embedding_type="absolute", is_decoder=False, add_cross_attention=False)
     w = source.weights
     p = w.prefix("embeddings.word_embeddings.weight", "roberta." if roberta else "bert.", "")
     state: State = {"tok_embed.weight": w.take(f"{p}embeddings.word_embeddings.weight")}
     notes = []
     # RoBERTa numbers positions from padding_idx + 1: its first rows are never read.
-    offset = c.get("pad_token_id", 1) + 1 if roberta else 0
+    pad = c.get("pad_token_id")
+    offset = (1 if pad is None else pad) + 1 if roberta else 0
     state["encoder.pos.table.weight"] = w.take(f"{p}embeddings.position_embeddings.weight")[offset:]
     if offset:
         notes.append(
@@ -59,7 +60,7 @@ def _bert(source: Source) -> Converted:
     act = activation(c.get("hidden_act", "gelu"))
     if roberta:  # lm_head.dense -> gelu -> lm_head.layer_norm -> lm_head.decoder (+ lm_head.bias)
         head = _mlm_head(state, w, source, "lm_head.", "dense", "layer_norm", "decoder")
-        if head and act != "gelu":
+        if head is not None and act != "gelu":
             raise ConversionError("RoBERTa's MLM head always uses gelu; hidden_act differs")
     else:
         head = _mlm_head(

@@ -7,7 +7,7 @@ attention projects Q, K and V with one matrix (``c_attn``); both are undone here
 from __future__ import annotations
 
 from models.config import ModelConfig
-from models.convert.mapping import Converted, State, activation, lm_head, move, refuse
+from models.convert.mapping import Converted, State, activation, lm_head, move, require
 from models.convert.source import Source
 
 MODEL_TYPES = ("gpt2",)
@@ -16,7 +16,7 @@ DROPPABLE = {"score.": "a fine-tuned task head attnviz does not run"}
 
 def convert(source: Source) -> Converted:
     c = source.config
-    refuse(
+    require(
         source,
         scale_attn_weights=True,
         scale_attn_by_inverse_layer_idx=False,

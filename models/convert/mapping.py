@@ -51,10 +51,10 @@ def activation(name: str) -> str:
     return ACTIVATIONS[name]
 
 
-def refuse(source: Source, **unsupported: object) -> None:
+def require(source: Source, **values: object) -> None:
     """Raise if any of these config keys holds a value other than the one given (the one we
-    implement), e.g. ``refuse(src, position_embedding_type="absolute")``."""
-    for key, supported in unsupported.items():
+    implement), e.g. ``require(src, position_embedding_type="absolute")``."""
+    for key, supported in values.items():
         value = source.config.get(key, supported)
         if value != supported and value is not None:
             raise ConversionError(
