@@ -230,3 +230,22 @@ def test_sharded_weights_are_read_through_their_index_and_other_files_ignored(tm
     )
     path = import_checkpoint(str(hf_folder), "sharded", tmp_path / "out")
     assert json.loads((path / "card.json").read_text())["conversion"]["dropped"] == []
+
+
+@pytest.mark.parametrize(
+    ("family", "changes", "message"),
+    [
+        ("gpt2", {"scale_attn_by_inverse_layer_idx": True}, "scale_attn_by_inverse_layer_idx"),
+        ("bert", {"position_embedding_type": "relative_key"}, "position_embedding_type"),
+        ("llama", {"attention_bias": True}, "attention_bias=True with mlp_bias=False"),
+        ("llama", {"hidden_act": "gelu"}, "only SwiGLU"),
+        ("llama", {"head_dim": 16}, "head_dim=16"),
+        ("marian", {"share_encoder_decoder_embeddings": False}, "share_encoder_decoder"),
+    ],
+)
+def test_variants_we_do_not_implement_are_named(tmp_path, family, changes, message):
+    folder = tmp_path / family
+    build_hf(family, folder)
+    _edit_config(folder, **changes)
+    with pytest.raises(ConversionError, match=message):
+        import_checkpoint(str(folder), "x", tmp_path / "out")
