@@ -152,13 +152,18 @@ class Transformer(nn.Module):
             raise TypeError(f"a {self.config.kind} model has no encoder")
         return self.encoder(self.embed(ids), pad_mask, token_types=token_types)
 
-    def vocab_logits(self, h: torch.Tensor) -> torch.Tensor:
-        """Final states (B, T, D) -> (B, T, V) scores over the vocabulary."""
+    def unembed(self, h: torch.Tensor) -> torch.Tensor:
+        """States (..., D) -> (..., V) scores over the vocabulary, through BERT's MLM transform
+        where there is one; no hook (the logit lens reads every layer through it)."""
         if self.lm_head is None:
             raise TypeError("this model has no vocabulary head (it was imported without one)")
         if self.mlm_transform is not None:
             h = self.mlm_transform(h)
-        return self.hook_logits(self.lm_head(h))
+        return self.lm_head(h)
+
+    def vocab_logits(self, h: torch.Tensor) -> torch.Tensor:
+        """Final states (B, T, D) -> (B, T, V) scores over the vocabulary."""
+        return self.hook_logits(self.unembed(h))
 
     def decode(
         self,

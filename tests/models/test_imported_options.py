@@ -14,7 +14,12 @@ from safetensors import safe_open
 from models import ModelConfig, build_model, capture, load_checkpoint, save_checkpoint
 from models.positional import apply_rope, rope_angles, sinusoidal_table
 from models.transformer import count_parameters
-from tests.models.conftest import tiny
+
+
+def tiny(kind: str, **options) -> torch.nn.Module:
+    """A small random model in float64 (d_model 32, 2 layers of 4 heads, 40 tokens)."""
+    sizes = dict(vocab_size=40, d_model=32, n_heads=4, n_layers=2, d_ff=64, max_len=64)
+    return build_model(ModelConfig(kind=kind, **sizes, **options)).double().eval()
 
 
 def test_rope_halves_is_hugging_face_rotate_half():
@@ -59,14 +64,14 @@ def test_sinusoid_halves_is_marians_table():
     ],
 )
 def test_ffn_activations_are_their_formulas(activation, reference):
-    model = tiny("decoder", activation=activation, norm="layernorm")
+    model = tiny("decoder", activation=activation, norm_position="pre")
     ffn = model.decoder.blocks[0].ffn
     x = torch.randn(1, 3, 32, dtype=torch.float64)
     torch.testing.assert_close(ffn(x), ffn.W_2(reference(ffn.W_1(x))))
 
 
 def test_qkv_bias_without_output_bias():
-    model = tiny("decoder", bias=False, qkv_bias=True)
+    model = tiny("decoder", bias=False, qkv_bias=True, positional="rope")
     attn = model.decoder.blocks[0].attn
     assert all(getattr(attn, w).bias is not None for w in ("W_q", "W_k", "W_v"))
     assert attn.W_o.bias is None and model.decoder.blocks[0].ffn.W_1.bias is None
