@@ -148,9 +148,9 @@ def build_hf(name: str, folder: Path, seed: int = 0, **overrides):
 
 @pytest.fixture(scope="session")
 def hf_models(tmp_path_factory):
-    """name -> (HF model in float64, its saved folder)."""
+    """name -> (HF model, its saved folder). Float32, as attnviz serves models."""
     out = {}
     for name in family_specs():
         folder = tmp_path_factory.mktemp(f"hf-{name}")
-        out[name] = (build_hf(name, folder).double(), folder)
+        out[name] = (build_hf(name, folder), folder)
     return out
