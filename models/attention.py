@@ -66,6 +66,7 @@ class MultiHeadAttention(nn.Module):
         n_heads: int,
         *,
         bias: bool = True,
+        qkv_bias: bool | None = None,
         n_kv_heads: int | None = None,
         rotary: bool = False,
         cross: bool = False,
@@ -77,9 +78,10 @@ class MultiHeadAttention(nn.Module):
         self.rotary = rotary  # rotate queries and keys by their positions (RoPE)
         self.cross = cross
         d_kv = self.n_kv_heads * self.d_head
-        self.W_q = nn.Linear(d_model, d_model, bias=bias)
-        self.W_k = nn.Linear(d_model, d_kv, bias=bias)
-        self.W_v = nn.Linear(d_model, d_kv, bias=bias)
+        qkv_bias = bias if qkv_bias is None else qkv_bias  # Qwen2: Q, K, V biased, W_O not
+        self.W_q = nn.Linear(d_model, d_model, bias=qkv_bias)
+        self.W_k = nn.Linear(d_model, d_kv, bias=qkv_bias)
+        self.W_v = nn.Linear(d_model, d_kv, bias=qkv_bias)
         self.W_o = nn.Linear(d_model, d_model, bias=bias)
 
         self.hook_in = HookPoint()  # (B, Tq, D) the queries' input (after the norm if pre-norm)
