@@ -77,6 +77,25 @@ class Inputs:
             )
         return entry
 
+    @staticmethod
+    def vocabulary_head(entry: Entry, what: str, linear: bool = False) -> None:
+        """422 unless the model maps states to tokens (``linear``: with no MLM transform)."""
+        model = entry.model
+        if model.lm_head is None:
+            raise invalid(
+                "model",
+                f"{entry.id} has no vocabulary head (it was imported without one): {what} "
+                "needs one; its attention is all there is to see",
+                "unsupported_task",
+            )
+        if linear and model.mlm_transform is not None:
+            raise invalid(
+                "model",
+                f"{what} needs a linear unembedding; {entry.id}'s MLM head starts with a "
+                "nonlinear transform (dense + GELU + LayerNorm), so contributions do not add up",
+                "unsupported_task",
+            )
+
     def max_tokens(self, entry: Entry) -> int:
         return min(self.settings.max_input_tokens, entry.config.max_len)
 
@@ -279,6 +298,7 @@ class Inputs:
 
     def logit_lens(self, body) -> ModelInput:
         inp = self.sequence(body)
+        self.vocabulary_head(inp.entry, "the logit lens")
         inp.positions = self._predicted_positions(inp, body.positions, "positions")
         return inp
 
@@ -286,6 +306,7 @@ class Inputs:
         """POST /attribution: one position, a token id, and optionally one head to split."""
         inp = self.sequence(body)
         cfg = inp.entry.config
+        self.vocabulary_head(inp.entry, "direct logit attribution", linear=True)
         given = None if body.position is None else [body.position]
         positions = self._predicted_positions(inp, given, "position")
         inp.positions = [positions[0]] if positions else [-1]
@@ -321,6 +342,7 @@ class Inputs:
 
     def fill_mask(self, body) -> ModelInput:
         entry = self.model_of_kind(body.model, ("encoder",), "fill-mask")
+        self.vocabulary_head(entry, "fill-mask")
         source = self.text(entry, body.text)
         mask_id = entry.codec.mask_id
         if mask_id is None or mask_id not in source.ids:

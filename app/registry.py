@@ -57,7 +57,9 @@ class Entry:
     @cached_property
     def codec(self) -> TextCodec | None:
         """Text <-> the ids this model reads (None when the checkpoint ships no tokenizer)."""
-        return None if self.tokenizer is None else TextCodec(self.tokenizer, self.config)
+        if self.tokenizer is None:
+            return None
+        return TextCodec(self.tokenizer, self.config, self.card.get("special_tokens"))
 
     @cached_property
     def device(self) -> torch.device:

@@ -375,7 +375,15 @@ class PositionsResponse(Response):
         None, description="sinusoidal / learned: the [n][d_model] vectors added to embeddings."
     )
     rope: dict[str, Any] | None = Field(
-        None, description="RoPE: `{base, d_head, frequencies [d_head/2], angles [n][d_head/2]}`."
+        None,
+        description="RoPE: `{base, d_head, pairing, frequencies [d_head/2], angles "
+        "[n][d_head/2]}`. `pairing`: which dimensions rotate together — `interleaved` (2i, 2i+1), "
+        "as in RoFormer, or `halves` (i, i + d_head/2), as in Hugging Face's Llama family.",
+    )
+    pairing: str | None = Field(
+        None,
+        description="sinusoidal: where each frequency's sin and cos sit — `interleaved` "
+        "(Vaswani et al.) or `halves` (Marian).",
     )
     embedding: dict[str, Any] | None = Field(
         None,

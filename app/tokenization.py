@@ -30,13 +30,21 @@ class Encoded:
 class TextCodec:
     """A model's tokenizer framed for its family: text -> input ids, ids -> readable tokens."""
 
-    def __init__(self, tokenizer: Any, config: ModelConfig) -> None:
+    def __init__(
+        self, tokenizer: Any, config: ModelConfig, special_tokens: dict[str, str] | None = None
+    ) -> None:
         self.tokenizer = tokenizer
         self.config = config
+        # an imported checkpoint's names for its specials (RoBERTa's mask is "<mask>")
+        self.names = special_tokens or {}
 
     # ---------------------------------------------------------------- special tokens
-    def _id(self, *names: str) -> int | None:
-        for name in names:
+    def _id(self, role: str, *names: str) -> int | None:
+        """The id of the special token of ``role`` (e.g. "mask_token"): the checkpoint's own
+        name for it, else the usual names."""
+        for name in (self.names.get(role), *names):
+            if name is None:
+                continue
             i = self.tokenizer.token_to_id(name)
             if i is not None:
                 return i
@@ -51,19 +59,19 @@ class TextCodec:
 
     @cached_property
     def unk_id(self) -> int | None:
-        return self._id("[UNK]", "<unk>")
+        return self._id("unk_token", "[UNK]", "<unk>")
 
     @cached_property
     def cls_id(self) -> int | None:
-        return self._id("[CLS]")
+        return self._id("cls_token", "[CLS]")
 
     @cached_property
     def sep_id(self) -> int | None:
-        return self._id("[SEP]")
+        return self._id("sep_token", "[SEP]")
 
     @cached_property
     def mask_id(self) -> int | None:
-        return self._id("[MASK]")
+        return self._id("mask_token", "[MASK]")
 
     # ---------------------------------------------------------------- views
     def token_text(self, token_id: int) -> str:

@@ -126,12 +126,16 @@ def generate(
 
     cache = model.new_cache() if use_cache else None
     new = tokens
+    # padding is never generated (as Hugging Face does for Marian, whose pad starts decoding)
+    never = cfg.pad_id if cfg.pad_id is not None and cfg.pad_id != cfg.eos_id else None
     sites = decoder_sites(model) if capture_attention else {}
     names = [hook_name(site, i, "pattern") for site, n in sites.items() for i in range(n)]
     for step in range(s.max_new_tokens):
         with capture(model, names=names, edits=edits) as trace:
             x = torch.tensor([new], device=device)
             logits = model.decode(x, memory, cache=cache)[0, -1]  # (V,)
+        if never is not None:
+            logits[never] = float("-inf")
         probs = next_token_distribution(logits, s)
         if s.strategy == "greedy":
             token = int(torch.argmax(probs))

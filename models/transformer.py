@@ -85,6 +85,32 @@ class TransformerStack(nn.Module):
         if self.embed_norm is not None:
             x = self.embed_norm(x)  # block 0's hook_resid_pre shows the result
 
+        self_mask, memory_mask, rope = self.attention_inputs(
+            positions, B, pad_mask, memory, memory_pad_mask
+        )
+        for i, block in enumerate(self.blocks):
+            x = block(
+                x,
+                self_mask=self_mask,
+                rope=rope,
+                memory=memory,
+                memory_mask=memory_mask,
+                cache=cache.layers[i] if cache is not None else None,
+            )
+        return self.hook_out(self.final_norm(x))
+
+    def attention_inputs(
+        self,
+        positions: torch.Tensor,
+        batch: int = 1,
+        pad_mask: torch.Tensor | None = None,
+        memory: torch.Tensor | None = None,
+        memory_pad_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, Rotary | None]:
+        """What every block of this stack reads besides the stream, for queries at
+        ``positions`` (the cached ones come before them): the self-attention mask (B, T,
+        T_total), the cross-attention mask (B, T, S) and the RoPE angles."""
+        B, T, n_keys, device = batch, len(positions), int(positions[-1]) + 1, positions.device
         if pad_mask is None:
             pad_mask = torch.ones(B, n_keys, dtype=torch.bool, device=device)
         self_mask = pad_mask[:, None, :].expand(B, T, n_keys)  # (B, T, T_total)
@@ -96,18 +122,8 @@ class TransformerStack(nn.Module):
             if memory_pad_mask is None:
                 memory_pad_mask = torch.ones(B, memory.shape[1], dtype=torch.bool, device=device)
             memory_mask = memory_pad_mask[:, None, :].expand(B, T, memory.shape[1])
-
         rope = Rotary(positions, *self.rope) if self.rope else None
-        for i, block in enumerate(self.blocks):
-            x = block(
-                x,
-                self_mask=self_mask,
-                rope=rope,
-                memory=memory,
-                memory_mask=memory_mask,
-                cache=cache.layers[i] if cache is not None else None,
-            )
-        return self.hook_out(self.final_norm(x))
+        return self_mask, memory_mask, rope
 
 
 class Transformer(nn.Module):

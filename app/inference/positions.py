@@ -11,7 +11,7 @@ from app.inputs import ModelInput, Sequence
 from app.registry import Entry
 from app.serialize import rounded
 from models.hooks import hook_name
-from models.positional import apply_rope, rope_angles, rope_frequencies, sinusoidal_table
+from models.positional import apply_rope, rope_angles, rope_frequencies
 
 
 def _first_stack(entry: Entry):
@@ -24,14 +24,14 @@ def positions(entry: Entry, n: int, source: Sequence | None) -> dict:
     out: dict = {"model": entry.id, "positional": cfg.positional, "n": n, "table": None}
     out["rope"] = None
     stack = _first_stack(entry)
-    if cfg.positional == "sinusoidal":
-        out["table"] = rounded(sinusoidal_table(n, cfg.d_model))
-    elif cfg.positional == "learned":
-        out["table"] = rounded(stack.pos.full_table()[:n])
+    if cfg.positional in ("sinusoidal", "learned"):
+        out["table"] = rounded(stack.pos.full_table()[:n])  # the model's own layout
+        out["pairing"] = cfg.pair_layout if cfg.positional == "sinusoidal" else None
     elif cfg.positional == "rope":
         out["rope"] = {
             "base": cfg.rope_base,
             "d_head": cfg.d_head,
+            "pairing": cfg.pair_layout,
             "frequencies": rounded(rope_frequencies(cfg.d_head, cfg.rope_base)),
             "angles": rounded(rope_angles(torch.arange(n), cfg.d_head, cfg.rope_base)),
         }
@@ -75,8 +75,8 @@ def rope_relative(inp: ModelInput, query: int, key: int, max_position: int) -> d
         q = trace[q_name][0, head, query].float()  # (d,)
         k = trace[k_name][0, head // group, key].float()
         angles = rope_angles(pos_ids, d, cfg.rope_base)  # (P, d/2)
-        rq = apply_rope(q.expand(max_position, d), angles)  # (P, d)
-        rk = apply_rope(k.expand(max_position, d), angles)
+        rq = apply_rope(q.expand(max_position, d), angles, cfg.pair_layout)  # (P, d)
+        rk = apply_rope(k.expand(max_position, d), angles, cfg.pair_layout)
         method = "rope"
     else:
         emb = model.embed(as_batch([ids[query], ids[key]], entry))[0] * stack.embed_scale  # (2, D)

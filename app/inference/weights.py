@@ -142,7 +142,12 @@ def _rope(c: Captured) -> dict | None:
     if not rotary:
         return None
     angles = c.trace[hook_name(rotary[0], 0, "rope_angles")]
-    return {"base": cfg.rope_base, "d_head": cfg.d_head, "angles": tensor(angles, c.fmt)}
+    return {
+        "base": cfg.rope_base,
+        "d_head": cfg.d_head,
+        "pairing": cfg.pair_layout,  # interleaved (2i, 2i+1) or halves (i, i + d/2)
+        "angles": tensor(angles, c.fmt),
+    }
 
 
 def _hidden(c: Captured) -> dict:

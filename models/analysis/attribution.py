@@ -94,6 +94,8 @@ def _stream_hooks(cfg, stack: str) -> list[str]:
     names = [hook_name(stack, None, "embed"), hook_name(stack, None, "out")]
     if cfg.positional in ("learned", "sinusoidal"):
         names.append(hook_name(stack, None, "pos_embed"))
+    if cfg.type_vocab_size:
+        names.append(hook_name(stack, None, "type_embed"))
     sites = [s for s in cfg.sites if s.startswith(stack)]
     for li in range(cfg.depth(stack)):
         names += [hook_name(stack, li, f"resid_{w}") for w in ("pre", "mid", "post")]
@@ -123,6 +125,11 @@ def direct_logit_attribution(
     ``head``: (site, layer, head) whose contribution is also split over its key positions.
     """
     cfg = model.config
+    if model.lm_head is None or model.mlm_transform is not None:
+        raise TypeError(
+            "direct logit attribution needs a linear unembedding: this model has "
+            + ("no vocabulary head" if model.lm_head is None else "a nonlinear MLM transform")
+        )
     stack_name = "encoder" if cfg.kind == "encoder" else "decoder"
     stack = getattr(model, stack_name)
     names = _stream_hooks(cfg, stack_name)
@@ -144,6 +151,11 @@ def direct_logit_attribution(
     stream.add(("embed",), at(None, "embed"))
     if cfg.positional in ("learned", "sinusoidal"):
         stream.add(("pos",), trace[hook_name(stack_name, None, "pos_embed")][t])
+    if stack.type_embed is not None:
+        stream.add(("type",), at(None, "type_embed"))
+    if stack.embed_norm is not None:  # its output is block 0's input
+        embedded = sum(stream.parts.values())
+        stream.normalise(stack.embed_norm, embedded, "embeddings")
     per_key = None  # the chosen head's output split over key positions: (Tk, D)
     sites = [s for s in cfg.sites if s.startswith(stack_name)]
     for li, block in enumerate(stack.blocks):
@@ -208,6 +220,8 @@ def _part_name(key: tuple) -> str:
         return "token embedding"
     if kind == "pos":
         return "position embedding"
+    if kind == "type":
+        return "token-type embedding"
     if kind == "attn_bias":
         return f"{key[1]} L{key[2]} output bias"
     if kind == "ffn":

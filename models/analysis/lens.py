@@ -1,7 +1,7 @@
 """The logit lens (nostalgebraist, 2020): read the residual stream after each layer through the
 model's own final norm and unembedding, as if the model stopped there.
 
-    lens_l(t) = softmax(W_U · final_norm(resid_l[t]) + b_U)
+    lens_l(t) = softmax(unembed(final_norm(resid_l[t])))
 
 Layer "embed" is the stream before the first block (token + position embeddings); the last
 layer's lens is exactly the model's output distribution. Post-norm models (BERT, the original
@@ -47,7 +47,7 @@ def logit_lens(
     pos = torch.tensor(positions, device=states[0].device)
     probs = []
     for resid in states:  # one layer at a time: (P, V) stays small even for big vocabularies
-        logits = model.lm_head(final_norm(resid[pos]))
+        logits = model.unembed(final_norm(resid[pos]))
         probs.append(F.softmax(logits.float(), dim=-1))
     final_ids = probs[-1].argmax(-1)  # (P,)
     top = [p.topk(min(k, p.shape[-1]), dim=-1) for p in probs]

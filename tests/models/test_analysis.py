@@ -21,7 +21,8 @@ FAMILIES = [
     ("seq2seq", {}),  # post-norm LayerNorm, sinusoidal, cross-attention
     ("decoder", {"norm": "layernorm", "positional": "learned", "activation": "gelu"}),  # GPT-2-like
     ("decoder", {"norm": "none", "attn_only": True}),  # the induction model's shape
-    ("decoder", {"n_kv_heads": 2}),  # grouped-query attention
+    ("decoder", {"n_kv_heads": 2, "pair_layout": "halves"}),  # Llama-like: GQA, RoPE halves
+    ("encoder", {"embed_norm": True, "type_vocab_size": 2}),  # BERT-like embeddings
 ]
 
 
