@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     # (scores, masked scores, pattern of every head) plus the tensors of its answer. More is
     # a 422 that says what would fit; a request never takes the process out of memory.
     memory_budget_mb: int = Field(1536, ge=16)
+    # What forward passes leave for the next request on the same input (each attention
+    # module's input): another head or layer then costs no forward pass. 0 turns it off.
+    trace_cache_mb: int = Field(512, ge=0)
     max_body_bytes: int = Field(1 << 20, ge=1024)  # larger request bodies get 413
 
     # --- the inference engine

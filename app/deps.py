@@ -18,6 +18,7 @@ from starlette.responses import Response
 from app.config import Settings
 from app.engine import ENCODINGS, Engine, Payload
 from app.registry import Registry
+from app.traces import TraceStore
 
 JSON = "application/json"
 
@@ -34,7 +35,12 @@ def current_engine(request: Request) -> Engine:
     return request.app.state.engine
 
 
+def current_traces(request: Request) -> TraceStore:
+    return request.app.state.traces
+
+
 SettingsDep = Annotated[Settings, Depends(current_settings)]
+TracesDep = Annotated[TraceStore, Depends(current_traces)]
 RegistryDep = Annotated[Registry, Depends(current_registry)]
 EngineDep = Annotated[Engine, Depends(current_engine)]
 

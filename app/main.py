@@ -34,6 +34,7 @@ from app.routes import (
     tasks,
     tokens,
 )
+from app.traces import TraceStore
 
 log = logging.getLogger("attnviz")
 
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _warm_up(registry, engine)
         app.state.registry = registry
         app.state.engine = engine
+        app.state.traces = TraceStore(settings.trace_cache_mb << 20)
         app_metrics.models_loaded.set(len(registry.entries))
         app.state.ready = True
         log.info(

@@ -9,8 +9,11 @@ from typing import Any
 import torch
 
 from app.inference.common import forward, target_of, tokens_of
-from app.inputs import ModelInput
+from app.inputs import ModelInput, Sequence
+from app.registry import Entry
 from app.serialize import Format, ints, tensor
+from app.traces import StoredInput, TraceStore
+from models import capture
 from models.analysis.attribution import value_weighted_norms
 from models.config import ModelConfig
 from models.hooks import SITE_OUTPUT, Trace, hook_name
@@ -54,10 +57,6 @@ class AttentionPlan:
         rotary_sites = [s for s in self.config.sites if self.rotary(s)]
         if "rope" in self.include and rotary_sites:
             names.append(hook_name(rotary_sites[0], 0, "rope_angles"))
-        if "hidden" in self.include:
-            for stack, layers in self.stack_layers().items():
-                for li in layers:
-                    names += [hook_name(stack, li, f"resid_{w}") for w in ("pre", "mid", "post")]
         return names
 
     def stack_layers(self) -> dict[str, list[int]]:
@@ -74,6 +73,7 @@ class Captured:
     heads: list[int]
     fmt: Format
     model: torch.nn.Module  # for weights an extractor needs (W_O of the value-weighted norms)
+    stored: StoredInput  # what the forward pass left: the residual stream's norms
     edges: dict[str, tuple[list[int], list[int]]] | None = None  # site -> pooling blocks
 
     def pooled(self, site: str, t: torch.Tensor) -> torch.Tensor:
@@ -152,23 +152,12 @@ def _rope(c: Captured) -> dict | None:
 
 def _hidden(c: Captured) -> dict:
     """The L2 norm of the residual stream per layer and position, around each sublayer."""
-    out = {}
-    for stack, layers in c.plan.stack_layers().items():
-        out[stack] = {
-            f"resid_{w}": tensor(
-                torch.stack(
-                    [
-                        torch.linalg.vector_norm(
-                            c.trace[hook_name(stack, li, f"resid_{w}")][0].float(), dim=-1
-                        )
-                        for li in layers
-                    ]
-                ),
-                c.fmt,
-            )
-            for w in ("pre", "mid", "post")
+    return {
+        stack: {
+            name: tensor(norms[layers], c.fmt) for name, norms in c.stored.hidden[stack].items()
         }
-    return out
+        for stack, layers in c.plan.stack_layers().items()
+    }
 
 
 def _norms(c: Captured) -> dict:
@@ -215,15 +204,91 @@ def pool_edges(
     }
 
 
+def stream_hooks(cfg: ModelConfig) -> list[str]:
+    """What the store keeps of a forward pass: every attention module's input, the encoder's
+    output (seq2seq), and the residual stream around each sublayer (for its norms)."""
+    names = [hook_name(site, li, "in") for site, n in cfg.sites.items() for li in range(n)]
+    if cfg.kind == "seq2seq":
+        names.append(hook_name("encoder", None, "out"))
+    for stack in cfg.stacks:
+        for li in range(cfg.depth(stack)):
+            names += [hook_name(stack, li, f"resid_{w}") for w in ("pre", "mid", "post")]
+    return names
+
+
+def keep(trace: Trace, cfg: ModelConfig, target_ids: list[int] | None) -> StoredInput:
+    def norms(stack: str, where: str) -> torch.Tensor:  # (L, T)
+        per_layer = [trace[hook_name(stack, li, where)][0] for li in range(cfg.depth(stack))]
+        return torch.linalg.vector_norm(torch.stack(per_layer).float(), dim=-1)
+
+    return StoredInput(
+        target_ids=target_ids,
+        module_inputs={
+            (site, li): trace[hook_name(site, li, "in")]
+            for site, n in cfg.sites.items()
+            for li in range(n)
+        },
+        memory=trace[hook_name("encoder", None, "out")] if cfg.kind == "seq2seq" else None,
+        hidden={
+            stack: {f"resid_{w}": norms(stack, f"resid_{w}") for w in ("pre", "mid", "post")}
+            for stack in cfg.stacks
+        },
+    )
+
+
+def replay(entry: Entry, stored: StoredInput, plan: AttentionPlan) -> Trace:
+    """The plan's hooks from each requested attention module, run again on its stored input."""
+    model = entry.model
+    with capture(model, plan.hooks()) as trace:
+        for site, layers in plan.sites.items():
+            stack_name = site.split(".")[0]
+            stack = getattr(model, stack_name)
+            for li in layers:
+                x = stored.module_inputs[(site, li)]
+                positions = torch.arange(x.shape[1], device=x.device)
+                cross = site.endswith("cross")
+                memory = stored.memory if cross else None
+                self_mask, memory_mask, rope = stack.attention_inputs(positions, 1, None, memory)
+                module = model.get_submodule(hook_name(site, li, "z").rsplit(".", 1)[0])
+                if cross:
+                    out = module(x, context=memory, mask=memory_mask)
+                else:
+                    out = module(x, mask=self_mask, rope=rope)
+                trace.record(hook_name(stack_name, li, SITE_OUTPUT[site]), out)
+    return trace
+
+
 def attention(
-    inp: ModelInput, include, fmt: Format, max_new_tokens: int, pool_size: int | None = None
+    inp: ModelInput,
+    include,
+    fmt: Format,
+    max_new_tokens: int,
+    pool_size: int | None = None,
+    store: TraceStore | None = None,
 ) -> dict:
-    """POST /attention: plan the hooks, run one forward pass, extract what was asked."""
+    """POST /attention: plan the hooks; one forward pass, or when the store holds this input,
+    the requested attention modules run again on their stored inputs; extract what was asked."""
     entry, cfg = inp.entry, inp.entry.config
-    target = target_of(inp, max_new_tokens)
     plan = AttentionPlan.of(cfg, inp.layers, include)
-    trace = forward(entry, inp.source.ids, target.ids if target else None, plan.hooks())
-    captured = Captured(trace, plan, inp.heads, fmt, entry.model)
+    store = store if store is not None else TraceStore(0)
+    given = inp.target.ids if inp.target else None
+    key = (entry.id, tuple(inp.source.ids), None if given is None else tuple(given))
+    fresh: list[Trace] = []
+
+    def run_forward() -> StoredInput:
+        target = target_of(inp, max_new_tokens)
+        target_ids = target.ids if target else None
+        names = [*plan.hooks(), *stream_hooks(cfg)]
+        fresh.append(forward(entry, inp.source.ids, target_ids, names))
+        return keep(fresh[0], cfg, target_ids)
+
+    stored, _ = store.get_or_compute(key, run_forward)
+    trace = fresh[0] if fresh else replay(entry, stored, plan)
+    target = inp.target
+    if target is None and stored.target_ids is not None:
+        codec = entry.codec
+        target = Sequence(stored.target_ids, codec.ids_view(stored.target_ids) if codec else None)
+    captured = Captured(trace, plan, inp.heads, fmt, entry.model, stored)
     pool_info = None
     if pool_size is not None:
         target_len = len(target.ids) if target else None

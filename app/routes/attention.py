@@ -3,7 +3,7 @@
 from fastapi import APIRouter
 
 from app import inference
-from app.deps import RunJob, SettingsDep, cache_key
+from app.deps import RunJob, SettingsDep, TracesDep, cache_key
 from app.inputs import InputsDep
 from app.schemas import INFERENCE_ERRORS, AttentionRequest, AttentionResponse
 from app.serialize import BINARY, dumps, dumps_binary
@@ -40,13 +40,19 @@ smaller than JSON before gzip. Identical requests are answered from a cache.
         **INFERENCE_ERRORS,
     },
 )
-async def attention(body: AttentionRequest, inputs: InputsDep, settings: SettingsDep, run: RunJob):
+async def attention(
+    body: AttentionRequest,
+    inputs: InputsDep,
+    settings: SettingsDep,
+    traces: TracesDep,
+    run: RunJob,
+):
     inp = inputs.attention(body)
     binary = body.format == "binary"
 
     def job() -> bytes:
         answer = inference.attention(
-            inp, body.include, body.format, settings.max_new_tokens, body.pool
+            inp, body.include, body.format, settings.max_new_tokens, body.pool, traces
         )
         return dumps_binary(answer) if binary else dumps(answer)
 

@@ -82,3 +82,30 @@ def test_requests_over_the_memory_budget_get_a_422_that_says_what_fits(checkpoin
         ok = c.post(f"{API}/attention", json={**body, "heads": list(range(fits))})
         assert ok.status_code == 200
         assert c.post(f"{API}/attention", json={**body, "pool": 16}).status_code == 200
+
+
+EVERYTHING = ["scores", "masks", "qkv", "rope", "hidden", "norms"]
+
+
+@pytest.mark.parametrize("kind", ["encoder", "decoder", "seq2seq"])
+def test_another_head_of_the_same_input_costs_no_forward_pass(checkpoint_dir, model_ids, kind):
+    """The second request replays one attention module on its stored input; its answer is
+    the one a full forward pass gives, number for number."""
+    replaying = create_app(make_settings(checkpoint_dir, cache_size=0))
+    fresh = create_app(make_settings(checkpoint_dir, cache_size=0, trace_cache_mb=0))
+    base = {"model": model_ids[kind], "text": "the black cat ate the mouse"}
+    asks = [
+        {"layers": [1], "heads": [0]},
+        {"layers": [0], "heads": [2, 3], "include": EVERYTHING},
+        {"layers": [1, 0], "include": EVERYTHING, "format": "f16"},
+        {"pool": 3, "include": ["norms"]},
+    ]
+    with TestClient(replaying) as a, TestClient(fresh) as b:
+        for ask in asks:
+            got = a.post(f"{API}/attention", json={**base, **ask})
+            want = b.post(f"{API}/attention", json={**base, **ask})
+            assert got.status_code == want.status_code == 200
+            assert got.json() == want.json()
+        store = replaying.state.traces
+        assert store.computed == 1 and store.hits == len(asks) - 1
+        assert fresh.state.traces.computed == len(asks)
