@@ -56,9 +56,7 @@ import-minilm: venv
 	  --id all-minilm-l6-v2 --out $(IMPORTED)
 
 run-minilm: import-minilm
-	rm -rf build/serve && mkdir -p build/serve
-	ln -s $(CURDIR)/checkpoints/* $(CURDIR)/$(IMPORTED)/* build/serve/
-	ATTNVIZ_CHECKPOINT_DIR=build/serve $(BIN)/uvicorn app.main:app --host 127.0.0.1 --port 8000
+	ATTNVIZ_CHECKPOINT_DIR=checkpoints:$(IMPORTED) $(BIN)/uvicorn app.main:app --host 127.0.0.1 --port 8000
 
 # Debian's chromium for the browser tests: installed when missing and we can (root + apt).
 browser:

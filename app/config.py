@@ -6,6 +6,7 @@ environment variables alone, e.g. ``ATTNVIZ_MAX_CONCURRENCY=4 ATTNVIZ_CACHE_SIZE
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -30,7 +31,9 @@ class Settings(BaseSettings):
 
     # --- models and hardware
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when available
-    checkpoint_dir: Path = ROOT / "checkpoints"
+    # One folder of checkpoint folders, or several separated by ":" (e.g. the shipped models
+    # and the ones `attnviz import` wrote: ATTNVIZ_CHECKPOINT_DIR=checkpoints:imported).
+    checkpoint_dir: Annotated[list[Path], NoDecode] = [ROOT / "checkpoints"]
     torch_threads: int = Field(0, ge=0)  # 0: cores / max_concurrency (at least 1)
     host: str = "127.0.0.1"
     port: int = 8000
@@ -62,6 +65,13 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = []  # empty: CORS off
     csp: str = DEFAULT_CSP
     log_level: str = "info"
+
+    @field_validator("checkpoint_dir", mode="before")
+    @classmethod
+    def _split_dirs(cls, value):
+        if isinstance(value, (str, Path)):
+            return [Path(p) for p in str(value).split(os.pathsep) if p]
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -72,10 +72,17 @@ class Registry:
         self.entries: dict[str, Entry] = {}
 
     @classmethod
-    def load(cls, directory: Path, device: torch.device) -> Registry:
+    def load(cls, directories: list[Path], device: torch.device) -> Registry:
+        """Every checkpoint folder in each directory; an id seen twice keeps its first."""
         registry = cls(device)
-        if directory.is_dir():
+        for directory in directories:
+            if not directory.is_dir():
+                log.warning("checkpoint directory %s does not exist: skipped", directory)
+                continue
             for path in sorted(p for p in directory.iterdir() if (p / "config.json").exists()):
+                if path.name in registry.entries:
+                    log.warning("%s: a model named %s is already loaded: skipped", path, path.name)
+                    continue
                 try:
                     checkpoint = load_checkpoint(path, device)
                 except Exception:  # one broken folder must not keep the others offline
