@@ -190,12 +190,23 @@ class Transformer(nn.Module):
         cache: KVCache | None = None,
     ) -> torch.Tensor:
         """(B, T) ids (only the new ones when a cache is given) -> (B, T, V) next-token logits."""
+        return self.vocab_logits(self.decode_states(ids, memory, memory_pad_mask, pad_mask, cache))
+
+    def decode_states(
+        self,
+        ids: torch.Tensor,
+        memory: torch.Tensor | None = None,
+        memory_pad_mask: torch.Tensor | None = None,
+        pad_mask: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> torch.Tensor:
+        """decode() without the vocabulary head: (B, T, D) states (what attention views need;
+        the head of a 50k vocabulary can cost a third of a long forward pass)."""
         if self.decoder is None:
             raise TypeError(f"a {self.config.kind} model has no decoder")
         if self.config.kind == "seq2seq" and memory is None:
             raise ValueError("seq2seq decoding needs the encoder's output (memory)")
-        h = self.decoder(self.embed(ids), pad_mask, memory, memory_pad_mask, cache)
-        return self.vocab_logits(h)
+        return self.decoder(self.embed(ids), pad_mask, memory, memory_pad_mask, cache)
 
     def mlm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Encoder states (B, S, D) -> (B, S, V) scores for the token at each position."""

@@ -25,20 +25,21 @@ def as_batch(ids: list[int], entry: Entry) -> torch.Tensor:
 def forward(
     entry: Entry, source_ids: list[int], target_ids: list[int] | None = None, names=()
 ) -> Trace:
-    """One forward pass of the model's stacks over a single sequence, recording ``names``.
+    """One forward pass of the model's stacks over a single sequence, recording ``names``
+    (the stacks only: no logits, so ``hook_logits`` never fires here).
 
-    encoder: encode the source. decoder: decode the source (the prompt). seq2seq: encode the
-    source, then decode ``target_ids`` over it (encode only when no target is given).
+        encoder: encode the source. decoder: decode the source (the prompt). seq2seq: encode the
+        source, then decode ``target_ids`` over it (encode only when no target is given).
     """
     model = entry.model
     with capture(model, names) as trace:
         src = as_batch(source_ids, entry)
         if entry.config.kind == "decoder":
-            model.decode(src)
+            model.decode_states(src)  # no vocabulary head: nothing here reads logits
         else:
             memory = model.encode(src)
             if target_ids is not None:
-                model.decode(as_batch(target_ids, entry), memory)
+                model.decode_states(as_batch(target_ids, entry), memory)
     return trace
 
 
