@@ -31,6 +31,7 @@ class StoredInput:
     module_inputs: dict[tuple[str, int], torch.Tensor]  # (site, layer) -> (1, Tq, D)
     memory: torch.Tensor | None  # seq2seq: (1, S, D) the encoder output cross-attention reads
     hidden: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)  # stack -> (L, T)
+    rope_angles: torch.Tensor | None = None  # (T, d_head/2) the angles RoPE rotated by
     nbytes: int = 0
 
     def __post_init__(self) -> None:

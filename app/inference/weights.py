@@ -54,9 +54,6 @@ class AttentionPlan:
                     names.append(hook_name(site, li, "v"))
             if layers and self.include & {"masks", "scores"}:
                 names.append(hook_name(site, layers[0], "mask"))
-        rotary_sites = [s for s in self.config.sites if self.rotary(s)]
-        if "rope" in self.include and rotary_sites:
-            names.append(hook_name(rotary_sites[0], 0, "rope_angles"))
         return names
 
     def stack_layers(self) -> dict[str, list[int]]:
@@ -73,12 +70,7 @@ class Captured:
     heads: list[int]
     fmt: Format
     model: torch.nn.Module  # for weights an extractor needs (W_O of the value-weighted norms)
-    stored: StoredInput  # what the forward pass left: the residual stream's norms
-    edges: dict[str, tuple[list[int], list[int]]] | None = None  # site -> pooling blocks
-
-    def pooled(self, site: str, t: torch.Tensor) -> torch.Tensor:
-        """(…, Tq, Tk) reduced to the request's pool blocks (unchanged without pool)."""
-        return t if self.edges is None else pool(t, *self.edges[site])
+    stored: StoredInput  # what the forward pass left: the stream's norms, RoPE angles
 
     def stacked(self, site: str, hook: str) -> torch.Tensor:
         """(L, H, ...) of a per-head hook. Grouped-query K/V heads are repeated so that head
@@ -106,7 +98,7 @@ class Captured:
 
 
 def _patterns(c: Captured) -> dict:
-    return {s: tensor(c.pooled(s, c.stacked(s, "pattern")), c.fmt, prob=True) for s in c.sites()}
+    return {s: tensor(c.stacked(s, "pattern"), c.fmt, prob=True) for s in c.sites()}
 
 
 def _masks(c: Captured) -> dict:
@@ -136,17 +128,15 @@ def _qkv(c: Captured) -> dict:
 
 
 def _rope(c: Captured) -> dict | None:
-    """The rotation angles the model used (captured), or None without RoPE."""
+    """The rotation angles the model used (captured in its forward pass), or None."""
     cfg = c.plan.config
-    rotary = [s for s in cfg.sites if c.plan.rotary(s)]
-    if not rotary:
+    if c.stored.rope_angles is None:
         return None
-    angles = c.trace[hook_name(rotary[0], 0, "rope_angles")]
     return {
         "base": cfg.rope_base,
         "d_head": cfg.d_head,
         "pairing": cfg.pair_layout,  # interleaved (2i, 2i+1) or halves (i, i + d/2)
-        "angles": tensor(angles, c.fmt),
+        "angles": tensor(c.stored.rope_angles, c.fmt),
     }
 
 
@@ -160,20 +150,21 @@ def _hidden(c: Captured) -> dict:
     }
 
 
+def norms_of(c: Captured, site: str) -> torch.Tensor:
+    """Value-weighted norms ‖α_ij · f_h(x_j)‖ (L, H, Tq, Tk) of the selected heads."""
+    per_layer = []
+    for li in c.plan.sites[site]:
+        w_o = c.model.get_submodule(hook_name(site, li, "v").rsplit(".", 1)[0]).W_o.weight
+        pattern, v = c.trace[hook_name(site, li, "pattern")], c.trace[hook_name(site, li, "v")]
+        per_layer.append(value_weighted_norms(pattern, v, w_o)[0])
+    norms = torch.stack(per_layer)
+    if c.heads != list(range(c.plan.config.n_heads)):
+        norms = norms.index_select(1, torch.tensor(c.heads, device=norms.device))
+    return norms
+
+
 def _norms(c: Captured) -> dict:
-    """Value-weighted norms ‖α_ij · f_h(x_j)‖ per site: [L][H][Tq][Tk]."""
-    out = {}
-    for s in c.sites():
-        per_layer = []
-        for li in c.plan.sites[s]:
-            w_o = c.model.get_submodule(hook_name(s, li, "v").rsplit(".", 1)[0]).W_o.weight
-            pattern, v = c.trace[hook_name(s, li, "pattern")], c.trace[hook_name(s, li, "v")]
-            per_layer.append(value_weighted_norms(pattern, v, w_o)[0])
-        norms = torch.stack(per_layer)
-        if c.heads != list(range(c.plan.config.n_heads)):
-            norms = norms.index_select(1, torch.tensor(c.heads, device=norms.device))
-        out[s] = tensor(c.pooled(s, norms), c.fmt)
-    return out
+    return {s: tensor(norms_of(c, s), c.fmt) for s in c.sites()}
 
 
 #: include value -> what it adds to the answer (attention weights are always there)
@@ -204,12 +195,21 @@ def pool_edges(
     }
 
 
+def rotary_site(cfg: ModelConfig) -> str | None:
+    """The first site whose queries and keys RoPE rotates (self-attention only)."""
+    if cfg.positional != "rope":
+        return None
+    return next(s for s in cfg.sites if not s.endswith("cross"))
+
+
 def stream_hooks(cfg: ModelConfig) -> list[str]:
     """What the store keeps of a forward pass: every attention module's input, the encoder's
     output (seq2seq), and the residual stream around each sublayer (for its norms)."""
     names = [hook_name(site, li, "in") for site, n in cfg.sites.items() for li in range(n)]
     if cfg.kind == "seq2seq":
         names.append(hook_name("encoder", None, "out"))
+    if rotary_site(cfg):
+        names.append(hook_name(rotary_site(cfg), 0, "rope_angles"))
     for stack in cfg.stacks:
         for li in range(cfg.depth(stack)):
             names += [hook_name(stack, li, f"resid_{w}") for w in ("pre", "mid", "post")]
@@ -229,6 +229,9 @@ def keep(trace: Trace, cfg: ModelConfig, target_ids: list[int] | None) -> Stored
             for li in range(n)
         },
         memory=trace[hook_name("encoder", None, "out")] if cfg.kind == "seq2seq" else None,
+        rope_angles=trace[hook_name(rotary_site(cfg), 0, "rope_angles")]
+        if rotary_site(cfg)
+        else None,
         hidden={
             stack: {f"resid_{w}": norms(stack, f"resid_{w}") for w in ("pre", "mid", "post")}
             for stack in cfg.stacks
@@ -278,23 +281,29 @@ def attention(
     def run_forward() -> StoredInput:
         target = target_of(inp, max_new_tokens)
         target_ids = target.ids if target else None
-        names = [*plan.hooks(), *stream_hooks(cfg)]
+        # pooled answers replay one module at a time (below): the forward keeps the stream only
+        names = [*(plan.hooks() if pool_size is None else []), *stream_hooks(cfg)]
         fresh.append(forward(entry, inp.source.ids, target_ids, names))
         return keep(fresh[0], cfg, target_ids)
 
     stored, _ = store.get_or_compute(key, run_forward)
-    trace = fresh[0] if fresh else replay(entry, stored, plan)
     target = inp.target
     if target is None and stored.target_ids is not None:
         codec = entry.codec
         target = Sequence(stored.target_ids, codec.ids_view(stored.target_ids) if codec else None)
-    captured = Captured(trace, plan, inp.heads, fmt, entry.model, stored)
-    pool_info = None
-    if pool_size is not None:
+    if pool_size is None:
+        trace = fresh[0] if fresh else replay(entry, stored, plan)
+        captured = Captured(trace, plan, inp.heads, fmt, entry.model, stored)
+        parts = {"attention": _patterns(captured)}
+        parts |= {name: f(captured) for name, f in EXTRACTORS.items() if name in plan.include}
+    else:
         target_len = len(target.ids) if target else None
-        by_seq, captured.edges = pool_edges(cfg.kind, len(inp.source.ids), target_len, pool_size)
-        pool_info = {"size": pool_size, "edges": by_seq}
-    out = {
+        by_seq, edges = pool_edges(cfg.kind, len(inp.source.ids), target_len, pool_size)
+        parts = pooled(entry, stored, plan, inp.heads, fmt, edges)
+        parts |= {n: EXTRACTORS[n](Captured(None, plan, inp.heads, fmt, entry.model, stored))
+                  for n in ("rope", "hidden") if n in plan.include}  # fmt: skip
+        parts["pool"] = {"size": pool_size, "edges": by_seq}
+    return {
         "model": entry.id,
         "kind": cfg.kind,
         "format": fmt,
@@ -303,11 +312,34 @@ def attention(
         "layers": inp.layers,
         "heads": inp.heads,
         "tokens": tokens_of(inp, target),
-        "attention": _patterns(captured),
+        **parts,
     }
-    for name, extract in EXTRACTORS.items():
-        if name in plan.include:
-            out[name] = extract(captured)
-    if pool_info is not None:
-        out["pool"] = pool_info
+
+
+def pooled(
+    entry: Entry,
+    stored: StoredInput,
+    plan: AttentionPlan,
+    heads: list[int],
+    fmt: Format,
+    edges: dict[str, tuple[list[int], list[int]]],
+) -> dict:
+    """Pooled attention (and norms), one attention module at a time: the full matrices of a
+    long input's heads never sit in memory together, only one layer's."""
+    out: dict = {"attention": {}}
+    if "norms" in plan.include:
+        out["norms"] = {}
+    for site, layers in plan.sites.items():
+        if not layers:
+            continue
+        patterns, norms = [], []
+        for li in layers:
+            one = AttentionPlan(plan.config, {site: [li]}, plan.include)
+            c = Captured(replay(entry, stored, one), one, heads, fmt, entry.model, stored)
+            patterns.append(pool(c.stacked(site, "pattern"), *edges[site]))
+            if "norms" in plan.include:
+                norms.append(pool(norms_of(c, site), *edges[site]))
+        out["attention"][site] = tensor(torch.cat(patterns), fmt, prob=True)
+        if norms:
+            out["norms"][site] = tensor(torch.cat(norms), fmt)
     return out
