@@ -88,6 +88,7 @@ train: venv
 # browser's time to first heatmap then writes its own section there.
 bench: venv bench-env browser js
 	$(BIN)/python bench/bench_api.py
+	$(BIN)/python bench/bench_scale.py
 	ATTNVIZ_BENCH_RESULTS=bench/RESULTS.md $(BIN)/python -m pytest -q tests/e2e/test_timing.py
 
 # bertviz + transformers for the peer comparison, outside the project's dependencies.
