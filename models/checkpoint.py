@@ -14,22 +14,40 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from models.config import ModelConfig
+from models.rnn import RNNConfig, RNNSeq2Seq
 from models.transformer import Transformer, build_model
 
 CONFIG, WEIGHTS, TOKENIZER, CARD = "config.json", "model.safetensors", "tokenizer.json", "card.json"
 
 
+def config_from_dict(data: dict) -> ModelConfig | RNNConfig:
+    """A config.json's content -> its config: ``"architecture": "rnn"`` is the RNN
+    encoder-decoder, no ``architecture`` field the Transformer."""
+    if "architecture" not in data:
+        return ModelConfig.from_dict(data)
+    if data["architecture"] == "rnn":
+        return RNNConfig.from_dict(data)
+    raise ValueError(f"unknown architecture {data['architecture']!r}")
+
+
+def model_from_config(config: ModelConfig | RNNConfig) -> Transformer | RNNSeq2Seq:
+    return RNNSeq2Seq(config) if isinstance(config, RNNConfig) else build_model(config)
+
+
 @dataclass
 class Checkpoint:
-    model: Transformer
-    config: ModelConfig
+    model: Transformer | RNNSeq2Seq
+    config: ModelConfig | RNNConfig
     tokenizer: Any | None = None  # tokenizers.Tokenizer
     card: dict = field(default_factory=dict)
     path: Path | None = None
 
 
 def save_checkpoint(
-    path: str | Path, model: Transformer, tokenizer: Any | None = None, card: dict | None = None
+    path: str | Path,
+    model: Transformer | RNNSeq2Seq,
+    tokenizer: Any | None = None,
+    card: dict | None = None,
 ) -> Path:
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -45,8 +63,8 @@ def save_checkpoint(
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
     path = Path(path)
-    config = ModelConfig.from_dict(json.loads((path / CONFIG).read_text()))
-    model = build_model(config)
+    config = config_from_dict(json.loads((path / CONFIG).read_text()))
+    model = model_from_config(config)
     model.load_state_dict(load_file(str(path / WEIGHTS), device="cpu"), strict=True)
     model.to(device).eval()
     tokenizer = None

@@ -71,6 +71,17 @@ class ModelConfig:
             return self.n_decoder_layers
         return 0
 
+    @property
+    def attention_sites(self) -> dict[str, int]:
+        """The attention sites this model has -> how many layers each (``RNNConfig`` has
+        the same property: its only site is ``decoder.cross``)."""
+        sites = {
+            "encoder.self": self.n_encoder_layers,
+            "decoder.self": self.n_dec_layers,
+            "decoder.cross": self.n_dec_layers if self.kind == "seq2seq" else 0,
+        }
+        return {site: n for site, n in sites.items() if n}
+
     def to_dict(self) -> dict:
         return asdict(self)
 

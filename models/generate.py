@@ -74,19 +74,25 @@ def next_token_distribution(logits: torch.Tensor, s: Sampling) -> torch.Tensor:
     return probs
 
 
-def _attention_rows(trace, model: Transformer) -> dict[str, torch.Tensor]:
-    """The last query row of every decoder head: site -> (L, H, keys)."""
-    blocks = range(model.config.n_dec_layers)
-    rows = {
-        "decoder.self": torch.stack(
-            [trace[f"decoder.blocks.{i}.attn.hook_pattern"][0, :, -1] for i in blocks]
-        )
+#: the decoder's attention sites -> the module that holds each, per decoder block
+DECODER_SITES = {"decoder.self": "attn", "decoder.cross": "cross_attn"}
+
+
+def _pattern_names(model: Transformer) -> dict[str, list[str]]:
+    """The decoder's attention sites -> the hook of each layer's pattern."""
+    return {
+        site: [f"decoder.blocks.{i}.{DECODER_SITES[site]}.hook_pattern" for i in range(n)]
+        for site, n in model.config.attention_sites.items()
+        if site in DECODER_SITES
     }
-    if model.config.kind == "seq2seq":
-        rows["decoder.cross"] = torch.stack(
-            [trace[f"decoder.blocks.{i}.cross_attn.hook_pattern"][0, :, -1] for i in blocks]
-        )
-    return rows
+
+
+def _attention_rows(trace, names: dict[str, list[str]]) -> dict[str, torch.Tensor]:
+    """The last query row of every decoder head: site -> (L, H, keys)."""
+    return {
+        site: torch.stack([trace[name][0, :, -1] for name in layers])
+        for site, layers in names.items()
+    }
 
 
 @torch.inference_mode()
@@ -125,12 +131,8 @@ def generate(
 
     cache = model.new_cache() if use_cache else None
     new = tokens
-    names = []
-    if capture_attention:
-        for i in range(cfg.n_dec_layers):
-            names.append(f"decoder.blocks.{i}.attn.hook_pattern")
-            if cfg.kind == "seq2seq":
-                names.append(f"decoder.blocks.{i}.cross_attn.hook_pattern")
+    sites = _pattern_names(model) if capture_attention else {}
+    names = [name for layers in sites.values() for name in layers]
     for step in range(s.max_new_tokens):
         with capture(names=names) as trace:
             x = torch.tensor([new], device=device)
@@ -153,7 +155,7 @@ def generate(
             token_id=token,
             prob=float(probs[token]),
             top=list(zip(top_i.tolist(), top_p.tolist(), strict=True)),
-            attention=_attention_rows(trace, model) if capture_attention else {},
+            attention=_attention_rows(trace, sites),
             stop_reason=stop,
         )
         if stop:
