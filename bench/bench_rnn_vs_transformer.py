@@ -8,6 +8,9 @@ Transformer handles the T positions of each layer in one batch of matrix product
 
     python bench/bench_rnn_vs_transformer.py [--threads 1 2] [--lengths 8 32 128]
 
+More than one thread means something only on a quiet machine: beside other jobs the threads
+wait for busy cores (measured here, 2026-11-30, load 4-5: 2 threads were 7-15x slower).
+
 Prints a Markdown table. The card of rnn-en-fr holds the same figure on the real corpus
 (sentences of at most 8 source tokens, 1 thread).
 """
@@ -57,7 +60,7 @@ def tokens_per_second(model_id: str, length: int, steps: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1])
     parser.add_argument("--lengths", type=int, nargs="+", default=[8, 32, 128])
     parser.add_argument("--steps", type=int, default=5)
     args = parser.parse_args()
