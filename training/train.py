@@ -313,18 +313,31 @@ def _sync(device: torch.device) -> None:
 
 
 def training_throughput(
-    model_id: str, steps: int, batch_size: int, device: str | None = None, warmup: int = 2
+    model_id: str,
+    steps: int,
+    batch_size: int,
+    device: str | None = None,
+    warmup: int = 2,
+    task: Task | None = None,
 ) -> float:
     """Training tokens (source + target, padding excluded) per second of a fresh ``model_id``
-    over ``steps`` steps after ``warmup`` untimed ones, at ``batch_size``, with the current
-    torch threads. Recipes of one objective and seed see the very same batches."""
+    over ``steps`` steps after ``warmup`` untimed ones, with the current torch threads.
+    Recipes of one objective and seed see the very same batches; ``task``: one already
+    prepared for that objective and seed, with ``batch_size`` (saves preparing it again)."""
     recipe = RECIPES[model_id]
     recipe = Recipe(**{**recipe.to_dict(), "batch_size": batch_size})
     dev = pick_device(device)
     torch.manual_seed(recipe.seed)
     rng = random.Random(recipe.seed)
-    task = TASKS[recipe.objective](recipe)
-    task.prepare()
+    if task is None:
+        task = TASKS[recipe.objective](recipe)
+        task.prepare()
+    elif (task.recipe.objective, task.recipe.seed, task.recipe.batch_size) != (
+        recipe.objective,
+        recipe.seed,
+        batch_size,
+    ):
+        raise ValueError(f"the task given was not prepared for {model_id} at this batch size")
     model = build(recipe, task, dev)
     opt = make_optimizer(model, recipe)
     model.train()
@@ -351,7 +364,7 @@ def compare(
     steps = min(recipe.extra.get("timing_steps", 30), recipe.steps)
     load_before = os.getloadavg()[0]
     speed = {
-        mid: round(training_throughput(mid, steps, recipe.batch_size, str(device)), 1)
+        mid: round(training_throughput(mid, steps, recipe.batch_size, str(device), task=task), 1)
         for mid in (recipe.model_id, other_id)
     }
     return {
