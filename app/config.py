@@ -6,6 +6,7 @@ environment variables alone, e.g. ``ATTNVIZ_MAX_CONCURRENCY=4 ATTNVIZ_CACHE_SIZE
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -30,15 +31,24 @@ class Settings(BaseSettings):
 
     # --- models and hardware
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when available
-    checkpoint_dir: Path = ROOT / "checkpoints"
+    # One folder of checkpoint folders, or several separated by ":" (e.g. the shipped models
+    # and the ones `attnviz import` wrote: ATTNVIZ_CHECKPOINT_DIR=checkpoints:imported).
+    checkpoint_dir: Annotated[list[Path], NoDecode] = [ROOT / "checkpoints"]
     torch_threads: int = Field(0, ge=0)  # 0: cores / max_concurrency (at least 1)
     host: str = "127.0.0.1"
     port: int = 8000
 
     # --- input limits (each violation is a 422 naming the field)
-    max_input_tokens: int = Field(256, ge=1)
+    max_input_tokens: int = Field(2048, ge=1)  # and never more than a model's own max_len
     max_new_tokens: int = Field(128, ge=1)
-    max_text_chars: int = Field(8192, ge=1)  # checked before tokenizing
+    max_text_chars: int = Field(32768, ge=1)  # checked before tokenizing
+    # What one /attention request may hold in memory: its forward pass's widest attention
+    # (scores, masked scores, pattern of every head) plus the tensors of its answer. More is
+    # a 422 that says what would fit; a request never takes the process out of memory.
+    memory_budget_mb: int = Field(1536, ge=16)
+    # What forward passes leave for the next request on the same input (each attention
+    # module's input): another head or layer then costs no forward pass. 0 turns it off.
+    trace_cache_mb: int = Field(512, ge=0)
     max_body_bytes: int = Field(1 << 20, ge=1024)  # larger request bodies get 413
 
     # --- the inference engine
@@ -55,6 +65,13 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = []  # empty: CORS off
     csp: str = DEFAULT_CSP
     log_level: str = "info"
+
+    @field_validator("checkpoint_dir", mode="before")
+    @classmethod
+    def _split_dirs(cls, value):
+        if isinstance(value, (str, Path)):
+            return [Path(p) for p in str(value).split(os.pathsep) if p]
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

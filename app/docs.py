@@ -1,8 +1,7 @@
 """/docs: Swagger UI served from this server, with no inline script and no CDN.
 
 The assets (Swagger UI 5, which reads OpenAPI 3.1) come from the ``swagger-ui-py`` package,
-found without importing it, so the docs work offline under the strict CSP. Without that package FastAPI's CDN page is served instead (it needs the
-network, and gets a looser CSP on /docs only).
+found without importing it, so the docs work offline under the app's strict CSP.
 """
 
 from __future__ import annotations
@@ -11,15 +10,8 @@ import importlib.util
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import HTMLResponse, Response
-
-FALLBACK_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: https:; "
-    "object-src 'none'; frame-ancestors 'none'"
-)
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -46,27 +38,14 @@ INIT = """window.ui = SwaggerUIBundle({
 """
 
 
-def swagger_assets() -> Path | None:
-    spec = importlib.util.find_spec("swagger_ui")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "static"
-    ok = all((path / f).exists() for f in ("swagger-ui-bundle.js", "swagger-ui.css"))
-    return path if ok else None
+def swagger_assets() -> Path:
+    spec = importlib.util.find_spec("swagger_ui")  # a dependency (pyproject)
+    return Path(next(iter(spec.submodule_search_locations))) / "static"
 
 
-def install(app: FastAPI) -> str | None:
-    """Add /docs; returns the CSP /docs needs when it differs from the app's."""
-    assets = swagger_assets()
-    if assets is None:
-
-        @app.get("/docs", include_in_schema=False)
-        def docs_cdn() -> HTMLResponse:
-            return get_swagger_ui_html(openapi_url="/openapi.json", title="attnviz API")
-
-        return FALLBACK_CSP
-
-    app.mount("/docs/assets", StaticFiles(directory=assets), name="docs-assets")
+def install(app: FastAPI) -> None:
+    """/docs, /docs/init.js and the Swagger UI assets under /docs/assets."""
+    app.mount("/docs/assets", StaticFiles(directory=swagger_assets()), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
@@ -75,5 +54,3 @@ def install(app: FastAPI) -> str | None:
     @app.get("/docs/init.js", include_in_schema=False)
     def docs_init() -> Response:
         return Response(INIT, media_type="text/javascript")
-
-    return None

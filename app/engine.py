@@ -27,11 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-
-try:  # zstd is optional: without it responses are gzipped
-    import zstandard
-except ImportError:  # pragma: no cover
-    zstandard = None
+import zstandard
 
 from app.config import Settings
 from app.errors import ApiError
@@ -41,7 +37,7 @@ log = logging.getLogger("attnviz.engine")
 
 
 #: Content encodings the engine can produce, best first.
-ENCODINGS = ("zstd", "gzip") if zstandard is not None else ("gzip",)
+ENCODINGS = ("zstd", "gzip")
 
 
 def compress(body: bytes, encoding: str, level: int) -> bytes:
@@ -99,10 +95,6 @@ class LRUCache:
         while len(self._data) > self.max_entries or self.nbytes > self.max_bytes:
             _, evicted = self._data.popitem(last=False)
             self.nbytes -= evicted.nbytes
-
-    def clear(self) -> None:
-        self._data.clear()
-        self.nbytes = 0
 
 
 def _init_worker(n_threads: int) -> None:

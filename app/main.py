@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import asynccontextmanager
-from importlib import import_module
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -23,7 +22,19 @@ from app.engine import Engine
 from app.metrics import Metrics
 from app.middleware import RequestContextMiddleware
 from app.registry import Registry, resolve_device
-from app.routes import attention, generate, health, metrics, models, positions, tasks, tokens
+from app.routes import (
+    analysis,
+    attention,
+    generate,
+    health,
+    metrics,
+    models,
+    pages,
+    positions,
+    tasks,
+    tokens,
+)
+from app.traces import TraceStore
 
 log = logging.getLogger("attnviz")
 
@@ -82,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _warm_up(registry, engine)
         app.state.registry = registry
         app.state.engine = engine
+        app.state.traces = TraceStore(settings.trace_cache_mb << 20)
         app_metrics.models_loaded.set(len(registry.entries))
         app.state.ready = True
         log.info(
@@ -110,13 +122,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = app_metrics
     app.state.ready = False
     errors.install(app)
-    docs_csp = docs.install(app)
+    docs.install(app)
 
     app.include_router(health.router)
     app.include_router(metrics.router)
-    for module in (models, tokens, attention, generate, tasks, positions):
+    for module in (models, tokens, attention, generate, tasks, positions, analysis):
         app.include_router(module.router, prefix="/api/v1")
-    _include_pages(app)
+    app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
+    app.include_router(pages.router)  # the browser UI: page shells, Plotly from the package
 
     app.add_middleware(
         GZipMiddleware, minimum_size=settings.gzip_min_bytes, compresslevel=settings.gzip_level
@@ -134,22 +147,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics=app_metrics,
         max_body_bytes=settings.max_body_bytes,
         csp=settings.csp,
-        docs_csp=docs_csp,
     )
     return app
-
-
-def _include_pages(app: FastAPI) -> None:
-    """The browser UI, when its parts are there: static/ and app/routes/pages.py (page shells,
-    Plotly served from the installed package)."""
-    static = ROOT / "static"
-    if static.is_dir():
-        app.mount("/static", StaticFiles(directory=static), name="static")
-    try:
-        pages = import_module("app.routes.pages")
-    except ModuleNotFoundError:
-        return
-    app.include_router(pages.router)
 
 
 app = create_app()

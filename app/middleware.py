@@ -37,19 +37,16 @@ class RequestContextMiddleware:
         metrics: Metrics,
         max_body_bytes: int,
         csp: str,
-        docs_csp: str | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.csp = csp.encode()
-        self.docs_csp = (docs_csp or csp).encode()
 
-    def _headers(self, path: str, rid: str, elapsed_ms: float) -> list[tuple[bytes, bytes]]:
-        csp = self.docs_csp if path.startswith("/docs") else self.csp
+    def _headers(self, rid: str, elapsed_ms: float) -> list[tuple[bytes, bytes]]:
         return [
             (b"x-request-id", rid.encode()),
-            (b"content-security-policy", csp),
+            (b"content-security-policy", self.csp),
             (b"x-content-type-options", b"nosniff"),
             (b"referrer-policy", b"no-referrer"),
             (b"x-frame-options", b"DENY"),
@@ -82,7 +79,7 @@ class RequestContextMiddleware:
                 status = message["status"]
                 elapsed = (time.perf_counter() - start) * 1000
                 headers = [h for h in message.get("headers", []) if h[0] != b"server-timing"]
-                message["headers"] = headers + self._headers(path, rid, elapsed)
+                message["headers"] = headers + self._headers(rid, elapsed)
             await send(message)
 
         async def send_error(code: int, kind: str, text: str) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from app.tokenization import TokenizerView
+from app.tokenization import TextCodec
 from models import load_checkpoint
 from models.checkpoint import Checkpoint
 from models.transformer import count_parameters
@@ -55,16 +55,15 @@ class Entry:
         return self.parameters["total"]
 
     @cached_property
-    def tokens(self) -> TokenizerView:
-        return TokenizerView(self.tokenizer, self.config)
+    def codec(self) -> TextCodec | None:
+        """Text <-> the ids this model reads (None when the checkpoint ships no tokenizer)."""
+        if self.tokenizer is None:
+            return None
+        return TextCodec(self.tokenizer, self.config, self.card.get("special_tokens"))
 
     @cached_property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
-
-    @property
-    def max_len(self) -> int:
-        return self.config.max_len
 
 
 class Registry:
@@ -73,10 +72,17 @@ class Registry:
         self.entries: dict[str, Entry] = {}
 
     @classmethod
-    def load(cls, directory: Path, device: torch.device) -> Registry:
+    def load(cls, directories: list[Path], device: torch.device) -> Registry:
+        """Every checkpoint folder in each directory; an id seen twice keeps its first."""
         registry = cls(device)
-        if directory.is_dir():
+        for directory in directories:
+            if not directory.is_dir():
+                log.warning("checkpoint directory %s does not exist: skipped", directory)
+                continue
             for path in sorted(p for p in directory.iterdir() if (p / "config.json").exists()):
+                if path.name in registry.entries:
+                    log.warning("%s: a model named %s is already loaded: skipped", path, path.name)
+                    continue
                 try:
                     checkpoint = load_checkpoint(path, device)
                 except Exception:  # one broken folder must not keep the others offline

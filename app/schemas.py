@@ -36,8 +36,9 @@ Text = Annotated[
     ),
 ]
 Site = Literal["encoder.self", "decoder.self", "decoder.cross"]
-Include = Literal["scores", "masks", "qkv", "rope", "hidden"]
+Include = Literal["scores", "masks", "qkv", "rope", "hidden", "norms"]
 TensorFormat = Literal["json", "f16"]
+AttentionFormat = Literal["json", "f16", "binary"]
 
 TENSOR_DOC = (
     "A float tensor. With `format=json`: nested lists, rounded to 4 decimals, masked cells "
@@ -49,6 +50,11 @@ Tensor = Annotated[Any, Field(description=TENSOR_DOC)]
 
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def examples(*items: dict) -> ConfigDict:
+    """A request's config: unknown fields forbidden, and these examples shown in /docs."""
+    return ConfigDict(extra="forbid", json_schema_extra={"examples": list(items)})
 
 
 class Response(BaseModel):
@@ -117,12 +123,7 @@ class TokenizeRequest(Request):
     model: ModelId
     text: Text
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"model": "encoder-mini", "text": "i love machine learning"}]
-        },
-    )
+    model_config = examples({"model": "encoder-mini", "text": "i love machine learning"})
 
 
 class Token(BaseModel):
@@ -142,7 +143,9 @@ class TokenizeResponse(BaseModel):
 
 
 # ---------------------------------------------------------------------------- attention
-class AttentionRequest(Request):
+class SequenceRequest(Request):
+    """One input sequence: `text` or `token_ids`, and for seq2seq optionally the target."""
+
     model: ModelId
     text: Text | None = None
     token_ids: list[Int] | None = Field(
@@ -160,6 +163,9 @@ class AttentionRequest(Request):
     target_ids: list[Int] | None = Field(
         None, max_length=4096, description="seq2seq only: exact decoder input ids, `<s>` included."
     )
+
+
+class AttentionRequest(SequenceRequest):
     layers: list[Int] | None = Field(
         None, min_length=1, max_length=64, description="Layer indices to return (default: all)."
     )
@@ -173,24 +179,37 @@ class AttentionRequest(Request):
         "each head's output z [L][H][Tq][d_head]; the module's input x [L][Tq][d_model], "
         "after the norm in pre-norm models; its output after concat · W_O, out [L][Tq][d_model]), "
         "`rope` ({base, d_head, angles [T][d_head/2]}; null without RoPE), `hidden` (L2 norm of "
-        "the residual stream per layer and position: resid_pre, resid_mid, resid_post).",
+        "the residual stream per layer and position: resid_pre, resid_mid, resid_post), "
+        "`norms` (per site [L][H][Tq][Tk] value-weighted norms ‖α_ij · f_h(x_j)‖, Kobayashi et "
+        "al. 2020: how much each key's value vector actually moves, not only its weight).",
     )
-    format: TensorFormat = Field("json", description="`json` nested lists or compact `f16`.")
+    format: AttentionFormat = Field(
+        "json",
+        description="`json` nested lists, compact `f16` (base64 half floats in JSON), or "
+        "`binary` (`application/octet-stream`: `ATNV`, a uint32 little-endian header length, "
+        "the JSON header with each tensor as `{dtype, shape, offset, length}`, padding to 8 "
+        "bytes, then the raw little-endian half floats; offsets count from the end of the "
+        "padding).",
+    )
+    pool: Int | None = Field(
+        None,
+        ge=2,
+        le=256,
+        description="Reduce each returned attention (and `norms`) matrix to at most "
+        "`pool`×`pool` blocks of neighbouring tokens: query blocks averaged, key blocks summed, "
+        "so every row still sums to 1. `pool.edges` gives each axis's block edges (token "
+        "indices). For thumbnails of long inputs; not with `scores`, `masks` or `qkv`.",
+    )
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"model": "encoder-mini", "text": "the cat sat on the mat"},
-                {
-                    "model": "seq2seq-en-fr",
-                    "text": "the black cat ate the mouse",
-                    "layers": [0],
-                    "heads": [0, 1],
-                    "include": ["masks"],
-                    "format": "f16",
-                },
-            ]
+    model_config = examples(
+        {"model": "encoder-mini", "text": "the cat sat on the mat"},
+        {
+            "model": "seq2seq-en-fr",
+            "text": "the black cat ate the mouse",
+            "layers": [0],
+            "heads": [0, 1],
+            "include": ["masks"],
+            "format": "f16",
         },
     )
 
@@ -200,10 +219,18 @@ class AttentionTokens(BaseModel):
     target: list[Token] | None = Field(None, description="seq2seq: the decoder's input.")
 
 
+class PoolInfo(BaseModel):
+    size: int = Field(description="The `pool` asked for.")
+    edges: dict[str, list[int]] = Field(
+        description="Per sequence (`source`, `target`): block b covers tokens "
+        "[edges[b], edges[b+1])."
+    )
+
+
 class AttentionResponse(Response):
     model: str
     kind: str
-    format: TensorFormat
+    format: AttentionFormat
     n_layers: int
     n_heads: int
     layers: list[int] = Field(description="The layer indices returned, in order.")
@@ -217,6 +244,8 @@ class AttentionResponse(Response):
     qkv: dict[Site, dict[str, Tensor]] | None = None
     rope: dict[str, Any] | None = None
     hidden: dict[str, dict[str, Tensor]] | None = None
+    norms: dict[Site, Tensor] | None = None
+    pool: PoolInfo | None = None
 
 
 # ---------------------------------------------------------------------------- generation
@@ -238,22 +267,17 @@ class GenerateRequest(Request):
     )
     n_top: Int = Field(5, ge=1, le=20, description="Candidates reported per step.")
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"model": "seq2seq-en-fr", "text": "the black cat ate the mouse"},
-                {
-                    "model": "decoder-mini",
-                    "text": "the cat",
-                    "max_new_tokens": 12,
-                    "strategy": "sample",
-                    "temperature": 0.8,
-                    "top_k": 20,
-                    "top_p": 0.95,
-                    "seed": 7,
-                },
-            ]
+    model_config = examples(
+        {"model": "seq2seq-en-fr", "text": "the black cat ate the mouse"},
+        {
+            "model": "decoder-mini",
+            "text": "the cat",
+            "max_new_tokens": 12,
+            "strategy": "sample",
+            "temperature": 0.8,
+            "top_k": 20,
+            "top_p": 0.95,
+            "seed": 7,
         },
     )
 
@@ -351,7 +375,15 @@ class PositionsResponse(Response):
         None, description="sinusoidal / learned: the [n][d_model] vectors added to embeddings."
     )
     rope: dict[str, Any] | None = Field(
-        None, description="RoPE: `{base, d_head, frequencies [d_head/2], angles [n][d_head/2]}`."
+        None,
+        description="RoPE: `{base, d_head, pairing, frequencies [d_head/2], angles "
+        "[n][d_head/2]}`. `pairing`: which dimensions rotate together — `interleaved` (2i, 2i+1), "
+        "as in RoFormer, or `halves` (i, i + d_head/2), as in Hugging Face's Llama family.",
+    )
+    pairing: str | None = Field(
+        None,
+        description="sinusoidal: where each frequency's sin and cos sit — `interleaved` "
+        "(Vaswani et al.) or `halves` (Marian).",
     )
     embedding: dict[str, Any] | None = Field(
         None,
@@ -381,4 +413,110 @@ class RopeRelativeResponse(BaseModel):
     max_position: int
     scores: list[list[float]] = Field(
         description="[m][n]: the query vector placed at position m · the key vector at n, / √d."
+    )
+
+
+# ---------------------------------------------------------------------------- analyses
+class LogitLensRequest(SequenceRequest):
+    k: Int = Field(5, ge=1, le=20, description="Top tokens reported per layer and position.")
+    positions: list[Int] | None = Field(
+        None,
+        min_length=1,
+        max_length=4096,
+        description="Positions of the predicting stack to read (default: every position of a "
+        "decoder; every `[MASK]` of an encoder).",
+    )
+
+    model_config = examples(
+        {"model": "decoder-mini", "text": "the black cat ate the"},
+        {"model": "encoder-mini", "text": "i went to the [MASK]", "k": 3},
+    )
+
+
+class LogitLensResponse(Response):
+    model: str
+    kind: str
+    stack: Literal["encoder", "decoder"] = Field(description="The stack that predicts tokens.")
+    tokens: AttentionTokens
+    layers: list[str] = Field(description='"embed", then each block: "0", "1", …')
+    positions: list[int]
+    top_ids: list[list[list[int]]] = Field(description="[layer][position][k] token ids.")
+    top_probs: list[list[list[float]]] = Field(description="[layer][position][k].")
+    final_ids: list[int] = Field(description="The model's own prediction at each position.")
+    final_probs: list[list[float]] = Field(
+        description="[layer][position]: the probability each layer already gives that prediction."
+    )
+    vocab: dict[str, str] = Field(description="Token id → readable text, for every id above.")
+
+
+class RolloutRequest(SequenceRequest):
+    format: TensorFormat = "json"
+
+    model_config = examples({"model": "encoder-mini", "text": "the movie was not good"})
+
+
+class RolloutResponse(Response):
+    model: str
+    kind: str
+    format: TensorFormat
+    tokens: AttentionTokens
+    rollout: dict[Site, Tensor] = Field(
+        description="Per self-attention site, [L][T][T]: row i of layer l is how much of each "
+        "input token reaches position i after layers 0…l (Abnar & Zuidema 2020: "
+        "Ã = ½·mean_h A + ½·I, rows renormalised, multiplied through the layers)."
+    )
+
+
+class HeadRef(Request):
+    site: Site
+    layer: Int = Field(ge=0)
+    head: Int = Field(ge=0)
+
+
+class AttributionRequest(SequenceRequest):
+    position: Int | None = Field(
+        None,
+        description="Position of the predicting stack to explain (negative counts from the "
+        "end). Default: the last position (decoders), the first `[MASK]` (encoders).",
+    )
+    token: Int | None = Field(
+        None, ge=0, description="Token id whose logit is explained (default: the prediction)."
+    )
+    head: HeadRef | None = Field(
+        None, description="Also split this head's contribution over its key positions."
+    )
+
+    model_config = examples(
+        {"model": "decoder-mini", "text": "the black cat ate the"},
+        {
+            "model": "seq2seq-en-fr",
+            "text": "the black cat ate the mouse",
+            "head": {"site": "decoder.cross", "layer": 2, "head": 0},
+        },
+    )
+
+
+class AttributionPart(BaseModel):
+    name: str
+    value: float
+
+
+class AttributionResponse(Response):
+    model: str
+    kind: str
+    tokens: AttentionTokens
+    position: int
+    token: TokenRef
+    logit: float = Field(description="The model's logit for `token` at `position`.")
+    total: float = Field(description="The sum of every contribution: equals `logit`.")
+    heads: dict[Site, list[list[float]]] = Field(
+        description="[L][H]: what each head wrote into the stream, read by the unembedding "
+        "through the final norm(s) frozen at their measured scale."
+    )
+    parts: list[AttributionPart] = Field(
+        description="Every other component: embeddings, output biases, FFNs, norm shifts, "
+        "the unembedding bias."
+    )
+    head_positions: list[float] | None = Field(
+        None, description="With `head`: its contribution split over the key positions."
     )

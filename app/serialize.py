@@ -1,4 +1,4 @@
-"""Trace tensors -> response bytes: nested JSON lists or compact float16.
+"""Trace tensors -> response bytes: nested JSON lists, compact float16, or binary.
 
 * ``json``: nested lists, floats rounded to 4 decimals; masked cells (NaN) become ``null``.
 * ``f16``:  ``{"dtype": "float16", "shape": [...], "data": "<base64>"}`` -- the same values
@@ -9,6 +9,11 @@
   are NaN. Decode in the browser with
   ``new Float16Array(bytes.buffer)`` (or a 10-line half-float decoder); in Python with
   ``np.frombuffer(base64.b64decode(data), "<f2").reshape(shape)``.
+* ``binary``: the same half floats without base64 (``application/octet-stream``): the bytes
+  ``ATNV``, the header's length (uint32, little-endian), the answer as JSON with each tensor
+  replaced by ``{"dtype": "float16", "shape": [...], "offset": o, "length": n}``, padding to
+  a multiple of 8, then the tensors' bytes; ``offset`` counts from the end of the padding.
+  In the browser: ``new Float16Array(buffer, start + offset, length)``.
 
 Rounding and encoding happen in numpy and orjson (``OPT_SERIALIZE_NUMPY``): no Python loop
 over floats.
@@ -23,7 +28,9 @@ import numpy as np
 import orjson
 import torch
 
-Format = Literal["json", "f16"]
+Format = Literal["json", "f16", "binary"]
+BINARY_MAGIC = b"ATNV"
+BINARY = "application/octet-stream"
 DECIMALS = 4
 PROB_F16_DECIMALS = 3
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY
@@ -43,15 +50,26 @@ def rounded(x: torch.Tensor | np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.round(a.astype(np.float32, copy=False), DECIMALS))
 
 
+class Blob:
+    """Half floats a binary answer carries after its JSON header."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+
+
 def tensor(x: torch.Tensor | np.ndarray, fmt: Format = "json", *, prob: bool = False) -> Any:
-    """A float tensor in the requested format (something orjson can write).
+    """A float tensor in the requested format (something ``dumps`` can write).
 
     ``prob``: values in [0, 1] (attention weights), which f16 carries on a 1e-3 grid.
     """
     if fmt == "json":
         return rounded(x)
     a = to_numpy(x).astype(np.float32, copy=False)
-    a = np.round(a, PROB_F16_DECIMALS if prob else DECIMALS).astype("<f2")
+    a = np.ascontiguousarray(np.round(a, PROB_F16_DECIMALS if prob else DECIMALS).astype("<f2"))
+    if fmt == "binary":
+        return Blob(a)
     return {
         "dtype": "float16",
         "shape": list(a.shape),
@@ -72,3 +90,53 @@ def decode_f16(obj: dict) -> np.ndarray:
 
 def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj, option=_OPTIONS)
+
+
+def dumps_binary(obj: Any) -> bytes:
+    """The binary frame of an answer whose tensors were made with ``format="binary"``."""
+    blobs: list[np.ndarray] = []
+    header = _lift_blobs(obj, blobs)
+    head = orjson.dumps(header, option=_OPTIONS)
+    head += b" " * (-(len(BINARY_MAGIC) + 4 + len(head)) % 8)
+    parts = [BINARY_MAGIC, len(head).to_bytes(4, "little"), head]
+    return b"".join(parts + [a.tobytes() for a in blobs])
+
+
+def _lift_blobs(obj: Any, blobs: list[np.ndarray]) -> Any:
+    """A copy of obj with each Blob replaced by where its bytes will be (dicts and lists only)."""
+    if isinstance(obj, Blob):
+        offset = sum(a.nbytes for a in blobs)
+        blobs.append(obj.array)
+        return {
+            "dtype": "float16",
+            "shape": list(obj.array.shape),
+            "offset": offset,
+            "length": int(obj.array.size),
+        }
+    if isinstance(obj, dict):
+        return {k: _lift_blobs(v, blobs) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_lift_blobs(v, blobs) for v in obj]
+    return obj
+
+
+def loads_binary(data: bytes) -> dict:
+    """The inverse of a binary answer: its header with each tensor as a float32 array (for
+    tests and Python clients)."""
+    if data[:4] != BINARY_MAGIC:
+        raise ValueError("not an attnviz binary answer")
+    n = int.from_bytes(data[4:8], "little")
+    header = orjson.loads(data[8 : 8 + n])
+    start = 8 + n
+
+    def arrays(o: Any) -> Any:
+        if isinstance(o, dict) and set(o) == {"dtype", "shape", "offset", "length"}:
+            raw = np.frombuffer(data, "<f2", count=o["length"], offset=start + o["offset"])
+            return raw.astype(np.float32).reshape(o["shape"])
+        if isinstance(o, dict):
+            return {k: arrays(v) for k, v in o.items()}
+        if isinstance(o, list):
+            return [arrays(v) for v in o]
+        return o
+
+    return arrays(header)

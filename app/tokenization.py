@@ -9,7 +9,7 @@ tokenizer, never hard-coded):
 
 A token's ``text`` is the slice of the user's text its character offsets cover, so the
 byte-level "Ġ" marker never shows; special tokens show their own name and have
-``special: true``. The text checks here are the 422s every text-taking endpoint shares.
+``special: true``. Nothing here knows about HTTP: app/inputs.py checks what users send.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from app.errors import invalid
 from models.config import ModelConfig
 
 
@@ -28,14 +27,24 @@ class Encoded:
     tokens: list[dict]  # {id, text, start, end, special}
 
 
-class TokenizerView:
-    def __init__(self, tokenizer: Any, config: ModelConfig) -> None:
+class TextCodec:
+    """A model's tokenizer framed for its family: text -> input ids, ids -> readable tokens."""
+
+    def __init__(
+        self, tokenizer: Any, config: ModelConfig, special_tokens: dict[str, str] | None = None
+    ) -> None:
         self.tokenizer = tokenizer
         self.config = config
+        # an imported checkpoint's names for its specials (RoBERTa's mask is "<mask>")
+        self.names = special_tokens or {}
 
     # ---------------------------------------------------------------- special tokens
-    def _id(self, *names: str) -> int | None:
-        for name in names:
+    def _id(self, role: str, *names: str) -> int | None:
+        """The id of the special token of ``role`` (e.g. "mask_token"): the checkpoint's own
+        name for it, else the usual names."""
+        for name in (self.names.get(role), *names):
+            if name is None:
+                continue
             i = self.tokenizer.token_to_id(name)
             if i is not None:
                 return i
@@ -50,23 +59,19 @@ class TokenizerView:
 
     @cached_property
     def unk_id(self) -> int | None:
-        return self._id("[UNK]", "<unk>")
+        return self._id("unk_token", "[UNK]", "<unk>")
 
     @cached_property
     def cls_id(self) -> int | None:
-        return self._id("[CLS]")
+        return self._id("cls_token", "[CLS]")
 
     @cached_property
     def sep_id(self) -> int | None:
-        return self._id("[SEP]")
+        return self._id("sep_token", "[SEP]")
 
     @cached_property
     def mask_id(self) -> int | None:
-        return self._id("[MASK]")
-
-    @property
-    def vocab_size(self) -> int:
-        return self.config.vocab_size
+        return self._id("mask_token", "[MASK]")
 
     # ---------------------------------------------------------------- views
     def token_text(self, token_id: int) -> str:
@@ -160,45 +165,3 @@ class TokenizerView:
             ids.insert(0, bos)
             tokens.insert(0, self.special_token(bos, 0))
         return Encoded(ids, tokens)
-
-
-# -------------------------------------------------------------------- shared checks
-def check_text(text: str, max_chars: int, field: str = "text") -> None:
-    """422s before tokenizing: NUL, too many characters, nothing but whitespace.
-
-    NUL (U+0000) is refused: it is never part of a sentence and often a sign of binary data.
-    Other control characters, emoji and right-to-left scripts are valid text.
-    """
-    if "\x00" in text:
-        raise invalid(field, f"{field} contains a NUL character (U+0000)", "invalid_text")
-    if len(text) > max_chars:
-        raise invalid(
-            field, f"{field} has {len(text)} characters; the limit is {max_chars}", "text_too_long"
-        )
-    if not text.strip():
-        raise invalid(field, f"{field} is empty or only whitespace", "empty_text")
-
-
-def check_encoded(enc: Encoded, max_tokens: int, field: str = "text") -> None:
-    if not any(not t["special"] for t in enc.tokens):
-        raise invalid(field, f"{field} has no tokens once normalised", "empty_text")
-    if len(enc.ids) > max_tokens:
-        raise invalid(
-            field,
-            f"{field} is {len(enc.ids)} tokens long; the limit is {max_tokens}",
-            "too_many_tokens",
-        )
-
-
-def check_ids(ids: list[int], vocab_size: int, max_tokens: int, field: str) -> None:
-    if not ids:
-        raise invalid(field, f"{field} is empty")
-    if len(ids) > max_tokens:
-        raise invalid(
-            field, f"{field} has {len(ids)} ids; the limit is {max_tokens}", "too_many_tokens"
-        )
-    for k, i in enumerate(ids):
-        if not 0 <= i < vocab_size:
-            raise invalid(
-                f"{field}.{k}", f"token id {i} is outside the vocabulary [0, {vocab_size})"
-            )

@@ -2,8 +2,9 @@
 
     head_i = softmax(mask(Q_i K_iᵀ / √d_k)) V_i          MultiHead = concat(head_1..h) W_O
 
-This is the one place where a head's attention is computed. No fused SDPA kernel: the
-attention matrix has to exist so that it can be shown.
+`scaled_dot_product` is the one place where a head's attention is computed; the module
+around it holds the projections, RoPE and the KV cache. No fused SDPA kernel: the attention
+matrix has to exist so that it can be shown.
 """
 
 from __future__ import annotations
@@ -35,6 +36,29 @@ class LayerKV:
         return 0 if self.k is None else self.k.shape[-2]
 
 
+def scaled_dot_product(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Attention of every head: (scores, pattern, z).
+
+    q: (B, H, Tq, d_head). k, v: (B, H_kv, Tk, d_head), where H is a multiple of H_kv:
+    with grouped-query attention each key/value head serves H / H_kv consecutive query
+    heads (H_kv = H is plain multi-head attention). mask: (B, Tq, Tk) bool, True where the
+    query may attend to the key.
+
+    scores:  (B, H, Tq, Tk)  Q Kᵀ / √d_head, before the mask
+    pattern: (B, H, Tq, Tk)  softmax over the keys of the masked scores; each row sums to 1
+    z:       (B, H, Tq, d_head)  pattern · V, each head's output before W_O
+    """
+    group = q.shape[1] // k.shape[1]
+    if group > 1:
+        k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    masked = scores if mask is None else scores.masked_fill(~mask[:, None], float("-inf"))
+    pattern = F.softmax(masked, dim=-1)
+    return scores, pattern, pattern @ v
+
+
 class MultiHeadAttention(nn.Module):
     def __init__(
         self,
@@ -42,34 +66,39 @@ class MultiHeadAttention(nn.Module):
         n_heads: int,
         *,
         bias: bool = True,
+        qkv_bias: bool | None = None,
+        n_kv_heads: int | None = None,
         rotary: bool = False,
         cross: bool = False,
     ) -> None:
         super().__init__()
         self.n_heads = n_heads
+        self.n_kv_heads = n_kv_heads or n_heads  # fewer: grouped-query attention
         self.d_head = d_model // n_heads
         self.rotary = rotary  # rotate queries and keys by their positions (RoPE)
         self.cross = cross
-        self.W_q = nn.Linear(d_model, d_model, bias=bias)
-        self.W_k = nn.Linear(d_model, d_model, bias=bias)
-        self.W_v = nn.Linear(d_model, d_model, bias=bias)
+        d_kv = self.n_kv_heads * self.d_head
+        qkv_bias = bias if qkv_bias is None else qkv_bias  # Qwen2: Q, K, V biased, W_O not
+        self.W_q = nn.Linear(d_model, d_model, bias=qkv_bias)
+        self.W_k = nn.Linear(d_model, d_kv, bias=qkv_bias)
+        self.W_v = nn.Linear(d_model, d_kv, bias=qkv_bias)
         self.W_o = nn.Linear(d_model, d_model, bias=bias)
 
         self.hook_in = HookPoint()  # (B, Tq, D) the queries' input (after the norm if pre-norm)
         self.hook_q = HookPoint()  # (B, H, Tq, d_head)
-        self.hook_k = HookPoint()  # (B, H, Tk_new, d_head)
-        self.hook_v = HookPoint()  # (B, H, Tk_new, d_head)
+        self.hook_k = HookPoint()  # (B, H_kv, Tk_new, d_head)
+        self.hook_v = HookPoint()  # (B, H_kv, Tk_new, d_head)
         self.hook_rope_angles = HookPoint()  # (Tq, d_head/2)
         self.hook_rot_q = HookPoint()  # (B, H, Tq, d_head)
-        self.hook_rot_k = HookPoint()  # (B, H, Tk_new, d_head)
+        self.hook_rot_k = HookPoint()  # (B, H_kv, Tk_new, d_head)
         self.hook_scores = HookPoint()  # (B, H, Tq, Tk) scaled, before the mask
         self.hook_mask = HookPoint()  # (B, Tq, Tk) bool, True = may attend
         self.hook_pattern = HookPoint()  # (B, H, Tq, Tk) after softmax
         self.hook_z = HookPoint()  # (B, H, Tq, d_head) each head's output, before W_O
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
-        B, T, _ = x.shape
-        return x.view(B, T, self.n_heads, self.d_head).transpose(1, 2)  # (B, H, T, d_head)
+        B, T, D = x.shape
+        return x.view(B, T, D // self.d_head, self.d_head).transpose(1, 2)  # (B, H, T, d_head)
 
     def forward(
         self,
@@ -105,10 +134,10 @@ class MultiHeadAttention(nn.Module):
                     v = torch.cat([kv.v, v], dim=2)
                 kv.k, kv.v = k, v
 
-        scores = self.hook_scores(q @ k.transpose(-2, -1) / math.sqrt(self.d_head))  # (B,H,Tq,Tk)
+        scores, pattern, z = scaled_dot_product(q, k, v, mask)
+        self.hook_scores(scores)
         if mask is not None:
-            mask = self.hook_mask(mask)
-            scores = scores.masked_fill(~mask[:, None], float("-inf"))
-        pattern = self.hook_pattern(F.softmax(scores, dim=-1))  # (B, H, Tq, Tk)
-        z = self.hook_z(pattern @ v)  # (B, H, Tq, d_head)
+            self.hook_mask(mask)
+        self.hook_pattern(pattern)
+        z = self.hook_z(z)  # an edit here (e.g. ablating a head) reaches the output
         return self.W_o(z.transpose(1, 2).reshape(B, Tq, D))  # concat heads, then W_O

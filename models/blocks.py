@@ -21,6 +21,19 @@ def make_norm(cfg: ModelConfig) -> nn.Module:
     return nn.Identity()
 
 
+def activate(h: torch.Tensor, activation: str) -> torch.Tensor:
+    """The element-wise non-linearity (swiglu's gate uses silu)."""
+    if activation == "relu":
+        return F.relu(h)
+    if activation == "gelu":
+        return F.gelu(h)
+    if activation == "gelu_tanh":  # 0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³))), GPT-2's
+        return F.gelu(h, approximate="tanh")
+    if activation in ("silu", "swiglu"):
+        return F.silu(h)
+    raise ValueError(f"unknown activation {activation!r}")
+
+
 class FeedForward(nn.Module):
     """Position-wise FFN: expand to d_ff, non-linearity, project back to d_model.
 
@@ -39,14 +52,23 @@ class FeedForward(nn.Module):
         self.hook_post = HookPoint()  # (B, T, d_ff) after it
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.hook_pre(self.W_1(x))
-        if self.activation == "relu":
-            h = F.relu(h)
-        elif self.activation == "gelu":
-            h = F.gelu(h)
-        else:
-            h = F.silu(h) * self.W_3(x)
+        h = activate(self.hook_pre(self.W_1(x)), self.activation)
+        if self.W_3 is not None:
+            h = h * self.W_3(x)
         return self.W_2(self.hook_post(h))
+
+
+class MLMTransform(nn.Module):
+    """BERT's masked-LM head begins with dense -> activation -> norm, then the vocabulary."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.activation = cfg.activation
+        self.dense = nn.Linear(cfg.d_model, cfg.d_model)
+        self.norm = make_norm(cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(activate(self.dense(x), self.activation))
 
 
 class TransformerBlock(nn.Module):
@@ -60,14 +82,13 @@ class TransformerBlock(nn.Module):
     def __init__(self, cfg: ModelConfig, *, cross: bool = False) -> None:
         super().__init__()
         self.pre_norm = cfg.norm_position == "pre"
+        attn = dict(n_kv_heads=cfg.n_kv_heads, bias=cfg.bias, qkv_bias=cfg.qkv_bias)
         self.attn = MultiHeadAttention(
-            cfg.d_model, cfg.n_heads, bias=cfg.bias, rotary=cfg.positional == "rope"
+            cfg.d_model, cfg.n_heads, rotary=cfg.positional == "rope", **attn
         )
         self.attn_norm = make_norm(cfg)
         self.cross_attn = (
-            MultiHeadAttention(cfg.d_model, cfg.n_heads, bias=cfg.bias, cross=True)
-            if cross
-            else None
+            MultiHeadAttention(cfg.d_model, cfg.n_heads, cross=True, **attn) if cross else None
         )
         self.cross_norm = make_norm(cfg) if cross else None
         self.ffn = None if cfg.attn_only else FeedForward(cfg)

@@ -43,17 +43,37 @@ class Checkpoint:
     path: Path | None = None
 
 
+#: a head tied to the token embeddings is stored once, under the embeddings' name
+TIED_HEAD, EMBEDDINGS = "lm_head.weight", "tok_embed.weight"
+
+
 def save_checkpoint(
     path: str | Path,
     model: Transformer | RNNSeq2Seq,
     tokenizer: Any | None = None,
     card: dict | None = None,
 ) -> Path:
+    return write_checkpoint(path, model.config, model.state_dict(), tokenizer, card)
+
+
+def write_checkpoint(
+    path: str | Path,
+    config: ModelConfig | RNNConfig,
+    state: dict[str, torch.Tensor],
+    tokenizer: Any | None = None,
+    card: dict | None = None,
+) -> Path:
+    """Write a checkpoint folder from a state dict of the model ``config`` builds (tensors
+    keep their dtype; `load_checkpoint` casts them to the model's)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    (path / CONFIG).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(path / WEIGHTS), metadata={"format": "pt", "kind": model.config.kind})
+    (path / CONFIG).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    state = {
+        k: v.detach().cpu().contiguous()
+        for k, v in state.items()
+        if not (config.tie_embeddings and k == TIED_HEAD)  # safetensors stores no aliases
+    }
+    save_file(state, str(path / WEIGHTS), metadata={"format": "pt", "kind": config.kind})
     if tokenizer is not None:
         tokenizer.save(str(path / TOKENIZER))
     if card is not None:
@@ -65,7 +85,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     path = Path(path)
     config = config_from_dict(json.loads((path / CONFIG).read_text()))
     model = model_from_config(config)
-    model.load_state_dict(load_file(str(path / WEIGHTS), device="cpu"), strict=True)
+    state = load_file(str(path / WEIGHTS), device="cpu")
+    if config.tie_embeddings:
+        state[TIED_HEAD] = state[EMBEDDINGS]
+    model.load_state_dict(state, strict=True)
     model.to(device).eval()
     tokenizer = None
     if (path / TOKENIZER).exists():

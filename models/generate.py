@@ -13,7 +13,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from models.hooks import capture
+from models.hooks import Edit, capture, hook_name
 from models.transformer import Transformer
 
 StopReason = Literal["eos", "max_new_tokens", "max_len"]
@@ -74,24 +74,16 @@ def next_token_distribution(logits: torch.Tensor, s: Sampling) -> torch.Tensor:
     return probs
 
 
-#: the decoder's attention sites -> the module that holds each, per decoder block
-DECODER_SITES = {"decoder.self": "attn", "decoder.cross": "cross_attn"}
+def decoder_sites(model: Transformer) -> dict[str, int]:
+    """The attention sites a decoding step goes through: site -> number of layers."""
+    return {s: n for s, n in model.config.sites.items() if s.startswith("decoder.")}
 
 
-def _pattern_names(model: Transformer) -> dict[str, list[str]]:
-    """The decoder's attention sites -> the hook of each layer's pattern."""
-    return {
-        site: [f"decoder.blocks.{i}.{DECODER_SITES[site]}.hook_pattern" for i in range(n)]
-        for site, n in model.config.attention_sites.items()
-        if site in DECODER_SITES
-    }
-
-
-def _attention_rows(trace, names: dict[str, list[str]]) -> dict[str, torch.Tensor]:
+def _attention_rows(trace, sites: dict[str, int]) -> dict[str, torch.Tensor]:
     """The last query row of every decoder head: site -> (L, H, keys)."""
     return {
-        site: torch.stack([trace[name][0, :, -1] for name in layers])
-        for site, layers in names.items()
+        site: torch.stack([trace[hook_name(site, i, "pattern")][0, :, -1] for i in range(n)])
+        for site, n in sites.items()
     }
 
 
@@ -103,11 +95,13 @@ def generate(
     *,
     use_cache: bool = True,
     capture_attention: bool = True,
+    edits: dict[str, Edit] | None = None,
 ) -> Iterator[Step]:
     """Decode step by step.
 
     decoder: ``ids`` is the prompt (with its BOS, if the model uses one) and generation
     continues it. seq2seq: ``ids`` is the source sentence; the target starts with BOS.
+    ``edits`` (hook name -> edit, e.g. a head ablation) apply to every forward pass.
     """
     s = sampling or Sampling()
     cfg = model.config
@@ -120,7 +114,8 @@ def generate(
     memory = None
     if cfg.kind == "seq2seq":
         src = torch.tensor([list(ids)], device=device)
-        memory = model.encode(src)
+        with capture(model, names=[], edits=edits):
+            memory = model.encode(src)
         tokens = [cfg.bos_id]
     elif cfg.kind == "decoder":
         tokens = list(ids)
@@ -131,12 +126,16 @@ def generate(
 
     cache = model.new_cache() if use_cache else None
     new = tokens
-    sites = _pattern_names(model) if capture_attention else {}
-    names = [name for layers in sites.values() for name in layers]
+    # padding is never generated (as Hugging Face does for Marian, whose pad starts decoding)
+    never = cfg.pad_id if cfg.pad_id is not None and cfg.pad_id != cfg.eos_id else None
+    sites = decoder_sites(model) if capture_attention else {}
+    names = [hook_name(site, i, "pattern") for site, n in sites.items() for i in range(n)]
     for step in range(s.max_new_tokens):
-        with capture(names=names) as trace:
+        with capture(model, names=names, edits=edits) as trace:
             x = torch.tensor([new], device=device)
             logits = model.decode(x, memory, cache=cache)[0, -1]  # (V,)
+        if never is not None:
+            logits[never] = float("-inf")
         probs = next_token_distribution(logits, s)
         if s.strategy == "greedy":
             token = int(torch.argmax(probs))

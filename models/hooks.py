@@ -4,9 +4,10 @@ Every tensor a student may want to see passes through a `HookPoint`, an identity
 named after its place in the module tree (TransformerLens-style), e.g.
 ``decoder.blocks.1.cross_attn.hook_pattern``.
 
-    with capture(model, names=["encoder.blocks.0.attn.hook_pattern"]) as trace:
+    name = hook_name("encoder.self", 0, "pattern")    # "encoder.blocks.0.attn.hook_pattern"
+    with capture(model, names=[name]) as trace:
         model.encode(ids)
-    pattern = trace["encoder.blocks.0.attn.hook_pattern"]   # (B, H, T, T)
+    pattern = trace[name]                              # (B, H, T, T)
 
 The active trace lives in a ``contextvars.ContextVar``: two threads (or two asyncio tasks)
 capturing on one shared model each see their own trace, with no lock and no hook state on
@@ -31,11 +32,16 @@ _active_trace: contextvars.ContextVar[Trace | None] = contextvars.ContextVar(
 
 
 class HookPoint(nn.Module):
-    """Identity on its input; reports the tensor to the current trace, if any."""
+    """Identity on its input; reports the tensor to the current trace, if any.
 
-    def __init__(self) -> None:
+    ``record_only``: the model computes on without this hook's output (e.g. the RNN records its
+    gates once the recurrence has run), so ``capture`` refuses to edit it.
+    """
+
+    def __init__(self, record_only: bool = False) -> None:
         super().__init__()
         self.name = "<unnamed>"  # set by name_hook_points() once the model is built
+        self.record_only = record_only
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         trace = _active_trace.get()
@@ -50,15 +56,61 @@ class HookPoint(nn.Module):
 
 
 def name_hook_points(model: nn.Module) -> None:
-    """Give every HookPoint its dotted path in the module tree."""
+    """Give every HookPoint its dotted path in the module tree (once the model is built)."""
+    names, record_only = [], []
     for name, module in model.named_modules():
         if isinstance(module, HookPoint):
             module.name = name
+            names.append(name)
+            if module.record_only:
+                record_only.append(name)
+    model.hook_point_names = tuple(names)  # capture() checks names against these
+    model.record_only_hook_names = frozenset(record_only)
 
 
 def hook_names(model: nn.Module) -> list[str]:
     """All hook point names of a model, in module order."""
+    named = getattr(model, "hook_point_names", None)
+    if named is not None:
+        return list(named)
     return [n for n, m in model.named_modules() if isinstance(m, HookPoint)]
+
+
+#: attention site -> (stack, attention module of a block)
+SITES = {
+    "encoder.self": ("encoder", "attn"),
+    "decoder.self": ("decoder", "attn"),
+    "decoder.cross": ("decoder", "cross_attn"),
+}
+#: the block hook holding an attention site's output (after W_O, before Add & Norm)
+SITE_OUTPUT = {"encoder.self": "attn_out", "decoder.self": "attn_out", "decoder.cross": "cross_out"}
+
+
+def hook_name(where: str, layer: int | None = None, hook: str = "") -> str:
+    """The name of a hook point: the one place hook names are spelled.
+
+    ``where`` is an attention site (the hook of that layer's attention module), a stack
+    (``layer`` given: a block's hook; else the stack's own), or "" (the model's top level)::
+
+        hook_name("decoder.cross", 1, "pattern") -> "decoder.blocks.1.cross_attn.hook_pattern"
+        hook_name("encoder", 0, "resid_pre")     -> "encoder.blocks.0.hook_resid_pre"
+        hook_name("encoder", 0, "ffn.pre")       -> "encoder.blocks.0.ffn.hook_pre"
+        hook_name("decoder", None, "embed")      -> "decoder.hook_embed"
+        hook_name("", None, "logits")            -> "hook_logits"
+    """
+    module, _, leaf = hook.rpartition(".")
+    if where in SITES:
+        if layer is None:
+            raise ValueError(f"an attention site's hook needs a layer: {where}")
+        stack, attn = SITES[where]
+        parts = [stack, "blocks", str(layer), attn]
+    elif where in ("encoder", "decoder"):
+        parts = [where] if layer is None else [where, "blocks", str(layer)]
+    elif where == "" and layer is None:
+        parts = []
+    else:
+        raise ValueError(f"unknown hook location {where!r} (layer {layer})")
+    return ".".join([*parts, *([module] if module else []), f"hook_{leaf}"])
 
 
 def _is_glob(name: str) -> bool:
@@ -70,24 +122,19 @@ class Trace:
 
     names: hook names or glob patterns to record (None records everything).
     edits: hook name -> function applied to the tensor in the forward pass (ablations).
-    Recorded tensors are detached; with ``keep_all=True`` a hook that fires several times
-    (e.g. once per decoding step) keeps a list instead of the last value.
+    Recorded tensors are detached; a hook that fires again (one decoding step after another)
+    keeps its last value.
     """
 
     def __init__(
-        self,
-        names: Iterable[str] | None = None,
-        edits: dict[str, Edit] | None = None,
-        keep_all: bool = False,
+        self, names: Iterable[str] | None = None, edits: dict[str, Edit] | None = None
     ) -> None:
         self.patterns = None if names is None else list(names)
         # Exact names are a set lookup; only glob patterns go through fnmatch (per hook call).
         self._exact = set() if names is None else {p for p in self.patterns if not _is_glob(p)}
         self._globs = [] if names is None else [p for p in self.patterns if _is_glob(p)]
         self.edits = dict(edits or {})
-        self.keep_all = keep_all
         self.tensors: dict[str, torch.Tensor] = {}
-        self.history: dict[str, list[torch.Tensor]] = {}
         self._wanted: dict[str, bool] = {}
 
     def wants(self, name: str) -> bool:
@@ -106,10 +153,7 @@ class Trace:
         if edit is not None:
             x = edit(x)
         if self.wants(name):
-            value = x.detach()
-            self.tensors[name] = value
-            if self.keep_all:
-                self.history.setdefault(name, []).append(value)
+            self.tensors[name] = x.detach()
         return x
 
     def __getitem__(self, name: str) -> torch.Tensor:
@@ -122,25 +166,38 @@ class Trace:
         return self.tensors.keys()
 
 
+#: Hook points that only report: the attention math computes its output from the unedited
+#: scores and pattern (models.attention.scaled_dot_product), so an edit there would be lost.
+RECORD_ONLY = ("hook_scores", "hook_mask", "hook_pattern", "hook_rope_angles")
+
+
 @contextmanager
 def capture(
-    model: nn.Module | None = None,
+    model: nn.Module,
     names: Iterable[str] | None = None,
     edits: dict[str, Edit] | None = None,
-    keep_all: bool = False,
 ) -> Iterator[Trace]:
     """Record hook points of ``model`` into a fresh, context-local Trace.
 
-    When ``model`` is given, exact names (no glob characters) in ``names`` and ``edits``
-    are checked against its hook points, so a typo fails loudly instead of capturing nothing.
+    Every name in ``names`` and ``edits`` is checked against the model's hook points (a glob
+    must match at least one), so a typo fails loudly instead of capturing nothing.
     """
-    if model is not None:
-        known = set(hook_names(model))
-        asked = [n for n in (names or []) if not _is_glob(n)]
-        unknown = [n for n in [*asked, *(edits or {})] if n not in known]
-        if unknown:
-            raise KeyError(f"no such hook point(s): {unknown}")
-    trace = Trace(names, edits, keep_all)
+    known = hook_names(model)
+    known_set = frozenset(known)
+    names = None if names is None else list(names)
+    unknown = [
+        n
+        for n in names or []
+        if (n not in known_set if not _is_glob(n) else not fnmatch.filter(known, n))
+    ]
+    unknown += [n for n in edits or {} if n not in known_set]
+    if unknown:
+        raise KeyError(f"no such hook point(s): {unknown}")
+    record_only = getattr(model, "record_only_hook_names", frozenset())
+    lost = [n for n in edits or {} if n.endswith(RECORD_ONLY) or n in record_only]
+    if lost:
+        raise ValueError(f"these hook points only report and cannot be edited: {lost}")
+    trace = Trace(names, edits)
     token = _active_trace.set(trace)
     try:
         yield trace

@@ -28,9 +28,11 @@ head at site ``decoder.cross``, recorded under the transformer's names
 (``decoder.blocks.0.cross_attn.hook_pattern``, ``hook_scores``, ``hook_mask``).
 
 Hook points see each quantity for all steps at once, stacked over time after the loop:
-``(B, T, d)`` for states and gates. Edits on them change what later modules read (the encoder's
-``hook_h`` is the memory the attention and the decoder read; the decoder's ``hook_h`` and the
-attention's ``hook_z`` feed the readout) but not the recurrence that already ran.
+``(B, T, d)`` for states and gates. Edits on the states change what later modules read (the
+encoder's ``hook_h`` is the memory the attention and the decoder read; the decoder's ``hook_h``
+and the attention's ``hook_z`` feed the readout; the attention's ``hook_k`` and ``hook_v`` are
+what it scores and averages) but not the recurrence that already ran; the gates, the
+projections and the attention's scores and pattern only report (``record_only``).
 """
 
 from __future__ import annotations
@@ -43,10 +45,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.hooks import HookPoint, capture, name_hook_points
+from models.hooks import HookPoint, capture, hook_name, name_hook_points
 
 Cell = Literal["tanh", "lstm", "gru"]
-CROSS_ATTN = "decoder.blocks.0.cross_attn"  # where the transformer keeps layer 0's cross-attention
 
 
 @dataclass
@@ -54,11 +55,12 @@ class RNNConfig:
     """What builds an ``RNNSeq2Seq``. ``config.json`` says ``"architecture": "rnn"``.
 
     The properties below answer, for this architecture, what code written for ``ModelConfig``
-    reads: one recurrent layer per stack (``n_layers``, ``n_decoder_layers``,
-    ``n_encoder_layers``, ``n_dec_layers``), one attention head (``n_heads``) whose output, the
-    context vector c_i, is ``d_head = d_model`` wide, no positions (order comes from the
-    recurrence), no norms, no feed-forward sub-layer (``d_ff = 0``). ``attention_sites`` says
-    which sites exist and how many layers each has.
+    reads: one recurrent layer per side (``n_layers``, ``n_decoder_layers``), one attention head
+    (``n_heads``) whose output, the context vector c_i, is ``d_head = d_model`` wide, no
+    positions (order comes from the recurrence), no norms, no feed-forward sub-layer
+    (``d_ff = 0``). In the hook layout (``stacks``, ``depth``, ``sites``) the encoder is one
+    recurrent cell and no block, the decoder one block (``decoder.blocks.0``: ``cross_attn``
+    and ``cell``), and the only attention site is ``decoder.cross``, one layer.
     """
 
     vocab_size: int
@@ -81,8 +83,6 @@ class RNNConfig:
 
     n_layers = property(lambda self: 1, doc="recurrent layers of the encoder")
     n_decoder_layers = property(lambda self: 1, doc="recurrent layers of the decoder")
-    n_encoder_layers = n_layers
-    n_dec_layers = n_decoder_layers
     n_heads = property(lambda self: 1, doc="one additive attention head")
     d_head = property(lambda self: self.d_model, doc="width of the head's output c_i")
     d_ff = property(lambda self: 0, doc="no feed-forward sub-layer")
@@ -90,11 +90,18 @@ class RNNConfig:
     norm = property(lambda self: "none")
     norm_position = property(lambda self: "none")
     activation = property(lambda self: "tanh", doc="of the plain cell, g/n and the readout")
+    tie_embeddings = property(lambda self: False, doc="the vocabulary head has its own matrix")
     n_classes = property(lambda self: 0)
     labels = property(lambda self: [])
+    stacks = property(lambda self: ("encoder", "decoder"))
+
+    def depth(self, stack: str) -> int:
+        """Blocks in ``stack``: the encoder has none (one recurrent cell), the decoder one."""
+        return {"encoder": 0, "decoder": 1}.get(stack, 0)
 
     @property
-    def attention_sites(self) -> dict[str, int]:
+    def sites(self) -> dict[str, int]:
+        """Attention site -> its number of layers."""
         return {"decoder.cross": 1}
 
     def to_dict(self) -> dict:
@@ -127,8 +134,8 @@ class RecurrentCell(nn.Module):
         self.d = d
         self.W_x = nn.Linear(d_in, self.chunks * d)  # bias b_x
         self.W_h = nn.Linear(d, self.chunks * d)  # bias b_h
-        self.hook_wx = HookPoint()  # (B, T, chunks·d) W_x x_t + b_x
-        self.hook_wh = HookPoint()  # (B, T, chunks·d) W_h h_{t-1} + b_h
+        self.hook_wx = HookPoint(record_only=True)  # (B, T, chunks·d) W_x x_t + b_x
+        self.hook_wh = HookPoint(record_only=True)  # (B, T, chunks·d) W_h h_{t-1} + b_h
         self.hook_h = HookPoint()  # (B, T, d) the hidden state after each step
 
     def initial_state(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -162,11 +169,11 @@ class LSTMCell(RecurrentCell):
 
     def __init__(self, d_in: int, d: int) -> None:
         super().__init__(d_in, d)
-        self.hook_i = HookPoint()  # (B, T, d) input gate: how much of g to write
-        self.hook_f = HookPoint()  # (B, T, d) forget gate: how much of c_{t-1} to keep
-        self.hook_g = HookPoint()  # (B, T, d) candidate content
-        self.hook_o = HookPoint()  # (B, T, d) output gate: how much of tanh(c_t) to show
-        self.hook_c = HookPoint()  # (B, T, d) cell state
+        self.hook_i = HookPoint(record_only=True)  # (B, T, d) input gate: how much of g to write
+        self.hook_f = HookPoint(record_only=True)  # (B, T, d) forget gate: keep of c_{t-1}
+        self.hook_g = HookPoint(record_only=True)  # (B, T, d) candidate content
+        self.hook_o = HookPoint(record_only=True)  # (B, T, d) output gate: show of tanh(c_t)
+        self.hook_c = HookPoint(record_only=True)  # (B, T, d) cell state
 
     def initial_state(self, h):
         return {"h": h, "c": torch.zeros_like(h)}
@@ -187,9 +194,9 @@ class GRUCell(RecurrentCell):
 
     def __init__(self, d_in: int, d: int) -> None:
         super().__init__(d_in, d)
-        self.hook_r = HookPoint()  # (B, T, d) reset gate
-        self.hook_z = HookPoint()  # (B, T, d) update gate
-        self.hook_n = HookPoint()  # (B, T, d) candidate state
+        self.hook_r = HookPoint(record_only=True)  # (B, T, d) reset gate
+        self.hook_z = HookPoint(record_only=True)  # (B, T, d) update gate
+        self.hook_n = HookPoint(record_only=True)  # (B, T, d) candidate state
 
     def step(self, wx, state):
         h = state["h"]
@@ -218,13 +225,13 @@ class AdditiveAttention(nn.Module):
         self.U_a = nn.Linear(d, d_attn, bias=False)  # the keys h_j
         self.v = nn.Linear(d_attn, 1, bias=False)
 
-        self.hook_in = HookPoint()  # (B, Tq, d) the queries s_{i-1}
-        self.hook_q = HookPoint()  # (B, 1, Tq, d_attn) W_a s_{i-1}
+        self.hook_in = HookPoint(record_only=True)  # (B, Tq, d) the queries s_{i-1}
+        self.hook_q = HookPoint(record_only=True)  # (B, 1, Tq, d_attn) W_a s_{i-1}
         self.hook_k = HookPoint()  # (B, 1, S, d_attn) U_a h_j
         self.hook_v = HookPoint()  # (B, 1, S, d) the values: the encoder states h_j themselves
-        self.hook_scores = HookPoint()  # (B, 1, Tq, S) e_ij, before the mask
-        self.hook_mask = HookPoint()  # (B, Tq, S) bool, True = may attend
-        self.hook_pattern = HookPoint()  # (B, 1, Tq, S) α_ij, after softmax
+        self.hook_scores = HookPoint(record_only=True)  # (B, 1, Tq, S) e_ij, before the mask
+        self.hook_mask = HookPoint(record_only=True)  # (B, Tq, S) bool, True = may attend
+        self.hook_pattern = HookPoint(record_only=True)  # (B, 1, Tq, S) α_ij, after softmax
         self.hook_z = HookPoint()  # (B, 1, Tq, d) the context c_i
 
     def keys_and_values(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -464,14 +471,11 @@ def encoder_state_gradients(
     device = next(model.parameters()).device
     src = torch.tensor([list(source_ids)], device=device)
     tgt = torch.tensor([list(target_ids)], device=device)
+    if through not in ("all", "recurrence"):
+        raise ValueError(f"through must be 'all' or 'recurrence', not {through!r}")
     cut = {}
     if through == "recurrence":
-        cut = {
-            f"{CROSS_ATTN}.hook_k": torch.Tensor.detach,
-            f"{CROSS_ATTN}.hook_v": torch.Tensor.detach,
-        }
-    elif through != "all":
-        raise ValueError(f"through must be 'all' or 'recurrence', not {through!r}")
+        cut = {hook_name("decoder.cross", 0, h): torch.Tensor.detach for h in ("k", "v")}
     with capture(model, names=[], edits=cut):
         run = model.encoder.unroll(model.embed(src))
         logits = model.decode(tgt[:, :-1], run.memory)

@@ -188,7 +188,7 @@ def induction_metrics(
     second = nll[:, L + 1 : 2 * L].mean()  # targets at positions L+2..2L
     queries = torch.arange(L + 1, 2 * L + 1, device=device)
     scores = {}
-    for layer in range(cfg.n_dec_layers):
+    for layer in range(cfg.depth("decoder")):
         pattern = trace[f"decoder.blocks.{layer}.attn.hook_pattern"]  # (n, H, T, T)
         mass = pattern[:, :, queries, queries - L + 1]  # (n, H, L)
         for head, value in enumerate(mass.mean(dim=(0, 2)).tolist()):

@@ -386,6 +386,14 @@ def compare(
     }
 
 
+def loss_curve(losses: list[float], points: int = 50) -> list[float]:
+    """The training loss averaged over windows of len/points steps (at least one step)."""
+    w = max(1, len(losses) // points)
+    return [
+        round(sum(losses[i : i + w]) / len(losses[i : i + w]), 4) for i in range(0, len(losses), w)
+    ]
+
+
 def train(
     model_id: str,
     out_dir: str | Path | None = None,
@@ -449,10 +457,7 @@ def train(
         "platform": platform.platform(),
         "torch": torch.__version__,
         "final_train_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
-        "loss_curve": [
-            round(sum(losses[i : i + 50]) / len(losses[i : i + 50]), 4)
-            for i in range(0, len(losses), 50)
-        ],
+        "loss_curve": loss_curve(losses),
         "metrics": metrics,
         "parameters": params,
     }

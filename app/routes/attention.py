@@ -1,21 +1,12 @@
 """POST /api/v1/attention: every head's attention (and more) for one input."""
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from app import inference
-from app.deps import (
-    cache_key,
-    check_index,
-    encode_ids,
-    encode_target,
-    encode_text,
-    entry_of,
-    run_job,
-    settings_of,
-)
-from app.errors import invalid
+from app.deps import RunJob, SettingsDep, TracesDep, cache_key
+from app.inputs import InputsDep
 from app.schemas import INFERENCE_ERRORS, AttentionRequest, AttentionResponse
-from app.serialize import dumps
+from app.serialize import BINARY, dumps, dumps_binary
 
 router = APIRouter(tags=["attention"])
 
@@ -44,67 +35,26 @@ smaller than JSON before gzip. Identical requests are answered from a cache.
     response_model_exclude_none=True,
     summary="Attention weights of every layer and head",
     description=DESCRIPTION,
-    responses=INFERENCE_ERRORS,
+    responses={
+        200: {"content": {BINARY: {"schema": {"type": "string", "format": "binary"}}}},
+        **INFERENCE_ERRORS,
+    },
 )
-async def attention(body: AttentionRequest, request: Request):
-    settings = settings_of(request)
-    entry = entry_of(request, body.model)
-    cfg = entry.config
-
-    if (body.text is None) == (body.token_ids is None):
-        raise invalid("text", "give either text or token_ids (exactly one)")
-    if body.text is not None:
-        source = encode_text(entry, body.text, settings)
-        source_ids, source_tokens = source.ids, source.tokens
-    else:
-        source_ids = encode_ids(entry, body.token_ids, settings, "token_ids")
-        source_tokens = entry.tokens.ids_view(source_ids) if entry.tokenizer else None
-
-    target_ids = target_tokens = None
-    if cfg.kind != "seq2seq":
-        for name in ("target", "target_ids"):
-            if getattr(body, name) is not None:
-                raise invalid(
-                    name, f"only seq2seq models take a {name}; {entry.id} is a {cfg.kind}"
-                )
-    elif body.target is not None and body.target_ids is not None:
-        raise invalid("target", "give either target or target_ids, not both")
-    elif body.target is not None:
-        enc = encode_target(entry, body.target, settings)
-        target_ids, target_tokens = enc.ids, enc.tokens
-    elif body.target_ids is not None:
-        target_ids = encode_ids(entry, body.target_ids, settings, "target_ids")
-        target_tokens = entry.tokens.ids_view(target_ids) if entry.tokenizer else None
-
-    depth = inference.n_layers_max(entry)
-    layers = check_index(body.layers, depth, "layers", "layer")
-    heads = check_index(body.heads, cfg.n_heads, "heads", "head")
-    include = frozenset(body.include)
+async def attention(
+    body: AttentionRequest,
+    inputs: InputsDep,
+    settings: SettingsDep,
+    traces: TracesDep,
+    run: RunJob,
+):
+    inp = inputs.attention(body)
+    binary = body.format == "binary"
 
     def job() -> bytes:
-        nonlocal target_ids, target_tokens
-        if cfg.kind == "seq2seq" and target_ids is None:
-            target_ids = inference.greedy_target(entry, source_ids, settings.max_new_tokens)
-            target_tokens = entry.tokens.ids_view(target_ids) if entry.tokenizer else None
-        result = inference.attention(
-            entry,
-            inference.AttentionJob(source_ids, target_ids, layers, heads, include, body.format),
+        answer = inference.attention(
+            inp, body.include, body.format, settings.max_new_tokens, body.pool, traces
         )
-        tokens = {"source": source_tokens}
-        if target_ids is not None:
-            tokens["target"] = target_tokens
-        return dumps(
-            {
-                "model": entry.id,
-                "kind": cfg.kind,
-                "format": body.format,
-                "n_layers": depth,
-                "n_heads": cfg.n_heads,
-                "layers": layers,
-                "heads": heads,
-                "tokens": tokens,
-                **result,
-            }
-        )
+        return dumps_binary(answer) if binary else dumps(answer)
 
-    return await run_job(request, "attention", cache_key(body), job)
+    media_type = BINARY if binary else "application/json"
+    return await run("attention", cache_key(body), job, media_type)

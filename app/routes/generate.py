@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from starlette.responses import StreamingResponse
 
 from app import inference
-from app.deps import (
-    cache_key,
-    encode_text,
-    engine_of,
-    entry_of,
-    require_kind,
-    run_job,
-    settings_of,
-)
+from app.deps import EngineDep, RunJob, cache_key
 from app.errors import error_body, invalid
+from app.inputs import InputsDep
 from app.schemas import INFERENCE_ERRORS, GenerateRequest, GenerateResponse
 from app.serialize import dumps
 from models.generate import Sampling
 
 router = APIRouter(tags=["generate"])
-
+log = logging.getLogger("attnviz.generate")
 
 DESCRIPTION = """
 Decode step by step with a KV cache. A **decoder** continues `text` (BOS + text is the
@@ -42,22 +36,9 @@ softmax(logits / temperature) restricted to `top_k` tokens and the `top_p` nucle
 """
 
 
-def prepare(request: Request, body: GenerateRequest):
-    settings = settings_of(request)
-    entry = entry_of(request, body.model)
-    require_kind(entry, ("decoder", "seq2seq"), "generation")
-    if body.max_new_tokens > settings.max_new_tokens:
-        raise invalid(
-            "max_new_tokens",
-            f"max_new_tokens is {body.max_new_tokens}; the limit is {settings.max_new_tokens}",
-        )
-    source = encode_text(entry, body.text, settings)
-    if entry.config.kind == "decoder" and len(source.ids) >= entry.config.max_len:
-        raise invalid(
-            "text", f"the prompt leaves no room to generate (max_len {entry.config.max_len})"
-        )
+def sampling_of(body: GenerateRequest) -> Sampling:
     try:
-        sampling = Sampling(
+        return Sampling(
             strategy=body.strategy,
             temperature=body.temperature,
             top_k=body.top_k,
@@ -68,7 +49,6 @@ def prepare(request: Request, body: GenerateRequest):
         )
     except ValueError as exc:  # the schema checks the same rules; this is a safety net
         raise invalid("body", str(exc)) from None
-    return entry, source, sampling
 
 
 def deterministic(body: GenerateRequest) -> bool:
@@ -82,27 +62,10 @@ def deterministic(body: GenerateRequest) -> bool:
     description=DESCRIPTION,
     responses=INFERENCE_ERRORS,
 )
-async def generate(body: GenerateRequest, request: Request):
-    entry, source, sampling = prepare(request, body)
-
-    def job() -> bytes:
-        steps = list(inference.generate_steps(entry, source.ids, sampling))
-        stop = steps[-1].pop("_stop_reason") if steps else "max_new_tokens"
-        for s in steps:
-            s.pop("_stop_reason", None)
-        return dumps(
-            {
-                "model": entry.id,
-                "kind": entry.config.kind,
-                "prompt": source.tokens,
-                "steps": steps,
-                "output": inference.generation_output(entry, steps),
-                "stop_reason": stop,
-            }
-        )
-
+async def generate(body: GenerateRequest, inputs: InputsDep, run: RunJob):
+    inp, sampling = inputs.generation(body), sampling_of(body)
     key = cache_key(body) if deterministic(body) else None
-    return await run_job(request, "generate", key, job)
+    return await run("generate", key, lambda: dumps(inference.generation(inp, sampling)))
 
 
 def sse(event: str, data: bytes) -> bytes:
@@ -121,7 +84,8 @@ def sse(event: str, data: bytes) -> bytes:
     responses={200: {"content": {"text/event-stream": {}}}, **INFERENCE_ERRORS},
 )
 async def generate_stream(
-    request: Request,
+    inputs: InputsDep,
+    engine: EngineDep,
     model: str = Query(description="A model id", examples=["seq2seq-en-fr"]),
     text: str = Query(description="The prompt / source sentence"),
     max_new_tokens: int = Query(32),
@@ -143,32 +107,32 @@ async def generate_stream(
         seed=seed,
         n_top=n_top,
     )
-    entry, source, sampling = prepare(request, body)
+    inp, sampling = inputs.generation(body), sampling_of(body)
+    entry = inp.entry
 
     def frames() -> Iterator[bytes]:
         yield sse(
             "prompt",
-            dumps({"model": entry.id, "kind": entry.config.kind, "prompt": source.tokens}),
+            dumps({"model": entry.id, "kind": entry.config.kind, "prompt": inp.source.tokens}),
         )
         steps = []
-        stop = "max_new_tokens"
-        for s in inference.generate_steps(entry, source.ids, sampling):
-            stop = s.pop("_stop_reason") or stop
-            steps.append(s)
-            yield sse("step", dumps(s))
-        done = {"output": inference.generation_output(entry, steps), "stop_reason": stop}
+        for step in inference.decode_steps(entry, inp.source.ids, sampling):
+            steps.append(step)
+            yield sse("step", dumps(step.view))
+        done = {
+            "output": inference.generation_output(entry, steps),
+            "stop_reason": steps[-1].stop_reason,
+        }
         yield sse("done", dumps(done))
 
-    items = await engine_of(request).stream("generate_stream", frames)
+    items = await engine.stream("generate_stream", frames)
 
     async def body_iter():
         try:
             async for frame in items:
                 yield frame
         except Exception:  # noqa: BLE001 - reported to the client as an event, logged
-            import logging
-
-            logging.getLogger("attnviz.generate").exception("stream failed")
+            log.exception("stream failed")
             yield sse("error", error_body("internal_error", "generation failed"))
 
     return StreamingResponse(

@@ -1,8 +1,9 @@
 """GET /api/v1/models and /api/v1/models/{id}: what is loaded, and each model's card."""
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 
-from app.deps import entry_of
+from app.deps import RegistryDep
+from app.inputs import InputsDep
 from app.registry import Entry
 from app.schemas import ErrorResponse, ModelCard, ModelInfo, ModelList
 
@@ -51,8 +52,8 @@ def default_tasks(entry: Entry) -> list[str]:
     "family (encoder, decoder, seq2seq), layers, heads, widths, positional scheme, "
     "normalisation and parameter count.",
 )
-def list_models(request: Request) -> ModelList:
-    return ModelList(models=[model_info(e) for e in request.app.state.registry])
+def list_models(registry: RegistryDep) -> ModelList:
+    return ModelList(models=[model_info(e) for e in registry])
 
 
 @router.get(
@@ -64,8 +65,9 @@ def list_models(request: Request) -> ModelList:
     responses={404: {"model": ErrorResponse, "description": "Unknown model"}},
 )
 def get_model(
-    request: Request, model_id: str = Path(description="A model id", examples=["encoder-mini"])
+    inputs: InputsDep,
+    model_id: str = Path(description="A model id", examples=["encoder-mini"]),
 ) -> ModelCard:
-    entry = entry_of(request, model_id)
+    entry = inputs.model(model_id)
     card = {**entry.card, "parameters": entry.parameters}
     return ModelCard(**model_info(entry).model_dump(), card=card)

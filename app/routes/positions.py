@@ -1,16 +1,10 @@
 """Positions: GET /api/v1/models/{id}/positions and POST /api/v1/rope/relative."""
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 
 from app import inference
-from app.deps import (
-    cache_key,
-    encode_text,
-    entry_of,
-    run_job,
-    settings_of,
-)
-from app.errors import invalid
+from app.deps import RunJob, cache_key
+from app.inputs import InputsDep
 from app.schemas import (
     INFERENCE_ERRORS,
     PositionsResponse,
@@ -34,26 +28,15 @@ router = APIRouter(tags=["positions"])
     responses=INFERENCE_ERRORS,
 )
 async def positions(
-    request: Request,
+    inputs: InputsDep,
+    run: RunJob,
     model_id: str = Path(description="A model id", examples=["seq2seq-en-fr"]),
     n: int | None = Query(None, description="Number of positions (≤ max_len)."),
     text: str | None = Query(None, description="Optional sentence for the embedding panel."),
 ):
-    entry = entry_of(request, model_id)
-    max_len = entry.config.max_len
-    n = min(64, max_len) if n is None else n
-    if not 1 <= n <= max_len:
-        raise invalid("n", f"n must be between 1 and max_len={max_len}; got {n}")
-    enc = encode_text(entry, text, settings_of(request)) if text is not None else None
-
-    def job() -> bytes:
-        result = inference.positions(entry, n, enc.ids if enc else None)
-        if enc is not None:
-            result["embedding"]["tokens"] = enc.tokens
-        return dumps({"model": entry.id, "positional": entry.config.positional, "n": n, **result})
-
-    key = (model_id, n, text)
-    return await run_job(request, "positions", key, job)
+    entry, n, source = inputs.positions(model_id, n, text)
+    job = lambda: dumps(inference.positions(entry, n, source))  # noqa: E731
+    return await run("positions", (model_id, n, text), job)
 
 
 @router.post(
@@ -72,37 +55,10 @@ async def positions(
     "stream.)",
     responses=INFERENCE_ERRORS,
 )
-async def rope_relative(body: RopeRelativeRequest, request: Request):
-    settings = settings_of(request)
-    entry = entry_of(request, body.model)
-    cfg = entry.config
-    enc = encode_text(entry, body.text, settings)
-    depth = cfg.n_encoder_layers or cfg.n_dec_layers
-    if body.layer >= depth:
-        raise invalid("layer", f"layer index {body.layer} is out of range: {depth} layers")
-    if body.head >= cfg.n_heads:
-        raise invalid("head", f"head index {body.head} is out of range: {cfg.n_heads} heads")
-    for name in ("query", "key"):
-        if getattr(body, name) >= len(enc.ids):
-            raise invalid(name, f"{name} must be a token index below {len(enc.ids)}")
-    if body.max_position > cfg.max_len:
-        raise invalid("max_position", f"max_position must be ≤ max_len={cfg.max_len}")
+async def rope_relative(body: RopeRelativeRequest, inputs: InputsDep, run: RunJob):
+    inp = inputs.rope_relative(body)
 
     def job() -> bytes:
-        result = inference.rope_relative(
-            entry, enc.ids, body.layer, body.head, body.query, body.key, body.max_position
-        )
-        return dumps(
-            {
-                "model": entry.id,
-                "positional": cfg.positional,
-                "layer": body.layer,
-                "head": body.head,
-                "query": enc.tokens[body.query],
-                "key": enc.tokens[body.key],
-                "max_position": body.max_position,
-                **result,
-            }
-        )
+        return dumps(inference.rope_relative(inp, body.query, body.key, body.max_position))
 
-    return await run_job(request, "rope_relative", cache_key(body), job)
+    return await run("rope_relative", cache_key(body), job)

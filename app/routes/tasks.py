@@ -1,17 +1,10 @@
 """POST /api/v1/fill-mask and /api/v1/classify: what the encoder was trained to do."""
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from app import inference
-from app.deps import (
-    cache_key,
-    encode_text,
-    entry_of,
-    require_kind,
-    run_job,
-    settings_of,
-)
-from app.errors import invalid
+from app.deps import RunJob, cache_key
+from app.inputs import InputsDep
 from app.schemas import (
     INFERENCE_ERRORS,
     ClassifyRequest,
@@ -34,19 +27,13 @@ router = APIRouter(tags=["encoder tasks"])
     "`include_attention` adds `attention: {encoder.self: [L][H][T][T]}`.",
     responses=INFERENCE_ERRORS,
 )
-async def fill_mask(body: FillMaskRequest, request: Request):
-    entry = entry_of(request, body.model)
-    require_kind(entry, ("encoder",), "fill-mask")
-    enc = encode_text(entry, body.text, settings_of(request))
-    mask_id = entry.tokens.mask_id
-    if mask_id is None or mask_id not in enc.ids:
-        raise invalid("text", "text has no [MASK] token to fill", "no_mask")
+async def fill_mask(body: FillMaskRequest, inputs: InputsDep, run: RunJob):
+    inp = inputs.fill_mask(body)
 
     def job() -> bytes:
-        result = inference.fill_mask(entry, enc.ids, body.top_k, body.include_attention)
-        return dumps({"model": entry.id, "tokens": enc.tokens, **result})
+        return dumps(inference.fill_mask(inp, body.top_k, body.include_attention))
 
-    return await run_job(request, "fill_mask", cache_key(body), job)
+    return await run("fill_mask", cache_key(body), job)
 
 
 @router.post(
@@ -58,16 +45,6 @@ async def fill_mask(body: FillMaskRequest, request: Request):
     "in the last layer, per head.",
     responses=INFERENCE_ERRORS,
 )
-async def classify(body: ClassifyRequest, request: Request):
-    entry = entry_of(request, body.model)
-    require_kind(entry, ("encoder",), "classify")
-    if not entry.config.n_classes:
-        raise invalid("model", f"{entry.id} has no classification head", "unsupported_task")
-    enc = encode_text(entry, body.text, settings_of(request))
-
-    def job() -> bytes:
-        return dumps(
-            {"model": entry.id, "tokens": enc.tokens, **inference.classify(entry, enc.ids)}
-        )
-
-    return await run_job(request, "classify", cache_key(body), job)
+async def classify(body: ClassifyRequest, inputs: InputsDep, run: RunJob):
+    inp = inputs.classification(body)
+    return await run("classify", cache_key(body), lambda: dumps(inference.classify(inp)))

@@ -1,8 +1,8 @@
 """POST /api/v1/tokenize: the tokens a model reads, with their place in the text."""
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
-from app.deps import encode_text, entry_of, settings_of
+from app.inputs import InputsDep
 from app.schemas import ErrorResponse, TokenizeRequest, TokenizeResponse
 
 router = APIRouter(tags=["tokens"])
@@ -18,7 +18,6 @@ router = APIRouter(tags=["tokens"])
     "character offsets) and whether it is special.",
     responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
 )
-def tokenize(body: TokenizeRequest, request: Request) -> TokenizeResponse:
-    entry = entry_of(request, body.model)
-    enc = encode_text(entry, body.text, settings_of(request))
-    return TokenizeResponse(model=entry.id, tokens=enc.tokens)
+def tokenize(body: TokenizeRequest, inputs: InputsDep) -> TokenizeResponse:
+    entry = inputs.model(body.model)
+    return TokenizeResponse(model=entry.id, tokens=inputs.text(entry, body.text).tokens)

@@ -10,7 +10,7 @@
 // scripts (script-src 'self') can reach this path.
 (function () {
   "use strict";
-  var setAttribute = Element.prototype.setAttribute;
+  const setAttribute = Element.prototype.setAttribute;
   Element.prototype.setAttribute = function (name, value) {
     if (typeof name === "string" && name.toLowerCase() === "style" && this.style) {
       if (value === "" || value === null || value === undefined) this.removeAttribute("style");

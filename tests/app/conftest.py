@@ -1,193 +1,19 @@
-"""The app under test, with real checkpoints.
-
-When the shipped checkpoints are all in ``checkpoints/`` the tests run on them (that is
-what CI checks). Otherwise (or with ATTNVIZ_TEST_CHECKPOINTS=fixture) they run on small
-random models of the same ids and families, with real tokenizers trained here on a handful
-of sentences. ATTNVIZ_TEST_CHECKPOINT_DIR=<folder> picks any other folder. The tests only
-rely on the contract, so all pass the same tests.
-"""
+"""The app under test, with real checkpoints (see tests/helpers.py for which)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-import torch
 from fastapi.testclient import TestClient
 
-from app.config import ROOT, Settings
 from app.main import create_app
-from models import ModelConfig, build_model, save_checkpoint
-
-SHIPPED = ROOT / "checkpoints"
-MODEL_IDS = ("encoder-mini", "decoder-mini", "seq2seq-en-fr", "induction-2l")
-FILES = ("config.json", "model.safetensors", "tokenizer.json")
-
-SENTENCES = [
-    "the black cat ate the mouse",
-    "i love machine learning",
-    "you are welcome",
-    "the cat sat on the mat",
-    "the dog bites the man",
-    "the man bites the dog",
-    "the bear ate the honey",
-    "i went to the store",
-    "the small white bird saw the big red fish",
-    "the young girl liked the green apple",
-    "the happy boy found the book",
-    "the woman sees the house and the car",
-    "the movie was not good",
-    "the food was really bad",
-    "this book is very long",
-]
-FRENCH = [
-    "le chat noir a mangé la souris",
-    "j'aime l'apprentissage automatique",
-    "de rien",
-    "le chat s'est assis sur le tapis",
-    "le chien mord l'homme",
-    "l'homme mord le chien",
-    "l'ours a mangé le miel",
-    "je suis allé au magasin",
-    "le petit oiseau blanc a vu le grand poisson rouge",
-    "la jeune fille a aimé la pomme verte",
-]
-
-
-def shipped_ready() -> bool:
-    if os.environ.get("ATTNVIZ_TEST_CHECKPOINTS") == "fixture":
-        return False
-    return all((SHIPPED / m / f).exists() for m in MODEL_IDS for f in FILES)
-
-
-def wordpiece():
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from tokenizers.trainers import WordPieceTrainer
-
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.decoder = decoders.WordPiece()
-    tok.train_from_iterator(SENTENCES, WordPieceTrainer(vocab_size=300, special_tokens=specials))
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", 2), ("[SEP]", 3)],
-    )
-    return tok
-
-
-def byte_bpe(texts, specials):
-    """Like training/tokenizer.py's decoder tokenizer: byte-level BPE."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-    from tokenizers.trainers import BpeTrainer
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
-    tok.decoder = decoders.ByteLevel()
-    tok.post_processor = processors.ByteLevel(trim_offsets=True)
-    trainer = BpeTrainer(
-        vocab_size=400,
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator(texts, trainer)
-    return tok
-
-
-def shared_bpe(texts, specials):
-    """Like training/tokenizer.py's seq2seq tokenizer: Metaspace BPE with <unk>, lowercased."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
-    from tokenizers.trainers import BpeTrainer
-
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    tok.decoder = decoders.Metaspace()
-    tok.train_from_iterator(texts, BpeTrainer(vocab_size=300, special_tokens=specials))
-    return tok
-
-
-def build_fixture_checkpoints(root: Path) -> Path:
-    torch.manual_seed(0)
-    small = dict(d_model=32, n_heads=4, n_layers=2, d_ff=64, max_len=128)
-    enc_tok = wordpiece()
-    enc = ModelConfig(
-        kind="encoder",
-        vocab_size=enc_tok.get_vocab_size(),
-        positional="learned",
-        norm="layernorm",
-        norm_position="post",
-        activation="gelu",
-        n_classes=3,
-        labels=["negative", "neutral", "positive"],
-        pad_id=0,
-        **small,
-    )
-    dec_tok = byte_bpe(SENTENCES, ["<pad>", "<|endoftext|>"])
-    dec = ModelConfig(
-        kind="decoder",
-        vocab_size=dec_tok.get_vocab_size(),
-        positional="rope",
-        norm="rmsnorm",
-        norm_position="pre",
-        activation="swiglu",
-        pad_id=0,
-        bos_id=1,
-        eos_id=1,
-        **small,
-    )
-    ind = ModelConfig(
-        kind="decoder",
-        vocab_size=dec_tok.get_vocab_size(),
-        positional="rope",
-        norm="none",
-        norm_position="pre",
-        attn_only=True,
-        pad_id=0,
-        bos_id=1,
-        eos_id=1,
-        **small,
-    )
-    s2s_tok = shared_bpe(SENTENCES + FRENCH, ["<pad>", "<unk>", "<s>", "</s>"])
-    s2s = ModelConfig(
-        kind="seq2seq",
-        vocab_size=s2s_tok.get_vocab_size(),
-        positional="sinusoidal",
-        norm="layernorm",
-        norm_position="post",
-        scale_embeddings=True,
-        pad_id=0,
-        bos_id=2,
-        eos_id=3,
-        **small,
-    )
-    for name, cfg, tok in (
-        ("encoder-mini", enc, enc_tok),
-        ("decoder-mini", dec, dec_tok),
-        ("induction-2l", ind, dec_tok),
-        ("seq2seq-en-fr", s2s, s2s_tok),
-    ):
-        model = build_model(cfg).eval()
-        card = {"title": f"{name} (random test weights)", "description": "test fixture"}
-        save_checkpoint(root / name, model, tok, card)
-    return root
+from tests.helpers import checkpoints_under_test, make_settings
 
 
 @pytest.fixture(scope="session")
 def checkpoint_dir(tmp_path_factory) -> Path:
-    if os.environ.get("ATTNVIZ_TEST_CHECKPOINT_DIR"):  # e.g. a folder `attnviz train` wrote
-        return Path(os.environ["ATTNVIZ_TEST_CHECKPOINT_DIR"])
-    if shipped_ready():
-        return SHIPPED
-    return build_fixture_checkpoints(tmp_path_factory.mktemp("checkpoints"))
-
-
-def make_settings(checkpoint_dir: Path, **overrides) -> Settings:
-    base = dict(checkpoint_dir=checkpoint_dir, device="cpu", max_concurrency=2, cache_size=256)
-    return Settings(**{**base, **overrides})
+    return checkpoints_under_test(lambda: tmp_path_factory.mktemp("checkpoints"))[0]
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from app import inference
 from app.main import create_app
-from tests.app.conftest import make_settings
+from tests.helpers import make_settings
 
 API = "/api/v1"
 

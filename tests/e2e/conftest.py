@@ -11,6 +11,9 @@ through Playwright.
   translation) skip, saying so.
 * Without Chromium the tests skip with one line saying what to install — except under CI
   (CI=1), where a missing browser is an error: CI must run them.
+* `ui.axe()` runs axe-core (node_modules/axe-core, installed by `make test` through `npm ci`)
+  on the page and returns its WCAG 2.x A/AA violations. Without node_modules the tests that
+  call it skip, saying so, and fail under CI.
 """
 
 from __future__ import annotations
@@ -45,6 +48,11 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 TIMEOUT_MS = 45_000  # the machine is small and shared: be patient, never flaky
+AXE_JS = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+# Served to the page from its own origin: the app's CSP (script-src 'self') refuses inline
+# scripts, which is what add_script_tag(path=...) or content= would insert.
+AXE_URL_PATH = "/__e2e__/axe.min.js"
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 
 # Reports CSP violations from inside the page (Chromium also logs them as console errors).
 CSP_PROBE = """
@@ -114,15 +122,9 @@ def _wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 12
 
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory) -> Server:
-    from tests.app.conftest import build_fixture_checkpoints, shipped_ready
+    from tests.helpers import checkpoints_under_test
 
-    if os.environ.get("ATTNVIZ_TEST_CHECKPOINT_DIR"):  # e.g. a folder `attnviz train` wrote
-        shipped, ckpt = True, Path(os.environ["ATTNVIZ_TEST_CHECKPOINT_DIR"])
-    elif shipped_ready():
-        shipped, ckpt = True, ROOT / "checkpoints"
-    else:
-        shipped = False
-        ckpt = build_fixture_checkpoints(tmp_path_factory.mktemp("e2e-checkpoints"))
+    ckpt, shipped = checkpoints_under_test(lambda: tmp_path_factory.mktemp("e2e-checkpoints"))
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("e2e-server") / "uvicorn.log"
@@ -193,6 +195,29 @@ class UI:
         self.page.wait_for_timeout(300)  # let Plotly finish its transitions
         self.page.screenshot(path=str(path), full_page=full_page)
         return path
+
+    def axe(self) -> list[dict]:
+        """axe-core's WCAG 2.x A/AA violations on the page as it is now: [{id, impact, help,
+        nodes: [css selector, ...]}]."""
+        if not AXE_JS.exists():
+            problem = f"{AXE_JS.relative_to(ROOT)} is missing: run `npm ci` (make test does)"
+            if os.environ.get("CI"):
+                pytest.fail(f"accessibility tests cannot run under CI: {problem}")
+            pytest.skip(problem)
+        if not self.page.evaluate("() => Boolean(window.axe)"):
+            url = self.base + AXE_URL_PATH
+            self.page.route(url, lambda r: r.fulfill(path=AXE_JS, content_type="text/javascript"))
+            self.page.add_script_tag(url=url)
+        return self.page.evaluate(
+            """async (tags) => {
+                 const result = await window.axe.run(document, {runOnly: {type: "tag", values: tags}});
+                 return result.violations.map((v) => ({
+                   id: v.id, impact: v.impact, help: v.help,
+                   nodes: v.nodes.map((n) => n.target.join(" ")),
+                 }));
+               }""",
+            AXE_TAGS,
+        )
 
     def csp_violations(self) -> list:
         try:

@@ -7,26 +7,10 @@ import urllib.request
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+from app.plotly_assets import PLOTLY_JS
+from tests.e2e.views import VIEWS
 
-# path -> selectors that must be drawn once the view has finished loading
-VIEWS = {
-    "explorer": (
-        "/?model=seq2seq-en-fr",
-        ["#heatmap .main-svg", "#head-view line", ".thumb canvas"],
-    ),
-    "math": ("/math?model=decoder-mini", ["[data-step='8'] .main-svg", "#row-detail table"]),
-    "decode": ("/decode?model=seq2seq-en-fr&step=3", ["#align .main-svg", "#topk .main-svg"]),
-    "rope": (
-        "/rope?model=decoder-mini",
-        ["#angles .main-svg", "#pair .main-svg", "#relative .main-svg", "#relative-sin .main-svg"],
-    ),
-    "positions": (
-        "/positions?model=seq2seq-en-fr",
-        ["#table .main-svg", "#emb-sum .main-svg", "#similarity .main-svg"],
-    ),
-    "card": ("/models/seq2seq-en-fr", ["#arch-svg", "#params .main-svg"]),
-}
+pytestmark = pytest.mark.e2e
 
 
 @pytest.mark.parametrize("view", list(VIEWS))
@@ -53,6 +37,26 @@ def test_model_card_of_every_model(ui, app_server):
         if app_server.models[model_id]["kind"] == "seq2seq":
             assert "Cross-attention" in text
         ui.shot(f"card-{model_id}")
+
+
+def test_served_plotly_css_is_what_plotly_would_inject(ui, app_server):
+    """Plotly on a page without our CSP or its opt-out injects its own rules: the browser must
+    end up with exactly the rules of /vendor/plotly.css, in the same order."""
+    with urllib.request.urlopen(app_server.url + "/vendor/plotly.css", timeout=10) as r:
+        served = r.read().decode()
+    ui.page.set_content("<!doctype html><html><head></head><body></body></html>")
+    ui.page.add_script_tag(path=str(PLOTLY_JS))
+    injected = ui.page.evaluate(
+        """() => [...document.getElementById("plotly.js-style-global").sheet.cssRules]
+                   .map((rule) => rule.cssText)"""
+    )
+    ours = ui.page.evaluate(
+        """(css) => { const sheet = new CSSStyleSheet(); sheet.replaceSync(css);
+                      return [...sheet.cssRules].map((rule) => rule.cssText); }""",
+        served,
+    )
+    assert len(injected) >= 40
+    assert ours == injected
 
 
 def test_plotly_and_styles_come_from_this_server(app_server):

@@ -2,10 +2,11 @@
 
 import pytest
 import torch
+import torch.nn.functional as torch_f
 from torch import nn
 
 from models import ModelConfig
-from models.attention import MultiHeadAttention
+from models.attention import MultiHeadAttention, scaled_dot_product
 from models.blocks import TransformerBlock
 from models.hooks import capture, name_hook_points
 
@@ -119,3 +120,33 @@ def test_decoder_block_with_cross_attention_equals_transformer_decoder_layer():
     )
     expected = ref(tgt, mem, tgt_mask=~causal, memory_key_padding_mask=~mem_ok)
     torch.testing.assert_close(out, expected, **TOL)
+
+
+def test_scaled_dot_product_is_the_formula():
+    B, Hq, T, d = 2, 4, 5, 8
+    q, k, v = (torch.randn(B, Hq, T, d, dtype=torch.float64) for _ in range(3))
+    mask = torch.ones(B, T, T, dtype=torch.bool).tril()
+    scores, pattern, z = scaled_dot_product(q, k, v, mask)
+    expected_scores = torch.einsum("bhqd,bhkd->bhqk", q, k) / d**0.5
+    torch.testing.assert_close(scores, expected_scores, **TOL)
+    weights = torch.exp(expected_scores.masked_fill(~mask[:, None], float("-inf")))
+    weights = weights / weights.sum(-1, keepdim=True)
+    torch.testing.assert_close(pattern, weights, **TOL)
+    torch.testing.assert_close(z, torch.einsum("bhqk,bhkd->bhqd", weights, v), **TOL)
+
+
+def test_grouped_query_attention_shares_each_kv_head_with_its_group():
+    """n_kv_heads = 2 for 4 query heads: heads 0, 1 read K/V head 0 and heads 2, 3 read head 1
+    (the layout of Hugging Face's repeat_kv), checked against PyTorch's own GQA."""
+    ours = MultiHeadAttention(D, H, n_kv_heads=2).double()
+    randomise(ours)
+    assert ours.W_k.weight.shape == (2 * D // H, D)
+    x = torch.randn(2, 6, D, dtype=torch.float64)
+    mask = torch.ones(2, 6, 6, dtype=torch.bool).tril()
+    name_hook_points(ours)
+    with capture(ours, names=["hook_q", "hook_k", "hook_v", "hook_z"]) as trace:
+        ours(x, mask=mask)
+    q, k, v = trace["hook_q"], trace["hook_k"], trace["hook_v"]
+    assert k.shape == (2, 2, 6, D // H)
+    ref = torch_f.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None], enable_gqa=True)
+    torch.testing.assert_close(trace["hook_z"], ref, **TOL)

@@ -4,7 +4,7 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 
 from models import load_checkpoint, save_checkpoint
-from tests.models.conftest import tiny
+from tests.helpers import tiny
 
 
 def test_save_and_load_round_trip(tmp_path):

@@ -5,7 +5,7 @@ import torch
 
 from models import capture
 from models.generate import Sampling, generate, next_token_distribution
-from tests.models.conftest import tiny
+from tests.helpers import tiny
 
 
 @pytest.mark.parametrize("kind", ["decoder", "seq2seq"])

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from models import capture, hook_names
-from models.hooks import zero_head
-from tests.models.conftest import tiny
+from models.hooks import hook_name, zero_head
+from tests.helpers import tiny
 
 
 def test_hook_names_follow_the_module_tree():
@@ -42,17 +42,59 @@ def test_capture_records_only_what_is_asked_and_shapes_are_documented():
     assert trace["decoder.blocks.0.attn.hook_pattern"].shape == (1, 4, 5, 5)
 
 
-def test_unknown_hook_name_is_an_error():
-    with pytest.raises(KeyError), capture(tiny("encoder"), names=["encoder.blocks.9.attn.hook_q"]):
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("decoder.cross", 1, "pattern"), "decoder.blocks.1.cross_attn.hook_pattern"),
+        (("encoder.self", 0, "q"), "encoder.blocks.0.attn.hook_q"),
+        (("decoder.self", 1, "z"), "decoder.blocks.1.attn.hook_z"),
+        (("encoder", 0, "resid_pre"), "encoder.blocks.0.hook_resid_pre"),
+        (("decoder", 1, "ffn.post"), "decoder.blocks.1.ffn.hook_post"),
+        (("decoder", None, "embed"), "decoder.hook_embed"),
+        (("", None, "logits"), "hook_logits"),
+    ],
+)
+def test_hook_name_spells_every_kind_of_hook(args, expected):
+    assert hook_name(*args) == expected
+    assert expected in hook_names(tiny("seq2seq"))
+
+
+@pytest.mark.parametrize("bad", [("encoder.self", None, "q"), ("middle", 0, "q"), ("", 1, "x")])
+def test_hook_name_refuses_what_does_not_exist(bad):
+    with pytest.raises(ValueError):
+        hook_name(*bad)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"names": ["encoder.blocks.9.attn.hook_q"]},
+        {"names": ["encoder.blocks.*.attn.hook_typo"]},  # a glob that matches nothing
+        {"edits": {"encoder.blocks.0.attn.hook_zz": lambda x: x}},
+    ],
+)
+def test_unknown_hook_name_is_an_error(kwargs):
+    with pytest.raises(KeyError), capture(tiny("encoder"), **kwargs):
         pass
 
 
-def test_no_trace_outside_capture():
+def test_editing_a_hook_that_only_reports_is_an_error():
+    name = "encoder.blocks.0.attn.hook_pattern"
+    with pytest.raises(ValueError), capture(tiny("encoder"), edits={name: lambda x: x}):
+        pass
+
+
+def test_records_inside_capture_and_nothing_after_it():
     model = tiny("encoder")
-    with capture(model) as trace:
-        pass
-    model.encode(torch.randint(5, 40, (1, 4)))
-    assert not list(trace.keys())
+    name = "encoder.blocks.0.attn.hook_pattern"
+    ids = torch.randint(5, 40, (1, 4))
+    with capture(model, names=[name]) as trace:
+        model.encode(ids)
+    inside = trace[name].clone()
+    assert inside.shape == (1, 4, 4, 4)
+    model.encode(torch.randint(5, 40, (1, 6)))  # outside: the trace must not change
+    assert list(trace.keys()) == [name]
+    assert torch.equal(trace[name], inside)
 
 
 def test_capture_without_edits_is_bit_identical():

@@ -6,7 +6,7 @@ import torch
 
 from models import capture
 from models.positional import apply_rope, rope_angles, sinusoidal_table
-from tests.models.conftest import tiny
+from tests.helpers import tiny
 
 
 def patterns(trace, stack="encoder", site="attn"):

@@ -1,5 +1,5 @@
 from models.transformer import count_parameters
-from tests.models.conftest import tiny
+from tests.helpers import tiny
 
 
 def test_parameter_parts_add_up_and_heads_have_the_textbook_size():

@@ -9,9 +9,9 @@ import torch.nn.functional as F
 
 from models import capture, hook_names, load_checkpoint, save_checkpoint
 from models.generate import Sampling, generate
-from models.rnn import CROSS_ATTN, RNNConfig, RNNSeq2Seq, encoder_state_gradients
+from models.hooks import hook_name
+from models.rnn import RNNConfig, RNNSeq2Seq, encoder_state_gradients
 from models.transformer import count_parameters
-from tests.models.conftest import tiny
 from tests.models.rnn_reference import (
     reference_decode,
     run_torch_cell,
@@ -23,6 +23,11 @@ from tests.models.rnn_reference import (
 CELLS = ["lstm", "gru", "tanh"]
 GATES = {"lstm": ["i", "f", "g", "o", "c"], "gru": ["r", "z", "n"], "tanh": []}
 TOL = dict(atol=1e-5, rtol=0)  # float32, as shipped
+
+
+def cross(hook: str) -> str:
+    """The transformer's name for a hook of layer 0's cross-attention."""
+    return hook_name("decoder.cross", 0, hook)
 
 
 def tiny_rnn(cell: str = "lstm") -> RNNSeq2Seq:
@@ -75,20 +80,20 @@ def test_decoder_logits_alignment_and_states_equal_bahdanaus_equations(cell):
     model = tiny_rnn(cell)
     ids, mask = padded_batch()
     target = torch.randint(3, 40, (2, 5))
-    names = [f"{CROSS_ATTN}.hook_{n}" for n in ("scores", "pattern", "mask")]
+    names = [cross(n) for n in ("scores", "pattern", "mask")]
     with capture(model, names=[*names, "decoder.blocks.0.cell.hook_h"]) as trace:
         logits = model(ids, mask, target)
     ref = reference_decode(model, torch_encoder(model, ids, mask), target, mask)
     torch.testing.assert_close(logits, ref["logits"], **TOL)
     torch.testing.assert_close(trace["decoder.blocks.0.cell.hook_h"], ref["states"], **TOL)
-    torch.testing.assert_close(trace[f"{CROSS_ATTN}.hook_scores"][:, 0], ref["scores"], **TOL)
-    torch.testing.assert_close(trace[f"{CROSS_ATTN}.hook_pattern"][:, 0], ref["alignment"], **TOL)
+    torch.testing.assert_close(trace[cross("scores")][:, 0], ref["scores"], **TOL)
+    torch.testing.assert_close(trace[cross("pattern")][:, 0], ref["alignment"], **TOL)
 
 
 def test_alignment_rows_sum_to_one_and_padding_gets_nothing():
     model = tiny_rnn()
     ids, mask = padded_batch()
-    names = [f"{CROSS_ATTN}.hook_pattern", f"{CROSS_ATTN}.hook_mask"]
+    names = [cross("pattern"), cross("mask")]
     with capture(model, names=names) as trace:
         model(ids, mask, torch.randint(3, 40, (2, 6)))
     pattern, attend = trace[names[0]], trace[names[1]]
@@ -101,17 +106,30 @@ def test_alignment_rows_sum_to_one_and_padding_gets_nothing():
 def test_one_layer_one_head_at_the_transformers_cross_attention_names():
     model = tiny_rnn()
     names = set(hook_names(model))
-    assert {f"{CROSS_ATTN}.hook_{n}" for n in ("scores", "mask", "pattern")} <= names
+    assert {cross(n) for n in ("scores", "mask", "pattern")} <= names
     assert not any(n.startswith("encoder.blocks") or ".attn." in n for n in names)
     cfg = model.config
-    assert cfg.kind == "seq2seq" and cfg.attention_sites == {"decoder.cross": 1}
+    assert cfg.kind == "seq2seq" and cfg.sites == {"decoder.cross": 1}
+    assert cfg.stacks == ("encoder", "decoder") and cfg.depth("decoder") == 1
     assert cfg.n_heads == 1 and cfg.d_head * cfg.n_heads == cfg.d_model
-    assert tiny("seq2seq").config.attention_sites == {
-        "encoder.self": 2,
-        "decoder.self": 2,
-        "decoder.cross": 2,
-    }
-    assert tiny("decoder").config.attention_sites == {"decoder.self": 2}
+
+
+def test_hooks_recorded_after_the_loop_refuse_edits_and_states_take_them():
+    model = tiny_rnn()
+    for name in ("encoder.cell.hook_f", "encoder.cell.hook_wh", cross("q"), cross("pattern")):
+        with pytest.raises(ValueError, match="only report"), capture(model, edits={name: abs}):
+            pass
+    ids, target = torch.randint(3, 40, (1, 5)), torch.randint(3, 40, (1, 4))
+    clean = model(ids, target_ids=target)
+    with capture(model, names=[], edits={"encoder.cell.hook_h": torch.zeros_like}):
+        edited = model(ids, target_ids=target)
+    # an all-zero memory: uniform attention, and the decoder starts from tanh(b_init)
+    assert not torch.allclose(clean, edited)
+    with capture(
+        model, names=[cross("pattern")], edits={"encoder.cell.hook_h": torch.zeros_like}
+    ) as t:
+        model(ids, target_ids=target)
+    torch.testing.assert_close(t[cross("pattern")], torch.full((1, 1, 4, 5), 0.2))
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -133,12 +151,12 @@ def test_greedy_generation_equals_the_teacher_forced_argmax_and_alignment():
     steps = list(generate(model, src, Sampling(max_new_tokens=8)))
     assert all(set(s.attention) == {"decoder.cross"} for s in steps)
     target = torch.tensor([[1] + [s.token_id for s in steps[:-1]]])
-    with capture(model, names=[f"{CROSS_ATTN}.hook_pattern"]) as trace:
+    with capture(model, names=[cross("pattern")]) as trace:
         logits = model.decode(target, model.encode(torch.tensor([src])))
     assert logits[0].argmax(-1).tolist() == [s.token_id for s in steps]
     for t, step in enumerate(steps):
         assert step.attention["decoder.cross"].shape == (1, 1, len(src))  # (L, H, S)
-        row = trace[f"{CROSS_ATTN}.hook_pattern"][0, :, t]
+        row = trace[cross("pattern")][0, :, t]
         torch.testing.assert_close(step.attention["decoder.cross"][0], row, atol=1e-6, rtol=0)
 
 
@@ -156,11 +174,11 @@ def _finite_difference_norms(model, src, tgt, through, eps=1e-6):
     model = model.double()
     ids, target = torch.tensor([src]), torch.tensor([tgt])
     clean = torch_encoder(model, ids)
-    with capture(model, names=[f"{CROSS_ATTN}.hook_k", f"{CROSS_ATTN}.hook_v"]) as trace:
+    with capture(model, names=[cross("k"), cross("v")]) as trace:
         model.decode(target[:, :-1], clean)
     keep_clean = {
-        f"{CROSS_ATTN}.hook_k": lambda _: trace[f"{CROSS_ATTN}.hook_k"],
-        f"{CROSS_ATTN}.hook_v": lambda _: trace[f"{CROSS_ATTN}.hook_v"],
+        cross("k"): lambda _: trace[cross("k")],
+        cross("v"): lambda _: trace[cross("v")],
     }
     ref = torch_cell(model.encoder.cell, model.config.cell)
     x = model.tok_embed.weight[ids]

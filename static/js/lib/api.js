@@ -12,24 +12,23 @@ export class ApiError extends Error {
 
 const BASE = "/api/v1";
 
+/** The server answers every error as {"error": {code, message, field}}; anything else (a proxy's
+ * HTML page, a dropped body) gets a generic error from the status. */
 async function parseError(res) {
-  let body = null;
+  let err = null;
   try {
-    body = await res.json();
+    err = (await res.json()).error;
   } catch {
     /* not JSON */
   }
-  const err = body && body.error;
-  if (err) return new ApiError(res.status, err.code || `http_${res.status}`, err.message || res.statusText, err.field ?? null);
-  if (body && Array.isArray(body.detail) && body.detail.length) {
-    // FastAPI's default validation shape, in case a route answers with it.
-    const d = body.detail[0];
-    const field = Array.isArray(d.loc) ? d.loc.filter((x) => x !== "body" && x !== "query").join(".") : null;
-    return new ApiError(res.status, "invalid_request", d.msg || "invalid request", field || null);
+  if (err) {
+    return new ApiError(res.status, err.code || `http_${res.status}`, err.message || res.statusText, err.field ?? null);
   }
-  if (body && typeof body.detail === "string") return new ApiError(res.status, `http_${res.status}`, body.detail);
   const retry = res.headers.get("Retry-After");
-  const msg = res.status === 503 ? `The server is busy${retry ? `; try again in ${retry} s` : ""}.` : res.statusText || "request failed";
+  const msg =
+    res.status === 503
+      ? `The server is busy${retry ? `; try again in ${retry} s` : ""}.`
+      : res.statusText || "request failed";
   return new ApiError(res.status, `http_${res.status}`, msg);
 }
 
@@ -38,7 +37,10 @@ async function request(method, path, body, { signal } = {}) {
   try {
     res = await fetch(BASE + path, {
       method,
-      headers: body === undefined ? { Accept: "application/json" } : { "Content-Type": "application/json", Accept: "application/json" },
+      headers:
+        body === undefined
+          ? { Accept: "application/json" }
+          : { "Content-Type": "application/json", Accept: "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
       signal,
     });
@@ -66,6 +68,23 @@ export function listModels() {
 export const modelCard = (id) => get(`/models/${encodeURIComponent(id)}`);
 export const tokenize = (model, text) => post("/tokenize", { model, text });
 export const attention = (body, opts) => post("/attention", body, opts);
+
+/** /attention on a view's sentence: its `target` is teacher-forced when the model is a seq2seq. */
+export function attentionOn(model, { text, target }, include, opts) {
+  const body = { model: model.id, text, include };
+  if (model.kind === "seq2seq" && target) body.target = target;
+  return attention(body, opts);
+}
+
+/** For requests where only the latest counts: each call aborts the one before; its signal. */
+export function latestOnly() {
+  let controller = null;
+  return () => {
+    if (controller) controller.abort();
+    controller = new AbortController();
+    return controller.signal;
+  };
+}
 export const positions = (id, n) => get(`/models/${encodeURIComponent(id)}/positions?n=${n}`);
 export const ropeRelative = (body) => post("/rope/relative", body);
 

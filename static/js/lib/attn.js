@@ -12,6 +12,13 @@ export function sitesOf(data) {
   return SITE_ORDER.filter((s) => data.attention && data.attention[s]);
 }
 
+/** The site to show: `wanted` when the response has it, else cross-attention, else the first. */
+export function pickSite(data, wanted) {
+  const sites = sitesOf(data);
+  if (sites.includes(wanted)) return wanted;
+  return sites.includes("decoder.cross") ? "decoder.cross" : sites[0];
+}
+
 /** Tokens with their original position kept as `index`. */
 function indexed(tokens) {
   return (tokens || []).map((t, index) => ({ ...t, index }));
@@ -33,7 +40,8 @@ export function siteMask(data, site, nq, nk) {
   let m = data.masks && data.masks[site];
   if (m && Array.isArray(m) && Array.isArray(m[0]) && Array.isArray(m[0][0])) m = m[0]; // (B, Tq, Tk)
   if (m && m.length === nq) return m.map((row) => row.map((v) => (v ? 1 : 0)));
-  if (site === "decoder.self") return Array.from({ length: nq }, (_, i) => Array.from({ length: nk }, (_, j) => (j <= i + (nk - nq) ? 1 : 0)));
+  if (site === "decoder.self")
+    return Array.from({ length: nq }, (_, i) => Array.from({ length: nk }, (_, j) => (j <= i + (nk - nq) ? 1 : 0)));
   return null;
 }
 

@@ -4,6 +4,10 @@ import { listModels } from "./api.js";
 import { $, clear, el, fillSelect } from "./dom.js";
 import { presetsFor } from "./presets.js";
 import { showError, clearError } from "./shell.js";
+import { str } from "./state.js";
+
+/** The URL state of the strip, for a view that takes a target sentence (allowTarget). */
+export const INPUT_STATE = { model: str(""), text: str(""), target: str("") };
 
 const KIND_LABEL = { encoder: "encoder", decoder: "decoder", seq2seq: "encoder-decoder" };
 
@@ -13,7 +17,10 @@ const KIND_LABEL = { encoder: "encoder", decoder: "decoder", seq2seq: "encoder-d
  * URL names none; onRun() is called on Run, on a preset
  * click and on a model change. Resolves to {models, current()} once the picker is filled.
  */
-export async function setupControls(state, { filter = () => true, prefer = () => false, onRun, allowTarget = false, onModelChange } = {}) {
+export async function setupControls(
+  state,
+  { filter = () => true, prefer = () => false, onRun, allowTarget = false, onModelChange } = {},
+) {
   const select = $("#model-select");
   const text = $("#text-input");
   const target = $("#target-input");
@@ -22,7 +29,7 @@ export async function setupControls(state, { filter = () => true, prefer = () =>
   const blurb = $("#model-blurb");
   const form = $("#input-form");
 
-  let models = [];
+  let models;
   try {
     models = (await listModels()).filter(filter);
   } catch (error) {
@@ -45,8 +52,11 @@ export async function setupControls(state, { filter = () => true, prefer = () =>
     select.value = model.id;
     if (targetField) targetField.hidden = !(allowTarget && model.kind === "seq2seq");
     const pos = model.positional === "rope" ? "RoPE" : model.positional;
-    const layers = model.kind === "seq2seq" ? `${model.n_layers}+${model.n_decoder_layers ?? model.n_layers}` : `${model.n_layers}`;
-    blurb.textContent = `${model.title || model.id}: ${layers} layers × ${model.n_heads} heads, d_model ${model.d_model}, ${pos} positions, ${model.norm} (${model.norm_position}-norm).`;
+    const layers =
+      model.kind === "seq2seq" ? `${model.n_layers}+${model.n_decoder_layers ?? model.n_layers}` : `${model.n_layers}`;
+    blurb.textContent =
+      `${model.title || model.id}: ${layers} layers × ${model.n_heads} heads, d_model ${model.d_model}, ` +
+      `${pos} positions, ${model.norm} (${model.norm_position}-norm).`;
     clear(presets);
     presets.append(el("span", { class: "presets-label", text: "From the lecture notes:" }));
     for (const preset of presetsFor(model)) {
@@ -85,7 +95,11 @@ export async function setupControls(state, { filter = () => true, prefer = () =>
   if (!current()) state.set({ model: (models.find(prefer) || models[0]).id }, { silent: true });
   if (!state.text) {
     const first = presetsFor(current())[0];
-    if (first) state.set({ text: first.text, ...(allowTarget && first.target ? { target: first.target } : {}) }, { silent: true });
+    if (first)
+      state.set(
+        { text: first.text, ...(allowTarget && first.target ? { target: first.target } : {}) },
+        { silent: true },
+      );
   }
   text.value = state.text;
   if (target) target.value = state.target || "";

@@ -8,7 +8,8 @@ function applyProps(node, props) {
     if (key === "class") node.setAttribute("class", value);
     else if (key === "text") node.textContent = String(value);
     else if (key === "dataset") Object.assign(node.dataset, value);
-    else if (key === "style") Object.assign(node.style, value); // CSSOM: allowed by CSP
+    else if (key === "style")
+      Object.assign(node.style, value); // CSSOM: allowed by CSP
     else if (key.startsWith("on") && typeof value === "function") {
       node.addEventListener(key.slice(2), value);
     } else node.setAttribute(key, value === true ? "" : String(value));
@@ -65,7 +66,10 @@ export function displayToken(text) {
   const s = String(text ?? "");
   if (s === "") return "∅";
   if (/^\s+$/.test(s)) return s.replace(/ /g, "␣").replace(/\n/g, "↵").replace(/\t/g, "⇥");
-  return s.replace(/^[ Ġ▁]/, "").replace(/\n/g, "↵").replace(/\t/g, "⇥");
+  return s
+    .replace(/^[ Ġ▁]/, "")
+    .replace(/\n/g, "↵")
+    .replace(/\t/g, "⇥");
 }
 
 /** True when a (generated) token continues the previous word: no leading space / marker. */

@@ -27,8 +27,21 @@ export function downloadJSON(data, filename) {
 }
 
 const STYLE_PROPS = [
-  "fill", "fill-opacity", "stroke", "stroke-width", "stroke-opacity", "stroke-dasharray", "opacity",
-  "font-family", "font-size", "font-style", "font-weight", "text-anchor", "dominant-baseline", "display", "visibility",
+  "fill",
+  "fill-opacity",
+  "stroke",
+  "stroke-width",
+  "stroke-opacity",
+  "stroke-dasharray",
+  "opacity",
+  "font-family",
+  "font-size",
+  "font-style",
+  "font-weight",
+  "text-anchor",
+  "dominant-baseline",
+  "display",
+  "visibility",
 ];
 
 /** A standalone copy of an <svg>, styles inlined, ready to serialise. */

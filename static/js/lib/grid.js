@@ -27,7 +27,8 @@ function paint(canvas, matrix, mask) {
 export function renderGrid(container, { att, mask, selected, onPick }) {
   const L = att.length;
   const H = L ? att[0].length : 0;
-  const grid = el("div", { class: "thumb-grid", role: "grid", "aria-label": "All layers and heads" });
+  // A group of buttons, laid out with CSS grid (not an ARIA grid: no rows, no cells).
+  const grid = el("div", { class: "thumb-grid", role: "group", "aria-label": "All layers and heads" });
   grid.style.gridTemplateColumns = `auto repeat(${H}, auto)`;
   grid.append(el("span", { class: "axis-label" }));
   for (let h = 0; h < H; h++) grid.append(el("span", { class: "axis-label", text: `head ${h}` }));
@@ -71,10 +72,28 @@ export function renderGrid(container, { att, mask, selected, onPick }) {
       const root = svg("svg", { width: W, height: Hh, viewBox: `0 0 ${W} ${Hh}` });
       root.append(svg("rect", { x: 0, y: 0, width: W, height: Hh, fill: "#ffffff" }));
       for (let h = 0; h < H; h++) {
-        root.append(svg("text", { x: lab + h * (cell + gap) + cell / 2, y: 16, "text-anchor": "middle", "font-size": 12, "font-family": "sans-serif", text: `head ${h}` }));
+        root.append(
+          svg("text", {
+            x: lab + h * (cell + gap) + cell / 2,
+            y: 16,
+            "text-anchor": "middle",
+            "font-size": 12,
+            "font-family": "sans-serif",
+            text: `head ${h}`,
+          }),
+        );
       }
       for (let l = 0; l < L; l++) {
-        root.append(svg("text", { x: lab - 8, y: 24 + l * (cell + gap) + cell / 2, "text-anchor": "end", "font-size": 12, "font-family": "sans-serif", text: `layer ${l}` }));
+        root.append(
+          svg("text", {
+            x: lab - 8,
+            y: 24 + l * (cell + gap) + cell / 2,
+            "text-anchor": "end",
+            "font-size": 12,
+            "font-family": "sans-serif",
+            text: `layer ${l}`,
+          }),
+        );
         for (let h = 0; h < H; h++) {
           const m = att[l][h];
           const rows = m.length;
@@ -84,7 +103,15 @@ export function renderGrid(container, { att, mask, selected, onPick }) {
           for (let i = 0; i < rows; i++) {
             for (let j = 0; j < cols; j++) {
               const masked = mask && mask[i] && mask[i][j] === 0;
-              g.append(svg("rect", { x: (j * s).toFixed(2), y: (i * s).toFixed(2), width: s.toFixed(2), height: s.toFixed(2), fill: masked ? MASKED : rgb(viridis(m[i][j])) }));
+              g.append(
+                svg("rect", {
+                  x: (j * s).toFixed(2),
+                  y: (i * s).toFixed(2),
+                  width: s.toFixed(2),
+                  height: s.toFixed(2),
+                  fill: masked ? MASKED : rgb(viridis(m[i][j])),
+                }),
+              );
             }
           }
           root.append(g);

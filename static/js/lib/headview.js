@@ -18,7 +18,10 @@ function textWidth(tokens, px) {
  * active: boolean per head; lock: {side: "q"|"k", i} or null; onLock(lockOrNull).
  * Returns {node, lineCount}.
  */
-export function renderHeadView(container, { left, right, weights, active, lock, onLock, leftTitle = "query", rightTitle = "key" }) {
+export function renderHeadView(
+  container,
+  { left, right, weights, active, lock, onLock, leftTitle = "query", rightTitle = "key" },
+) {
   const big = isProjector();
   const rowH = big ? 32 : 24;
   const charW = big ? 11.5 : 8.6;
@@ -39,7 +42,7 @@ export function renderHeadView(container, { left, right, weights, active, lock, 
     width,
     height,
     viewBox: `0 0 ${width} ${height}`,
-    role: "img",
+    role: "group", // not "img": its tokens are buttons, and an image has no controls inside
     "aria-label": "Head view: lines from each query token to the key tokens it attends to",
   });
   root.append(
@@ -97,7 +100,16 @@ export function renderHeadView(container, { left, right, weights, active, lock, 
       });
       const bx = isLeft ? pad : x2 + 2;
       const bw = isLeft ? leftW : rightW;
-      const bar = svg("rect", { class: "bar", x: bx, y: yOf(i) - rowH / 2 + 2, width: bw, height: rowH - 4, rx: 4, fill: "#0072B2", "fill-opacity": 0 });
+      const bar = svg("rect", {
+        class: "bar",
+        x: bx,
+        y: yOf(i) - rowH / 2 + 2,
+        width: bw,
+        height: rowH - 4,
+        rx: 4,
+        fill: "#0072B2",
+        "fill-opacity": 0,
+      });
       const hl = svg("rect", { class: "hl", x: bx, y: yOf(i) - rowH / 2 + 2, width: bw, height: rowH - 4, rx: 4 });
       const text = svg("text", {
         x: isLeft ? x1 - 8 : x2 + 8,
@@ -107,7 +119,9 @@ export function renderHeadView(container, { left, right, weights, active, lock, 
         class: t.special ? "special" : null,
         text: label,
       });
-      const title = svg("title", { text: `${label}  (position ${t.index ?? i}, id ${t.id ?? "?"})${t.special ? " — special token" : ""}` });
+      const title = svg("title", {
+        text: `${label}  (position ${t.index ?? i}, id ${t.id ?? "?"})${t.special ? " — special token" : ""}`,
+      });
       g.append(hl, bar, text, title);
       g.addEventListener("mouseenter", () => hover({ side, i }));
       g.addEventListener("mouseleave", () => hover(null));
@@ -128,7 +142,8 @@ export function renderHeadView(container, { left, right, weights, active, lock, 
   addTokens(left, "q");
   addTokens(right, "k");
 
-  let locked = lock && ((lock.side === "q" && lock.i < left.length) || (lock.side === "k" && lock.i < right.length)) ? lock : null;
+  let locked =
+    lock && ((lock.side === "q" && lock.i < left.length) || (lock.side === "k" && lock.i < right.length)) ? lock : null;
 
   function apply(focus) {
     for (const l of lines) {
@@ -143,14 +158,17 @@ export function renderHeadView(container, { left, right, weights, active, lock, 
       const color = heads.length === 1 ? headColor(heads[0]) : "#1b2130";
       for (let j = 0; j < n; j++) {
         let s = 0;
-        for (const h of heads) s += focus.side === "q" ? weights[h][focus.i]?.[j] ?? 0 : weights[h][j]?.[focus.i] ?? 0;
+        for (const h of heads)
+          s += focus.side === "q" ? (weights[h][focus.i]?.[j] ?? 0) : (weights[h][j]?.[focus.i] ?? 0);
         const bar = bars[other][j];
         bar.setAttribute("fill", color);
         bar.setAttribute("fill-opacity", (0.45 * Math.min(1, s / heads.length)).toFixed(3));
       }
     }
     for (const side of ["q", "k"]) {
-      tokGroups[side].forEach((g, i) => g.classList.toggle("locked", !!locked && locked.side === side && locked.i === i));
+      tokGroups[side].forEach((g, i) =>
+        g.classList.toggle("locked", !!locked && locked.side === side && locked.i === i),
+      );
     }
   }
   function hover(focus) {

@@ -7,8 +7,15 @@ export const headColor = (h) => OKABE_ITO[h % OKABE_ITO.length];
 
 // viridis, 9 stops (matplotlib's), interpolated linearly in sRGB.
 const VIRIDIS = [
-  [68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], [33, 144, 141],
-  [39, 173, 129], [92, 200, 99], [170, 220, 50], [253, 231, 37],
+  [68, 1, 84],
+  [71, 44, 122],
+  [59, 81, 139],
+  [44, 113, 142],
+  [33, 144, 141],
+  [39, 173, 129],
+  [92, 200, 99],
+  [170, 220, 50],
+  [253, 231, 37],
 ];
 
 export function viridis(t) {
@@ -32,7 +39,18 @@ export const DIVERGING = [
   [1, "#a64200"],
 ];
 // Cyclic and perceptually uniform: for angles that wrap at 2π.
-const TWILIGHT = ["#e2d9e2", "#9ebbc9", "#6785be", "#5e43a5", "#421257", "#471340", "#8e2c50", "#ba6657", "#ceac94", "#e2d9e2"];
+const TWILIGHT = [
+  "#e2d9e2",
+  "#9ebbc9",
+  "#6785be",
+  "#5e43a5",
+  "#421257",
+  "#471340",
+  "#8e2c50",
+  "#ba6657",
+  "#ceac94",
+  "#e2d9e2",
+];
 export const CYCLIC = TWILIGHT.map((c, i) => [i / (TWILIGHT.length - 1), c]);
 
 export const MASKED = "#c9ccd3";

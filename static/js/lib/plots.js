@@ -80,7 +80,9 @@ export function tokenHeatmap(div, z, opts) {
     x: cols.map((_, j) => j),
     y: rows.map((_, i) => i),
     customdata: custom,
-    hovertemplate: `${opts.rowTitle || "query"}: %{customdata[0]}<br>${opts.colTitle || "key"}: %{customdata[1]}<br>${valueName}: %{customdata[2]}<extra></extra>`,
+    hovertemplate:
+      `${opts.rowTitle || "query"}: %{customdata[0]}<br>${opts.colTitle || "key"}: %{customdata[1]}<br>` +
+      `${valueName}: %{customdata[2]}<extra></extra>`,
     hoverongaps: true,
     colorscale: opts.colorscale || (opts.diverging ? DIVERGING : SEQUENTIAL),
     zmin,
@@ -95,7 +97,18 @@ export function tokenHeatmap(div, z, opts) {
   const layout = baseLayout({
     title: opts.title ? { text: plotlyText(opts.title), x: 0, xanchor: "left", font: { size: size + 2 } } : undefined,
     height,
-    margin: { l: 44 + charPx() * Math.min(14, Math.max(...rows.map((t) => displayToken(t.text).length + (t.special ? 2 : 0)), 3)), r: 10, t: opts.title ? 40 : 12, b: 40 + charPx() * 0.75 * Math.min(14, Math.max(...cols.map((t) => displayToken(t.text).length + (t.special ? 2 : 0)), 3)) },
+    margin: {
+      l:
+        44 +
+        charPx() * Math.min(14, Math.max(...rows.map((t) => displayToken(t.text).length + (t.special ? 2 : 0)), 3)),
+      r: 10,
+      t: opts.title ? 40 : 12,
+      b:
+        40 +
+        charPx() *
+          0.75 *
+          Math.min(14, Math.max(...cols.map((t) => displayToken(t.text).length + (t.special ? 2 : 0)), 3)),
+    },
     xaxis: {
       tickmode: "array",
       tickvals: cols.map((_, j) => j),
@@ -135,7 +148,10 @@ export function matrixHeatmap(div, z, opts = {}) {
     zmin: opts.zmin,
     zmax: opts.zmax,
     zmid: opts.diverging && opts.zmin === undefined ? 0 : undefined,
-    hovertemplate: opts.hovertemplate || `${opts.yLabel || "row"} %{y}<br>${opts.xLabel || "column"} %{x}<br>${opts.value || "value"}: %{z:.4f}<extra></extra>`,
+    hovertemplate:
+      opts.hovertemplate ||
+      `${opts.yLabel || "row"} %{y}<br>${opts.xLabel || "column"} %{x}<br>` +
+        `${opts.value || "value"}: %{z:.4f}<extra></extra>`,
     colorbar: { title: { text: opts.value || "", side: "right" }, thickness: 14, len: 0.9 },
     customdata: opts.customdata,
   };
@@ -144,7 +160,13 @@ export function matrixHeatmap(div, z, opts = {}) {
     height: opts.height || 360,
     margin: { l: 60, r: 10, t: opts.title ? 40 : 12, b: 50, ...(opts.margin || {}) },
     plot_bgcolor: "#ffffff",
-    xaxis: { title: { text: opts.xLabel || "", font: { size } }, showgrid: false, zeroline: false, constrain: opts.square ? "domain" : undefined, ...(opts.xaxis || {}) },
+    xaxis: {
+      title: { text: opts.xLabel || "", font: { size } },
+      showgrid: false,
+      zeroline: false,
+      constrain: opts.square ? "domain" : undefined,
+      ...(opts.xaxis || {}),
+    },
     yaxis: {
       title: { text: opts.yLabel || "", font: { size } },
       showgrid: false,

@@ -23,12 +23,19 @@ export const num = (def = 0) => ({
 export const bool = (def = false) => ({ parse: (s) => s === "1" || s === "true", format: (v) => (v ? "1" : "0"), def });
 /** A list of integers, e.g. heads that are switched off: "0,2". */
 export const intList = (def = []) => ({
-  parse: (s) => (s === "" ? [] : s.split(",").map((x) => Number.parseInt(x, 10)).filter(Number.isFinite)),
+  parse: (s) =>
+    s === ""
+      ? []
+      : s
+          .split(",")
+          .map((x) => Number.parseInt(x, 10))
+          .filter(Number.isFinite),
   format: (v) => v.join(","),
   def,
 });
 
-const same = (a, b) => (Array.isArray(a) && Array.isArray(b) ? a.length === b.length && a.every((x, i) => x === b[i]) : a === b);
+const same = (a, b) =>
+  Array.isArray(a) && Array.isArray(b) ? a.length === b.length && a.every((x, i) => x === b[i]) : a === b;
 
 export function urlState(schema) {
   const values = {};

@@ -26,8 +26,18 @@ const PART_LABEL = {
   cls_head: "[CLS] classification head",
   heads: "output heads",
 };
-const partLabel = (k, m) => (k === "embeddings" ? (m.positional === "learned" ? "embeddings (tokens + positions)" : "token embeddings") : PART_LABEL[k] || k);
-const POS_LABEL = { sinusoidal: "sinusoidal (fixed)", learned: "learned table", rope: "RoPE (rotates q, k)", none: "none" };
+const partLabel = (k, m) =>
+  k === "embeddings"
+    ? m.positional === "learned"
+      ? "embeddings (tokens + positions)"
+      : "token embeddings"
+    : PART_LABEL[k] || k;
+const POS_LABEL = {
+  sinusoidal: "sinusoidal (fixed)",
+  learned: "learned table",
+  rope: "RoPE (rotates q, k)",
+  none: "none",
+};
 const ACT_LABEL = { relu: "ReLU", gelu: "GELU", swiglu: "SwiGLU" };
 const NORM_LABEL = { layernorm: "LayerNorm", rmsnorm: "RMSNorm", none: "no norm" };
 
@@ -48,17 +58,29 @@ function architectureItems(m, stack) {
   const cross = decoder && m.kind === "seq2seq";
   const rope = m.positional === "rope";
   const items = [];
-  items.push({ cls: "box-embed", label: decoder && m.kind === "seq2seq" ? "French tokens (shifted right)" : "Input tokens", sub: `vocabulary ${m.vocab_size}` });
-  items.push({ cls: "box-embed", label: "Token embedding", sub: `${m.vocab_size} × ${m.d_model}${a.scale_embeddings ? ", × √d_model" : ""}` });
+  items.push({
+    cls: "box-embed",
+    label: decoder && m.kind === "seq2seq" ? "French tokens (shifted right)" : "Input tokens",
+    sub: `vocabulary ${m.vocab_size}`,
+  });
+  items.push({
+    cls: "box-embed",
+    label: "Token embedding",
+    sub: `${m.vocab_size} × ${m.d_model}${a.scale_embeddings ? ", × √d_model" : ""}`,
+  });
   if (m.positional === "sinusoidal" || m.positional === "learned") {
     items.push({ cls: "box-pos", label: `+ positional encoding`, sub: POS_LABEL[m.positional] });
   }
-  const layers = decoder ? (m.kind === "seq2seq" ? m.n_decoder_layers ?? m.n_layers : m.n_layers) : m.n_layers;
+  const layers = decoder ? (m.kind === "seq2seq" ? (m.n_decoder_layers ?? m.n_layers) : m.n_layers) : m.n_layers;
   const block = [];
   const sublayer = (box, id) => {
     if (pre && hasNorm) block.push({ cls: "box-norm", label: norm, sub: "pre-norm" });
     block.push({ ...box, id });
-    block.push({ cls: "box-norm", label: pre || !hasNorm ? "Add (residual)" : `Add & ${norm}`, sub: pre || !hasNorm ? "x + sublayer(norm(x))" : "norm(x + sublayer(x))" });
+    block.push({
+      cls: "box-norm",
+      label: pre || !hasNorm ? "Add (residual)" : `Add & ${norm}`,
+      sub: pre || !hasNorm ? "x + sublayer(norm(x))" : "norm(x + sublayer(x))",
+    });
   };
   sublayer(
     {
@@ -68,17 +90,43 @@ function architectureItems(m, stack) {
     },
     `${stack}-self`,
   );
-  if (cross) sublayer({ cls: "box-cross", label: "Cross-attention", sub: "q: decoder · k, v: encoder output" }, `${stack}-cross`);
-  if (!attnOnly) sublayer({ cls: "box-ffn", label: `Feed-forward (${ACT_LABEL[m.activation] || m.activation})`, sub: `${m.d_model} → ${m.d_ff} → ${m.d_model}` }, `${stack}-ffn`);
+  if (cross)
+    sublayer(
+      { cls: "box-cross", label: "Cross-attention", sub: "q: decoder · k, v: encoder output" },
+      `${stack}-cross`,
+    );
+  if (!attnOnly)
+    sublayer(
+      {
+        cls: "box-ffn",
+        label: `Feed-forward (${ACT_LABEL[m.activation] || m.activation})`,
+        sub: `${m.d_model} → ${m.d_ff} → ${m.d_model}`,
+      },
+      `${stack}-ffn`,
+    );
   items.push({ group: block, repeat: layers });
   if (pre && hasNorm) items.push({ cls: "box-norm", label: `final ${norm}`, sub: "pre-norm stacks end with one" });
   if (m.kind === "seq2seq" && !decoder) {
-    items.push({ cls: "box-stack", label: "encoder output (memory)", sub: "keys and values for cross-attention", id: "memory" });
+    items.push({
+      cls: "box-stack",
+      label: "encoder output (memory)",
+      sub: "keys and values for cross-attention",
+      id: "memory",
+    });
   } else if (m.kind === "encoder") {
     items.push({ cls: "box-head", label: "LM head (masked tokens)", sub: `${m.d_model} → ${m.vocab_size}, softmax` });
-    if (m.labels && m.labels.length) items.push({ cls: "box-head", label: "[CLS] head", sub: `${m.d_model} → ${m.labels.length}: ${m.labels.join(" / ")}` });
+    if (m.labels && m.labels.length)
+      items.push({
+        cls: "box-head",
+        label: "[CLS] head",
+        sub: `${m.d_model} → ${m.labels.length}: ${m.labels.join(" / ")}`,
+      });
   } else {
-    items.push({ cls: "box-head", label: "Linear + softmax", sub: `${m.d_model} → ${m.vocab_size}: next-token probabilities` });
+    items.push({
+      cls: "box-head",
+      label: "Linear + softmax",
+      sub: `${m.d_model} → ${m.vocab_size}: next-token probabilities`,
+    });
   }
   return items;
 }
@@ -88,11 +136,23 @@ function drawColumn(root, items, x, y, title) {
   root.append(svg("text", { x: x + BOX_W / 2, y, "text-anchor": "middle", class: "stack-label", text: title }));
   y += 14;
   let prevBottom = null;
-  const arrow = (y1, y2) => root.append(svg("path", { class: "arrow", d: `M${x + BOX_W / 2} ${y1} L${x + BOX_W / 2} ${y2 - 2}`, "marker-end": "url(#arrowhead)" }));
+  const arrow = (y1, y2) =>
+    root.append(
+      svg("path", {
+        class: "arrow",
+        d: `M${x + BOX_W / 2} ${y1} L${x + BOX_W / 2} ${y2 - 2}`,
+        "marker-end": "url(#arrowhead)",
+      }),
+    );
   const box = (it, bx, by, w) => {
     root.append(svg("rect", { class: it.cls, x: bx, y: by, width: w, height: BOX_H + (it.sub ? 12 : 0), rx: 7 }));
-    root.append(svg("text", { x: bx + w / 2, y: by + 17, "text-anchor": "middle", "font-weight": 600, text: it.label }));
-    if (it.sub) root.append(svg("text", { x: bx + w / 2, y: by + 34, "text-anchor": "middle", class: "note-text", text: it.sub }));
+    root.append(
+      svg("text", { x: bx + w / 2, y: by + 17, "text-anchor": "middle", "font-weight": 600, text: it.label }),
+    );
+    if (it.sub)
+      root.append(
+        svg("text", { x: bx + w / 2, y: by + 34, "text-anchor": "middle", class: "note-text", text: it.sub }),
+      );
     if (it.id) anchors[it.id] = { x: bx, y: by, w, h: BOX_H + (it.sub ? 12 : 0) };
     return by + BOX_H + (it.sub ? 12 : 0);
   };
@@ -124,7 +184,16 @@ function drawColumn(root, items, x, y, title) {
         if (last !== null) arrow(last, by);
         last = box(sub, x, by, BOX_W);
       }
-      root.append(svg("text", { x: x + BOX_W + 20, y: top + 18, "text-anchor": "start", "font-weight": 700, "font-size": 16, text: `× ${it.repeat}` }));
+      root.append(
+        svg("text", {
+          x: x + BOX_W + 20,
+          y: top + 18,
+          "text-anchor": "start",
+          "font-weight": 700,
+          "font-size": 16,
+          text: `× ${it.repeat}`,
+        }),
+      );
       prevBottom = y;
     } else {
       prevBottom = box(it, x, y, BOX_W);
@@ -137,8 +206,31 @@ function drawColumn(root, items, x, y, title) {
 function drawArchitecture(m) {
   const twoStacks = m.kind === "seq2seq";
   const width = twoStacks ? 40 + 2 * BOX_W + 120 + 70 : 40 + BOX_W + 80;
-  const root = svg("svg", { class: "arch", id: "arch-svg", role: "img", "aria-label": `Architecture of ${m.id}`, width, height: 100 });
-  const defs = svg("defs", {}, svg("marker", { id: "arrowhead", viewBox: "0 0 10 10", refX: 8, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" }, svg("path", { d: "M0 0 L10 5 L0 10 z", fill: "#59616f" })));
+  const root = svg("svg", {
+    class: "arch",
+    id: "arch-svg",
+    role: "img",
+    "aria-label": `Architecture of ${m.id}`,
+    width,
+    height: 100,
+  });
+  const defs = svg(
+    "defs",
+    {},
+    svg(
+      "marker",
+      {
+        id: "arrowhead",
+        viewBox: "0 0 10 10",
+        refX: 8,
+        refY: 5,
+        markerWidth: 7,
+        markerHeight: 7,
+        orient: "auto-start-reverse",
+      },
+      svg("path", { d: "M0 0 L10 5 L0 10 z", fill: "#59616f" }),
+    ),
+  );
   root.append(defs);
   let bottom;
   if (twoStacks) {
@@ -151,12 +243,32 @@ function drawArchitecture(m) {
       const sy = from.y + from.h / 2;
       const tx = to.x;
       const ty = to.y + to.h / 2;
-      root.append(svg("path", { class: "arrow", d: `M${sx} ${sy} C${sx + 60} ${sy}, ${tx - 60} ${ty}, ${tx - 2} ${ty}`, "marker-end": "url(#arrowhead)" }));
-      root.append(svg("text", { x: (sx + tx) / 2, y: Math.min(sy, ty) + (sy < ty ? 40 : -10), "text-anchor": "middle", class: "note-text", text: "K, V" }));
+      root.append(
+        svg("path", {
+          class: "arrow",
+          d: `M${sx} ${sy} C${sx + 60} ${sy}, ${tx - 60} ${ty}, ${tx - 2} ${ty}`,
+          "marker-end": "url(#arrowhead)",
+        }),
+      );
+      root.append(
+        svg("text", {
+          x: (sx + tx) / 2,
+          y: Math.min(sy, ty) + (sy < ty ? 40 : -10),
+          "text-anchor": "middle",
+          class: "note-text",
+          text: "K, V",
+        }),
+      );
     }
     bottom = Math.max(enc.bottom, dec.bottom);
   } else {
-    bottom = drawColumn(root, architectureItems(m, m.kind === "encoder" ? "encoder" : "decoder"), 40, 24, m.kind === "encoder" ? "Encoder" : "Decoder").bottom;
+    bottom = drawColumn(
+      root,
+      architectureItems(m, m.kind === "encoder" ? "encoder" : "decoder"),
+      40,
+      24,
+      m.kind === "encoder" ? "Encoder" : "Decoder",
+    ).bottom;
   }
   root.setAttribute("height", String(bottom + 20));
   root.setAttribute("viewBox", `0 0 ${width} ${bottom + 20}`);
@@ -168,7 +280,22 @@ function factsTable(table, rows) {
   clear(table);
   for (const [k, v] of rows) {
     if (v === undefined || v === null || v === "") continue;
-    table.append(el("tr", {}, el("th", { text: k }), el("td", { class: typeof v === "number" ? "num" : null, text: typeof v === "number" ? (Number.isInteger(v) ? v.toLocaleString("en-US") : String(Number(v.toPrecision(4)))) : String(v) })));
+    table.append(
+      el(
+        "tr",
+        {},
+        el("th", { text: k }),
+        el("td", {
+          class: typeof v === "number" ? "num" : null,
+          text:
+            typeof v === "number"
+              ? Number.isInteger(v)
+                ? v.toLocaleString("en-US")
+                : String(Number(v.toPrecision(4)))
+              : String(v),
+        }),
+      ),
+    );
   }
 }
 
@@ -178,7 +305,17 @@ function flatten(obj, prefix = "") {
     const key = prefix ? `${prefix} · ${k}` : k;
     if (v && typeof v === "object" && !Array.isArray(v)) rows.push(...flatten(v, key));
     else if (Array.isArray(v)) rows.push([key, v.length > 8 ? `${v.slice(0, 8).join(", ")}, …` : v.join(", ")]);
-    else rows.push([key, typeof v === "number" && !Number.isInteger(v) ? Number(v.toFixed(4)) : typeof v === "boolean" ? (v ? "yes" : "no") : v]);
+    else
+      rows.push([
+        key,
+        typeof v === "number" && !Number.isInteger(v)
+          ? Number(v.toFixed(4))
+          : typeof v === "boolean"
+            ? v
+              ? "yes"
+              : "no"
+            : v,
+      ]);
   }
   return rows;
 }
@@ -217,9 +354,17 @@ function render() {
   );
   factsTable($("#params-table"), [...parts.map(([k, v]) => [partLabel(k, m), v]), ["total", total]]);
 
-  const layers = m.kind === "seq2seq" ? `${m.n_layers} encoder + ${m.n_decoder_layers ?? m.n_layers} decoder` : m.n_layers;
+  const layers =
+    m.kind === "seq2seq" ? `${m.n_layers} encoder + ${m.n_decoder_layers ?? m.n_layers} decoder` : m.n_layers;
   factsTable($("#config-table"), [
-    ["family", { encoder: "encoder (BERT-style)", decoder: "decoder (GPT-style)", seq2seq: "encoder-decoder (original Transformer)" }[m.kind] || m.kind],
+    [
+      "family",
+      {
+        encoder: "encoder (BERT-style)",
+        decoder: "decoder (GPT-style)",
+        seq2seq: "encoder-decoder (original Transformer)",
+      }[m.kind] || m.kind,
+    ],
     ["layers", layers],
     ["heads per layer", m.n_heads],
     ["d_model", m.d_model],
@@ -239,8 +384,22 @@ function render() {
     $("#loss").hidden = false;
     react(
       $("#loss"),
-      [{ type: "scatter", mode: "lines", x: curve.map((_, i) => i * 50), y: curve, line: { color: OKABE_ITO[0], width: 2.5 }, hovertemplate: "step %{x}: loss %{y:.3f}<extra></extra>" }],
-      { height: 300, margin: { l: 55, r: 10, t: 10, b: 45 }, xaxis: { title: { text: "training step" }, gridcolor: "#eceef2" }, yaxis: { title: { text: "loss" }, gridcolor: "#eceef2" } },
+      [
+        {
+          type: "scatter",
+          mode: "lines",
+          x: curve.map((_, i) => i * 50),
+          y: curve,
+          line: { color: OKABE_ITO[0], width: 2.5 },
+          hovertemplate: "step %{x}: loss %{y:.3f}<extra></extra>",
+        },
+      ],
+      {
+        height: 300,
+        margin: { l: 55, r: 10, t: 10, b: 45 },
+        xaxis: { title: { text: "training step" }, gridcolor: "#eceef2" },
+        yaxis: { title: { text: "loss" }, gridcolor: "#eceef2" },
+      },
     );
   } else {
     $("#loss").hidden = true;
@@ -271,11 +430,17 @@ const models = await api.listModels().catch((e) => (showError(e), []));
 if (models.length) {
   const fromPath = document.body.dataset.model;
   if (fromPath) state.set({ model: fromPath }, { silent: true });
-  if (!state.model || (!fromPath && !models.some((m) => m.id === state.model))) state.set({ model: models[0].id }, { silent: true });
-  fillSelect($("#model-select"), models.map((m) => ({ value: m.id, label: `${m.id} — ${m.title}` })), state.model);
+  if (!state.model || (!fromPath && !models.some((m) => m.id === state.model)))
+    state.set({ model: models[0].id }, { silent: true });
+  fillSelect(
+    $("#model-select"),
+    models.map((m) => ({ value: m.id, label: `${m.id} — ${m.title}` })),
+    state.model,
+  );
   $("#model-select").addEventListener("change", (e) => {
     state.set({ model: e.target.value }, { push: true, silent: true });
-    if (window.location.pathname.startsWith("/models/")) window.history.replaceState(null, "", `/card${window.location.search}`);
+    if (window.location.pathname.startsWith("/models/"))
+      window.history.replaceState(null, "", `/card${window.location.search}`);
     load();
   });
   state.subscribe(() => {
@@ -286,6 +451,18 @@ if (models.length) {
   load();
 }
 
-registerExport("arch", { filename: () => `attnviz-${state.model}-architecture`, svg: () => $("#arch-svg"), data: () => info });
-registerExport("params", { filename: () => `attnviz-${state.model}-parameters`, plot: () => $("#params"), data: () => info && info.card && info.card.parameters });
-registerExport("loss", { filename: () => `attnviz-${state.model}-loss`, plot: () => $("#loss"), data: () => info && { loss_curve: info.card.loss_curve, metrics: info.card.metrics } });
+registerExport("arch", {
+  filename: () => `attnviz-${state.model}-architecture`,
+  svg: () => $("#arch-svg"),
+  data: () => info,
+});
+registerExport("params", {
+  filename: () => `attnviz-${state.model}-parameters`,
+  plot: () => $("#params"),
+  data: () => info && info.card && info.card.parameters,
+});
+registerExport("loss", {
+  filename: () => `attnviz-${state.model}-loss`,
+  plot: () => $("#loss"),
+  data: () => info && { loss_curve: info.card.loss_curve, metrics: info.card.metrics },
+});

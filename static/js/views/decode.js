@@ -5,8 +5,9 @@
 import * as api from "../lib/api.js";
 import { meanHeads } from "../lib/attn.js";
 import { setupControls } from "../lib/controls.js";
-import { $, $$, clear, continuesWord, displayToken, el, fillSelect } from "../lib/dom.js";
+import { $, $$, clear, continuesWord, displayToken, el } from "../lib/dom.js";
 import { initExports, registerExport } from "../lib/export.js";
+import { attentionPickers } from "../lib/pickers.js";
 import { plotlyText, react, tokenHeatmap } from "../lib/plots.js";
 import { bindKeys, clearError, initShell, onProjectorChange, showError } from "../lib/shell.js";
 import { int, num, str, urlState } from "../lib/state.js";
@@ -36,6 +37,8 @@ let playing = false;
 let timer = 0;
 let wantOne = false; // a Step press waiting for the next streamed step
 
+const pickers = attentionPickers(state, { meanOfHeads: true, onChange: () => run && renderAttention() });
+
 const controls = await setupControls(state, {
   prefer: (m) => m.kind === "seq2seq",
   filter: (m) => m.kind === "decoder" || m.kind === "seq2seq",
@@ -63,11 +66,16 @@ function syncSamplingInputs() {
 }
 syncSamplingInputs();
 for (const r of strategyInputs) r.addEventListener("change", () => (save({ strategy: r.value }), syncSamplingInputs()));
-$("#temperature").addEventListener("input", (e) => (save({ temperature: Number(e.target.value) }), syncSamplingInputs()));
+$("#temperature").addEventListener(
+  "input",
+  (e) => (save({ temperature: Number(e.target.value) }), syncSamplingInputs()),
+);
 $("#top-p").addEventListener("input", (e) => (save({ top_p: Number(e.target.value) }), syncSamplingInputs()));
 $("#top-k").addEventListener("change", (e) => save({ top_k: Math.max(0, Number.parseInt(e.target.value, 10) || 0) }));
 $("#seed").addEventListener("change", (e) => save({ seed: e.target.value.trim() }));
-$("#max-new").addEventListener("change", (e) => save({ max_new_tokens: Math.max(1, Number.parseInt(e.target.value, 10) || 1) }));
+$("#max-new").addEventListener("change", (e) =>
+  save({ max_new_tokens: Math.max(1, Number.parseInt(e.target.value, 10) || 1) }),
+);
 
 function params() {
   const p = { model: state.model, text: state.text, max_new_tokens: state.max_new_tokens, strategy: state.strategy };
@@ -213,7 +221,10 @@ function render() {
   const line = $("#output-line");
   clear(line);
   if (run.prompt && run.kind === "decoder") {
-    for (const t of run.prompt) line.append(el("span", { class: `out-tok${t.special ? " special" : ""}`, text: displayToken(t.text), title: "prompt" }));
+    for (const t of run.prompt)
+      line.append(
+        el("span", { class: `out-tok${t.special ? " special" : ""}`, text: displayToken(t.text), title: "prompt" }),
+      );
     line.append(el("span", { class: "op", text: "→" }));
   }
   run.steps.forEach((s, i) => {
@@ -222,7 +233,12 @@ function render() {
     if (i >= pos) cls.push("future");
     if (isEos(i)) cls.push("special");
     else if (i > 0 && continuesWord(s.token.text)) cls.push("cont"); // a piece of the previous word
-    const chip = el("button", { type: "button", class: cls.join(" "), text: displayToken(chosenLabel(i).text), title: `step ${i + 1}: p = ${s.prob.toFixed(3)}` });
+    const chip = el("button", {
+      type: "button",
+      class: cls.join(" "),
+      text: displayToken(chosenLabel(i).text),
+      title: `step ${i + 1}: p = ${s.prob.toFixed(3)}`,
+    });
     chip.addEventListener("click", () => {
       stop();
       pos = i + 1;
@@ -238,7 +254,10 @@ function render() {
       el("span", { text: run.kind === "seq2seq" ? "Translation: " : "Output: " }),
       el("strong", { id: "output-text", text: run.done.output.text }),
       el("span", { text: "  " }),
-      el("span", { class: "stop-reason", text: `(stopped: ${run.done.stop_reason === "eos" ? "end of sentence, EOS" : run.done.stop_reason})` }),
+      el("span", {
+        class: "stop-reason",
+        text: `(stopped: ${run.done.stop_reason === "eos" ? "end of sentence, EOS" : run.done.stop_reason})`,
+      }),
       el("span", { text: "  " }),
       el("a", { href: explorerLink(), text: "every head on this output in the explorer →" }),
     );
@@ -263,12 +282,18 @@ function renderTopK() {
   empty.hidden = !none;
   div.hidden = none;
   if (none) {
-    empty.textContent = run && run.steps.length ? "Press step ▶ or play to see step 1." : run ? "Waiting for the first step…" : "Press Generate, then play or step ▶.";
+    empty.textContent =
+      run && run.steps.length
+        ? "Press step ▶ or play to see step 1."
+        : run
+          ? "Waiting for the first step…"
+          : "Press Generate, then play or step ▶.";
     return;
   }
   const s = run.steps[pos - 1];
   const top = [...s.top].reverse();
   const labels = top.map((c) => plotlyText(displayToken(c.text)));
+  const chosen = plotlyText(displayToken(chosenLabel(pos - 1).text));
   react(
     div,
     [
@@ -288,9 +313,18 @@ function renderTopK() {
     {
       height: Math.max(220, 46 * top.length + 70),
       margin: { l: 110, r: 50, t: 34, b: 40 },
-      title: { text: `step ${pos}: chose “${plotlyText(displayToken(chosenLabel(pos - 1).text))}” (p = ${s.prob.toFixed(3)})`, x: 0, xanchor: "left" },
+      title: {
+        text: `step ${pos}: chose “${chosen}” (p = ${s.prob.toFixed(3)})`,
+        x: 0,
+        xanchor: "left",
+      },
       xaxis: { range: [0, 1.08], title: { text: "probability" }, gridcolor: "#eceef2" },
-      yaxis: { tickmode: "array", tickvals: top.map((_, i) => i), ticktext: labels, tickfont: { family: "ui-monospace, monospace" } },
+      yaxis: {
+        tickmode: "array",
+        tickvals: top.map((_, i) => i),
+        ticktext: labels,
+        tickfont: { family: "ui-monospace, monospace" },
+      },
     },
   );
 }
@@ -309,11 +343,6 @@ function row(step, site, layer, head) {
   return head < 0 ? meanHeads(heads.map((h) => [h]))[0] : heads[head];
 }
 
-function setupLayerHead(L, H, layer, head) {
-  fillSelect($("#layer-select"), Array.from({ length: L }, (_, l) => ({ value: l, label: String(l) })), layer);
-  fillSelect($("#head-select"), [{ value: -1, label: "mean of heads" }, ...Array.from({ length: H }, (_, h) => ({ value: h, label: String(h) }))], head);
-}
-
 function renderAttention() {
   const seq2seq = run.kind === "seq2seq";
   $("#align-title").textContent = seq2seq ? "Cross-attention alignment" : "Attention over the prompt";
@@ -329,7 +358,7 @@ function renderAttention() {
   }
   const site = seq2seq ? "decoder.cross" : "decoder.self";
   const { L, H, layer, head } = layerHead(site);
-  setupLayerHead(L, H, layer, head);
+  pickers.fill({ layers: L, heads: H, layer, head, save: false });
   const rows = run.steps.slice(0, pos).map((_, i) => chosenLabel(i));
   const headLabel = head < 0 ? "mean of heads" : `head ${head}`;
   if (seq2seq) {
@@ -348,7 +377,10 @@ function renderAttention() {
       height: Math.max(260, Math.min(620, pos * 30 + 170)),
     });
     // decoder self-attention: <s> + generated tokens as keys
-    const keys = [{ text: "<s>", special: true, index: 0 }, ...run.steps.map((_, i) => ({ ...chosenLabel(i), index: i + 1 }))];
+    const keys = [
+      { text: "<s>", special: true, index: 0 },
+      ...run.steps.map((_, i) => ({ ...chosenLabel(i), index: i + 1 })),
+    ];
     const self = run.steps.slice(0, pos).map((s) => {
       const r = row(s, "decoder.self", layer, head);
       return keys.slice(0, pos).map((_, j) => (j < r.length ? r[j] : null));
@@ -388,8 +420,6 @@ function renderAttention() {
   }
 }
 
-$("#layer-select").addEventListener("change", (e) => (save({ layer: Number(e.target.value) }), renderAttention()));
-$("#head-select").addEventListener("change", (e) => (save({ head: Number(e.target.value) }), renderAttention()));
 onProjectorChange(() => render());
 state.subscribe((changed) => {
   if (changed.some((k) => ["model", "text"].includes(k))) start({ play: true });
@@ -409,9 +439,21 @@ const exportData = () => ({
   output: run && run.done ? run.done.output : null,
   stop_reason: run && run.done ? run.done.stop_reason : null,
 });
-registerExport("topk", { filename: () => `attnviz-${state.model}-decode-step${pos}-topk`, plot: () => $("#topk"), data: exportData });
-registerExport("align", { filename: () => `attnviz-${state.model}-decode-step${pos}-attention`, plot: () => $("#align"), data: exportData });
-registerExport("self", { filename: () => `attnviz-${state.model}-decode-step${pos}-self`, plot: () => $("#self"), data: exportData });
+registerExport("topk", {
+  filename: () => `attnviz-${state.model}-decode-step${pos}-topk`,
+  plot: () => $("#topk"),
+  data: exportData,
+});
+registerExport("align", {
+  filename: () => `attnviz-${state.model}-decode-step${pos}-attention`,
+  plot: () => $("#align"),
+  data: exportData,
+});
+registerExport("self", {
+  filename: () => `attnviz-${state.model}-decode-step${pos}-self`,
+  plot: () => $("#self"),
+  data: exportData,
+});
 
 // A link with step=n reopens paused at step n; without it, decoding plays from the start.
 if (state.text) {

@@ -1,27 +1,24 @@
 // Explorer: tokens, head view, one-head heatmap, and the grid of every layer × head.
 
 import * as api from "../lib/api.js";
-import { SITE_LABEL, keepIndices, siteMask, siteTokens, sitesOf, view } from "../lib/attn.js";
-import { setupControls } from "../lib/controls.js";
-import { $, afterPaint, clear, displayToken, el, fillSelect } from "../lib/dom.js";
+import { SITE_LABEL, keepIndices, pickSite, siteMask, siteTokens, view } from "../lib/attn.js";
+import { INPUT_STATE, setupControls } from "../lib/controls.js";
+import { $, afterPaint, clear, displayToken, el } from "../lib/dom.js";
 import { initExports, registerExport } from "../lib/export.js";
 import { renderGrid } from "../lib/grid.js";
 import { renderHeadView } from "../lib/headview.js";
 import { headColor } from "../lib/palette.js";
+import { PICKER_STATE, attentionPickers } from "../lib/pickers.js";
 import { tokenHeatmap } from "../lib/plots.js";
 import { bindKeys, initShell, onProjectorChange, showError, withStatus } from "../lib/shell.js";
-import { bool, int, intList, str, urlState } from "../lib/state.js";
+import { bool, intList, str, urlState } from "../lib/state.js";
 
 initShell();
 initExports(showError);
 
 const state = urlState({
-  model: str(""),
-  text: str(""),
-  target: str(""),
-  site: str(""),
-  layer: int(0),
-  head: int(0),
+  ...INPUT_STATE,
+  ...PICKER_STATE,
   off: intList([]), // heads switched off in the head view
   scores: bool(false),
   hide: bool(false),
@@ -32,10 +29,15 @@ const status = $("#status");
 // Our own changes are written silently; subscribers only hear back/forward navigation.
 const save = (patch) => state.set(patch, { silent: true });
 let data = null; // the last /attention response
-let inflight = null;
+const nextRequest = api.latestOnly();
 let grid = null;
 let runStarted = 0;
 let timedThisRun = false;
+
+const pickers = attentionPickers(state, {
+  siteReset: { lock: "" },
+  onChange: (key) => data && (key === "site" ? refresh() : render()),
+});
 
 const controls = await setupControls(state, {
   prefer: (m) => m.kind === "seq2seq",
@@ -48,20 +50,18 @@ const controls = await setupControls(state, {
 async function run() {
   const model = controls.current();
   if (!model) return;
-  if (inflight) inflight.abort();
-  inflight = new AbortController();
-  const signal = inflight.signal;
+  const signal = nextRequest();
   performance.mark("attnviz:run");
   runStarted = performance.now();
   timedThisRun = false;
-  const body = { model: model.id, text: state.text, include: ["scores", "masks"] };
-  if (model.kind === "seq2seq" && state.target) body.target = state.target;
-  const result = await withStatus(status, "Running the model…", () => api.attention(body, { signal }));
+  const include = ["scores", "masks"];
+  const result = await withStatus(status, "Running the model…", () =>
+    api.attentionOn(model, state, include, { signal }),
+  );
   if (!result || signal.aborted) return;
   data = result;
   renderTokens();
-  setupSelectors();
-  await render();
+  await refresh();
   modelSays(model, signal);
 }
 
@@ -88,7 +88,14 @@ async function modelSays(model, signal) {
     if (model.kind === "encoder") {
       if (model.tasks.includes("classify") || (model.labels && model.labels.length)) {
         const c = await api.post("/classify", { model: model.id, text: state.text }, { signal });
-        blocks.push(el("div", { class: "says-block" }, el("span", { class: "says-title", text: "Sentiment ([CLS] head)" }), probRows(c.labels, c.label)));
+        blocks.push(
+          el(
+            "div",
+            { class: "says-block" },
+            el("span", { class: "says-title", text: "Sentiment ([CLS] head)" }),
+            probRows(c.labels, c.label),
+          ),
+        );
       }
       if (data.tokens.source.some((t) => t.text === "[MASK]")) {
         const f = await api.post("/fill-mask", { model: model.id, text: state.text, top_k: 5 }, { signal });
@@ -98,7 +105,10 @@ async function modelSays(model, signal) {
               "div",
               { class: "says-block" },
               el("span", { class: "says-title", text: `[MASK] at position ${m.index}` }),
-              probRows(m.predictions.map((p) => ({ label: displayToken(p.token), prob: p.prob })), displayToken(m.predictions[0].token)),
+              probRows(
+                m.predictions.map((p) => ({ label: displayToken(p.token), prob: p.prob })),
+                displayToken(m.predictions[0].token),
+              ),
             ),
           );
         }
@@ -106,10 +116,20 @@ async function modelSays(model, signal) {
     } else if (model.kind === "decoder") {
       const g = await api.post("/generate", { model: model.id, text: state.text, max_new_tokens: 1 }, { signal });
       const top = g.steps[0].top.map((c) => ({ label: displayToken(c.text), prob: c.prob }));
-      blocks.push(el("div", { class: "says-block" }, el("span", { class: "says-title", text: "Next token" }), probRows(top, top[0].label)));
+      blocks.push(
+        el(
+          "div",
+          { class: "says-block" },
+          el("span", { class: "says-title", text: "Next token" }),
+          probRows(top, top[0].label),
+        ),
+      );
     } else if (model.kind === "seq2seq") {
       const g = await api.post("/generate", { model: model.id, text: state.text, max_new_tokens: 48 }, { signal });
-      const link = el("a", { href: `/decode?model=${encodeURIComponent(model.id)}&text=${encodeURIComponent(state.text)}`, text: "watch it decode step by step →" });
+      const link = el("a", {
+        href: `/decode?model=${encodeURIComponent(model.id)}&text=${encodeURIComponent(state.text)}`,
+        text: "watch it decode step by step →",
+      });
       blocks.push(
         el(
           "div",
@@ -134,14 +154,19 @@ function renderTokens() {
   const rows = [["source", data.tokens.source]];
   if (data.tokens.target) rows.push(["target", data.tokens.target]);
   for (const [label, tokens] of rows) {
-    const row = el("div", { class: "token-row" }, el("span", { class: "token-row-label", text: rows.length > 1 ? label : "tokens" }));
+    const row = el(
+      "div",
+      { class: "token-row" },
+      el("span", { class: "token-row-label", text: rows.length > 1 ? label : "tokens" }),
+    );
     tokens.forEach((t, i) => {
+      const chars = Number.isInteger(t.start) ? ` · chars ${t.start}–${t.end}` : "";
       row.append(
         el(
           "span",
           {
             class: `token${t.special ? " special" : ""}`,
-            title: `position ${i} · id ${t.id}${t.special ? " · special token" : ""}${Number.isInteger(t.start) ? ` · chars ${t.start}–${t.end}` : ""}`,
+            title: `position ${i} · id ${t.id}${t.special ? " · special token" : ""}${chars}`,
           },
           el("span", { class: "tok-text", text: displayToken(t.text) }),
           el("span", { class: "tok-id", text: String(t.id) }),
@@ -153,27 +178,15 @@ function renderTokens() {
 }
 
 function currentSite() {
-  const sites = sitesOf(data);
-  return sites.includes(state.site) ? state.site : sites.includes("decoder.cross") ? "decoder.cross" : sites[0];
+  return pickSite(data, state.site);
 }
 
 function setupSelectors() {
-  const sites = sitesOf(data);
-  const site = currentSite();
-  $("#site-field").hidden = sites.length < 2;
-  fillSelect($("#site-select"), sites.map((s) => ({ value: s, label: SITE_LABEL[s] || s })), site);
-  const att = data.attention[site];
-  const L = att.length;
-  const H = att[0].length;
-  const layer = Math.min(Math.max(0, state.layer), L - 1);
-  const head = Math.min(Math.max(0, state.head), H - 1);
-  fillSelect($("#layer-select"), Array.from({ length: L }, (_, l) => ({ value: l, label: `${l}` })), layer);
-  fillSelect($("#head-select"), Array.from({ length: H }, (_, h) => ({ value: h, label: `${h}` })), head);
+  const { heads } = pickers.fillFrom(data);
   $("#scores-toggle").checked = state.scores;
   $("#hide-special").checked = state.hide;
   $("#scores-toggle").disabled = !data.scores;
-  save({ site: sites.length > 1 ? site : "", layer, head });
-  renderHeadToggles(H);
+  renderHeadToggles(heads);
 }
 
 function renderHeadToggles(H) {
@@ -184,12 +197,17 @@ function renderHeadToggles(H) {
     const on = !state.off.includes(h);
     const button = el(
       "button",
-      { type: "button", class: "head-toggle", "aria-pressed": String(on), "data-head": h, title: `show / hide head ${h}` },
+      {
+        type: "button",
+        class: "head-toggle",
+        "aria-pressed": String(on),
+        "data-head": h,
+        title: `show / hide head ${h}`,
+      },
       el("span", { class: "dot", "aria-hidden": "true" }),
       `head ${h}`,
     );
-    button.style.color = headColor(h);
-    button.querySelector(".dot").style.background = headColor(h);
+    button.style.setProperty("--head", headColor(h));
     button.addEventListener("click", () => {
       const off = state.off.includes(h) ? state.off.filter((x) => x !== h) : [...state.off, h].sort((a, b) => a - b);
       save({ off });
@@ -266,9 +284,11 @@ async function renderHeatmap() {
     xLabel: site === "decoder.cross" ? "English token (key)" : "key (attended to)",
   });
   const notes = [];
-  if (mask && mask.some((row) => row.some((v) => !v))) notes.push("Grey cells are masked: the query may not attend there (−∞ before the softmax).");
+  if (mask && mask.some((row) => row.some((v) => !v)))
+    notes.push("Grey cells are masked: the query may not attend there (−∞ before the softmax).");
   if (useScores) notes.push("Pre-softmax: QKᵀ/√dₖ, before the mask. Each row's softmax gives the weights.");
-  if (state.hide) notes.push(useScores ? "Special tokens hidden." : "Special tokens hidden; each row renormalised to sum to 1.");
+  if (state.hide)
+    notes.push(useScores ? "Special tokens hidden." : "Special tokens hidden; each row renormalised to sum to 1.");
   $("#heatmap-note").textContent = notes.join(" ");
   $("#heatmap").dataset.layer = String(state.layer);
   $("#heatmap").dataset.head = String(state.head);
@@ -298,6 +318,12 @@ function renderGridPanel() {
   });
 }
 
+/** Refill the pickers (a new response, a new site, back / forward), then draw. */
+function refresh() {
+  setupSelectors();
+  return render();
+}
+
 async function render() {
   if (!data) return;
   const heat = renderHeatmap();
@@ -307,19 +333,6 @@ async function render() {
 }
 
 // ---------------------------------------------------------------------------------------
-$("#site-select").addEventListener("change", (e) => {
-  save({ site: e.target.value, layer: 0, head: 0, lock: "" });
-  setupSelectors();
-  render();
-});
-$("#layer-select").addEventListener("change", (e) => {
-  save({ layer: Number(e.target.value) });
-  render();
-});
-$("#head-select").addEventListener("change", (e) => {
-  save({ head: Number(e.target.value) });
-  render();
-});
 $("#scores-toggle").addEventListener("change", (e) => {
   save({ scores: e.target.checked });
   renderHeatmap();
@@ -329,18 +342,7 @@ $("#hide-special").addEventListener("change", (e) => {
   render();
 });
 
-function step(key, delta, max) {
-  if (!data) return;
-  const value = Math.min(max - 1, Math.max(0, state[key] + delta));
-  save({ [key]: value });
-  $(`#${key}-select`).value = String(value);
-  render();
-}
 bindKeys({
-  "[": () => step("layer", -1, data.attention[currentSite()].length),
-  "]": () => step("layer", 1, data.attention[currentSite()].length),
-  ",": () => step("head", -1, data.attention[currentSite()][0].length),
-  ".": () => step("head", 1, data.attention[currentSite()][0].length),
   Escape: () => {
     if (!state.lock) return false;
     save({ lock: "" });
@@ -352,10 +354,7 @@ bindKeys({
 state.subscribe((changed) => {
   // back / forward in history
   if (changed.some((k) => ["model", "text", "target"].includes(k))) run();
-  else if (data && changed.length) {
-    setupSelectors();
-    render();
-  }
+  else if (data && changed.length) refresh();
 });
 onProjectorChange(() => render());
 
@@ -401,7 +400,13 @@ registerExport("headview", {
 registerExport("grid", {
   filename: () => `attnviz-${state.model}-all-heads`,
   svg: () => grid && grid.toSVG(),
-  data: () => ({ model: state.model, text: state.text, site: currentSite(), tokens: data.tokens, attention: data.attention[currentSite()] }),
+  data: () => ({
+    model: state.model,
+    text: state.text,
+    site: currentSite(),
+    tokens: data.tokens,
+    attention: data.attention[currentSite()],
+  }),
 });
 
 run();

@@ -32,8 +32,14 @@ async function run() {
   const model = controls.current();
   if (!model) return;
   const n = nPositions(model);
-  fillSelect($("#n-select"), N_CHOICES.filter((x) => x <= model.max_len).map((x) => ({ value: x, label: String(x) })), n);
-  const result = await withStatus(status(), "Loading the table…", () => api.get(`/models/${encodeURIComponent(model.id)}/positions?n=${n}&text=${encodeURIComponent(state.text)}`));
+  fillSelect(
+    $("#n-select"),
+    N_CHOICES.filter((x) => x <= model.max_len).map((x) => ({ value: x, label: String(x) })),
+    n,
+  );
+  const result = await withStatus(status(), "Loading the table…", () =>
+    api.get(`/models/${encodeURIComponent(model.id)}/positions?n=${n}&text=${encodeURIComponent(state.text)}`),
+  );
   if (!result) return;
   data = result;
   render();
@@ -58,10 +64,24 @@ function render() {
     xLabel = "pair i (cos θᵢ·m)";
   }
   if (table) {
-    matrixHeatmap($("#table"), table, { diverging: true, zmin: -1, zmax: 1, value: "value", xLabel, yLabel: "position", height: 420 });
+    matrixHeatmap($("#table"), table, {
+      diverging: true,
+      zmin: -1,
+      zmax: 1,
+      value: "value",
+      xLabel,
+      yLabel: "position",
+      height: 420,
+    });
     const d = table[0].length;
     // fast to slow: the wavelength grows geometrically with the dimension
-    const dims = [...new Set([0, 1, 2 * Math.floor(d / 16), 2 * Math.floor(d / 8), 2 * Math.floor(d / 4), d - 2].filter((x) => x >= 0 && x < d))];
+    const dims = [
+      ...new Set(
+        [0, 1, 2 * Math.floor(d / 16), 2 * Math.floor(d / 8), 2 * Math.floor(d / 4), d - 2].filter(
+          (x) => x >= 0 && x < d,
+        ),
+      ),
+    ];
     react(
       $("#curves"),
       dims.map((dim, i) => ({
@@ -72,7 +92,13 @@ function render() {
         y: table.map((row) => row[dim]),
         line: { color: OKABE_ITO[i % OKABE_ITO.length], width: 2 },
       })),
-      { height: 420, margin: { l: 50, r: 10, t: 10, b: 50 }, xaxis: { title: { text: "position" }, gridcolor: "#eceef2" }, yaxis: { title: { text: "value" }, gridcolor: "#eceef2" }, legend: { orientation: "h", y: -0.2 } },
+      {
+        height: 420,
+        margin: { l: 50, r: 10, t: 10, b: 50 },
+        xaxis: { title: { text: "position" }, gridcolor: "#eceef2" },
+        yaxis: { title: { text: "value" }, gridcolor: "#eceef2" },
+        legend: { orientation: "h", y: -0.2 },
+      },
     );
     const sim = table.map((a) => table.map((b) => a.reduce((s, x, i) => s + x * b[i], 0)));
     matrixHeatmap($("#similarity"), sim, {
@@ -97,9 +123,19 @@ function render() {
         zmin: -Math.max(...emb.sum.flat().map(Math.abs)),
         zmax: Math.max(...emb.sum.flat().map(Math.abs)),
         yaxis: showTicks
-          ? { tickmode: "array", tickvals: tokens.map((_, i) => i), ticktext: tokenTicks(tokens), tickfont: { family: "ui-monospace, monospace", size: fontSize() } }
+          ? {
+              tickmode: "array",
+              tickvals: tokens.map((_, i) => i),
+              ticktext: tokenTicks(tokens),
+              tickfont: { family: "ui-monospace, monospace", size: fontSize() },
+            }
           : { showticklabels: false },
-        margin: { l: showTicks ? 24 + charPx() * Math.min(14, Math.max(3, ...tokens.map((t) => displayToken(t.text).length + 2))) : 10, t: 8 },
+        margin: {
+          l: showTicks
+            ? 24 + charPx() * Math.min(14, Math.max(3, ...tokens.map((t) => displayToken(t.text).length + 2)))
+            : 10,
+          t: 8,
+        },
         customdata: m.map((row, i) => row.map(() => plotlyText(displayToken(tokens[i] ? tokens[i].text : "")))),
         hovertemplate: `%{customdata} (position %{y})<br>dimension %{x}<br>${name}: %{z:.4f}<extra></extra>`,
       });
@@ -123,9 +159,25 @@ $("#n-select").addEventListener("change", (e) => {
 state.subscribe(() => run());
 onProjectorChange(() => data && render());
 
-registerExport("table", { filename: () => `attnviz-${state.model}-positions`, plot: () => $("#table"), data: () => ({ model: state.model, positional: data && data.positional, table: data && (data.table || data.rope) }) });
-registerExport("curves", { filename: () => `attnviz-${state.model}-positions-curves`, plot: () => $("#curves"), data: () => ({ model: state.model, table: data && data.table }) });
-registerExport("sum", { filename: () => `attnviz-${state.model}-embedding-plus-pe`, plot: () => $("#emb-sum"), data: () => ({ model: state.model, text: state.text, embedding: data && data.embedding }) });
-registerExport("similarity", { filename: () => `attnviz-${state.model}-positions-similarity`, plot: () => $("#similarity"), data: () => ({ model: state.model, table: data && data.table }) });
+registerExport("table", {
+  filename: () => `attnviz-${state.model}-positions`,
+  plot: () => $("#table"),
+  data: () => ({ model: state.model, positional: data && data.positional, table: data && (data.table || data.rope) }),
+});
+registerExport("curves", {
+  filename: () => `attnviz-${state.model}-positions-curves`,
+  plot: () => $("#curves"),
+  data: () => ({ model: state.model, table: data && data.table }),
+});
+registerExport("sum", {
+  filename: () => `attnviz-${state.model}-embedding-plus-pe`,
+  plot: () => $("#emb-sum"),
+  data: () => ({ model: state.model, text: state.text, embedding: data && data.embedding }),
+});
+registerExport("similarity", {
+  filename: () => `attnviz-${state.model}-positions-similarity`,
+  plot: () => $("#similarity"),
+  data: () => ({ model: state.model, table: data && data.table }),
+});
 
 run();

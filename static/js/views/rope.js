@@ -7,7 +7,8 @@ import { setupControls } from "../lib/controls.js";
 import { $, $$, displayToken, fillSelect, fmt } from "../lib/dom.js";
 import { initExports, registerExport } from "../lib/export.js";
 import { CYCLIC, DIVERGING, OKABE_ITO } from "../lib/palette.js";
-import { matrixHeatmap, plotlyText, react } from "../lib/plots.js";
+import { attentionPickers, tokenOptions } from "../lib/pickers.js";
+import { matrixHeatmap, react } from "../lib/plots.js";
 import { bindKeys, initShell, onProjectorChange, showError, withStatus } from "../lib/shell.js";
 import { int, str, urlState } from "../lib/state.js";
 
@@ -38,6 +39,14 @@ let relative = null;
 let relativeSin = null;
 let compareModel = null;
 
+const pickers = attentionPickers(state, {
+  onChange: () => {
+    if (!tokens) return;
+    renderPair();
+    loadRelative();
+  },
+});
+
 const controls = await setupControls(state, {
   filter: (m) => m.positional === "rope",
   onRun: run,
@@ -57,7 +66,10 @@ async function run() {
   const model = controls.current();
   if (!model) return;
   const result = await withStatus(status, "Loading angles and vectors…", () =>
-    Promise.all([api.positions(model.id, Math.min(P(), model.max_len)), api.attention({ model: model.id, text: state.text, include: ["qkv"] })]),
+    Promise.all([
+      api.positions(model.id, Math.min(P(), model.max_len)),
+      api.attention({ model: model.id, text: state.text, include: ["qkv"] }),
+    ]),
   );
   if (!result) return;
   const [pos, att] = result;
@@ -71,23 +83,24 @@ async function run() {
 }
 
 function setupSelectors(model) {
-  const L = qkv.q.length;
-  const H = qkv.q[0].length;
-  const layer = Math.min(state.layer, L - 1);
-  const head = Math.min(state.head, H - 1);
-  fillSelect($("#layer-select"), Array.from({ length: L }, (_, l) => ({ value: l, label: String(l) })), layer);
-  fillSelect($("#head-select"), Array.from({ length: H }, (_, h) => ({ value: h, label: String(h) })), head);
-  const opts = tokens.map((t, i) => ({ value: i, label: `${i}: ${displayToken(t.text)}` }));
-  fillSelect($("#query-select"), opts, qIndex());
-  fillSelect($("#key-select"), opts, kIndex());
-  fillSelect($("#positions-select"), POSITION_CHOICES.filter((p) => p <= model.max_len).map((p) => ({ value: p, label: String(p) })), P());
+  pickers.fill({ layers: qkv.q.length, heads: qkv.q[0].length, layer: state.layer, head: state.head });
+  fillSelect($("#query-select"), tokenOptions(tokens), qIndex());
+  fillSelect($("#key-select"), tokenOptions(tokens), kIndex());
+  fillSelect(
+    $("#positions-select"),
+    POSITION_CHOICES.filter((p) => p <= model.max_len).map((p) => ({ value: p, label: String(p) })),
+    P(),
+  );
   const pairs = model.d_head / 2;
   fillSelect(
     $("#pair-select"),
-    Array.from({ length: pairs }, (_, i) => ({ value: i, label: `${i} (θ = ${rope ? fmt(rope.frequencies[i], 4) : "?"} rad / position)` })),
+    Array.from({ length: pairs }, (_, i) => ({
+      value: i,
+      label: `${i} (θ = ${rope ? fmt(rope.frequencies[i], 4) : "?"} rad / position)`,
+    })),
     Math.min(state.pair, pairs - 1),
   );
-  save({ layer, head, pair: Math.min(state.pair, pairs - 1) });
+  save({ pair: Math.min(state.pair, pairs - 1) });
   for (const id of ["m", "n"]) {
     const slider = $(`#${id}-slider`);
     slider.max = String(P() - 1);
@@ -112,7 +125,9 @@ function renderAngles() {
     yLabel: "position m",
     height: 380,
     customdata: rope.angles,
-    hovertemplate: `position %{y}<br>pair %{x}<br>θ·m = %{customdata:.3f} rad<br>${wrap ? "mod 2π" : "cos"}: %{z:.3f}<extra></extra>`,
+    hovertemplate:
+      "position %{y}<br>pair %{x}<br>θ·m = %{customdata:.3f} rad<br>" +
+      `${wrap ? "mod 2π" : "cos"}: %{z:.3f}<extra></extra>`,
   });
 }
 
@@ -150,8 +165,24 @@ function renderPair() {
   const cq = circle(rq);
   const ck = circle(rk);
   const traces = [
-    { type: "scatter", mode: "lines", x: cq.xs, y: cq.ys, line: { color: "#E69F00", dash: "dot", width: 1 }, hoverinfo: "skip", showlegend: false },
-    { type: "scatter", mode: "lines", x: ck.xs, y: ck.ys, line: { color: "#0072B2", dash: "dot", width: 1 }, hoverinfo: "skip", showlegend: false },
+    {
+      type: "scatter",
+      mode: "lines",
+      x: cq.xs,
+      y: cq.ys,
+      line: { color: "#E69F00", dash: "dot", width: 1 },
+      hoverinfo: "skip",
+      showlegend: false,
+    },
+    {
+      type: "scatter",
+      mode: "lines",
+      x: ck.xs,
+      y: ck.ys,
+      line: { color: "#0072B2", dash: "dot", width: 1 },
+      hoverinfo: "skip",
+      showlegend: false,
+    },
     {
       type: "scatter",
       mode: "markers",
@@ -177,7 +208,22 @@ function renderPair() {
     });
   }
   // Arrows from the origin (annotation text would sit at the tail, so labels are a trace).
-  const arrow = (p, color) => ({ x: p[0], y: p[1], ax: 0, ay: 0, axref: "x", ayref: "y", xref: "x", yref: "y", showarrow: true, arrowhead: 2, arrowsize: 1.2, arrowwidth: 3, arrowcolor: color, text: "" });
+  const arrow = (p, color) => ({
+    x: p[0],
+    y: p[1],
+    ax: 0,
+    ay: 0,
+    axref: "x",
+    ayref: "y",
+    xref: "x",
+    yref: "y",
+    showarrow: true,
+    arrowhead: 2,
+    arrowsize: 1.2,
+    arrowwidth: 3,
+    arrowcolor: color,
+    text: "",
+  });
   traces.push({
     type: "scatter",
     mode: "text",
@@ -194,16 +240,31 @@ function renderPair() {
   react($("#pair"), traces, {
     height: 400,
     margin: { l: 50, r: 20, t: 10, b: 40 },
-    xaxis: { range: [-R, R], zeroline: true, zerolinecolor: "#c4cad5", gridcolor: "#f0f1f4", title: { text: `dimension ${2 * i}` } },
-    yaxis: { range: [-R, R], zeroline: true, zerolinecolor: "#c4cad5", gridcolor: "#f0f1f4", scaleanchor: "x", title: { text: `dimension ${2 * i + 1}` } },
+    xaxis: {
+      range: [-R, R],
+      zeroline: true,
+      zerolinecolor: "#c4cad5",
+      gridcolor: "#f0f1f4",
+      title: { text: `dimension ${2 * i}` },
+    },
+    yaxis: {
+      range: [-R, R],
+      zeroline: true,
+      zerolinecolor: "#c4cad5",
+      gridcolor: "#f0f1f4",
+      scaleanchor: "x",
+      title: { text: `dimension ${2 * i + 1}` },
+    },
     legend: { orientation: "h", y: -0.18 },
     annotations: [arrow(qm, "#E69F00"), arrow(kn, OKABE_ITO[0])],
   });
   $("#m-value").textContent = String(m);
   $("#n-value").textContent = String(n);
   const wrapped = Math.atan2(Math.sin(delta), Math.cos(delta));
+  const [query, key] = [tokens[qi], tokens[ki]].map((t) => displayToken(t.text));
   $("#pair-note").textContent =
-    `Pair ${i} turns by θ = ${fmt(rope.frequencies[i], 4)} rad per position. Query “${displayToken(tokens[qi].text)}” at m = ${m}, key “${displayToken(tokens[ki].text)}” at n = ${n}: ` +
+    `Pair ${i} turns by θ = ${fmt(rope.frequencies[i], 4)} rad per position. ` +
+    `Query “${query}” at m = ${m}, key “${key}” at n = ${n}: ` +
     `the angle between them is ${fmt(wrapped, 3)} rad, and this pair adds |q||k|cos = ${fmt(dot, 4)} to q·k. ` +
     `Move both sliders by the same amount: the angle, and so the score, stays the same.`;
 }
@@ -240,7 +301,15 @@ function relativePlot(div, scores, title) {
 
 async function loadRelative() {
   const model = controls.current();
-  const body = { model: model.id, text: state.text, layer: state.layer, head: state.head, query: qIndex(), key: kIndex(), max_position: Math.min(P(), model.max_len) };
+  const body = {
+    model: model.id,
+    text: state.text,
+    layer: state.layer,
+    head: state.head,
+    query: qIndex(),
+    key: kIndex(),
+    max_position: Math.min(P(), model.max_len),
+  };
   const jobs = [api.ropeRelative(body)];
   if (compareModel) {
     jobs.push(
@@ -261,24 +330,32 @@ async function loadRelative() {
   const result = await withStatus(status, "Placing q and k at every pair of positions…", () => Promise.all(jobs));
   if (!result) return;
   [relative, relativeSin] = result;
-  await relativePlot($("#relative"), relative.scores, `${plotlyText(relative.model)}: “${plotlyText(displayToken(relative.query.text))}” → “${plotlyText(displayToken(relative.key.text))}”`);
-  $("#relative-note").textContent = `Largest change along any diagonal: ${fmt(diagonalSpread(relative.scores), 4)} (only rounding): the score is a function of m − n alone.`;
+  await relativePlot(
+    $("#relative"),
+    relative.scores,
+    `${relative.model}: “${displayToken(relative.query.text)}” → “${displayToken(relative.key.text)}”`,
+  );
+  $("#relative-note").textContent =
+    `Largest change along any diagonal: ${fmt(diagonalSpread(relative.scores), 4)} (only rounding): ` +
+    "the score is a function of m − n alone.";
   if (relativeSin) {
-    await relativePlot($("#relative-sin"), relativeSin.scores, `${plotlyText(relativeSin.model)} (${relativeSin.positional}): same tokens`);
-    $("#relative-sin-note").textContent = `Largest change along a diagonal: ${fmt(diagonalSpread(relativeSin.scores), 4)}. With positions added to the embeddings the score depends on m and n themselves, not only on their distance.`;
+    await relativePlot(
+      $("#relative-sin"),
+      relativeSin.scores,
+      `${relativeSin.model} (${relativeSin.positional}): same tokens`,
+    );
+    $("#relative-sin-note").textContent =
+      `Largest change along a diagonal: ${fmt(diagonalSpread(relativeSin.scores), 4)}. With positions added ` +
+      "to the embeddings the score depends on m and n themselves, not only on their distance.";
   } else {
-    $("#relative-sin-note").textContent = "No model with sinusoidal or learned positions is loaded on this server to compare with.";
+    $("#relative-sin-note").textContent =
+      "No model with sinusoidal or learned positions is loaded on this server to compare with.";
   }
 }
 
 // ---------------------------------------------------------------------------------------
-for (const [id, key] of [
-  ["#layer-select", "layer"],
-  ["#head-select", "head"],
-  ["#query-select", "query"],
-  ["#key-select", "key"],
-]) {
-  $(id).addEventListener("change", (e) => {
+for (const key of ["query", "key"]) {
+  $(`#${key}-select`).addEventListener("change", (e) => {
     save({ [key]: Number(e.target.value) });
     renderPair();
     loadRelative();
@@ -329,13 +406,32 @@ onProjectorChange(() => {
 });
 
 const base = () => ({ model: state.model, text: state.text, layer: state.layer, head: state.head });
-registerExport("angles", { filename: () => `attnviz-${state.model}-rope-angles`, plot: () => $("#angles"), data: () => ({ ...base(), rope }) });
+registerExport("angles", {
+  filename: () => `attnviz-${state.model}-rope-angles`,
+  plot: () => $("#angles"),
+  data: () => ({ ...base(), rope }),
+});
 registerExport("pair", {
   filename: () => `attnviz-${state.model}-rope-pair${state.pair}`,
   plot: () => $("#pair"),
-  data: () => ({ ...base(), pair: state.pair, m: state.m, n: state.n, query: tokens && tokens[qIndex()], key: tokens && tokens[kIndex()] }),
+  data: () => ({
+    ...base(),
+    pair: state.pair,
+    m: state.m,
+    n: state.n,
+    query: tokens && tokens[qIndex()],
+    key: tokens && tokens[kIndex()],
+  }),
 });
-registerExport("relative", { filename: () => `attnviz-${state.model}-rope-relative`, plot: () => $("#relative"), data: () => relative });
-registerExport("relative-sin", { filename: () => `attnviz-rope-relative-sinusoidal`, plot: () => $("#relative-sin"), data: () => relativeSin });
+registerExport("relative", {
+  filename: () => `attnviz-${state.model}-rope-relative`,
+  plot: () => $("#relative"),
+  data: () => relative,
+});
+registerExport("relative-sin", {
+  filename: () => `attnviz-rope-relative-sinusoidal`,
+  plot: () => $("#relative-sin"),
+  data: () => relativeSin,
+});
 
 if (controls.models.length) run();

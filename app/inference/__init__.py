@@ -1,0 +1,33 @@
+"""What the routes ask the models: plain functions run on an engine worker thread.
+
+Each takes a resolved ``ModelInput`` (app/inputs.py) plus the request's options, runs the
+core through ``models.capture`` (only the hook points the request needs) and returns the
+response as a dict for ``serialize.dumps``. Nothing here knows about HTTP.
+
+* ``common``: one forward pass over an input; the seq2seq target (given or greedy)
+* ``weights``: /attention — plan, one forward pass, one extractor per ``include``
+* ``decoding``: /generate and its stream, step by step
+* ``encoder_tasks``: /fill-mask, /classify
+* ``positions``: /models/{id}/positions, /rope/relative
+* ``analyses``: /logit-lens, /rollout, /attribution
+"""
+
+from app.inference.analyses import attribution, logit_lens, rollout
+from app.inference.decoding import decode_steps, generation, generation_output
+from app.inference.encoder_tasks import classify, fill_mask
+from app.inference.positions import positions, rope_relative
+from app.inference.weights import attention
+
+__all__ = [
+    "attention",
+    "attribution",
+    "classify",
+    "decode_steps",
+    "fill_mask",
+    "generation",
+    "generation_output",
+    "logit_lens",
+    "positions",
+    "rollout",
+    "rope_relative",
+]

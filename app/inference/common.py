@@ -1,0 +1,70 @@
+"""What every job shares: one forward pass over a resolved input, the seq2seq target."""
+
+from __future__ import annotations
+
+import torch
+
+from app.inputs import ModelInput, Sequence
+from app.registry import Entry
+from models import capture
+from models.generate import Sampling, generate
+from models.hooks import Trace
+
+PROB_DECIMALS = 6
+
+
+def prob(x: float) -> float:
+    return round(float(x), PROB_DECIMALS)
+
+
+def as_batch(ids: list[int], entry: Entry) -> torch.Tensor:
+    """One sequence of ids as a (1, T) tensor on the model's device."""
+    return torch.tensor([ids], dtype=torch.long, device=entry.device)
+
+
+def forward(
+    entry: Entry, source_ids: list[int], target_ids: list[int] | None = None, names=()
+) -> Trace:
+    """One forward pass of the model's stacks over a single sequence, recording ``names``.
+
+    encoder: encode the source. decoder: decode the source (the prompt). seq2seq: encode the
+    source, then decode ``target_ids`` over it (encode only when no target is given).
+    """
+    model = entry.model
+    with capture(model, names) as trace:
+        src = as_batch(source_ids, entry)
+        if entry.config.kind == "decoder":
+            model.decode(src)
+        else:
+            memory = model.encode(src)
+            if target_ids is not None:
+                model.decode(as_batch(target_ids, entry), memory)
+    return trace
+
+
+def greedy_target(entry: Entry, source_ids: list[int], max_new_tokens: int) -> Sequence:
+    """seq2seq: <s> + the model's own greedy output (its final </s> left out)."""
+    cfg = entry.config
+    budget = max(1, min(max_new_tokens, cfg.max_len - 1))
+    ids = [cfg.bos_id]
+    for step in generate(
+        entry.model, source_ids, Sampling(max_new_tokens=budget), capture_attention=False
+    ):
+        if step.token_id == cfg.eos_id:
+            break
+        ids.append(step.token_id)
+    return Sequence(ids, entry.codec.ids_view(ids) if entry.codec else None)
+
+
+def target_of(inp: ModelInput, max_new_tokens: int) -> Sequence | None:
+    """seq2seq: the target given, else the model's own greedy translation. Others: None."""
+    if inp.entry.config.kind != "seq2seq" or inp.target is not None:
+        return inp.target
+    return greedy_target(inp.entry, inp.source.ids, max_new_tokens)
+
+
+def tokens_of(inp: ModelInput, target: Sequence | None) -> dict:
+    tokens = {"source": inp.source.tokens}
+    if target is not None:
+        tokens["target"] = target.tokens
+    return tokens

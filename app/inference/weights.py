@@ -1,0 +1,313 @@
+"""POST /attention: plan the hooks a request needs, run one forward pass, extract each include."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from app.inference.common import forward, target_of, tokens_of
+from app.inputs import ModelInput, Sequence
+from app.registry import Entry
+from app.serialize import Format, ints, tensor
+from app.traces import StoredInput, TraceStore
+from models import capture
+from models.analysis.attribution import value_weighted_norms
+from models.config import ModelConfig
+from models.hooks import SITE_OUTPUT, Trace, hook_name
+from models.pooling import block_edges, pool
+
+
+@dataclass(frozen=True)
+class AttentionPlan:
+    """Which layers of which attention sites a request reads, and the extras it includes."""
+
+    config: ModelConfig
+    sites: dict[str, list[int]]  # site -> the requested layers that site has
+    include: frozenset[str]
+
+    @classmethod
+    def of(cls, config: ModelConfig, layers: list[int], include) -> AttentionPlan:
+        sites = {s: [li for li in layers if li < depth] for s, depth in config.sites.items()}
+        return cls(config, sites, frozenset(include))
+
+    def rotary(self, site: str) -> bool:
+        """Queries and keys of this site are rotated (RoPE acts on self-attention only)."""
+        return self.config.positional == "rope" and not site.endswith("cross")
+
+    def qkv_parts(self, site: str) -> list[str]:
+        return ["q", "k", "v", *(["rot_q", "rot_k"] if self.rotary(site) else [])]
+
+    def hooks(self) -> list[str]:
+        names = []
+        for site, layers in self.sites.items():
+            for li in layers:
+                names.append(hook_name(site, li, "pattern"))
+                if "scores" in self.include:
+                    names.append(hook_name(site, li, "scores"))
+                if "qkv" in self.include:
+                    names += [hook_name(site, li, p) for p in [*self.qkv_parts(site), "in", "z"]]
+                    names.append(hook_name(site.split(".")[0], li, SITE_OUTPUT[site]))
+                if "norms" in self.include and "qkv" not in self.include:
+                    names.append(hook_name(site, li, "v"))
+            if layers and self.include & {"masks", "scores"}:
+                names.append(hook_name(site, layers[0], "mask"))
+        rotary_sites = [s for s in self.config.sites if self.rotary(s)]
+        if "rope" in self.include and rotary_sites:
+            names.append(hook_name(rotary_sites[0], 0, "rope_angles"))
+        return names
+
+    def stack_layers(self) -> dict[str, list[int]]:
+        """stack -> the requested layers it has (read off its self-attention site)."""
+        return {s.split(".")[0]: ls for s, ls in self.sites.items() if s.endswith(".self") and ls}
+
+
+@dataclass
+class Captured:
+    """One forward pass's trace, read per site over the plan's layers and selected heads."""
+
+    trace: Trace
+    plan: AttentionPlan
+    heads: list[int]
+    fmt: Format
+    model: torch.nn.Module  # for weights an extractor needs (W_O of the value-weighted norms)
+    stored: StoredInput  # what the forward pass left: the residual stream's norms
+    edges: dict[str, tuple[list[int], list[int]]] | None = None  # site -> pooling blocks
+
+    def pooled(self, site: str, t: torch.Tensor) -> torch.Tensor:
+        """(…, Tq, Tk) reduced to the request's pool blocks (unchanged without pool)."""
+        return t if self.edges is None else pool(t, *self.edges[site])
+
+    def stacked(self, site: str, hook: str) -> torch.Tensor:
+        """(L, H, ...) of a per-head hook. Grouped-query K/V heads are repeated so that head
+        h reads the key/value head it attends with."""
+        n_heads = self.plan.config.n_heads
+        t = torch.stack([self.trace[hook_name(site, li, hook)][0] for li in self.plan.sites[site]])
+        if t.shape[1] != n_heads:
+            t = t.repeat_interleave(n_heads // t.shape[1], dim=1)
+        if self.heads != list(range(n_heads)):
+            t = t.index_select(1, torch.tensor(self.heads, device=t.device))
+        return t
+
+    def per_layer(self, site: str, where: str, hook: str) -> torch.Tensor:
+        """(L, ...) of a hook with no head axis (``where``: the site or its stack), over the
+        site's layers."""
+        return torch.stack(
+            [self.trace[hook_name(where, li, hook)][0] for li in self.plan.sites[site]]
+        )
+
+    def mask(self, site: str) -> torch.Tensor:
+        return self.trace[hook_name(site, self.plan.sites[site][0], "mask")][0]  # (Tq, Tk)
+
+    def sites(self) -> list[str]:
+        return [s for s, layers in self.plan.sites.items() if layers]
+
+
+def _patterns(c: Captured) -> dict:
+    return {s: tensor(c.pooled(s, c.stacked(s, "pattern")), c.fmt, prob=True) for s in c.sites()}
+
+
+def _masks(c: Captured) -> dict:
+    return {s: ints(c.mask(s)) for s in c.sites()}
+
+
+def _scores(c: Captured) -> dict:
+    """Scaled QKᵀ before the softmax; masked cells are NaN (null in JSON)."""
+    out = {}
+    for s in c.sites():
+        sc = c.stacked(s, "scores").float()
+        out[s] = tensor(sc.masked_fill(~c.mask(s)[None, None], float("nan")), c.fmt)
+    return out
+
+
+def _qkv(c: Captured) -> dict:
+    """q/k/v (and RoPE's rotated q/k) and z per head; the module's input x and its output
+    after concat · W_O per layer: a view never recomputes what was measured."""
+    out = {}
+    for s in c.sites():
+        stack = s.split(".")[0]
+        parts = {p: tensor(c.stacked(s, p), c.fmt) for p in [*c.plan.qkv_parts(s), "z"]}
+        parts["x"] = tensor(c.per_layer(s, s, "in"), c.fmt)
+        parts["out"] = tensor(c.per_layer(s, stack, SITE_OUTPUT[s]), c.fmt)
+        out[s] = parts
+    return out
+
+
+def _rope(c: Captured) -> dict | None:
+    """The rotation angles the model used (captured), or None without RoPE."""
+    cfg = c.plan.config
+    rotary = [s for s in cfg.sites if c.plan.rotary(s)]
+    if not rotary:
+        return None
+    angles = c.trace[hook_name(rotary[0], 0, "rope_angles")]
+    return {
+        "base": cfg.rope_base,
+        "d_head": cfg.d_head,
+        "pairing": cfg.pair_layout,  # interleaved (2i, 2i+1) or halves (i, i + d/2)
+        "angles": tensor(angles, c.fmt),
+    }
+
+
+def _hidden(c: Captured) -> dict:
+    """The L2 norm of the residual stream per layer and position, around each sublayer."""
+    return {
+        stack: {
+            name: tensor(norms[layers], c.fmt) for name, norms in c.stored.hidden[stack].items()
+        }
+        for stack, layers in c.plan.stack_layers().items()
+    }
+
+
+def _norms(c: Captured) -> dict:
+    """Value-weighted norms ‖α_ij · f_h(x_j)‖ per site: [L][H][Tq][Tk]."""
+    out = {}
+    for s in c.sites():
+        per_layer = []
+        for li in c.plan.sites[s]:
+            w_o = c.model.get_submodule(hook_name(s, li, "v").rsplit(".", 1)[0]).W_o.weight
+            pattern, v = c.trace[hook_name(s, li, "pattern")], c.trace[hook_name(s, li, "v")]
+            per_layer.append(value_weighted_norms(pattern, v, w_o)[0])
+        norms = torch.stack(per_layer)
+        if c.heads != list(range(c.plan.config.n_heads)):
+            norms = norms.index_select(1, torch.tensor(c.heads, device=norms.device))
+        out[s] = tensor(c.pooled(s, norms), c.fmt)
+    return out
+
+
+#: include value -> what it adds to the answer (attention weights are always there)
+EXTRACTORS: dict[str, Callable[[Captured], Any]] = {
+    "masks": _masks,
+    "scores": _scores,
+    "qkv": _qkv,
+    "rope": _rope,
+    "hidden": _hidden,
+    "norms": _norms,
+}
+
+
+def pool_edges(
+    kind: str, source_len: int, target_len: int | None, size: int
+) -> tuple[dict[str, list[int]], dict[str, tuple[list[int], list[int]]]]:
+    """Block edges per sequence, and per site its (query, key) edges."""
+    edges = {"source": block_edges(source_len, size)}
+    if target_len is not None:
+        edges["target"] = block_edges(target_len, size)
+    if kind != "seq2seq":
+        return edges, {f"{kind}.self": (edges["source"], edges["source"])}
+    src, tgt = edges["source"], edges["target"]
+    return edges, {
+        "encoder.self": (src, src),
+        "decoder.self": (tgt, tgt),
+        "decoder.cross": (tgt, src),
+    }
+
+
+def stream_hooks(cfg: ModelConfig) -> list[str]:
+    """What the store keeps of a forward pass: every attention module's input, the encoder's
+    output (seq2seq), and the residual stream around each sublayer (for its norms)."""
+    names = [hook_name(site, li, "in") for site, n in cfg.sites.items() for li in range(n)]
+    if cfg.kind == "seq2seq":
+        names.append(hook_name("encoder", None, "out"))
+    for stack in cfg.stacks:
+        for li in range(cfg.depth(stack)):
+            names += [hook_name(stack, li, f"resid_{w}") for w in ("pre", "mid", "post")]
+    return names
+
+
+def keep(trace: Trace, cfg: ModelConfig, target_ids: list[int] | None) -> StoredInput:
+    def norms(stack: str, where: str) -> torch.Tensor:  # (L, T)
+        per_layer = [trace[hook_name(stack, li, where)][0] for li in range(cfg.depth(stack))]
+        return torch.linalg.vector_norm(torch.stack(per_layer).float(), dim=-1)
+
+    return StoredInput(
+        target_ids=target_ids,
+        module_inputs={
+            (site, li): trace[hook_name(site, li, "in")]
+            for site, n in cfg.sites.items()
+            for li in range(n)
+        },
+        memory=trace[hook_name("encoder", None, "out")] if cfg.kind == "seq2seq" else None,
+        hidden={
+            stack: {f"resid_{w}": norms(stack, f"resid_{w}") for w in ("pre", "mid", "post")}
+            for stack in cfg.stacks
+        },
+    )
+
+
+def replay(entry: Entry, stored: StoredInput, plan: AttentionPlan) -> Trace:
+    """The plan's hooks from each requested attention module, run again on its stored input."""
+    model = entry.model
+    with capture(model, plan.hooks()) as trace:
+        for site, layers in plan.sites.items():
+            stack_name = site.split(".")[0]
+            stack = getattr(model, stack_name)
+            for li in layers:
+                x = stored.module_inputs[(site, li)]
+                positions = torch.arange(x.shape[1], device=x.device)
+                cross = site.endswith("cross")
+                memory = stored.memory if cross else None
+                self_mask, memory_mask, rope = stack.attention_inputs(positions, 1, None, memory)
+                module = model.get_submodule(hook_name(site, li, "z").rsplit(".", 1)[0])
+                if cross:
+                    out = module(x, context=memory, mask=memory_mask)
+                else:
+                    out = module(x, mask=self_mask, rope=rope)
+                trace.record(hook_name(stack_name, li, SITE_OUTPUT[site]), out)
+    return trace
+
+
+def attention(
+    inp: ModelInput,
+    include,
+    fmt: Format,
+    max_new_tokens: int,
+    pool_size: int | None = None,
+    store: TraceStore | None = None,
+) -> dict:
+    """POST /attention: plan the hooks; one forward pass, or when the store holds this input,
+    the requested attention modules run again on their stored inputs; extract what was asked."""
+    entry, cfg = inp.entry, inp.entry.config
+    plan = AttentionPlan.of(cfg, inp.layers, include)
+    store = store if store is not None else TraceStore(0)
+    given = inp.target.ids if inp.target else None
+    key = (entry.id, tuple(inp.source.ids), None if given is None else tuple(given))
+    fresh: list[Trace] = []
+
+    def run_forward() -> StoredInput:
+        target = target_of(inp, max_new_tokens)
+        target_ids = target.ids if target else None
+        names = [*plan.hooks(), *stream_hooks(cfg)]
+        fresh.append(forward(entry, inp.source.ids, target_ids, names))
+        return keep(fresh[0], cfg, target_ids)
+
+    stored, _ = store.get_or_compute(key, run_forward)
+    trace = fresh[0] if fresh else replay(entry, stored, plan)
+    target = inp.target
+    if target is None and stored.target_ids is not None:
+        codec = entry.codec
+        target = Sequence(stored.target_ids, codec.ids_view(stored.target_ids) if codec else None)
+    captured = Captured(trace, plan, inp.heads, fmt, entry.model, stored)
+    pool_info = None
+    if pool_size is not None:
+        target_len = len(target.ids) if target else None
+        by_seq, captured.edges = pool_edges(cfg.kind, len(inp.source.ids), target_len, pool_size)
+        pool_info = {"size": pool_size, "edges": by_seq}
+    out = {
+        "model": entry.id,
+        "kind": cfg.kind,
+        "format": fmt,
+        "n_layers": max(cfg.sites.values()),
+        "n_heads": cfg.n_heads,
+        "layers": inp.layers,
+        "heads": inp.heads,
+        "tokens": tokens_of(inp, target),
+        "attention": _patterns(captured),
+    }
+    for name, extract in EXTRACTORS.items():
+        if name in plan.include:
+            out[name] = extract(captured)
+    if pool_info is not None:
+        out["pool"] = pool_info
+    return out

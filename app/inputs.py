@@ -1,0 +1,406 @@
+"""From a validated request to what a forward pass reads: the one place requests become inputs.
+
+The schemas (app/schemas.py) check each field on its own: types, ranges, lengths. Everything
+that needs the model — its tokenizer, vocabulary, family, depth and heads — is checked here,
+and every failure is a 422 that names the field to fix (404 for an unknown model). Routes
+read: resolve the request here -> build the job -> run it (``app.deps.RunJob``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends
+
+from app.config import Settings
+from app.deps import RegistryDep, SettingsDep
+from app.errors import ApiError, invalid
+from app.registry import Entry, Registry
+from app.tokenization import Encoded
+
+
+@dataclass(frozen=True)
+class Sequence:
+    """Token ids a stack reads, and how to show them (None: ids without a tokenizer)."""
+
+    ids: list[int]
+    tokens: list[dict] | None
+
+
+@dataclass
+class ModelInput:
+    entry: Entry
+    source: Sequence  # the encoder's input, or a decoder's prompt
+    target: Sequence | None = None  # seq2seq decoder input; None: the model's own translation
+    layers: list[int] = field(default_factory=list)
+    heads: list[int] = field(default_factory=list)
+    positions: list[int] | None = None  # positions of the predicting stack (None: its default)
+
+    @property
+    def predicting(self) -> str:
+        """The stack whose states become tokens: the encoder (MLM) or the decoder."""
+        return "encoder" if self.entry.config.kind == "encoder" else "decoder"
+
+    @property
+    def predicted(self) -> Sequence | None:
+        """The sequence the predicting stack reads (None: a translation not yet decoded)."""
+        return self.target if self.entry.config.kind == "seq2seq" else self.source
+
+
+class Inputs:
+    """Resolves requests against the loaded models and the server's limits."""
+
+    def __init__(self, registry: Registry, settings: Settings) -> None:
+        self.registry = registry
+        self.settings = settings
+
+    # ------------------------------------------------------------------ the model
+    def model(self, model_id: str, field: str = "model") -> Entry:
+        if model_id not in self.registry:
+            known = ", ".join(e.id for e in self.registry) or "none loaded"
+            raise ApiError(
+                404,
+                f"unknown model {model_id!r} (available: {known})",
+                field=field,
+                code="unknown_model",
+            )
+        return self.registry.get(model_id)
+
+    def model_of_kind(self, model_id: str, kinds: tuple[str, ...], what: str) -> Entry:
+        entry = self.model(model_id)
+        if entry.config.kind not in kinds:
+            raise invalid(
+                "model",
+                f"{entry.id} is a {entry.config.kind} model; {what} needs a {' or '.join(kinds)}",
+                "unsupported_task",
+            )
+        return entry
+
+    @staticmethod
+    def vocabulary_head(entry: Entry, what: str, linear: bool = False) -> None:
+        """422 unless the model maps states to tokens (``linear``: with no MLM transform)."""
+        model = entry.model
+        if model.lm_head is None:
+            raise invalid(
+                "model",
+                f"{entry.id} has no vocabulary head (it was imported without one): {what} "
+                "needs one; its attention is all there is to see",
+                "unsupported_task",
+            )
+        if linear and model.mlm_transform is not None:
+            raise invalid(
+                "model",
+                f"{what} needs a linear unembedding; {entry.id}'s MLM head starts with a "
+                "nonlinear transform (dense + GELU + LayerNorm), so contributions do not add up",
+                "unsupported_task",
+            )
+
+    def max_tokens(self, entry: Entry) -> int:
+        return min(self.settings.max_input_tokens, entry.config.max_len)
+
+    # ------------------------------------------------------------------ sequences
+    def text(self, entry: Entry, text: str, field: str = "text") -> Sequence:
+        """The sequence the model reads for ``text`` (its specials added), or a 422."""
+        return self._encode(entry, text, field, entry.codec.encode_source)
+
+    def target_text(self, entry: Entry, text: str) -> Sequence:
+        """seq2seq: the decoder input <s> + target (teacher forcing), or a 422."""
+        return self._encode(entry, text, "target", entry.codec.encode_target)
+
+    def _encode(self, entry: Entry, text: str, field: str, encode) -> Sequence:
+        self._check_text(text, field)
+        if entry.codec is None:
+            raise invalid(field, f"{entry.id} ships no tokenizer: send token ids", "no_tokenizer")
+        enc: Encoded = encode(text)
+        if not any(not t["special"] for t in enc.tokens):
+            raise invalid(field, f"{field} has no tokens once normalised", "empty_text")
+        self._check_length(entry, len(enc.ids), field)
+        return Sequence(enc.ids, enc.tokens)
+
+    def _check_text(self, text: str, field: str) -> None:
+        """NUL (U+0000) is refused: never part of a sentence, often a sign of binary data.
+        Other control characters, emoji and right-to-left scripts are valid text."""
+        if "\x00" in text:
+            raise invalid(field, f"{field} contains a NUL character (U+0000)", "invalid_text")
+        limit = self.settings.max_text_chars
+        if len(text) > limit:
+            raise invalid(
+                field, f"{field} has {len(text)} characters; the limit is {limit}", "text_too_long"
+            )
+        if not text.strip():
+            raise invalid(field, f"{field} is empty or only whitespace", "empty_text")
+
+    def _check_length(self, entry: Entry, n: int, field: str) -> None:
+        limit = self.max_tokens(entry)
+        if n > limit:
+            raise invalid(
+                field, f"{field} is {n} tokens long; the limit is {limit}", "too_many_tokens"
+            )
+
+    def ids(self, entry: Entry, ids: list[int], field: str) -> Sequence:
+        """Token ids used exactly as given (nothing added), or a 422."""
+        if not ids:
+            raise invalid(field, f"{field} is empty")
+        self._check_length(entry, len(ids), field)
+        vocab = entry.config.vocab_size
+        for k, i in enumerate(ids):
+            if not 0 <= i < vocab:
+                raise invalid(
+                    f"{field}.{k}", f"token id {i} is outside the vocabulary [0, {vocab})"
+                )
+        return Sequence(list(ids), entry.codec.ids_view(ids) if entry.codec else None)
+
+    def source(self, entry: Entry, text: str | None, token_ids: list[int] | None) -> Sequence:
+        if (text is None) == (token_ids is None):
+            raise invalid("text", "give either text or token_ids (exactly one)")
+        return (
+            self.text(entry, text) if text is not None else self.ids(entry, token_ids, "token_ids")
+        )
+
+    def target(
+        self, entry: Entry, target: str | None, target_ids: list[int] | None
+    ) -> Sequence | None:
+        """seq2seq: the teacher-forced decoder input, if one is given."""
+        if entry.config.kind != "seq2seq":
+            for name, value in (("target", target), ("target_ids", target_ids)):
+                if value is not None:
+                    raise invalid(
+                        name,
+                        f"only seq2seq models take a {name}; {entry.id} is a {entry.config.kind}",
+                    )
+            return None
+        if target is not None and target_ids is not None:
+            raise invalid("target", "give either target or target_ids, not both")
+        if target is not None:
+            return self.target_text(entry, target)
+        if target_ids is not None:
+            return self.ids(entry, target_ids, "target_ids")
+        return None
+
+    # ------------------------------------------------------------------ indices
+    @staticmethod
+    def indices(values: list[int] | None, n: int, field: str, what: str) -> list[int]:
+        """Layer / head indices: default all; each must be in [0, n); duplicates dropped."""
+        if values is None:
+            return list(range(n))
+        for v in values:
+            if not 0 <= v < n:
+                raise invalid(
+                    field, f"{what} index {v} is out of range: this model has {n} {what}s"
+                )
+        return list(dict.fromkeys(values))
+
+    @staticmethod
+    def index(value: int, n: int, field: str, what: str) -> int:
+        if not 0 <= value < n:
+            raise invalid(field, f"{field} must be a {what} index below {n}; got {value}")
+        return value
+
+    # ------------------------------------------------------------------ whole requests
+    def sequence(self, body) -> ModelInput:
+        """Model, source (text or ids) and, for seq2seq, the target if one is given."""
+        entry = self.model(body.model)
+        source = self.source(entry, body.text, body.token_ids)
+        return ModelInput(entry, source, self.target(entry, body.target, body.target_ids))
+
+    def attention(self, body) -> ModelInput:
+        """POST /attention: a sequence, layers and heads, within the memory budget."""
+        inp = self.sequence(body)
+        cfg = inp.entry.config
+        inp.layers = self.indices(body.layers, max(cfg.sites.values()), "layers", "layer")
+        inp.heads = self.indices(body.heads, cfg.n_heads, "heads", "head")
+        if body.pool is not None:
+            unpoolable = sorted(set(body.include) & {"scores", "masks", "qkv"})
+            if unpoolable:
+                raise invalid(
+                    "pool",
+                    f"pool reduces attention weights and norms; drop {', '.join(unpoolable)}",
+                )
+        self._check_memory(inp, body)
+        return inp
+
+    def _check_memory(self, inp: ModelInput, body) -> None:
+        """A 422 naming what to shrink (pool, heads or layers) when the request would need more
+        than the memory budget, with what would fit."""
+        cfg = inp.entry.config
+        budget = self.settings.memory_budget_mb << 20
+        lengths = {"source": len(inp.source.ids)}
+        if cfg.kind == "seq2seq":  # an undecoded translation: its longest possible length
+            lengths["target"] = (
+                len(inp.target.ids)
+                if inp.target
+                else min(self.settings.max_new_tokens + 1, cfg.max_len)
+            )
+        sites = {s: n for s, n in cfg.sites.items() if any(li < n for li in inp.layers)}
+        shapes = {s: _site_shape(s, cfg.kind, lengths) for s in sites}
+        forward = max(3 * cfg.n_heads * q * k * 4 for q, k in shapes.values())
+        per_head_layer = sum(
+            _answer_floats(q, k, cfg.d_head, body.include, body.pool) * 4
+            for q, k in shapes.values()
+        )
+        n_layers = len(inp.layers)
+        need = forward + per_head_layer * len(inp.heads) * n_layers
+        if need <= budget:
+            return
+        mb = need >> 20
+        fit_heads = (budget - forward) // max(1, per_head_layer * n_layers)
+        if forward >= budget:
+            raise invalid(
+                "text",
+                f"{max(lengths.values())} tokens need {forward >> 20} MB for one layer's "
+                f"attention alone (the budget is {budget >> 20} MB): send a shorter text",
+                "too_much_memory",
+            )
+        if body.pool is not None or fit_heads < 1:
+            field = "pool" if body.pool is not None else "layers"
+            raise invalid(
+                field,
+                f"this request needs about {mb} MB (the budget is {budget >> 20} MB): ask for "
+                "fewer layers, or pool the matrices to fewer blocks",
+                "too_much_memory",
+            )
+        raise invalid(
+            "heads",
+            f"{len(inp.heads)} heads × {n_layers} layers need about {mb} MB (the budget is "
+            f"{budget >> 20} MB): ask for at most {fit_heads} heads at a time with these "
+            "layers, or set pool (e.g. 64) for thumbnails",
+            "too_much_memory",
+        )
+
+    def _predicted_positions(self, inp: ModelInput, positions: list[int] | None, field: str):
+        """Positions of the predicting stack: checked against its length; an encoder's
+        default is its [MASK] positions (it predicts nothing elsewhere)."""
+        seq = inp.predicted
+        if positions is not None:
+            if seq is None:
+                raise invalid(
+                    field,
+                    f"{field} needs a target: a translation's positions are only known once "
+                    "it is decoded (send target or target_ids)",
+                )
+            for k, p in enumerate(positions):
+                if not -len(seq.ids) <= p < len(seq.ids):
+                    raise invalid(
+                        f"{field}.{k}", f"position {p} is outside the {len(seq.ids)} tokens"
+                    )
+            return [p % len(seq.ids) for p in positions]
+        if inp.entry.config.kind == "encoder":
+            masks = [k for k, i in enumerate(seq.ids) if i == inp.entry.codec.mask_id]
+            if not masks:
+                raise invalid(
+                    "text",
+                    "an encoder predicts only at [MASK] tokens: put one in the text",
+                    "no_mask",
+                )
+            return masks
+        return None
+
+    def logit_lens(self, body) -> ModelInput:
+        inp = self.sequence(body)
+        self.vocabulary_head(inp.entry, "the logit lens")
+        inp.positions = self._predicted_positions(inp, body.positions, "positions")
+        return inp
+
+    def attribution(self, body) -> ModelInput:
+        """POST /attribution: one position, a token id, and optionally one head to split."""
+        inp = self.sequence(body)
+        cfg = inp.entry.config
+        self.vocabulary_head(inp.entry, "direct logit attribution", linear=True)
+        given = None if body.position is None else [body.position]
+        positions = self._predicted_positions(inp, given, "position")
+        inp.positions = [positions[0]] if positions else [-1]
+        if body.token is not None and body.token >= cfg.vocab_size:
+            raise invalid(
+                "token", f"token id {body.token} is outside the vocabulary [0, {cfg.vocab_size})"
+            )
+        if body.head is not None:
+            site = body.head.site
+            if not site.startswith(inp.predicting) or site not in cfg.sites:
+                readable = ", ".join(s for s in cfg.sites if s.startswith(inp.predicting))
+                raise invalid(
+                    "head.site", f"{site} does not feed the prediction here; use {readable}"
+                )
+            self.index(body.head.layer, cfg.sites[site], "head.layer", "layer")
+            self.index(body.head.head, cfg.n_heads, "head.head", "head")
+        return inp
+
+    def generation(self, body) -> ModelInput:
+        """POST /generate and the stream: a decoder's prompt or a seq2seq source."""
+        entry = self.model_of_kind(body.model, ("decoder", "seq2seq"), "generation")
+        limit = self.settings.max_new_tokens
+        if body.max_new_tokens > limit:
+            raise invalid(
+                "max_new_tokens", f"max_new_tokens is {body.max_new_tokens}; the limit is {limit}"
+            )
+        source = self.text(entry, body.text)
+        if entry.config.kind == "decoder" and len(source.ids) >= entry.config.max_len:
+            raise invalid(
+                "text", f"the prompt leaves no room to generate (max_len {entry.config.max_len})"
+            )
+        return ModelInput(entry, source)
+
+    def fill_mask(self, body) -> ModelInput:
+        entry = self.model_of_kind(body.model, ("encoder",), "fill-mask")
+        self.vocabulary_head(entry, "fill-mask")
+        source = self.text(entry, body.text)
+        mask_id = entry.codec.mask_id
+        if mask_id is None or mask_id not in source.ids:
+            raise invalid("text", "text has no [MASK] token to fill", "no_mask")
+        return ModelInput(entry, source)
+
+    def classification(self, body) -> ModelInput:
+        entry = self.model_of_kind(body.model, ("encoder",), "classify")
+        if not entry.config.n_classes:
+            raise invalid("model", f"{entry.id} has no classification head", "unsupported_task")
+        return ModelInput(entry, self.text(entry, body.text))
+
+    def positions(
+        self, model_id: str, n: int | None, text: str | None
+    ) -> tuple[Entry, int, Sequence | None]:
+        """GET /models/{id}/positions: the model, how many positions, an optional sentence."""
+        entry = self.model(model_id)
+        max_len = entry.config.max_len
+        n = min(64, max_len) if n is None else n
+        if not 1 <= n <= max_len:
+            raise invalid("n", f"n must be between 1 and max_len={max_len}; got {n}")
+        return entry, n, self.text(entry, text) if text is not None else None
+
+    def rope_relative(self, body) -> ModelInput:
+        """POST /rope/relative: one layer and head of the first stack, two token indices."""
+        entry = self.model(body.model)
+        cfg = entry.config
+        source = self.text(entry, body.text)
+        layer = self.index(body.layer, cfg.depth(cfg.stacks[0]), "layer", "layer")
+        head = self.index(body.head, cfg.n_heads, "head", "head")
+        for name in ("query", "key"):
+            self.index(getattr(body, name), len(source.ids), name, "token")
+        if body.max_position > cfg.max_len:
+            raise invalid("max_position", f"max_position must be ≤ max_len={cfg.max_len}")
+        return ModelInput(entry, source, layers=[layer], heads=[head])
+
+
+def _site_shape(site: str, kind: str, lengths: dict[str, int]) -> tuple[int, int]:
+    """(queries, keys) of a site's attention matrices."""
+    src, tgt = lengths["source"], lengths.get("target", lengths["source"])
+    if kind != "seq2seq":
+        return src, src
+    return {"encoder.self": (src, src), "decoder.self": (tgt, tgt), "decoder.cross": (tgt, src)}[
+        site
+    ]
+
+
+def _answer_floats(q: int, k: int, d_head: int, include, pool: int | None) -> int:
+    """Floats one head of one layer adds to an answer (before serialising)."""
+    if pool is not None:
+        q, k = min(q, pool), min(k, pool)
+    matrices = 1 + ("scores" in include) + ("norms" in include)
+    vectors = 7 * (q + k) * d_head if "qkv" in include else 0
+    return 3 * matrices * q * k + vectors  # ×3: the stacked copy and the rounded copy
+
+
+def get_inputs(registry: RegistryDep, settings: SettingsDep) -> Inputs:
+    return Inputs(registry, settings)
+
+
+InputsDep = Annotated[Inputs, Depends(get_inputs)]

@@ -1,0 +1,34 @@
+// ESLint for the browser UI: plain ES modules served as they are (no build step).
+// Formatting is prettier's job (`make format`); the rules here are about correctness only.
+
+import js from "@eslint/js";
+import globals from "globals";
+
+export default [
+  { ignores: [".venv/", "node_modules/", "bench/.pkgs/", "test-results/", "build/", "dist/"] },
+  js.configs.recommended,
+  {
+    files: ["static/js/**/*.js"],
+    languageOptions: {
+      ecmaVersion: 2022, // top-level await in the views
+      sourceType: "module",
+      globals: { ...globals.browser },
+    },
+    rules: {
+      eqeqeq: ["error", "always"],
+      "no-var": "error",
+      "prefer-const": "error",
+      "no-implicit-coercion": ["error", { allow: ["!!"] }],
+      "no-unused-vars": ["error", { args: "after-used", ignoreRestSiblings: true }],
+    },
+  },
+  {
+    // Loaded as a classic script before Plotly, not as a module.
+    files: ["static/js/csp-compat.js"],
+    languageOptions: { sourceType: "script" },
+  },
+  {
+    files: ["eslint.config.js"],
+    languageOptions: { sourceType: "module", globals: { ...globals.node } },
+  },
+];

@@ -1,0 +1,111 @@
+"""Long inputs: pooled matrices, the binary transport, and the memory budget."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.serialize import decode_f16, loads_binary
+from tests.helpers import make_settings
+
+API = "/api/v1"
+LONG = " ".join(["the black cat ate the mouse and the dog saw the bird"] * 8)
+
+
+def numpy_pool(a: np.ndarray, qe: list[int], ke: list[int]) -> np.ndarray:
+    out = np.zeros((*a.shape[:-2], len(qe) - 1, len(ke) - 1))
+    for i in range(len(qe) - 1):
+        for j in range(len(ke) - 1):
+            out[..., i, j] = a[..., qe[i] : qe[i + 1], ke[j] : ke[j + 1]].sum(-1).mean(-1)
+    return out
+
+
+@pytest.mark.parametrize("kind", ["encoder", "decoder", "seq2seq"])
+def test_pooled_attention_matches_a_numpy_reference(client, model_ids, kind):
+    body = {"model": model_ids[kind], "text": LONG, "layers": [0, 1]}
+    full = client.post(f"{API}/attention", json=body).json()
+    pooled = client.post(f"{API}/attention", json={**body, "pool": 7}).json()
+    edges = pooled["pool"]["edges"]
+    assert pooled["pool"]["size"] == 7
+    for name, seq in full["tokens"].items():
+        assert edges[name][0] == 0 and edges[name][-1] == len(seq)
+    axes = {"encoder.self": ("source", "source"), "decoder.self": ("source", "source")}
+    if kind == "seq2seq":
+        axes = {
+            "encoder.self": ("source", "source"),
+            "decoder.self": ("target", "target"),
+            "decoder.cross": ("target", "source"),
+        }
+    for site, att in pooled["attention"].items():
+        q, k = axes[site]
+        expected = numpy_pool(np.array(full["attention"][site]), edges[q], edges[k])
+        got = np.array(att)
+        assert got.shape[-2:] == (len(edges[q]) - 1, len(edges[k]) - 1)
+        np.testing.assert_allclose(got, expected, atol=1e-3)  # sums of cells rounded to 4 decimals
+        np.testing.assert_allclose(got.sum(-1), 1.0, atol=2e-3)
+
+
+def test_pool_refuses_what_cannot_be_pooled(client, model_ids):
+    body = {"model": model_ids["decoder"], "text": "the cat", "pool": 4, "include": ["qkv"]}
+    r = client.post(f"{API}/attention", json=body)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "pool"
+    r = client.post(f"{API}/attention", json={**body, "include": [], "pool": 1})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "pool"
+
+
+@pytest.mark.parametrize("kind", ["encoder", "seq2seq"])
+def test_binary_answers_carry_the_f16_values(client, model_ids, kind):
+    body = {"model": model_ids[kind], "text": LONG, "include": ["scores", "masks"]}
+    f16 = client.post(f"{API}/attention", json={**body, "format": "f16"}).json()
+    r = client.post(f"{API}/attention", json={**body, "format": "binary"})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/octet-stream"
+    assert r.content[:4] == b"ATNV"
+    binary = loads_binary(r.content)
+    assert binary["tokens"] == f16["tokens"] and binary["masks"] == f16["masks"]
+    for part in ("attention", "scores"):
+        for site, t in f16[part].items():
+            np.testing.assert_array_equal(
+                binary[part][site], decode_f16(t)
+            )  # NaN (masked scores) included
+
+
+def test_requests_over_the_memory_budget_get_a_422_that_says_what_fits(checkpoint_dir, model_ids):
+    app = create_app(make_settings(checkpoint_dir, memory_budget_mb=16))
+    body = {"model": model_ids["encoder"], "text": " ".join(["cat"] * 200), "include": ["norms"]}
+    with TestClient(app) as c:
+        err = c.post(f"{API}/attention", json=body).json()["error"]
+        assert err["field"] == "heads" and err["code"] == "too_much_memory"
+        assert "at most" in err["message"]
+        fits = int(err["message"].split("at most ")[1].split()[0])
+        ok = c.post(f"{API}/attention", json={**body, "heads": list(range(fits))})
+        assert ok.status_code == 200
+        assert c.post(f"{API}/attention", json={**body, "pool": 16}).status_code == 200
+
+
+EVERYTHING = ["scores", "masks", "qkv", "rope", "hidden", "norms"]
+
+
+@pytest.mark.parametrize("kind", ["encoder", "decoder", "seq2seq"])
+def test_another_head_of_the_same_input_costs_no_forward_pass(checkpoint_dir, model_ids, kind):
+    """The second request replays one attention module on its stored input; its answer is
+    the one a full forward pass gives, number for number."""
+    replaying = create_app(make_settings(checkpoint_dir, cache_size=0))
+    fresh = create_app(make_settings(checkpoint_dir, cache_size=0, trace_cache_mb=0))
+    base = {"model": model_ids[kind], "text": "the black cat ate the mouse"}
+    asks = [
+        {"layers": [1], "heads": [0]},
+        {"layers": [0], "heads": [2, 3], "include": EVERYTHING},
+        {"layers": [1, 0], "include": EVERYTHING, "format": "f16"},
+        {"pool": 3, "include": ["norms"]},
+    ]
+    with TestClient(replaying) as a, TestClient(fresh) as b:
+        for ask in asks:
+            got = a.post(f"{API}/attention", json={**base, **ask})
+            want = b.post(f"{API}/attention", json={**base, **ask})
+            assert got.status_code == want.status_code == 200
+            assert got.json() == want.json()
+        store = replaying.state.traces
+        assert store.computed == 1 and store.hits == len(asks) - 1
+        assert fresh.state.traces.computed == len(asks)

@@ -1,0 +1,23 @@
+"""The views the browser tests open: a URL each, and what must be drawn once its results are
+shown (test_pages checks they load clean; test_accessibility runs axe on them)."""
+
+from __future__ import annotations
+
+VIEWS = {
+    "explorer": (
+        "/?model=seq2seq-en-fr",
+        ["#heatmap .main-svg", "#head-view line", ".thumb canvas", "#model-says .says-block"],
+    ),
+    "math": ("/math?model=decoder-mini", ["[data-step='8'] .main-svg", "#row-detail table"]),
+    "decode": ("/decode?model=seq2seq-en-fr&step=3", ["#align .main-svg", "#topk .main-svg"]),
+    "rope": (
+        "/rope?model=decoder-mini",
+        ["#angles .main-svg", "#pair .main-svg", "#relative .main-svg", "#relative-sin .main-svg"],
+    ),
+    "positions": (
+        "/positions?model=seq2seq-en-fr",
+        ["#table .main-svg", "#emb-sum .main-svg", "#similarity .main-svg"],
+    ),
+    "card": ("/card?model=encoder-mini", ["#arch-svg", "#params .main-svg", "#loss .main-svg"]),
+    "model-page": ("/models/seq2seq-en-fr", ["#arch-svg", "#params .main-svg"]),
+}

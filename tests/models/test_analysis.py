@@ -1,0 +1,157 @@
+"""The analyses against independent references: the model's own outputs, NumPy, the formulas."""
+
+import numpy as np
+import pytest
+import torch
+
+from models import capture
+from models.analysis.attribution import (
+    direct_logit_attribution,
+    head_value_vectors,
+    value_weighted_norms,
+)
+from models.analysis.lens import run_logit_lens
+from models.analysis.rollout import rollout
+from models.hooks import SITE_OUTPUT, hook_name
+from tests.helpers import tiny
+
+FAMILIES = [
+    ("encoder", {}),  # post-norm LayerNorm, learned positions
+    ("decoder", {}),  # pre-norm RMSNorm, RoPE, SwiGLU
+    ("seq2seq", {}),  # post-norm LayerNorm, sinusoidal, cross-attention
+    ("decoder", {"norm": "layernorm", "positional": "learned", "activation": "gelu"}),  # GPT-2-like
+    ("decoder", {"norm": "none", "attn_only": True}),  # the induction model's shape
+    ("decoder", {"n_kv_heads": 2, "pair_layout": "halves"}),  # Llama-like: GQA, RoPE halves
+    ("encoder", {"embed_norm": True, "type_vocab_size": 2}),  # BERT-like embeddings
+]
+
+
+def widen(model):
+    """Weights far from HF-style tiny init, so attention is not near-uniform."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() >= 2:
+                p.normal_(0, 0.3)
+            elif "norm" in name and name.endswith("weight"):
+                p.uniform_(0.5, 1.5)
+            else:
+                p.normal_(0, 0.1)
+    return model
+
+
+def inputs(model, T=7):
+    ids = torch.randint(3, 40, (1, T))
+    target = torch.randint(3, 40, (1, 5)) if model.config.kind == "seq2seq" else None
+    return ids, target
+
+
+def logits_of(model, ids, target):
+    kind = model.config.kind
+    if kind == "encoder":
+        return model.mlm_logits(model.encode(ids))
+    if kind == "decoder":
+        return model.decode(ids)
+    return model.decode(target, model.encode(ids))
+
+
+@pytest.mark.parametrize(("kind", "overrides"), FAMILIES)
+def test_direct_logit_attribution_sums_to_the_logit(kind, overrides):
+    model = widen(tiny(kind, **overrides))
+    ids, target = inputs(model)
+    for position, token in ((-1, None), (2, 11)):
+        attr = direct_logit_attribution(model, ids, target, position=position, token=token)
+        expected = logits_of(model, ids, target)[0, position]
+        assert attr.token == (int(expected.argmax()) if token is None else token)
+        assert attr.logit == pytest.approx(float(expected[attr.token].detach()), abs=1e-9)
+        assert attr.total == pytest.approx(attr.logit, abs=1e-3)
+        for contributions in attr.heads.values():  # every head wrote something
+            assert (contributions != 0).all()
+
+
+@pytest.mark.parametrize(("kind", "overrides"), FAMILIES[:3])
+def test_one_heads_contribution_splits_over_its_key_positions(kind, overrides):
+    model = widen(tiny(kind, **overrides))
+    ids, target = inputs(model)
+    site = "decoder.cross" if kind == "seq2seq" else f"{model.config.stacks[-1]}.self"
+    attr = direct_logit_attribution(model, ids, target, head=(site, 1, 2))
+    assert attr.head_positions is not None
+    assert float(attr.head_positions.sum()) == pytest.approx(
+        float(attr.heads[site][1, 2]), abs=1e-6
+    )
+
+
+def test_attribution_changes_when_a_head_is_ablated():
+    model = widen(tiny("decoder"))
+    ids, _ = inputs(model)
+    name = hook_name("decoder.self", 1, "z")
+
+    def zero_head_0(z):
+        z = z.clone()
+        z[:, 0] = 0
+        return z
+
+    clean = direct_logit_attribution(model, ids)
+    ablated = direct_logit_attribution(model, ids, token=clean.token, edits={name: zero_head_0})
+    assert ablated.heads["decoder.self"][1, 0] == 0
+    assert clean.heads["decoder.self"][1, 0] != 0
+    assert ablated.total == pytest.approx(ablated.logit, abs=1e-3)
+
+
+@pytest.mark.parametrize(("kind", "overrides"), FAMILIES)
+def test_value_weighted_vectors_add_up_to_the_attention_output(kind, overrides):
+    """Σ_h Σ_j α_hij f_h(x_j) + b_O equals what the block captured at hook_attn_out."""
+    model = widen(tiny(kind, **overrides))
+    ids, target = inputs(model)
+    sites = list(model.config.sites)
+    with capture(model) as trace:
+        logits_of(model, ids, target)
+    for site in sites:
+        attn = model.get_submodule(hook_name(site, 1, "z").rsplit(".", 1)[0])
+        pattern = trace[hook_name(site, 1, "pattern")]
+        f = head_value_vectors(trace[hook_name(site, 1, "v")], attn.W_o.weight)  # (B,H,Tk,D)
+        out = torch.einsum("bhqk,bhko->bqo", pattern, f) + attn.W_o.bias
+        expected = trace[hook_name(site.split(".")[0], 1, SITE_OUTPUT[site])]
+        torch.testing.assert_close(out, expected, atol=1e-4, rtol=1e-4)
+        norms = value_weighted_norms(pattern, trace[hook_name(site, 1, "v")], attn.W_o.weight)
+        direct = torch.linalg.vector_norm(pattern[..., None] * f[:, :, None], dim=-1)
+        torch.testing.assert_close(norms, direct, atol=1e-9, rtol=1e-9)
+
+
+def test_rollout_equals_a_numpy_reference():
+    rng = np.random.default_rng(0)
+    L, H, T = 3, 4, 6
+    raw = rng.random((L, H, T, T))
+    patterns = raw / raw.sum(-1, keepdims=True)
+    expected, acc = [], np.eye(T)
+    for layer in range(L):
+        a = 0.5 * patterns[layer].mean(0) + 0.5 * np.eye(T)
+        a = a / a.sum(-1, keepdims=True)
+        acc = a @ acc
+        expected.append(acc)
+    got = rollout(torch.tensor(patterns)).numpy()
+    np.testing.assert_allclose(got, np.stack(expected), atol=1e-12)
+    np.testing.assert_allclose(got.sum(-1), 1.0, atol=1e-12)
+
+
+def test_rollout_of_a_causal_stack_stays_causal():
+    model = widen(tiny("decoder"))
+    ids, _ = inputs(model)
+    with capture(model, names=["decoder.blocks.*.attn.hook_pattern"]) as trace:
+        model.decode(ids)
+    patterns = torch.stack([trace[hook_name("decoder.self", li, "pattern")][0] for li in (0, 1)])
+    r = rollout(patterns)
+    assert torch.equal(r.triu(1), torch.zeros_like(r))
+
+
+@pytest.mark.parametrize(("kind", "overrides"), FAMILIES)
+def test_the_logit_lens_last_layer_is_the_models_own_distribution(kind, overrides):
+    model = widen(tiny(kind, **overrides))
+    ids, target = inputs(model)
+    lens = run_logit_lens(model, ids, target, k=3)
+    probs = torch.softmax(logits_of(model, ids, target)[0].float(), dim=-1)
+    depth = model.config.depth(model.config.stacks[-1])
+    assert lens.layers == ["embed", *map(str, range(depth))]
+    torch.testing.assert_close(lens.top_probs[-1], probs.topk(3).values, atol=1e-5, rtol=0)
+    assert torch.equal(lens.final_ids, probs.argmax(-1))
+    torch.testing.assert_close(lens.final_probs[-1], probs.max(-1).values, atol=1e-5, rtol=0)
+    assert not torch.allclose(lens.final_probs[0], lens.final_probs[-1])  # earlier layers differ
