@@ -29,10 +29,11 @@ head at site ``decoder.cross``, recorded under the transformer's names
 
 Hook points see each quantity for all steps at once, stacked over time after the loop:
 ``(B, T, d)`` for states and gates. Edits on the states change what later modules read (the
-encoder's ``hook_h`` is the memory the attention and the decoder read; the decoder's ``hook_h``
-and the attention's ``hook_z`` feed the readout; the attention's ``hook_k`` and ``hook_v`` are
-what it scores and averages) but not the recurrence that already ran; the gates, the
-projections and the attention's scores and pattern only report (``record_only``).
+encoder's ``cell.hook_h`` and ``hook_out`` are the memory the attention and the decoder read;
+the decoder's ``cell.hook_h`` and the attention's ``hook_z`` feed the readout; the attention's
+``hook_k`` and ``hook_v`` are what it scores and averages) but not the recurrence that already
+ran; the gates, the projections and the attention's scores and pattern only report
+(``record_only``).
 """
 
 from __future__ import annotations
@@ -268,7 +269,7 @@ class AdditiveAttention(nn.Module):
 # ---------------------------------------------------------------------------- stacks
 @dataclass
 class Unrolled:
-    memory: torch.Tensor  # (B, S, d) the encoder states h_1..h_S (through ``hook_h``)
+    memory: torch.Tensor  # (B, S, d) the encoder states h_1..h_S (through ``hook_out``)
     steps: list[dict[str, torch.Tensor]]  # per step, the cell's parts, in the autograd graph
 
 
@@ -277,6 +278,7 @@ class RNNEncoder(nn.Module):
         super().__init__()
         self.cell = CELLS[cfg.cell](cfg.d_embed, cfg.d_model)
         self.hook_embed = HookPoint()  # (B, S, d_embed) x_t
+        self.hook_out = HookPoint()  # (B, S, d) the memory the decoder reads: h_1..h_S
 
     def unroll(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None) -> Unrolled:
         """x: (B, S, d_embed). At a padding position (pad_mask False) the state is carried
@@ -294,7 +296,7 @@ class RNNEncoder(nn.Module):
                     new[name] = torch.where(keep, new[name], state[name])
             state = {name: new[name] for name in state}
             steps.append(new)
-        return Unrolled(self.cell.record(steps)["h"], steps)
+        return Unrolled(self.hook_out(self.cell.record(steps)["h"]), steps)
 
     def forward(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.unroll(x, pad_mask).memory
