@@ -78,6 +78,19 @@ class Inputs:
         return entry
 
     @staticmethod
+    def transformer(entry: Entry, what: str) -> None:
+        """422 for models that are not transformers (the RNN has no residual stream of
+        blocks, no self-attention, no positions to rotate)."""
+        architecture = entry.config.architecture
+        if architecture != "transformer":
+            raise invalid(
+                "model",
+                f"{what} reads a transformer's blocks; {entry.id} is an {architecture} "
+                "(its one attention is decoder.cross: see /attention and /generate)",
+                "unsupported_task",
+            )
+
+    @staticmethod
     def vocabulary_head(entry: Entry, what: str, linear: bool = False) -> None:
         """422 unless the model maps states to tokens (``linear``: with no MLM transform)."""
         model = entry.model
@@ -298,6 +311,7 @@ class Inputs:
 
     def logit_lens(self, body) -> ModelInput:
         inp = self.sequence(body)
+        self.transformer(inp.entry, "the logit lens")
         self.vocabulary_head(inp.entry, "the logit lens")
         inp.positions = self._predicted_positions(inp, body.positions, "positions")
         return inp
@@ -306,6 +320,7 @@ class Inputs:
         """POST /attribution: one position, a token id, and optionally one head to split."""
         inp = self.sequence(body)
         cfg = inp.entry.config
+        self.transformer(inp.entry, "direct logit attribution")
         self.vocabulary_head(inp.entry, "direct logit attribution", linear=True)
         given = None if body.position is None else [body.position]
         positions = self._predicted_positions(inp, given, "position")
@@ -366,9 +381,16 @@ class Inputs:
             raise invalid("n", f"n must be between 1 and max_len={max_len}; got {n}")
         return entry, n, self.text(entry, text) if text is not None else None
 
+    def rollout(self, body) -> ModelInput:
+        """POST /rollout: a transformer (rollout multiplies self-attention through layers)."""
+        inp = self.sequence(body)
+        self.transformer(inp.entry, "attention rollout")
+        return inp
+
     def rope_relative(self, body) -> ModelInput:
         """POST /rope/relative: one layer and head of the first stack, two token indices."""
         entry = self.model(body.model)
+        self.transformer(entry, "/rope/relative")
         cfg = entry.config
         source = self.text(entry, body.text)
         layer = self.index(body.layer, cfg.depth(cfg.stacks[0]), "layer", "layer")

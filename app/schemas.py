@@ -86,6 +86,16 @@ INFERENCE_ERRORS: dict = {
 class ModelInfo(BaseModel):
     id: str = Field(examples=["decoder-mini"])
     kind: Literal["encoder", "decoder", "seq2seq"]
+    architecture: Literal["transformer", "rnn"] = Field(
+        "transformer",
+        description="`rnn`: a recurrent encoder-decoder whose one attention is `decoder.cross` "
+        "(1 layer, 1 head); it has no self-attention, positions, norms or residual blocks.",
+    )
+    sites: dict[str, int] = Field(
+        default_factory=dict,
+        description="Attention site → its number of layers (`encoder.self`, `decoder.self`, "
+        "`decoder.cross`).",
+    )
     title: str
     description: str
     n_layers: int = Field(description="Encoder layers (encoder, seq2seq) or decoder layers.")

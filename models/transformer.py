@@ -254,11 +254,14 @@ def build_model(cfg: ModelConfig) -> Transformer:
     return Transformer(cfg)
 
 
-def count_parameters(model: Transformer) -> dict[str, int]:
+def count_parameters(model: nn.Module) -> dict[str, int]:
     """Parameters per component: embeddings (tokens, learned positions, token types),
     attention, FFN, norms (including an embedding norm), the LM head (d_model × vocab + vocab,
     plus BERT's MLM transform; a head tied to the embeddings adds only its bias) and the
-    classification head (d_model × classes + classes)."""
+    classification head (d_model × classes + classes). Another architecture (the RNN) names
+    its own parts."""
+    if not isinstance(model, Transformer):
+        return model.parameter_parts()
     parts = {"embeddings": 0, "attention": 0, "ffn": 0, "norms": 0, "lm_head": 0, "cls_head": 0}
     for name, p in model.named_parameters():  # a tied matrix is listed once, as tok_embed
         if name.startswith(("lm_head.", "mlm_transform.")):

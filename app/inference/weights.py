@@ -49,7 +49,8 @@ class AttentionPlan:
                     names.append(hook_name(site, li, "scores"))
                 if "qkv" in self.include:
                     names += [hook_name(site, li, p) for p in [*self.qkv_parts(site), "in", "z"]]
-                    names.append(hook_name(site.split(".")[0], li, SITE_OUTPUT[site]))
+                    if self.config.architecture == "transformer":  # the output after W_O
+                        names.append(hook_name(site.split(".")[0], li, SITE_OUTPUT[site]))
                 if "norms" in self.include and "qkv" not in self.include:
                     names.append(hook_name(site, li, "v"))
             if layers and self.include & {"masks", "scores"}:
@@ -122,7 +123,8 @@ def _qkv(c: Captured) -> dict:
         stack = s.split(".")[0]
         parts = {p: tensor(c.stacked(s, p), c.fmt) for p in [*c.plan.qkv_parts(s), "z"]}
         parts["x"] = tensor(c.per_layer(s, s, "in"), c.fmt)
-        parts["out"] = tensor(c.per_layer(s, stack, SITE_OUTPUT[s]), c.fmt)
+        if hook_name(stack, c.plan.sites[s][0], SITE_OUTPUT[s]) in c.trace:  # no W_O: no out
+            parts["out"] = tensor(c.per_layer(s, stack, SITE_OUTPUT[s]), c.fmt)
         out[s] = parts
     return out
 
@@ -154,7 +156,8 @@ def norms_of(c: Captured, site: str) -> torch.Tensor:
     """Value-weighted norms ‖α_ij · f_h(x_j)‖ (L, H, Tq, Tk) of the selected heads."""
     per_layer = []
     for li in c.plan.sites[site]:
-        w_o = c.model.get_submodule(hook_name(site, li, "v").rsplit(".", 1)[0]).W_o.weight
+        module = c.model.get_submodule(hook_name(site, li, "v").rsplit(".", 1)[0])
+        w_o = module.W_o.weight if hasattr(module, "W_o") else None  # RNN: the values as they are
         pattern, v = c.trace[hook_name(site, li, "pattern")], c.trace[hook_name(site, li, "v")]
         per_layer.append(value_weighted_norms(pattern, v, w_o)[0])
     norms = torch.stack(per_layer)
@@ -202,10 +205,22 @@ def rotary_site(cfg: ModelConfig) -> str | None:
     return next(s for s in cfg.sites if not s.endswith("cross"))
 
 
-def stream_hooks(cfg: ModelConfig) -> list[str]:
+ATTENTION_HOOKS = ("in", "q", "k", "v", "rot_q", "rot_k", "scores", "mask", "pattern", "z")
+
+
+def replayable(cfg: ModelConfig) -> bool:
+    """A transformer's attention module can run again alone on its stored input; a
+    recurrent decoder's attention is one step of a loop, so its trace is kept instead."""
+    return cfg.architecture == "transformer"
+
+
+def stream_hooks(model: torch.nn.Module) -> list[str]:
     """What the store keeps of a forward pass: every attention module's input, the encoder's
-    output (seq2seq), and the residual stream around each sublayer (for its norms)."""
-    names = [hook_name(site, li, "in") for site, n in cfg.sites.items() for li in range(n)]
+    output (seq2seq), the RoPE angles, the residual stream around each sublayer (for its
+    norms); for a model that cannot replay, every attention hook."""
+    cfg, known = model.config, set(model.hook_point_names)
+    hooks = ("in",) if replayable(cfg) else ATTENTION_HOOKS
+    names = [hook_name(s, li, h) for s, n in cfg.sites.items() for li in range(n) for h in hooks]
     if cfg.kind == "seq2seq":
         names.append(hook_name("encoder", None, "out"))
     if rotary_site(cfg):
@@ -213,7 +228,7 @@ def stream_hooks(cfg: ModelConfig) -> list[str]:
     for stack in cfg.stacks:
         for li in range(cfg.depth(stack)):
             names += [hook_name(stack, li, f"resid_{w}") for w in ("pre", "mid", "post")]
-    return names
+    return [n for n in names if n in known]
 
 
 def keep(trace: Trace, cfg: ModelConfig, target_ids: list[int] | None) -> StoredInput:
@@ -221,6 +236,7 @@ def keep(trace: Trace, cfg: ModelConfig, target_ids: list[int] | None) -> Stored
         per_layer = [trace[hook_name(stack, li, where)][0] for li in range(cfg.depth(stack))]
         return torch.linalg.vector_norm(torch.stack(per_layer).float(), dim=-1)
 
+    rotary = rotary_site(cfg)
     return StoredInput(
         target_ids=target_ids,
         module_inputs={
@@ -229,19 +245,24 @@ def keep(trace: Trace, cfg: ModelConfig, target_ids: list[int] | None) -> Stored
             for li in range(n)
         },
         memory=trace[hook_name("encoder", None, "out")] if cfg.kind == "seq2seq" else None,
-        rope_angles=trace[hook_name(rotary_site(cfg), 0, "rope_angles")]
-        if rotary_site(cfg)
-        else None,
+        rope_angles=trace[hook_name(rotary, 0, "rope_angles")] if rotary else None,
         hidden={
             stack: {f"resid_{w}": norms(stack, f"resid_{w}") for w in ("pre", "mid", "post")}
             for stack in cfg.stacks
+            if hook_name(stack, 0, "resid_pre") in trace
         },
+        kept=None if replayable(cfg) else dict(trace.tensors),
     )
 
 
 def replay(entry: Entry, stored: StoredInput, plan: AttentionPlan) -> Trace:
-    """The plan's hooks from each requested attention module, run again on its stored input."""
+    """The plan's hooks from each requested attention module, run again on its stored input
+    (or read from the kept trace of a model that cannot replay)."""
     model = entry.model
+    if stored.kept is not None:
+        trace = Trace(plan.hooks())
+        trace.tensors = {n: t for n, t in stored.kept.items() if trace.wants(n)}
+        return trace
     with capture(model, plan.hooks()) as trace:
         for site, layers in plan.sites.items():
             stack_name = site.split(".")[0]
@@ -282,7 +303,7 @@ def attention(
         target = target_of(inp, max_new_tokens)
         target_ids = target.ids if target else None
         # pooled answers replay one module at a time (below): the forward keeps the stream only
-        names = [*(plan.hooks() if pool_size is None else []), *stream_hooks(cfg)]
+        names = [*(plan.hooks() if pool_size is None else []), *stream_hooks(entry.model)]
         fresh.append(forward(entry, inp.source.ids, target_ids, names))
         return keep(fresh[0], cfg, target_ids)
 

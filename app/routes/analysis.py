@@ -56,7 +56,7 @@ async def logit_lens(body: LogitLensRequest, inputs: InputsDep, settings: Settin
     responses=INFERENCE_ERRORS,
 )
 async def rollout(body: RolloutRequest, inputs: InputsDep, settings: SettingsDep, run: RunJob):
-    inp = inputs.sequence(body)
+    inp = inputs.rollout(body)
 
     def job() -> bytes:
         return dumps(inference.rollout(inp, body.format, settings.max_new_tokens))

@@ -15,6 +15,8 @@ def model_info(entry: Entry) -> ModelInfo:
     return ModelInfo(
         id=entry.id,
         kind=cfg.kind,
+        architecture=cfg.architecture,
+        sites=cfg.sites,
         title=entry.card.get("title", entry.id),
         description=entry.card.get("description", ""),
         n_layers=cfg.n_layers,
