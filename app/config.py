@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     # --- input limits (each violation is a 422 naming the field)
     max_input_tokens: int = Field(2048, ge=1)  # and never more than a model's own max_len
     max_new_tokens: int = Field(128, ge=1)
+    # Past this much context, a decoding step's attention rows are pooled to 64 blocks unless
+    # the request picks its layers and heads: never every head's full row at every step.
+    stream_full_rows_tokens: int = Field(256, ge=1)
     max_text_chars: int = Field(32768, ge=1)  # checked before tokenizing
     # What one /attention request may hold in memory: its forward pass's widest attention
     # (scores, masked scores, pattern of every head) plus the tensors of its answer. More is

@@ -28,6 +28,15 @@ class Sequence:
     tokens: list[dict] | None
 
 
+@dataclass(frozen=True)
+class Rows:
+    """The attention rows a decoding step carries: these layers and heads, pooled or not."""
+
+    layers: list[int]
+    heads: list[int]
+    pool: int | None
+
+
 @dataclass
 class ModelInput:
     entry: Entry
@@ -36,6 +45,7 @@ class ModelInput:
     layers: list[int] = field(default_factory=list)
     heads: list[int] = field(default_factory=list)
     positions: list[int] | None = None  # positions of the predicting stack (None: its default)
+    rows: Rows | None = None  # decoding: which attention rows each step carries (None: all)
 
     @property
     def predicting(self) -> str:
@@ -349,11 +359,22 @@ class Inputs:
                 "max_new_tokens", f"max_new_tokens is {body.max_new_tokens}; the limit is {limit}"
             )
         source = self.text(entry, body.text)
-        if entry.config.kind == "decoder" and len(source.ids) >= entry.config.max_len:
-            raise invalid(
-                "text", f"the prompt leaves no room to generate (max_len {entry.config.max_len})"
+        cfg = entry.config
+        if cfg.kind == "decoder" and len(source.ids) >= cfg.max_len:
+            raise invalid("text", f"the prompt leaves no room to generate (max_len {cfg.max_len})")
+        rows = None
+        pool = body.pool
+        context = len(source.ids) + body.max_new_tokens
+        picked = body.layers is not None or body.heads is not None
+        if pool is None and not picked and context > self.settings.stream_full_rows_tokens:
+            pool = 64
+        if picked or pool is not None:
+            rows = Rows(
+                self.indices(body.layers, cfg.depth("decoder"), "layers", "layer"),
+                self.indices(body.heads, cfg.n_heads, "heads", "head"),
+                pool,
             )
-        return ModelInput(entry, source)
+        return ModelInput(entry, source, rows=rows)
 
     def fill_mask(self, body) -> ModelInput:
         entry = self.model_of_kind(body.model, ("encoder",), "fill-mask")

@@ -276,6 +276,24 @@ class GenerateRequest(Request):
         description="Same seed, same output. Sampling without a seed is random each time.",
     )
     n_top: Int = Field(5, ge=1, le=20, description="Candidates reported per step.")
+    layers: list[Int] | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="Decoder layers whose attention rows each step carries (default: all).",
+    )
+    heads: list[Int] | None = Field(
+        None, min_length=1, max_length=64, description="Heads whose rows each step carries."
+    )
+    pool: Int | None = Field(
+        None,
+        ge=2,
+        le=256,
+        description="Each row reduced to at most `pool` blocks of neighbouring keys (their "
+        "weights summed; the step's `attention_edges` gives the blocks). Default: full rows, "
+        "except past 256 tokens of context with no `layers`/`heads`: then 64 blocks, so a long "
+        "decoding never sends every head's full row each step.",
+    )
 
     model_config = examples(
         {"model": "seq2seq-en-fr", "text": "the black cat ate the mouse"},
@@ -309,8 +327,19 @@ class StepInfo(BaseModel):
     attention: dict[Site, Any] = Field(
         description="The attention row of the query that chose this token, per head: "
         "`decoder.self` [L][H][t] over the prompt + tokens so far, `decoder.cross` [L][H][S] "
-        "over the source (seq2seq)."
+        "over the source (seq2seq); only the `rows` asked for."
     )
+    attention_edges: dict[Site, list[int]] | None = Field(
+        None, description="With pooled rows: each site's key blocks (token index edges)."
+    )
+
+
+class RowsInfo(BaseModel):
+    """Which attention rows each step carries (absent: every layer and head, in full)."""
+
+    layers: list[int]
+    heads: list[int]
+    pool: int | None
 
 
 class GenerateOutput(BaseModel):
@@ -324,6 +353,7 @@ class GenerateResponse(BaseModel):
     prompt: list[Token] = Field(
         description="The decoder's prompt (decoder) or the source sentence (seq2seq)."
     )
+    rows: RowsInfo | None = None
     steps: list[StepInfo]
     output: GenerateOutput
     stop_reason: Literal["eos", "max_new_tokens", "max_len"]

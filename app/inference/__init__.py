@@ -13,7 +13,7 @@ response as a dict for ``serialize.dumps``. Nothing here knows about HTTP.
 """
 
 from app.inference.analyses import attribution, logit_lens, rollout
-from app.inference.decoding import decode_steps, generation, generation_output
+from app.inference.decoding import decode_steps, generation, generation_output, rows_info
 from app.inference.encoder_tasks import classify, fill_mask
 from app.inference.positions import positions, rope_relative
 from app.inference.weights import attention
@@ -30,4 +30,5 @@ __all__ = [
     "positions",
     "rollout",
     "rope_relative",
+    "rows_info",
 ]

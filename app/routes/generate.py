@@ -76,7 +76,7 @@ def sse(event: str, data: bytes) -> bytes:
     "/generate/stream",
     summary="The same generation as Server-Sent Events",
     description="Same parameters as `POST /generate`, as query parameters. Events: "
-    "`prompt` (`{model, kind, prompt}`), then one `step` per token as soon as it is decoded "
+    "`prompt` (`{model, kind, prompt, rows?}`), then one `step` per token as soon as it is decoded "
     "(the objects of `steps`), then `done` (`{output, stop_reason}`). An error after the "
     "stream started arrives as an `error` event with the usual error object; errors before "
     "it are plain JSON 4xx/503.\n\n" + DESCRIPTION,
@@ -95,6 +95,9 @@ async def generate_stream(
     top_p: float = Query(1.0),
     seed: int | None = Query(None),
     n_top: int = Query(5),
+    layers: list[int] | None = Query(None, description="Decoder layers whose rows steps carry."),
+    heads: list[int] | None = Query(None, description="Heads whose rows steps carry."),
+    pool: int | None = Query(None, description="Rows pooled to at most this many key blocks."),
 ):
     body = GenerateRequest(
         model=model,
@@ -106,17 +109,18 @@ async def generate_stream(
         top_p=top_p,
         seed=seed,
         n_top=n_top,
+        layers=layers,
+        heads=heads,
+        pool=pool,
     )
     inp, sampling = inputs.generation(body), sampling_of(body)
     entry = inp.entry
 
     def frames() -> Iterator[bytes]:
-        yield sse(
-            "prompt",
-            dumps({"model": entry.id, "kind": entry.config.kind, "prompt": inp.source.tokens}),
-        )
+        prompt = {"model": entry.id, "kind": entry.config.kind, "prompt": inp.source.tokens}
+        yield sse("prompt", dumps({**prompt, **inference.rows_info(inp)}))
         steps = []
-        for step in inference.decode_steps(entry, inp.source.ids, sampling):
+        for step in inference.decode_steps(entry, inp.source.ids, sampling, inp.rows):
             steps.append(step)
             yield sse("step", dumps(step.view))
         done = {
