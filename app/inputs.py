@@ -18,6 +18,7 @@ from app.deps import RegistryDep, SettingsDep
 from app.errors import ApiError, invalid
 from app.registry import Entry, Registry
 from app.tokenization import Encoded
+from models.analysis.ablation import HeadAblation, ablation_edits
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,12 @@ class ModelInput:
     heads: list[int] = field(default_factory=list)
     positions: list[int] | None = None  # positions of the predicting stack (None: its default)
     rows: Rows | None = None  # decoding: which attention rows each step carries (None: all)
+    ablate: tuple[HeadAblation, ...] = ()  # heads taken out of every forward pass
+
+    @property
+    def edits(self) -> dict | None:
+        """The capture edits of the ablation (None: a clean forward pass)."""
+        return ablation_edits(self.ablate) if self.ablate else None
 
     @property
     def predicting(self) -> str:
@@ -201,6 +208,28 @@ class Inputs:
             return self.ids(entry, target_ids, "target_ids")
         return None
 
+    @staticmethod
+    def ablations(entry: Entry, ablate) -> tuple[HeadAblation, ...]:
+        """The heads to ablate, each checked against the model (422 naming ablate.k.*)."""
+        cfg, out = entry.config, []
+        for k, a in enumerate(ablate or []):
+            if a.site not in cfg.sites:
+                raise invalid(
+                    f"ablate.{k}.site",
+                    f"{entry.id} has no {a.site} attention (it has {', '.join(cfg.sites)})",
+                )
+            if a.layer >= cfg.sites[a.site]:
+                raise invalid(
+                    f"ablate.{k}.layer",
+                    f"{a.site} has {cfg.sites[a.site]} layers; there is no layer {a.layer}",
+                )
+            if a.head >= cfg.n_heads:
+                raise invalid(
+                    f"ablate.{k}.head", f"{entry.id} has {cfg.n_heads} heads; no head {a.head}"
+                )
+            out.append(HeadAblation(a.site, a.layer, a.head, a.mode))
+        return tuple(dict.fromkeys(out))
+
     # ------------------------------------------------------------------ indices
     @staticmethod
     def indices(values: list[int] | None, n: int, field: str, what: str) -> list[int]:
@@ -225,7 +254,8 @@ class Inputs:
         """Model, source (text or ids) and, for seq2seq, the target if one is given."""
         entry = self.model(body.model)
         source = self.source(entry, body.text, body.token_ids)
-        return ModelInput(entry, source, self.target(entry, body.target, body.target_ids))
+        target = self.target(entry, body.target, body.target_ids)
+        return ModelInput(entry, source, target, ablate=self.ablations(entry, body.ablate))
 
     def attention(self, body) -> ModelInput:
         """POST /attention: a sequence, layers and heads, within the memory budget."""
@@ -374,7 +404,7 @@ class Inputs:
                 self.indices(body.heads, cfg.n_heads, "heads", "head"),
                 pool,
             )
-        return ModelInput(entry, source, rows=rows)
+        return ModelInput(entry, source, rows=rows, ablate=self.ablations(entry, body.ablate))
 
     def fill_mask(self, body) -> ModelInput:
         entry = self.model_of_kind(body.model, ("encoder",), "fill-mask")
@@ -383,13 +413,14 @@ class Inputs:
         mask_id = entry.codec.mask_id
         if mask_id is None or mask_id not in source.ids:
             raise invalid("text", "text has no [MASK] token to fill", "no_mask")
-        return ModelInput(entry, source)
+        return ModelInput(entry, source, ablate=self.ablations(entry, body.ablate))
 
     def classification(self, body) -> ModelInput:
         entry = self.model_of_kind(body.model, ("encoder",), "classify")
         if not entry.config.n_classes:
             raise invalid("model", f"{entry.id} has no classification head", "unsupported_task")
-        return ModelInput(entry, self.text(entry, body.text))
+        source = self.text(entry, body.text)
+        return ModelInput(entry, source, ablate=self.ablations(entry, body.ablate))
 
     def positions(
         self, model_id: str, n: int | None, text: str | None

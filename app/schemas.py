@@ -152,6 +152,46 @@ class TokenizeResponse(BaseModel):
     )
 
 
+# ---------------------------------------------------------------------------- ablation
+class Ablation(Request):
+    """One head taken out of the forward pass, at its output before W_O (`hook_z`)."""
+
+    site: Site
+    layer: Int = Field(ge=0)
+    head: Int = Field(ge=0)
+    mode: Literal["zero", "mean"] = Field(
+        "zero",
+        description="`zero`: the head writes nothing; `mean`: its output at every position is "
+        "its mean over the input's positions (it still adds its average, but no longer depends "
+        "on where it looks).",
+    )
+
+
+ABLATE = Field(
+    None,
+    min_length=1,
+    max_length=64,
+    description="Heads to ablate in this forward pass (the answer also says what changed: "
+    "against the same request without ablation).",
+    examples=[[{"site": "decoder.self", "layer": 1, "head": 0, "mode": "zero"}]],
+)
+
+
+class AblationInfo(BaseModel):
+    heads: list[Ablation] = Field(description="The heads ablated.")
+    changed: dict[Site, list[list[float]]] | None = Field(
+        None,
+        description="/attention: per site [L][H] of the returned layers and heads, how far each "
+        "head's attention moved: the total variation distance between its rows with and "
+        "without the ablation, averaged over queries (0: unchanged, 1: disjoint).",
+    )
+    baseline: dict[str, Any] | None = Field(
+        None,
+        description="What the model says without the ablation, for comparison: /generate "
+        "`{output, stop_reason}`, /classify `{label, labels}`, /fill-mask `{masks}`.",
+    )
+
+
 # ---------------------------------------------------------------------------- attention
 class SequenceRequest(Request):
     """One input sequence: `text` or `token_ids`, and for seq2seq optionally the target."""
@@ -173,6 +213,7 @@ class SequenceRequest(Request):
     target_ids: list[Int] | None = Field(
         None, max_length=4096, description="seq2seq only: exact decoder input ids, `<s>` included."
     )
+    ablate: list[Ablation] | None = ABLATE
 
 
 class AttentionRequest(SequenceRequest):
@@ -256,6 +297,7 @@ class AttentionResponse(Response):
     hidden: dict[str, dict[str, Tensor]] | None = None
     norms: dict[Site, Tensor] | None = None
     pool: PoolInfo | None = None
+    ablation: AblationInfo | None = None
 
 
 # ---------------------------------------------------------------------------- generation
@@ -285,6 +327,7 @@ class GenerateRequest(Request):
     heads: list[Int] | None = Field(
         None, min_length=1, max_length=64, description="Heads whose rows each step carries."
     )
+    ablate: list[Ablation] | None = ABLATE
     pool: Int | None = Field(
         None,
         ge=2,
@@ -357,6 +400,7 @@ class GenerateResponse(BaseModel):
     steps: list[StepInfo]
     output: GenerateOutput
     stop_reason: Literal["eos", "max_new_tokens", "max_len"]
+    ablation: AblationInfo | None = None
 
 
 # ---------------------------------------------------------------------------- encoder tasks
@@ -367,6 +411,7 @@ class FillMaskRequest(Request):
     include_attention: Annotated[bool, Field(strict=True)] = Field(
         False, description="Also return `attention: {encoder.self: [L][H][T][T]}`."
     )
+    ablate: list[Ablation] | None = ABLATE
 
 
 class Prediction(BaseModel):
@@ -384,11 +429,13 @@ class FillMaskResponse(Response):
     model: str
     tokens: list[Token]
     masks: list[MaskPredictions]
+    ablation: AblationInfo | None = None
 
 
 class ClassifyRequest(Request):
     model: ModelId
     text: Text = Field(examples=["the movie was not good"])
+    ablate: list[Ablation] | None = ABLATE
 
 
 class LabelProb(BaseModel):
@@ -404,6 +451,7 @@ class ClassifyResponse(BaseModel):
     cls_attention: dict[str, Any] = Field(
         description="`{layer, heads: [H][T]}`: how [CLS] attends in the last layer."
     )
+    ablation: AblationInfo | None = None
 
 
 # ---------------------------------------------------------------------------- positions
@@ -487,6 +535,7 @@ class LogitLensResponse(Response):
         description="[layer][position]: the probability each layer already gives that prediction."
     )
     vocab: dict[str, str] = Field(description="Token id → readable text, for every id above.")
+    ablation: AblationInfo | None = None
 
 
 class RolloutRequest(SequenceRequest):
@@ -505,6 +554,7 @@ class RolloutResponse(Response):
         "input token reaches position i after layers 0…l (Abnar & Zuidema 2020: "
         "Ã = ½·mean_h A + ½·I, rows renormalised, multiplied through the layers)."
     )
+    ablation: AblationInfo | None = None
 
 
 class HeadRef(Request):
@@ -560,3 +610,4 @@ class AttributionResponse(Response):
     head_positions: list[float] | None = Field(
         None, description="With `head`: its contribution split over the key positions."
     )
+    ablation: AblationInfo | None = None

@@ -13,7 +13,13 @@ response as a dict for ``serialize.dumps``. Nothing here knows about HTTP.
 """
 
 from app.inference.analyses import attribution, logit_lens, rollout
-from app.inference.decoding import decode_steps, generation, generation_output, rows_info
+from app.inference.decoding import (
+    baseline,
+    decode_steps,
+    generation,
+    generation_output,
+    rows_info,
+)
 from app.inference.encoder_tasks import classify, fill_mask
 from app.inference.positions import positions, rope_relative
 from app.inference.weights import attention
@@ -21,6 +27,7 @@ from app.inference.weights import attention
 __all__ = [
     "attention",
     "attribution",
+    "baseline",
     "classify",
     "decode_steps",
     "fill_mask",

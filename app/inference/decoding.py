@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from app.inference.common import prob
+from app.inference.common import ablation_info, prob
 from app.inputs import ModelInput, Rows
 from app.registry import Entry
 from app.serialize import rounded
@@ -39,7 +39,11 @@ def selected(attention: dict[str, torch.Tensor], rows: Rows | None) -> tuple[dic
 
 
 def decode_steps(
-    entry: Entry, ids: list[int], sampling: Sampling, rows: Rows | None = None
+    entry: Entry,
+    ids: list[int],
+    sampling: Sampling,
+    rows: Rows | None = None,
+    edits: dict | None = None,
 ) -> Iterator[DecodedStep]:
     """Steps, each made as soon as its token is decoded (KV cache on), carrying the attention
     rows asked for (``rows``; None: every layer and head in full).
@@ -50,7 +54,7 @@ def decode_steps(
     codec, tok = entry.codec, entry.tokenizer
     out_ids: list[int] = []
     text = ""
-    for step in generate(entry.model, ids, sampling):
+    for step in generate(entry.model, ids, sampling, edits=edits):
 
         def shown(i: int) -> str:
             return codec.token_text(i) if codec else str(i)
@@ -87,10 +91,19 @@ def rows_info(inp: ModelInput) -> dict:
     return {"rows": {"layers": inp.rows.layers, "heads": inp.rows.heads, "pool": inp.rows.pool}}
 
 
+def baseline(inp: ModelInput, sampling: Sampling) -> dict:
+    """Under an ablation: what the same decoding (same seed) says without it."""
+    if not inp.ablate:
+        return {}
+    steps = list(decode_steps(inp.entry, inp.source.ids, sampling, Rows([], [], None)))
+    done = {"output": generation_output(inp.entry, steps), "stop_reason": steps[-1].stop_reason}
+    return ablation_info(inp, baseline=done)
+
+
 def generation(inp: ModelInput, sampling: Sampling) -> dict:
     """POST /generate: every step, the output and why it stopped."""
     entry = inp.entry
-    steps = list(decode_steps(entry, inp.source.ids, sampling, inp.rows))
+    steps = list(decode_steps(entry, inp.source.ids, sampling, inp.rows, inp.edits))
     return {
         "model": entry.id,
         "kind": entry.config.kind,
@@ -99,4 +112,5 @@ def generation(inp: ModelInput, sampling: Sampling) -> dict:
         "steps": [s.view for s in steps],
         "output": generation_output(entry, steps),
         "stop_reason": steps[-1].stop_reason,
+        **baseline(inp, sampling),
     }

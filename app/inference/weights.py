@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
-from app.inference.common import forward, target_of, tokens_of
+from app.inference.common import ablation_info, forward, target_of, tokens_of
 from app.inputs import ModelInput, Sequence
 from app.registry import Entry
-from app.serialize import Format, ints, tensor
+from app.serialize import Format, ints, rounded, tensor
 from app.traces import StoredInput, TraceStore
 from models import capture
 from models.analysis.attribution import value_weighted_norms
@@ -255,15 +255,18 @@ def keep(trace: Trace, cfg: ModelConfig, target_ids: list[int] | None) -> Stored
     )
 
 
-def replay(entry: Entry, stored: StoredInput, plan: AttentionPlan) -> Trace:
+def replay(
+    entry: Entry, stored: StoredInput, plan: AttentionPlan, edits: dict | None = None
+) -> Trace:
     """The plan's hooks from each requested attention module, run again on its stored input
-    (or read from the kept trace of a model that cannot replay)."""
+    (or read from the kept trace of a model that cannot replay). ``edits``: the ablation the
+    stored input was computed under (a module's own heads are ablated at its output)."""
     model = entry.model
     if stored.kept is not None:
         trace = Trace(plan.hooks())
         trace.tensors = {n: t for n, t in stored.kept.items() if trace.wants(n)}
         return trace
-    with capture(model, plan.hooks()) as trace:
+    with capture(model, plan.hooks(), edits=edits) as trace:
         for site, layers in plan.sites.items():
             stack_name = site.split(".")[0]
             stack = getattr(model, stack_name)
@@ -291,39 +294,30 @@ def attention(
     store: TraceStore | None = None,
 ) -> dict:
     """POST /attention: plan the hooks; one forward pass, or when the store holds this input,
-    the requested attention modules run again on their stored inputs; extract what was asked."""
+    the requested attention modules run again on their stored inputs; extract what was asked.
+    Under an ablation, also how far each returned head's attention moved."""
     entry, cfg = inp.entry, inp.entry.config
     plan = AttentionPlan.of(cfg, inp.layers, include)
     store = store if store is not None else TraceStore(0)
-    given = inp.target.ids if inp.target else None
-    key = (entry.id, tuple(inp.source.ids), None if given is None else tuple(given))
-    fresh: list[Trace] = []
-
-    def run_forward() -> StoredInput:
-        target = target_of(inp, max_new_tokens)
-        target_ids = target.ids if target else None
-        # pooled answers replay one module at a time (below): the forward keeps the stream only
-        names = [*(plan.hooks() if pool_size is None else []), *stream_hooks(entry.model)]
-        fresh.append(forward(entry, inp.source.ids, target_ids, names))
-        return keep(fresh[0], cfg, target_ids)
-
-    stored, _ = store.get_or_compute(key, run_forward)
+    stored, trace = _stored_input(inp, plan, store, max_new_tokens, pooled=pool_size is not None)
     target = inp.target
     if target is None and stored.target_ids is not None:
         codec = entry.codec
         target = Sequence(stored.target_ids, codec.ids_view(stored.target_ids) if codec else None)
     if pool_size is None:
-        trace = fresh[0] if fresh else replay(entry, stored, plan)
+        trace = trace or replay(entry, stored, plan, inp.edits)
         captured = Captured(trace, plan, inp.heads, fmt, entry.model, stored)
         parts = {"attention": _patterns(captured)}
         parts |= {name: f(captured) for name, f in EXTRACTORS.items() if name in plan.include}
     else:
         target_len = len(target.ids) if target else None
         by_seq, edges = pool_edges(cfg.kind, len(inp.source.ids), target_len, pool_size)
-        parts = pooled(entry, stored, plan, inp.heads, fmt, edges)
+        parts = pooled(entry, stored, plan, inp.heads, fmt, edges, inp.edits)
         parts |= {n: EXTRACTORS[n](Captured(None, plan, inp.heads, fmt, entry.model, stored))
                   for n in ("rope", "hidden") if n in plan.include}  # fmt: skip
         parts["pool"] = {"size": pool_size, "edges": by_seq}
+    if inp.ablate:
+        parts |= ablation_info(inp, changed=_changed(inp, plan, store, max_new_tokens, stored))
     return {
         "model": entry.id,
         "kind": cfg.kind,
@@ -337,6 +331,56 @@ def attention(
     }
 
 
+def _stored_input(
+    inp: ModelInput, plan: AttentionPlan, store: TraceStore, max_new_tokens: int, pooled: bool
+) -> tuple[StoredInput, Trace | None]:
+    """The input's stored forward pass (computed now if missing, with the plan's hooks unless
+    the answer is pooled), and that pass's trace when it was computed here."""
+    entry, cfg = inp.entry, inp.entry.config
+    given = inp.target.ids if inp.target else None
+    key = (entry.id, tuple(inp.source.ids), None if given is None else tuple(given), inp.ablate)
+    fresh: list[Trace] = []
+
+    def run_forward() -> StoredInput:
+        target = target_of(inp, max_new_tokens)
+        target_ids = target.ids if target else None
+        # pooled answers replay one module at a time: the forward keeps the stream only
+        names = [*([] if pooled else plan.hooks()), *stream_hooks(entry.model)]
+        fresh.append(forward(entry, inp.source.ids, target_ids, names, inp.edits))
+        return keep(fresh[0], cfg, target_ids)
+
+    stored, _ = store.get_or_compute(key, run_forward)
+    return stored, fresh[0] if fresh else None
+
+
+def _changed(
+    inp: ModelInput, plan: AttentionPlan, store: TraceStore, max_new_tokens: int, ablated
+) -> dict:
+    """Per site (L, H): the total variation distance between each returned head's rows with
+    and without the ablation, averaged over queries. The clean pass reads the ablated one's
+    target, so both compare the same positions."""
+    target_ids = ablated.target_ids
+    clean_target = None if target_ids is None else Sequence(target_ids, None)
+    clean = replace(inp, ablate=(), target=clean_target or inp.target)
+    pattern_only = AttentionPlan(plan.config, plan.sites, frozenset())
+    stored, trace = _stored_input(clean, pattern_only, store, max_new_tokens, pooled=False)
+    trace = trace or replay(clean.entry, stored, pattern_only)
+    before = Captured(trace, pattern_only, inp.heads, "json", inp.entry.model, stored)
+    after = Captured(
+        replay(inp.entry, ablated, pattern_only, inp.edits),
+        pattern_only,
+        inp.heads,
+        "json",
+        inp.entry.model,
+        ablated,
+    )
+    out = {}
+    for site in before.sites():
+        a, b = after.stacked(site, "pattern").float(), before.stacked(site, "pattern").float()
+        out[site] = rounded(0.5 * (a - b).abs().sum(-1).mean(-1))
+    return out
+
+
 def pooled(
     entry: Entry,
     stored: StoredInput,
@@ -344,6 +388,7 @@ def pooled(
     heads: list[int],
     fmt: Format,
     edges: dict[str, tuple[list[int], list[int]]],
+    edits: dict | None = None,
 ) -> dict:
     """Pooled attention (and norms), one attention module at a time: the full matrices of a
     long input's heads never sit in memory together, only one layer's."""
@@ -356,7 +401,7 @@ def pooled(
         patterns, norms = [], []
         for li in layers:
             one = AttentionPlan(plan.config, {site: [li]}, plan.include)
-            c = Captured(replay(entry, stored, one), one, heads, fmt, entry.model, stored)
+            c = Captured(replay(entry, stored, one, edits), one, heads, fmt, entry.model, stored)
             patterns.append(pool(c.stacked(site, "pattern"), *edges[site]))
             if "norms" in plan.include:
                 norms.append(pool(norms_of(c, site), *edges[site]))

@@ -51,6 +51,20 @@ def sampling_of(body: GenerateRequest) -> Sampling:
         raise invalid("body", str(exc)) from None
 
 
+def parse_ablations(items: list[str] | None) -> list[dict] | None:
+    """`site:layer:head[:mode]` query values as Ablation objects (the schema checks them)."""
+    if not items:
+        return None
+    out = []
+    for k, item in enumerate(items):
+        parts = item.split(":")
+        if len(parts) not in (3, 4) or not all(p.lstrip("-").isdigit() for p in parts[1:3]):
+            raise invalid(f"ablate.{k}", f"{item!r}: write site:layer:head[:mode]")
+        site, layer, head = parts[0], int(parts[1]), int(parts[2])
+        out.append({"site": site, "layer": layer, "head": head, "mode": (parts[3:] or ["zero"])[0]})
+    return out
+
+
 def deterministic(body: GenerateRequest) -> bool:
     return body.strategy == "greedy" or body.seed is not None
 
@@ -98,6 +112,11 @@ async def generate_stream(
     layers: list[int] | None = Query(None, description="Decoder layers whose rows steps carry."),
     heads: list[int] | None = Query(None, description="Heads whose rows steps carry."),
     pool: int | None = Query(None, description="Rows pooled to at most this many key blocks."),
+    ablate: list[str] | None = Query(
+        None,
+        description="Heads to ablate, each `site:layer:head[:mode]`, e.g. `decoder.self:1:0` "
+        "or `decoder.cross:2:3:mean`; the `done` event then carries the baseline output.",
+    ),
 ):
     body = GenerateRequest(
         model=model,
@@ -112,6 +131,7 @@ async def generate_stream(
         layers=layers,
         heads=heads,
         pool=pool,
+        ablate=parse_ablations(ablate),
     )
     inp, sampling = inputs.generation(body), sampling_of(body)
     entry = inp.entry
@@ -120,12 +140,13 @@ async def generate_stream(
         prompt = {"model": entry.id, "kind": entry.config.kind, "prompt": inp.source.tokens}
         yield sse("prompt", dumps({**prompt, **inference.rows_info(inp)}))
         steps = []
-        for step in inference.decode_steps(entry, inp.source.ids, sampling, inp.rows):
+        for step in inference.decode_steps(entry, inp.source.ids, sampling, inp.rows, inp.edits):
             steps.append(step)
             yield sse("step", dumps(step.view))
         done = {
             "output": inference.generation_output(entry, steps),
             "stop_reason": steps[-1].stop_reason,
+            **inference.baseline(inp, sampling),
         }
         yield sse("done", dumps(done))
 
