@@ -19,6 +19,7 @@ from app.errors import ApiError, invalid
 from app.registry import Entry, Registry
 from app.tokenization import Encoded
 from models.analysis.ablation import HeadAblation, ablation_edits
+from models.analysis.scores import induction_probe
 
 
 @dataclass(frozen=True)
@@ -255,7 +256,8 @@ class Inputs:
         entry = self.model(body.model)
         source = self.source(entry, body.text, body.token_ids)
         target = self.target(entry, body.target, body.target_ids)
-        return ModelInput(entry, source, target, ablate=self.ablations(entry, body.ablate))
+        ablate = self.ablations(entry, getattr(body, "ablate", None))
+        return ModelInput(entry, source, target, ablate=ablate)
 
     def attention(self, body) -> ModelInput:
         """POST /attention: a sequence, layers and heads, within the memory budget."""
@@ -432,6 +434,53 @@ class Inputs:
         if not 1 <= n <= max_len:
             raise invalid("n", f"n must be between 1 and max_len={max_len}; got {n}")
         return entry, n, self.text(entry, text) if text is not None else None
+
+    def head_scores(self, body) -> ModelInput:
+        """POST /heads/scores: the text (or ids) given, else the induction probe built from
+        the seed: BOS + a run of distinct random tokens, repeated."""
+        entry = self.model(body.model)
+        if body.text is not None or body.token_ids is not None:
+            inp = self.sequence(body)
+            inp.positions = self._importance_positions(inp)
+            return inp
+        for name in ("target", "target_ids"):
+            if getattr(body, name) is not None:
+                raise invalid(name, f"{name} goes with text or token_ids, not with the probe")
+        cfg, codec = entry.config, entry.codec
+        framing = 2 if cfg.kind != "decoder" else 1  # [CLS] … [SEP], BOS …, … </s>
+        need = 2 * body.run_length + framing
+        if need > self.max_tokens(entry):
+            raise invalid(
+                "run_length",
+                f"the probe would be {need} tokens; {entry.id} reads at most "
+                f"{self.max_tokens(entry)}: use run_length ≤ {(self.max_tokens(entry) - framing) // 2}",
+            )
+        specials = sorted(codec.special_ids) if codec else []
+        if cfg.vocab_size - len(specials) < body.run_length:
+            raise invalid("run_length", f"the vocabulary has fewer than {body.run_length} tokens")
+        run = induction_probe(body.run_length, cfg.vocab_size, seed=body.seed, exclude=specials)
+        run = run[0].tolist()
+        if cfg.kind == "encoder":
+            cls, sep = codec.cls_id if codec else None, codec.sep_id if codec else None
+            source = [
+                *([cls] if cls is not None else []),
+                *run,
+                *([sep] if sep is not None else []),
+            ]
+            return ModelInput(entry, self.ids(entry, source, "run_length"))
+        if cfg.kind == "decoder":
+            return ModelInput(entry, self.ids(entry, [cfg.bos_id, *run], "run_length"))
+        source = self.ids(entry, [*run, cfg.eos_id], "run_length")
+        return ModelInput(entry, source, self.ids(entry, [cfg.bos_id, *run], "run_length"))
+
+    @staticmethod
+    def _importance_positions(inp: ModelInput) -> list[int] | None:
+        """An encoder is judged at its [MASK] tokens when it has some; else every position."""
+        codec = inp.entry.codec
+        if inp.entry.config.kind != "encoder" or codec is None or codec.mask_id is None:
+            return None
+        masks = [k for k, i in enumerate(inp.source.ids) if i == codec.mask_id]
+        return masks or None
 
     def rollout(self, body) -> ModelInput:
         """POST /rollout: a transformer (rollout multiplies self-attention through layers)."""

@@ -611,3 +611,47 @@ class AttributionResponse(Response):
         None, description="With `head`: its contribution split over the key positions."
     )
     ablation: AblationInfo | None = None
+
+
+HeadScore = Literal[
+    "previous_token", "induction", "duplicate_token", "first_token", "entropy", "importance"
+]
+
+
+class HeadScoresRequest(Request):
+    model: ModelId
+    text: Text | None = Field(
+        None, description="Score the heads on this text; omitted: on the induction probe."
+    )
+    token_ids: list[Int] | None = Field(None, max_length=4096, description="Instead of text.")
+    target: str | None = Field(None, description="seq2seq: the teacher-forced target.")
+    target_ids: list[Int] | None = Field(None, max_length=4096)
+    seed: Int = Field(0, ge=0, le=2**32 - 1, description="The probe's random run (no text).")
+    run_length: Int = Field(
+        24, ge=2, le=1024, description="The probe: BOS + a run of this many random tokens, twice."
+    )
+    scores: list[HeadScore] | None = Field(
+        None, min_length=1, description="Which scores (default: all)."
+    )
+    importance_mode: Literal["zero", "mean"] = Field(
+        "zero", description="How `importance` ablates each head."
+    )
+
+    model_config = examples(
+        {"model": "induction-2l"},
+        {"model": "decoder-mini", "text": "the cat sat on the mat and the cat ate"},
+    )
+
+
+class HeadScoresResponse(Response):
+    model: str
+    kind: str
+    input: Literal["text", "probe"]
+    probe: dict[str, int] | None = Field(None, description="`{seed, run_length}` of the probe.")
+    tokens: AttentionTokens
+    scores: dict[Site, dict[str, list[list[float | None]] | None]] = Field(
+        description="Per site and score, [L][H]; null where a score does not apply (token "
+        "scores on cross-attention, importance without a vocabulary head) or has nothing to "
+        "measure (induction on a text without repeated tokens)."
+    )
+    definitions: dict[str, str]

@@ -12,7 +12,7 @@ response as a dict for ``serialize.dumps``. Nothing here knows about HTTP.
 * ``analyses``: /logit-lens, /rollout, /attribution
 """
 
-from app.inference.analyses import attribution, logit_lens, rollout
+from app.inference.analyses import attribution, head_scores, logit_lens, rollout
 from app.inference.decoding import (
     baseline,
     decode_steps,
@@ -33,6 +33,7 @@ __all__ = [
     "fill_mask",
     "generation",
     "generation_output",
+    "head_scores",
     "logit_lens",
     "positions",
     "rollout",

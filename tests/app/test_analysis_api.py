@@ -115,3 +115,49 @@ def test_value_weighted_norms_on_attention(client, model_ids, infos):
         ratio = np.where(att > 0.05, norms / np.maximum(att, 1e-9), np.nan)
         spread = np.nanmax(ratio, axis=2) - np.nanmin(ratio, axis=2)
         assert np.nanmax(spread / np.nanmax(ratio, axis=2)) < 0.02
+
+
+@pytest.mark.parametrize("kind", ["encoder", "decoder", "seq2seq"])
+def test_head_scores_on_the_probe_cover_every_site_layer_and_head(client, model_ids, infos, kind):
+    mid = model_ids[kind]
+    out = ok(client.post(f"{API}/heads/scores", json={"model": mid, "run_length": 8, "seed": 3}))
+    assert out["input"] == "probe" and out["probe"] == {"seed": 3, "run_length": 8}
+    info = infos[mid]
+    assert set(out["scores"]) == set(info["sites"])
+    for site, per in out["scores"].items():
+        assert set(per) == set(out["definitions"])
+        for name, values in per.items():
+            if site == "decoder.cross" and name in (
+                "previous_token",
+                "induction",
+                "duplicate_token",
+            ):
+                assert values is None  # token scores compare a sequence with itself
+                continue
+            assert np.array(values, dtype=float).shape == (info["sites"][site], info["n_heads"])
+    # the probe is BOS/[CLS] + a run + the same run (+ [SEP] / </s>)
+    ids = [t["id"] for t in out["tokens"]["target" if kind == "seq2seq" else "source"]]
+    run = ids[1 : 1 + 8]
+    assert ids[1 + 8 : 1 + 16] == run and len(set(run)) == 8
+
+
+def test_head_scores_on_a_text_without_repeats_have_no_induction_to_measure(client, model_ids):
+    body = {
+        "model": model_ids["decoder"],
+        "text": "the cat sat",
+        "scores": ["induction", "entropy"],
+    }
+    out = ok(client.post(f"{API}/heads/scores", json=body))
+    assert out["input"] == "text" and set(out["definitions"]) == {"induction", "entropy"}
+    per = out["scores"]["decoder.self"]
+    assert all(v is None for row in per["induction"] for v in row)
+    assert all(v >= 0 for row in per["entropy"] for v in row)
+
+
+def test_head_scores_errors_name_the_field(client, model_ids):
+    r = client.post(f"{API}/heads/scores", json={"model": model_ids["decoder"], "run_length": 1000})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "run_length"
+    r = client.post(
+        f"{API}/heads/scores", json={"model": model_ids["seq2seq"], "target": "le chat"}
+    )
+    assert r.status_code == 422 and r.json()["error"]["field"] == "target"

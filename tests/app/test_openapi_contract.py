@@ -50,6 +50,9 @@ def catalogue(ids: dict[str, str]) -> list[tuple[str, str, dict, int]]:
         ("POST", f"{API}/logit-lens", {"json": {"model": enc, "text": "no mask"}}, 422),
         ("POST", f"{API}/rollout", {"json": {"model": "nope", "text": "a"}}, 404),
         ("POST", f"{API}/attribution", {"json": {"model": dec, "text": "a", "token": -1}}, 422),
+        ("POST", f"{API}/heads/scores", {"json": {"model": dec, "run_length": 4}}, 200),
+        ("POST", f"{API}/heads/scores", {"json": {"model": s2s, "text": "the cat"}}, 200),
+        ("POST", f"{API}/heads/scores", {"json": {"model": enc, "run_length": 999}}, 422),
     ]
     for mid in (enc, dec, s2s):
         cases += [
