@@ -66,6 +66,22 @@ class ModelInput:
         return self.target if self.entry.config.kind == "seq2seq" else self.source
 
 
+@dataclass
+class BlockInput:
+    """POST /block: the sentence, which block, and the other sentences of the comparison."""
+
+    input: ModelInput
+    stack: str
+    layer: int
+    batch: list[Sequence]  # each as the model's first stack reads it (a seq2seq: the source)
+    batch_text: list[str]  # as the request gave them
+
+    @property
+    def reads_target(self) -> bool:
+        """A seq2seq decoder block reads the target, not the sentence given."""
+        return self.stack == "decoder" and self.input.entry.config.kind == "seq2seq"
+
+
 class Inputs:
     """Resolves requests against the loaded models and the server's limits."""
 
@@ -487,6 +503,22 @@ class Inputs:
         inp = self.sequence(body)
         self.transformer(inp.entry, "attention rollout")
         return inp
+
+    def block(self, body) -> BlockInput:
+        """POST /block: a sequence, one block of a transformer's stack (422 naming ``stack`` or
+        ``layer``), and up to a few other sentences (422 naming ``batch.k``)."""
+        inp = self.sequence(body)
+        entry = inp.entry
+        self.transformer(entry, "/block")
+        cfg = entry.config
+        stack = body.stack or cfg.stacks[0]
+        if stack not in cfg.stacks:
+            raise invalid(
+                "stack", f"{entry.id} has no {stack} stack (it has {', '.join(cfg.stacks)})"
+            )
+        layer = self.index(body.layer, cfg.depth(stack), "layer", "layer")
+        batch = [self.text(entry, text, f"batch.{k}") for k, text in enumerate(body.batch)]
+        return BlockInput(inp, stack, layer, batch, list(body.batch))
 
     def rope_relative(self, body) -> ModelInput:
         """POST /rope/relative: one layer and head of the first stack, two token indices."""

@@ -10,9 +10,11 @@ response as a dict for ``serialize.dumps``. Nothing here knows about HTTP.
 * ``encoder_tasks``: /fill-mask, /classify
 * ``positions``: /models/{id}/positions, /rope/relative
 * ``analyses``: /logit-lens, /rollout, /attribution
+* ``block``: /block — one block's Add & Norm, FFN and stream; the normalisation comparison
 """
 
 from app.inference.analyses import attribution, head_scores, logit_lens, rollout
+from app.inference.block import block
 from app.inference.decoding import (
     baseline,
     decode_steps,
@@ -28,6 +30,7 @@ __all__ = [
     "attention",
     "attribution",
     "baseline",
+    "block",
     "classify",
     "decode_steps",
     "fill_mask",
