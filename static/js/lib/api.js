@@ -85,6 +85,12 @@ export function latestOnly() {
     return controller.signal;
   };
 }
+/** POST /block: one block of `stack` at `layer`; a seq2seq decoder block reads `target`. */
+export function block(model, { text, target, stack, layer, batch = [] }, opts) {
+  const body = { model: model.id, text, stack, layer, batch, format: "f16" };
+  if (model.kind === "seq2seq" && stack === "decoder" && target) body.target = target;
+  return post("/block", body, opts);
+}
 export const positions = (id, n) => get(`/models/${encodeURIComponent(id)}/positions?n=${n}`);
 export const ropeRelative = (body) => post("/rope/relative", body);
 
