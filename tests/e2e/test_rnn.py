@@ -142,8 +142,15 @@ def test_the_rnn_view_steps_by_click_and_keys_and_keeps_its_state_in_the_url(ui,
     ui.goto(url[len(ui.base) :], wait_for="#states .main-svg")
     assert ui.page.is_checked("input[name='stack'][value='decoder']")
     assert ui.page.is_checked("input[name='paths'][value='all']")
+    # projector mode and a narrower window: every figure keeps its height (Plotly's resize
+    # drops a figure's layout height; the div holds it)
     ui.page.click("#projector-toggle")
-    ui.page.wait_for_timeout(500)
+    ui.page.set_viewport_size({"width": 1200, "height": 900})
+    ui.page.wait_for_timeout(800)
+    heights = ui.page.evaluate(
+        "() => [...document.querySelectorAll('.js-plotly-plot')].map(d => d.offsetHeight)"
+    )
+    assert len(heights) == 5 and min(heights) >= 250, heights
     ui.shot("rnn-view-projector")
 
 
