@@ -31,6 +31,7 @@ from app.routes import (
     models,
     pages,
     positions,
+    rnn,
     tasks,
     tokens,
 )
@@ -126,7 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(health.router)
     app.include_router(metrics.router)
-    for module in (models, tokens, attention, generate, tasks, positions, analysis):
+    for module in (models, tokens, attention, generate, tasks, positions, analysis, rnn):
         app.include_router(module.router, prefix="/api/v1")
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     app.include_router(pages.router)  # the browser UI: page shells, Plotly from the package

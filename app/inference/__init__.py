@@ -10,6 +10,7 @@ response as a dict for ``serialize.dumps``. Nothing here knows about HTTP.
 * ``encoder_tasks``: /fill-mask, /classify
 * ``positions``: /models/{id}/positions, /rope/relative
 * ``analyses``: /logit-lens, /rollout, /attribution
+* ``recurrence``: /rnn/unroll (an RNN's states, gates and gradient norms)
 """
 
 from app.inference.analyses import attribution, head_scores, logit_lens, rollout
@@ -22,6 +23,7 @@ from app.inference.decoding import (
 )
 from app.inference.encoder_tasks import classify, fill_mask
 from app.inference.positions import positions, rope_relative
+from app.inference.recurrence import unroll
 from app.inference.weights import attention
 
 __all__ = [
@@ -39,4 +41,5 @@ __all__ = [
     "rollout",
     "rope_relative",
     "rows_info",
+    "unroll",
 ]

@@ -26,6 +26,7 @@ VIEWS = {
     "/decode": "decode",
     "/rope": "rope",
     "/positions": "positions",
+    "/rnn": "rnn",
     "/card": "card",
 }
 VENDOR_CACHE = {"Cache-Control": "public, max-age=86400"}
