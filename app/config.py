@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     # What one /attention request may hold in memory: its forward pass's widest attention
     # (scores, masked scores, pattern of every head) plus the tensors of its answer. More is
     # a 422 that says what would fit; a request never takes the process out of memory.
-    memory_budget_mb: int = Field(1536, ge=16)
+    memory_budget_mb: int = Field(1536, ge=1)
     # What forward passes leave for the next request on the same input (each attention
     # module's input): another head or layer then costs no forward pass. 0 turns it off.
     trace_cache_mb: int = Field(512, ge=0)

@@ -125,6 +125,18 @@ class Inputs:
             )
 
     @staticmethod
+    def recurrent(entry: Entry, what: str, field: str = "model") -> None:
+        """422 for models that are not RNNs (a transformer has no recurrence to unroll)."""
+        architecture = entry.config.architecture
+        if architecture != "rnn":
+            raise invalid(
+                field,
+                f"{what} needs a recurrent network (architecture rnn); {entry.id} is a "
+                f"{architecture}",
+                "unsupported_task",
+            )
+
+    @staticmethod
     def vocabulary_head(entry: Entry, what: str, linear: bool = False) -> None:
         """422 unless the model maps states to tokens (``linear``: with no MLM transform)."""
         model = entry.model
@@ -498,6 +510,23 @@ class Inputs:
         masks = [k for k, i in enumerate(inp.source.ids) if i == codec.mask_id]
         return masks or None
 
+    def unroll(self, body) -> tuple[ModelInput, Entry | None]:
+        """POST /rnn/unroll: an RNN's sequence, and the RNN to compare gradients with, which
+        must read the same token ids the same way (the same vocabulary)."""
+        inp = self.sequence(body)
+        self.recurrent(inp.entry, "/rnn/unroll")
+        if body.compare is None:
+            return inp, None
+        other = self.model(body.compare, field="compare")
+        self.recurrent(other, "the gradient comparison", field="compare")
+        if not _same_vocabulary(inp.entry, other):
+            raise invalid(
+                "compare",
+                f"{other.id} does not share {inp.entry.id}'s vocabulary: the same token ids "
+                "would not be the same sentence",
+            )
+        return inp, other
+
     def rollout(self, body) -> ModelInput:
         """POST /rollout: a transformer (rollout multiplies self-attention through layers)."""
         inp = self.sequence(body)
@@ -533,6 +562,15 @@ class Inputs:
         if body.max_position > cfg.max_len:
             raise invalid("max_position", f"max_position must be ≤ max_len={cfg.max_len}")
         return ModelInput(entry, source, layers=[layer], heads=[head])
+
+
+def _same_vocabulary(a: Entry, b: Entry) -> bool:
+    ca, cb = a.config, b.config
+    if (ca.vocab_size, ca.bos_id, ca.eos_id) != (cb.vocab_size, cb.bos_id, cb.eos_id):
+        return False
+    if a.tokenizer is None or b.tokenizer is None:
+        return a.tokenizer is b.tokenizer
+    return a.tokenizer.get_vocab() == b.tokenizer.get_vocab()
 
 
 def _site_shape(site: str, kind: str, lengths: dict[str, int]) -> tuple[int, int]:

@@ -32,6 +32,7 @@ from app.routes import (
     models,
     pages,
     positions,
+    rnn,
     tasks,
     tokens,
 )
@@ -127,7 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(health.router)
     app.include_router(metrics.router)
-    for module in (models, tokens, attention, generate, tasks, positions, analysis, block):
+    for module in (models, tokens, attention, generate, tasks, positions, analysis, block, rnn):
         app.include_router(module.router, prefix="/api/v1")
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     app.include_router(pages.router)  # the browser UI: page shells, Plotly from the package

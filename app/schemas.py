@@ -91,6 +91,9 @@ class ModelInfo(BaseModel):
         description="`rnn`: a recurrent encoder-decoder whose one attention is `decoder.cross` "
         "(1 layer, 1 head); it has no self-attention, positions, norms or residual blocks.",
     )
+    cell: Literal["lstm", "gru", "tanh"] | None = Field(
+        None, description="`rnn` only: the recurrent cell (`tanh` is the plain RNN)."
+    )
     sites: dict[str, int] = Field(
         default_factory=dict,
         description="Attention site → its number of layers (`encoder.self`, `decoder.self`, "
@@ -193,7 +196,7 @@ class AblationInfo(BaseModel):
 
 
 # ---------------------------------------------------------------------------- attention
-class SequenceRequest(Request):
+class SequenceInput(Request):
     """One input sequence: `text` or `token_ids`, and for seq2seq optionally the target."""
 
     model: ModelId
@@ -213,6 +216,11 @@ class SequenceRequest(Request):
     target_ids: list[Int] | None = Field(
         None, max_length=4096, description="seq2seq only: exact decoder input ids, `<s>` included."
     )
+
+
+class SequenceRequest(SequenceInput):
+    """A sequence, and heads to ablate while reading it."""
+
     ablate: list[Ablation] | None = ABLATE
 
 
@@ -830,3 +838,104 @@ class BlockResponse(Response):
         "`batch` sentences, while LayerNorm's and RMSNorm's are each token's own."
     )
     ablation: AblationInfo | None = None
+
+
+# ---------------------------------------------------------------------------- recurrence
+RecurrenceFormat = Literal["json", "f16", "f32"]
+GRADIENT_EXAMPLE = {  # the four first lecture sentences run together: 20 source tokens
+    "model": "rnn-en-fr",
+    "text": "the black cat ate the mouse i love machine learning you are welcome "
+    "the cat sat on the mat",
+    "target": "le chat noir a mangé la souris j'aime l'apprentissage automatique de rien "
+    "le chat s'est assis sur le tapis",
+    "compare": "rnn-tanh-en-fr",
+    "format": "f16",
+}
+
+
+class UnrollRequest(SequenceInput):
+    compare: ModelId | None = Field(
+        None,
+        description="Another RNN with the same vocabulary (e.g. the plain tanh companion of an "
+        "LSTM): its gradient norms on the same token ids, for the vanishing-gradient "
+        "comparison.",
+        examples=["rnn-tanh-en-fr"],
+    )
+    format: RecurrenceFormat = Field(
+        "json",
+        description="`json` nested lists (4 decimals), compact `f16` (base64 half floats), or "
+        "`f32` (base64 float32, unrounded: the values as computed). Gradient norms are always "
+        "plain JSON numbers at full precision: they span several orders of magnitude.",
+    )
+
+    model_config = examples(
+        {"model": "rnn-en-fr", "text": "the black cat ate the mouse"}, GRADIENT_EXAMPLE
+    )
+
+
+class StackSteps(BaseModel):
+    """One recurrent stack, step by step (T steps: the source for the encoder, the decoder's
+    input tokens for the decoder); d is the state width, K the cell's `chunks`."""
+
+    x: Tensor = Field(
+        description="[T][d_embed] the input embeddings: x_t (encoder), y_{i−1} (decoder)."
+    )
+    wx: Tensor = Field(
+        description="[T][K][d] W_x · input + b_x, cut in the cell's chunks. The decoder's input "
+        "is [y_{i−1}; c_i], its embedding and the attention's context."
+    )
+    wh: Tensor = Field(description="[T][K][d] W_h h_{t−1} + b_h, cut in the cell's chunks.")
+    h: Tensor = Field(description="[T][d] the hidden state after each step: h_t, s_i.")
+    gates: dict[str, Tensor] = Field(
+        description="Per gate, [T][d]: LSTM `i` (input), `f` (forget), `g` (candidate), `o` "
+        "(output) and the cell state `c`; GRU `r` (reset), `z` (update), `n` (candidate); none "
+        "for the plain tanh RNN."
+    )
+
+
+class DecoderSteps(StackSteps):
+    s0: Tensor = Field(description="[d] the decoder's initial state tanh(W_init h_S + b).")
+    context: Tensor = Field(description="[T][d] the context c_i = Σ_j α_ij h_j of each step.")
+
+
+class GradientNorms(BaseModel):
+    all: list[float] = Field(
+        description="[S] ‖∂loss/∂h_t‖ along every path, the attention's direct read of h_t "
+        "included."
+    )
+    recurrence: list[float] = Field(
+        description="[S] the same with the attention's read of the states cut: the loss reaches "
+        "h_t only through h_{t+1} … h_S and the decoder's initial state (backpropagation "
+        "through time)."
+    )
+
+
+class GradientComparison(BaseModel):
+    model: str
+    cell: str
+    gradients: GradientNorms
+
+
+class UnrollResponse(Response):
+    model: str
+    cell: Literal["lstm", "gru", "tanh"]
+    format: RecurrenceFormat
+    chunks: list[str] = Field(
+        description="The names of the K chunks of `wx` and `wh`, in order: `i f g o` (LSTM), "
+        "`r z n` (GRU), `h` (tanh)."
+    )
+    tokens: AttentionTokens = Field(
+        description="The source (the encoder's steps) and the decoder's input, `<s>` first."
+    )
+    encoder: StackSteps
+    decoder: DecoderSteps
+    alignment: Tensor = Field(
+        description="[T][S] the additive attention α_ij (site `decoder.cross`): each row sums to 1."
+    )
+    gradients: GradientNorms = Field(
+        description="By autograd: the loss is the teacher-forced cross-entropy of the decoder's "
+        "input followed by `</s>` (each token predicted from the ones before it and the source)."
+    )
+    compare: GradientComparison | None = Field(
+        None, description="With `compare`: that model's gradient norms on the same token ids."
+    )

@@ -127,14 +127,14 @@ class RecurrentCell(nn.Module):
     list of them over time and passes each through its hook point.
     """
 
-    chunks: int  # how many d-wide blocks W_x and W_h produce
+    chunks: tuple[str, ...]  # the d-wide blocks of W_x and W_h, in torch's order
     parts: tuple[str, ...]  # what one step returns, each (B, d)
 
     def __init__(self, d_in: int, d: int) -> None:
         super().__init__()
         self.d = d
-        self.W_x = nn.Linear(d_in, self.chunks * d)  # bias b_x
-        self.W_h = nn.Linear(d, self.chunks * d)  # bias b_h
+        self.W_x = nn.Linear(d_in, len(self.chunks) * d)  # bias b_x
+        self.W_h = nn.Linear(d, len(self.chunks) * d)  # bias b_h
         self.hook_wx = HookPoint(record_only=True)  # (B, T, chunks·d) W_x x_t + b_x
         self.hook_wh = HookPoint(record_only=True)  # (B, T, chunks·d) W_h h_{t-1} + b_h
         self.hook_h = HookPoint()  # (B, T, d) the hidden state after each step
@@ -156,7 +156,7 @@ class RecurrentCell(nn.Module):
 class TanhCell(RecurrentCell):
     """h_t = tanh(W_x x_t + b_x + W_h h_{t-1} + b_h): the plain (Elman) RNN."""
 
-    chunks, parts = 1, ("h",)
+    chunks, parts = ("h",), ("h",)
 
     def step(self, wx, state):
         wh = self.W_h(state["h"])
@@ -166,7 +166,7 @@ class TanhCell(RecurrentCell):
 class LSTMCell(RecurrentCell):
     """Gates i (input), f (forget), o (output), candidate g; cell state c carries the memory."""
 
-    chunks, parts = 4, ("i", "f", "g", "o", "c", "h")
+    chunks, parts = ("i", "f", "g", "o"), ("i", "f", "g", "o", "c", "h")
 
     def __init__(self, d_in: int, d: int) -> None:
         super().__init__(d_in, d)
@@ -191,7 +191,7 @@ class GRUCell(RecurrentCell):
     """Reset gate r (how much of h_{t-1} the candidate n sees), update gate z (how much of
     h_{t-1} to keep)."""
 
-    chunks, parts = 3, ("r", "z", "n", "h")
+    chunks, parts = ("r", "z", "n"), ("r", "z", "n", "h")
 
     def __init__(self, d_in: int, d: int) -> None:
         super().__init__(d_in, d)

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from app.config import ROOT, Settings
-from models import ModelConfig, build_model, save_checkpoint
+from models import ModelConfig, RNNConfig, RNNSeq2Seq, build_model, save_checkpoint
 
 SHIPPED = ROOT / "checkpoints"
 MODEL_IDS = ("encoder-mini", "decoder-mini", "seq2seq-en-fr", "induction-2l")
@@ -171,6 +171,13 @@ def build_fixture_checkpoints(root: Path) -> Path:
         model = build_model(cfg).eval()
         card = {"title": f"{name} (random test weights)", "description": "test fixture"}
         save_checkpoint(root / name, model, tok, card)
+    for name, cell in (("rnn-en-fr", "lstm"), ("rnn-tanh-en-fr", "tanh")):
+        rnn = RNNConfig(
+            vocab_size=s2s.vocab_size, cell=cell, d_embed=16, d_model=32, d_attn=16, max_len=128,
+            pad_id=0, bos_id=2, eos_id=3,
+        )  # fmt: skip
+        card = {"title": f"{name} (random test weights)", "description": "test fixture"}
+        save_checkpoint(root / name, RNNSeq2Seq(rnn).eval(), s2s_tok, card)
     return root
 
 

@@ -11,6 +11,7 @@ response as a dict for ``serialize.dumps``. Nothing here knows about HTTP.
 * ``positions``: /models/{id}/positions, /rope/relative
 * ``analyses``: /logit-lens, /rollout, /attribution
 * ``block``: /block — one block's Add & Norm, FFN and stream; the normalisation comparison
+* ``recurrence``: /rnn/unroll (an RNN's states, gates and gradient norms)
 """
 
 from app.inference.analyses import attribution, head_scores, logit_lens, rollout
@@ -24,6 +25,7 @@ from app.inference.decoding import (
 )
 from app.inference.encoder_tasks import classify, fill_mask
 from app.inference.positions import positions, rope_relative
+from app.inference.recurrence import unroll
 from app.inference.weights import attention
 
 __all__ = [
@@ -42,4 +44,5 @@ __all__ = [
     "rollout",
     "rope_relative",
     "rows_info",
+    "unroll",
 ]

@@ -27,6 +27,7 @@ VIEWS = {
     "/rope": "rope",
     "/positions": "positions",
     "/block": "block",
+    "/rnn": "rnn",
     "/card": "card",
 }
 VENDOR_CACHE = {"Cache-Control": "public, max-age=86400"}

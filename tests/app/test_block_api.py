@@ -91,7 +91,12 @@ def test_normalized_vectors_are_standardised_per_token(client, model_ids, infos,
                     np.testing.assert_allclose(((y / gain) ** 2).mean(-1), one, atol=1e-2)
                     np.testing.assert_allclose(y, x_hat * gain, atol=1e-3)
                     ref = F.rms_norm(torch.tensor(stream), stream.shape[-1:], eps=n["eps"])
-                np.testing.assert_allclose(x_hat, ref.numpy(), atol=2e-3, err_msg=name)
+                # the norm of the served (rounded) stream: its rounding grows by 1 / σ
+                spread = (
+                    stream.std(-1) if n["kind"] == "layernorm" else np.sqrt((stream**2).mean(-1))
+                )
+                atol = max(2e-3, 3e-4 / spread.min())
+                np.testing.assert_allclose(x_hat, ref.numpy(), atol=atol, err_msg=name)
                 stats = n["stats"]
                 np.testing.assert_allclose(stats["stream"]["mean"], stream.mean(-1), atol=ROUNDING)
                 np.testing.assert_allclose(stats["stream"]["std"], stream.std(-1), atol=ROUNDING)
@@ -231,9 +236,10 @@ def test_batchnorm_statistics_change_with_the_batch_and_layernorms_do_not(client
     b = block(client, model=mid, text=TEXT, layer=1, batch=BATCH_B)["comparison"]
     bn_a, bn_b = a["batchnorm"]["batch"], b["batchnorm"]["batch"]
     assert bn_a["n_sentences"] == 3 and bn_b["n_sentences"] == 4
-    assert np.abs(np.subtract(bn_a["mean"], bn_b["mean"])).max() > 1e-2
-    assert np.abs(np.subtract(bn_a["std"], bn_b["std"])).max() > 1e-2
-    assert np.abs(arr(bn_a["output"]) - arr(bn_b["output"])).max() > 1e-2
+    # beyond the 4-decimal rounding (the statistics), and in normalised units (the output)
+    assert np.abs(np.subtract(bn_a["mean"], bn_b["mean"])).max() > 1e-3
+    assert np.abs(np.subtract(bn_a["std"], bn_b["std"])).max() > 1e-3
+    assert np.abs(arr(bn_a["output"]) - arr(bn_b["output"])).max() > 0.1
     assert a["batchnorm"]["alone"] == b["batchnorm"]["alone"]
     assert a["layernorm"] == b["layernorm"] and a["rmsnorm"] == b["rmsnorm"]
     assert [s["text"] for s in a["batch"]] == BATCH_A

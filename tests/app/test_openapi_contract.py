@@ -81,6 +81,21 @@ def catalogue(ids: dict[str, str]) -> list[tuple[str, str, dict, int]]:
             ("POST", f"{API}/block", {"json": {"model": mid, "text": "a", "format": "f16"}}, 200),
         ]
     cases.append(("POST", f"{API}/generate", {"json": {"model": dec, "text": "the cat"}}, 200))
+    cases += [
+        ("POST", f"{API}/rnn/unroll", {"json": {"model": s2s, "text": "the cat"}}, 422),
+        ("POST", f"{API}/rnn/unroll", {"json": {"model": "nope", "text": "the cat"}}, 404),
+    ]
+    if "rnn" in ids:
+        rnn = {"model": ids["rnn"], "text": "the cat"}
+        cases += [
+            ("POST", f"{API}/rnn/unroll", {"json": rnn}, 200),
+            (
+                "POST",
+                f"{API}/rnn/unroll",
+                {"json": {**rnn, "format": "f16", "compare": ids["rnn"]}},
+                200,
+            ),
+        ]
     if "classifier" in ids:
         body = {"model": ids["classifier"], "text": "the movie was good"}
         cases.append(("POST", f"{API}/classify", {"json": body}, 200))

@@ -91,6 +91,8 @@ export function block(model, { text, target, stack, layer, batch = [] }, opts) {
   if (model.kind === "seq2seq" && stack === "decoder" && target) body.target = target;
   return post("/block", body, opts);
 }
+export const unroll = (body, opts) => post("/rnn/unroll", body, opts);
+export const generate = (body, opts) => post("/generate", body, opts);
 export const positions = (id, n) => get(`/models/${encodeURIComponent(id)}/positions?n=${n}`);
 export const ropeRelative = (body) => post("/rope/relative", body);
 

@@ -36,6 +36,22 @@ const BY_KIND = {
   seq2seq: TRANSLATIONS.map(([text, target]) => ({ text, target })),
 };
 
+/** The first four lecture sentences run together: 20 source tokens, the sentence on which
+ * the RNN cards measure the gradient norms (training/evaluate.py GRADIENT_PAIR). */
+export const RNN_GRADIENT_PRESET = {
+  text: TRANSLATIONS.slice(0, 4)
+    .map(([en]) => en)
+    .join(" "),
+  target: TRANSLATIONS.slice(0, 4)
+    .map(([, fr]) => fr)
+    .join(" "),
+  note: "20 tokens: the four first lecture sentences in a row, the distance a gradient must travel",
+};
+
+const BY_ARCHITECTURE = {
+  rnn: [...BY_KIND.seq2seq, RNN_GRADIENT_PRESET],
+};
+
 const BY_MODEL = {
   "induction-2l": [
     { text: "cat honey store mat dog bear cat honey store mat dog bear", note: "a run, repeated" },
@@ -47,7 +63,12 @@ const BY_MODEL = {
 /** [{text, target?, note?}] for a model (ModelInfo). */
 export function presetsFor(model) {
   if (!model) return [];
-  return BY_MODEL[model.id] || BY_KIND[model.kind] || ENGLISH.map((text) => ({ text }));
+  return (
+    BY_MODEL[model.id] ||
+    BY_ARCHITECTURE[model.architecture] ||
+    BY_KIND[model.kind] ||
+    ENGLISH.map((text) => ({ text }))
+  );
 }
 
 export const REFERENCE_TRANSLATIONS = Object.fromEntries(TRANSLATIONS);

@@ -93,7 +93,9 @@ function start({ play = true, showSteps = 0 } = {}) {
   clearError();
   const model = controls.current();
   if (!model) return;
-  run = { kind: model.kind, prompt: null, steps: [], done: null, stream: null };
+  // a seq2seq model without decoder self-attention (the RNN) has only the alignment to show
+  const selfAttention = model.kind === "seq2seq" && "decoder.self" in model.sites;
+  run = { kind: model.kind, selfAttention, prompt: null, steps: [], done: null, stream: null };
   pos = 0;
   wantOne = false;
   const target = showSteps;
@@ -349,7 +351,7 @@ function renderAttention() {
   $("#align-sub").textContent = seq2seq
     ? "Row t: where the query that chose French token t looked in the English source. It grows one row per step."
     : "Row t: where the query that chose token t looked, over the prompt and the tokens so far.";
-  $("#self-panel").hidden = !seq2seq;
+  $("#self-panel").hidden = !run.selfAttention;
   const alignDiv = $("#align");
   if (!run.steps.length || pos === 0 || !run.prompt) {
     clear(alignDiv);
@@ -376,6 +378,7 @@ function renderAttention() {
       xLabel: "English source (key)",
       height: Math.max(260, Math.min(620, pos * 30 + 170)),
     });
+    if (!run.selfAttention) return;
     // decoder self-attention: <s> + generated tokens as keys
     const keys = [
       { text: "<s>", special: true, index: 0 },
