@@ -2,8 +2,9 @@
 
 The schemas (app/schemas.py) check each field on its own: types, ranges, lengths. Everything
 that needs the model — its tokenizer, vocabulary, family, depth and heads — is checked here,
-and every failure is a 422 that names the field to fix (404 for an unknown model). Routes
-read: resolve the request here -> build the job -> run it (``app.deps.RunJob``).
+and every failure is a 422 that names the field to fix (404 for an unknown model), with a
+code saying which rule it broke (``RULES``: the API description lists them). Routes read:
+resolve the request here -> build the job -> run it (``app.deps.RunJob``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,23 @@ from app.deps import RegistryDep, SettingsDep
 from app.errors import ApiError, invalid
 from app.registry import Entry, Registry
 from app.tokenization import Encoded
+
+#: The codes of the 4xx answers a request that is valid against the OpenAPI schema can still
+#: get: rules that depend on the model or relate two fields, which a JSON schema cannot say.
+RULES = {
+    "unknown_model": "404: no model of that id is loaded",
+    "unsupported_task": "the model's family (or its heads) cannot do what the endpoint asks",
+    "unsupported_field": "a field the model's family does not take (target for a non-seq2seq)",
+    "exclusive_fields": "give exactly one of text / token_ids, at most one of target / target_ids",
+    "out_of_range": "an index, id or size beyond the model: layer, head, token position, "
+    "vocabulary id, max_len",
+    "too_many_tokens": "the text is longer, in the model's tokens, than max_input_tokens or "
+    "the model's max_len allow",
+    "empty_text": "the model's tokenizer keeps nothing of the text (e.g. only control characters)",
+    "invalid_text": "the text is not valid Unicode (a lone UTF-16 surrogate, \\ud800)",
+    "no_mask": "fill-mask: the text has no [MASK]",
+    "no_tokenizer": "the model ships no tokenizer: send token ids",
+}
 
 
 @dataclass(frozen=True)
@@ -83,16 +101,29 @@ class Inputs:
         if entry.codec is None:
             raise invalid(field, f"{entry.id} ships no tokenizer: send token ids", "no_tokenizer")
         enc: Encoded = encode(text)
-        if not any(not t["special"] for t in enc.tokens):
+        # tokens the text itself gave (a special token typed in it, "[MASK]", counts);
+        # none when the normaliser dropped everything
+        if not any(t["start"] < t["end"] for t in enc.tokens):
             raise invalid(field, f"{field} has no tokens once normalised", "empty_text")
         self._check_length(entry, len(enc.ids), field)
         return Sequence(enc.ids, enc.tokens)
 
     def _check_text(self, text: str, field: str) -> None:
-        """NUL (U+0000) is refused: never part of a sentence, often a sign of binary data.
-        Other control characters, emoji and right-to-left scripts are valid text."""
+        """NUL (U+0000) is refused: never part of a sentence, often a sign of binary data. So
+        is a lone UTF-16 surrogate (JSON "\\ud800"): no tokenizer can read it. Other control
+        characters, emoji and right-to-left scripts are valid text."""
         if "\x00" in text:
             raise invalid(field, f"{field} contains a NUL character (U+0000)", "invalid_text")
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise invalid(
+                    field,
+                    f"{field} is not valid Unicode: a lone surrogate "
+                    f"U+{ord(text[exc.start]):04X} at character {exc.start}",
+                    "invalid_text",
+                ) from None
         limit = self.settings.max_text_chars
         if len(text) > limit:
             raise invalid(
@@ -117,13 +148,15 @@ class Inputs:
         for k, i in enumerate(ids):
             if not 0 <= i < vocab:
                 raise invalid(
-                    f"{field}.{k}", f"token id {i} is outside the vocabulary [0, {vocab})"
+                    f"{field}.{k}",
+                    f"token id {i} is outside the vocabulary [0, {vocab})",
+                    "out_of_range",
                 )
         return Sequence(list(ids), entry.codec.ids_view(ids) if entry.codec else None)
 
     def source(self, entry: Entry, text: str | None, token_ids: list[int] | None) -> Sequence:
         if (text is None) == (token_ids is None):
-            raise invalid("text", "give either text or token_ids (exactly one)")
+            raise invalid("text", "give either text or token_ids (exactly one)", "exclusive_fields")
         return (
             self.text(entry, text) if text is not None else self.ids(entry, token_ids, "token_ids")
         )
@@ -138,10 +171,13 @@ class Inputs:
                     raise invalid(
                         name,
                         f"only seq2seq models take a {name}; {entry.id} is a {entry.config.kind}",
+                        "unsupported_field",
                     )
             return None
         if target is not None and target_ids is not None:
-            raise invalid("target", "give either target or target_ids, not both")
+            raise invalid(
+                "target", "give either target or target_ids, not both", "exclusive_fields"
+            )
         if target is not None:
             return self.target_text(entry, target)
         if target_ids is not None:
@@ -154,17 +190,21 @@ class Inputs:
         """Layer / head indices: default all; each must be in [0, n); duplicates dropped."""
         if values is None:
             return list(range(n))
-        for v in values:
+        for k, v in enumerate(values):
             if not 0 <= v < n:
                 raise invalid(
-                    field, f"{what} index {v} is out of range: this model has {n} {what}s"
+                    f"{field}.{k}",
+                    f"{what} index {v} is out of range: this model has {n} {what}s",
+                    "out_of_range",
                 )
         return list(dict.fromkeys(values))
 
     @staticmethod
     def index(value: int, n: int, field: str, what: str) -> int:
         if not 0 <= value < n:
-            raise invalid(field, f"{field} must be a {what} index below {n}; got {value}")
+            raise invalid(
+                field, f"{field} must be a {what} index below {n}; got {value}", "out_of_range"
+            )
         return value
 
     # ------------------------------------------------------------------ whole requests
@@ -193,7 +233,9 @@ class Inputs:
         source = self.text(entry, body.text)
         if entry.config.kind == "decoder" and len(source.ids) >= entry.config.max_len:
             raise invalid(
-                "text", f"the prompt leaves no room to generate (max_len {entry.config.max_len})"
+                "text",
+                f"the prompt leaves no room to generate (max_len {entry.config.max_len})",
+                "too_many_tokens",
             )
         return ModelInput(entry, source)
 
@@ -219,7 +261,9 @@ class Inputs:
         max_len = entry.config.max_len
         n = min(64, max_len) if n is None else n
         if not 1 <= n <= max_len:
-            raise invalid("n", f"n must be between 1 and max_len={max_len}; got {n}")
+            raise invalid(
+                "n", f"n must be between 1 and max_len={max_len}; got {n}", "out_of_range"
+            )
         return entry, n, self.text(entry, text) if text is not None else None
 
     def rope_relative(self, body) -> ModelInput:
@@ -232,7 +276,9 @@ class Inputs:
         for name in ("query", "key"):
             self.index(getattr(body, name), len(source.ids), name, "token")
         if body.max_position > cfg.max_len:
-            raise invalid("max_position", f"max_position must be ≤ max_len={cfg.max_len}")
+            raise invalid(
+                "max_position", f"max_position must be ≤ max_len={cfg.max_len}", "out_of_range"
+            )
         return ModelInput(entry, source, layers=[layer], heads=[head])
 
 

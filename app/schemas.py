@@ -2,8 +2,11 @@
 
 Requests forbid unknown fields and are strict about types: ``"seed": "7"`` or ``1.5`` is a
 422 naming ``seed``, not a silent conversion; NaN and ±Infinity are refused for every float.
-Responses are written as bytes by the routes (orjson); the response models here document
-their shape in ``/docs``.
+Every bound a field has on its own is in the schema (so in ``/docs`` and the OpenAPI
+document); bounds that are server settings are marked with ``server_limit`` and filled in
+from the settings when the document is built (app/docs.py). What depends on the model is
+checked in app/inputs.py (its ``RULES``). Responses are written as bytes by the routes
+(orjson); the response models here document their shape in ``/docs``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,28 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 # ---------------------------------------------------------------------------- building blocks
+#: The OpenAPI keyword under which a field names the settings that bound it (see server_limit).
+LIMIT_KEY = "x-server-limit"
+
+
+def server_limit(**keywords: str) -> dict:
+    """JSON Schema keywords whose value is a server setting, e.g. ``maxLength="max_text_chars"``:
+    the document shows this server's limit, which app/inputs.py enforces."""
+    return {LIMIT_KEY: keywords}
+
+
+#: Not empty, no NUL, at least one character that is not whitespace (app/inputs.py checks it).
+TEXT_PATTERN = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+TEXT_SCHEMA = {"pattern": TEXT_PATTERN, **server_limit(maxLength="max_text_chars")}
+
 Int = Annotated[int, Field(strict=True)]
+Index = Annotated[int, Field(strict=True, ge=0)]
+TokenIds = Annotated[
+    list[Index],
+    Field(
+        min_length=1, max_length=4096, json_schema_extra=server_limit(maxItems="max_input_tokens")
+    ),
+]
 Float = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 ModelId = Annotated[
     str,
@@ -27,12 +51,15 @@ ModelId = Annotated[
 Text = Annotated[
     str,
     Field(
+        min_length=1,
         description=(
             "The input sentence. Any Unicode text tokenizes (emoji, other scripts); it must "
-            "not be empty or only whitespace, contain NUL (U+0000), or be longer than the "
-            "server's limits (`max_text_chars` characters, `max_input_tokens` tokens)."
+            "not be empty or only whitespace, contain NUL (U+0000) or a lone surrogate, or be "
+            "longer than the server's limits (`max_text_chars` characters, `max_input_tokens` "
+            "tokens, and the model's `max_len`)."
         ),
         examples=["the black cat ate the mouse"],
+        json_schema_extra=TEXT_SCHEMA,
     ),
 ]
 Site = Literal["encoder.self", "decoder.self", "decoder.cross"]
@@ -73,11 +100,18 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+#: The error answers of an endpoint that reads a JSON body.
+BODY_ERRORS: dict = {
+    408: {"model": ErrorResponse, "description": "The body was not all in within the timeout"},
+    413: {"model": ErrorResponse, "description": "The body is over the server's limit"},
+    422: {"model": ErrorResponse, "description": "Bad input; `field` names it"},
+}
 #: The error answers of every endpoint that runs a model, as /docs lists them.
 INFERENCE_ERRORS: dict = {
+    **BODY_ERRORS,
     404: {"model": ErrorResponse, "description": "Unknown model"},
-    422: {"model": ErrorResponse, "description": "Bad input; `field` names it"},
     503: {"model": ErrorResponse, "description": "Busy: retry after `Retry-After` s"},
+    504: {"model": ErrorResponse, "description": "The model took longer than the timeout"},
 }
 
 
@@ -145,26 +179,32 @@ class TokenizeResponse(BaseModel):
 class AttentionRequest(Request):
     model: ModelId
     text: Text | None = None
-    token_ids: list[Int] | None = Field(
+    token_ids: TokenIds | None = Field(
         None,
-        max_length=4096,
-        description="Instead of `text`: the exact ids to feed (nothing is added). Useful to "
-        "replay a generation token for token.",
+        description="Instead of `text`: the exact ids to feed (nothing is added), each below "
+        "the model's `vocab_size`. Useful to replay a generation token for token.",
     )
-    target: str | None = Field(
+    target: Text | None = Field(
         None,
         description="seq2seq only: the target sentence to teacher-force (`<s>` is prepended). "
         "Omitted: the model's own greedy translation is used.",
         examples=["le chat noir a mangé la souris"],
     )
-    target_ids: list[Int] | None = Field(
-        None, max_length=4096, description="seq2seq only: exact decoder input ids, `<s>` included."
+    target_ids: TokenIds | None = Field(
+        None, description="seq2seq only: exact decoder input ids, `<s>` included."
     )
-    layers: list[Int] | None = Field(
-        None, min_length=1, max_length=64, description="Layer indices to return (default: all)."
+    layers: list[Index] | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="Layer indices to return, each below the model's number of layers "
+        "(default: all).",
     )
-    heads: list[Int] | None = Field(
-        None, min_length=1, max_length=64, description="Head indices to return (default: all)."
+    heads: list[Index] | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="Head indices to return, each below the model's heads (default: all).",
     )
     include: list[Include] = Field(
         default_factory=list,
@@ -219,12 +259,25 @@ class GenerateRequest(Request):
     model: ModelId
     text: Text
     max_new_tokens: Int = Field(
-        32, ge=1, description="1 … the server's `max_new_tokens` (default 128)."
+        32,
+        ge=1,
+        description="1 … the server's `max_new_tokens` (default 128).",
+        json_schema_extra=server_limit(maximum="max_new_tokens"),
     )
     strategy: Literal["greedy", "sample"] = "greedy"
-    temperature: Float = Field(1.0, gt=0, description="> 0, finite. sample only.")
+    temperature: Float = Field(
+        1.0,
+        gt=0,
+        description="> 0, finite. sample only. As it goes to 0 sampling becomes greedy "
+        "decoding (any positive value works, 1e-300 included).",
+    )
     top_k: Int = Field(0, ge=0, description="Keep the k most likely tokens (0: all). sample only.")
-    top_p: Float = Field(1.0, gt=0, le=1, description="Nucleus mass in (0, 1]. sample only.")
+    top_p: Float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Nucleus mass in (0, 1]. sample only. The most likely token is always kept.",
+    )
     seed: Int | None = Field(
         None,
         ge=0,

@@ -10,10 +10,16 @@ from fastapi import APIRouter, Query
 from starlette.responses import StreamingResponse
 
 from app import inference
-from app.deps import EngineDep, RunJob, cache_key
+from app.deps import RunJob, cache_key
 from app.errors import error_body, invalid
 from app.inputs import InputsDep
-from app.schemas import INFERENCE_ERRORS, GenerateRequest, GenerateResponse
+from app.schemas import (
+    INFERENCE_ERRORS,
+    TEXT_SCHEMA,
+    GenerateRequest,
+    GenerateResponse,
+    server_limit,
+)
 from app.serialize import dumps
 from models.generate import Sampling
 
@@ -85,16 +91,25 @@ def sse(event: str, data: bytes) -> bytes:
 )
 async def generate_stream(
     inputs: InputsDep,
-    engine: EngineDep,
-    model: str = Query(description="A model id", examples=["seq2seq-en-fr"]),
-    text: str = Query(description="The prompt / source sentence"),
-    max_new_tokens: int = Query(32),
+    run: RunJob,
+    model: str = Query(
+        min_length=1, max_length=100, description="A model id", examples=["seq2seq-en-fr"]
+    ),
+    text: str = Query(
+        min_length=1, description="The prompt / source sentence", json_schema_extra=TEXT_SCHEMA
+    ),
+    max_new_tokens: int = Query(
+        32,
+        ge=1,
+        description="1 … the server's `max_new_tokens`.",
+        json_schema_extra=server_limit(maximum="max_new_tokens"),
+    ),
     strategy: Literal["greedy", "sample"] = Query("greedy"),
-    temperature: float = Query(1.0),
-    top_k: int = Query(0),
-    top_p: float = Query(1.0),
-    seed: int | None = Query(None),
-    n_top: int = Query(5),
+    temperature: float = Query(1.0, gt=0, allow_inf_nan=False),
+    top_k: int = Query(0, ge=0),
+    top_p: float = Query(1.0, gt=0, le=1, allow_inf_nan=False),
+    seed: int | None = Query(None, ge=0, le=2**63 - 1),
+    n_top: int = Query(5, ge=1, le=20),
 ):
     body = GenerateRequest(
         model=model,
@@ -125,7 +140,7 @@ async def generate_stream(
         }
         yield sse("done", dumps(done))
 
-    items = await engine.stream("generate_stream", frames)
+    items = await run.stream("generate_stream", frames)
 
     async def body_iter():
         try:

@@ -86,7 +86,7 @@ def page(request: Request, template: str, view: str, **context) -> HTMLResponse:
     )
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
 def explorer(request: Request) -> HTMLResponse:
     return page(request, "explorer.html", "explorer")
 

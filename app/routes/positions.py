@@ -7,6 +7,7 @@ from app.deps import RunJob, cache_key
 from app.inputs import InputsDep
 from app.schemas import (
     INFERENCE_ERRORS,
+    TEXT_SCHEMA,
     PositionsResponse,
     RopeRelativeRequest,
     RopeRelativeResponse,
@@ -31,8 +32,13 @@ async def positions(
     inputs: InputsDep,
     run: RunJob,
     model_id: str = Path(description="A model id", examples=["seq2seq-en-fr"]),
-    n: int | None = Query(None, description="Number of positions (≤ max_len)."),
-    text: str | None = Query(None, description="Optional sentence for the embedding panel."),
+    n: int | None = Query(None, ge=1, description="Number of positions (≤ the model's max_len)."),
+    text: str | None = Query(
+        None,
+        min_length=1,
+        description="Optional sentence for the embedding panel.",
+        json_schema_extra=TEXT_SCHEMA,
+    ),
 ):
     entry, n, source = inputs.positions(model_id, n, text)
     job = lambda: dumps(inference.positions(entry, n, source))  # noqa: E731

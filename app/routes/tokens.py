@@ -3,7 +3,7 @@
 from fastapi import APIRouter
 
 from app.inputs import InputsDep
-from app.schemas import ErrorResponse, TokenizeRequest, TokenizeResponse
+from app.schemas import BODY_ERRORS, ErrorResponse, TokenizeRequest, TokenizeResponse
 
 router = APIRouter(tags=["tokens"])
 
@@ -16,8 +16,8 @@ router = APIRouter(tags=["tokens"])
     "[SEP]` for the encoder, BOS + text for a decoder, text + `</s>` for a seq2seq source. "
     "Each token carries its id, the slice of your text it covers (`start`, `end` are "
     "character offsets) and whether it is special.",
-    responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+    responses={**BODY_ERRORS, 404: {"model": ErrorResponse, "description": "Unknown model"}},
 )
-def tokenize(body: TokenizeRequest, inputs: InputsDep) -> TokenizeResponse:
+async def tokenize(body: TokenizeRequest, inputs: InputsDep) -> TokenizeResponse:
     entry = inputs.model(body.model)
     return TokenizeResponse(model=entry.id, tokens=inputs.text(entry, body.text).tokens)

@@ -129,7 +129,7 @@ def test_unknown_model_is_404(client):
 def test_bad_layer_and_head_indices(client, model_ids, field, index):
     for kind in ("encoder", "seq2seq"):
         body = {"model": model_ids[kind], "text": "the cat", field: [0, index]}
-        assert error_of(client.post(f"{API}/attention", json=body))["field"] == field
+        assert error_of(client.post(f"{API}/attention", json=body))["field"] == f"{field}.1"
 
 
 @pytest.mark.parametrize("field", ["layer", "head", "query", "key", "max_position"])
