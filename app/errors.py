@@ -108,6 +108,8 @@ def _validation_message(err: dict, field: str | None) -> str:
         return f"unknown field {field!r}: this endpoint does not accept it"
     if kind == "missing":
         return f"{field} is required"
+    if kind == "string_unicode":  # JSON "\\ud800": a UTF-16 surrogate with no partner
+        return f"{field} is not valid Unicode: it holds a lone surrogate (such as \\ud800)"
     msg = str(err.get("msg", "invalid value"))
     # pydantic prefixes messages of custom validators with "Value error, "
     msg = msg.removeprefix("Value error, ")
@@ -118,7 +120,8 @@ def validation_error_response(errors: list[dict]) -> Response:
     err = errors[0] if errors else {}
     loc = tuple(err.get("loc", ()))
     field = "body" if err.get("type") == "json_invalid" else field_of(loc)
-    return error_response(422, "validation_error", _validation_message(err, field), field)
+    code = "invalid_text" if err.get("type") == "string_unicode" else "validation_error"
+    return error_response(422, code, _validation_message(err, field), field)
 
 
 async def _client_disconnected(request: Request, exc: ClientDisconnected) -> Response:
