@@ -226,6 +226,8 @@ class Inputs:
         """POST /generate and the stream: a decoder's prompt or a seq2seq source."""
         entry = self.model_of_kind(body.model, ("decoder", "seq2seq"), "generation")
         limit = self.settings.max_new_tokens
+        if "max_new_tokens" not in body.model_fields_set:  # the default never exceeds it
+            body.max_new_tokens = min(body.max_new_tokens, limit)
         if body.max_new_tokens > limit:
             raise invalid(
                 "max_new_tokens", f"max_new_tokens is {body.max_new_tokens}; the limit is {limit}"

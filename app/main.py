@@ -50,7 +50,8 @@ relates two fields; its `code` says which:
 
 {rules}
 
-A JSON body must be UTF-8 and name each key once (else 422, `field: "body"`). When the
+A JSON body must be UTF-8 and name each key once (else 422, `field: "body"`); unknown body
+fields are refused, unknown query parameters are ignored. When the
 server is busy it answers 503 with `Retry-After` at once rather than queue more than about
 a second of work.
 """

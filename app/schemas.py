@@ -1,7 +1,8 @@
 """Request and response schemas (pydantic). Named "schemas" so "models" means networks.
 
 Requests forbid unknown fields and are strict about types: ``"seed": "7"`` or ``1.5`` is a
-422 naming ``seed``, not a silent conversion; NaN and ±Infinity are refused for every float.
+422 naming ``seed``, not a silent conversion (``7.0`` is 7, an integer in JSON Schema); NaN
+and ±Infinity are refused for every float.
 Every bound a field has on its own is in the schema (so in ``/docs`` and the OpenAPI
 document); bounds that are server settings are marked with ``server_limit`` and filled in
 from the settings when the document is built (app/docs.py). What depends on the model is
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 # ---------------------------------------------------------------------------- building blocks
 #: The OpenAPI keyword under which a field names the settings that bound it (see server_limit).
@@ -30,8 +31,19 @@ def server_limit(**keywords: str) -> dict:
 TEXT_PATTERN = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
 TEXT_SCHEMA = {"pattern": TEXT_PATTERN, **server_limit(maxLength="max_text_chars")}
 
-Int = Annotated[int, Field(strict=True)]
-Index = Annotated[int, Field(strict=True, ge=0)]
+
+def _integral(value: Any) -> Any:
+    """JSON Schema's integer is any number without a fractional part: 3.0 and 3e0 are 3.
+    Strings and booleans stay refused (the strict int after this)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Int = Annotated[int, Field(strict=True), BeforeValidator(_integral)]
+Index = Annotated[int, Field(strict=True, ge=0), BeforeValidator(_integral)]
+#: At most 2**53 - 1: every JSON parser (JavaScript's too) reads such an integer exactly.
+Seed = Annotated[int, Field(strict=True, ge=0, le=2**53 - 1), BeforeValidator(_integral)]
 TokenIds = Annotated[
     list[Index],
     Field(
@@ -261,7 +273,8 @@ class GenerateRequest(Request):
     max_new_tokens: Int = Field(
         32,
         ge=1,
-        description="1 … the server's `max_new_tokens` (default 128).",
+        description="1 … the server's `max_new_tokens`; the default is 32, or that limit if it "
+        "is lower.",
         json_schema_extra=server_limit(maximum="max_new_tokens"),
     )
     strategy: Literal["greedy", "sample"] = "greedy"
@@ -278,11 +291,8 @@ class GenerateRequest(Request):
         le=1,
         description="Nucleus mass in (0, 1]. sample only. The most likely token is always kept.",
     )
-    seed: Int | None = Field(
-        None,
-        ge=0,
-        le=2**63 - 1,
-        description="Same seed, same output. Sampling without a seed is random each time.",
+    seed: Seed | None = Field(
+        None, description="Same seed, same output. Sampling without a seed is random each time."
     )
     n_top: Int = Field(5, ge=1, le=20, description="Candidates reported per step.")
 

@@ -108,7 +108,7 @@ async def generate_stream(
     temperature: float = Query(1.0, gt=0, allow_inf_nan=False),
     top_k: int = Query(0, ge=0),
     top_p: float = Query(1.0, gt=0, le=1, allow_inf_nan=False),
-    seed: int | None = Query(None, ge=0, le=2**63 - 1),
+    seed: int | None = Query(None, ge=0, le=2**53 - 1),
     n_top: int = Query(5, ge=1, le=20),
 ):
     body = GenerateRequest(

@@ -15,6 +15,7 @@ router = APIRouter(tags=["health"])
     "`attnviz_queue_depth`, `attnviz_queue_wait_seconds`, `attnviz_rejected_total`, "
     "`attnviz_dropped_total` …",
     response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
 def metrics(request: Request) -> Response:
     return Response(
