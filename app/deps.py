@@ -8,6 +8,7 @@ a plain ``def`` dependency on its thread pool, a thread hop per dependency per r
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
@@ -21,6 +22,7 @@ from starlette.types import Receive
 from app.config import Settings
 from app.engine import ENCODINGS, Engine, Payload
 from app.errors import ClientDisconnected
+from app.middleware import route_template
 from app.registry import Registry
 
 JSON = "application/json"
@@ -134,10 +136,46 @@ async def _disconnected(receive: Receive) -> None:
         pass
 
 
+class Shedder:
+    """``shed(method, path)``: is this request for the engine (a route that uses ``RunJob``)
+    at a moment when the engine has no room for it? The server (app/server.py) asks it of
+    each request head, and answers the 503 itself: under overload a refusal then costs
+    microseconds, not a trip through the middleware, FastAPI and the body's parsing.
+
+    It learns the engine's routes from the requests that reach ``get_runner`` (their route
+    template, e.g. ``/api/v1/models/{model_id}/positions``): a route's first request goes
+    through the app, and the app's own 503 (``Engine.check_room``) stays the rule.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.routes: dict[tuple[str, str], tuple[re.Pattern, str]] = {}
+
+    def learn(self, scope, endpoint: str) -> None:
+        key = (scope["method"], route_template(scope, scope["path"]))
+        if key not in self.routes:
+            pattern = "".join(
+                "[^/]+" if part.startswith("{") else re.escape(part)
+                for part in re.split(r"(\{[^}]+\})", key[1])
+            )
+            self.routes[key] = (re.compile(pattern), endpoint)
+
+    def __call__(self, method: str, path: str) -> bool:
+        for (known, _), (regex, endpoint) in self.routes.items():
+            if known == method and regex.fullmatch(path):
+                if self.engine.has_room(self.engine.estimate(endpoint)):
+                    return False
+                self.engine.metrics.rejected.labels(endpoint).inc()
+                return True
+        return False
+
+
 async def get_runner(request: Request, engine: EngineDep) -> Runner:
     """Admission control first: FastAPI solves dependencies before it validates the body, so
     a request the engine has no room for gets its 503 before any work is spent on it."""
-    engine.check_room(getattr(request.scope.get("route"), "name", "unknown"))
+    endpoint = getattr(request.scope.get("route"), "name", "unknown")
+    request.app.state.shedder.learn(request.scope, endpoint)
+    engine.check_room(endpoint)
     return Runner(engine, accepted_encodings(request), request.receive)
 
 

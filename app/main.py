@@ -18,6 +18,7 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from app import docs, errors
 from app.config import ROOT, Settings, get_settings
+from app.deps import Shedder
 from app.engine import Engine
 from app.inputs import RULES
 from app.metrics import Metrics
@@ -34,6 +35,7 @@ from app.routes import (
     tasks,
     tokens,
 )
+from app.server import SHED_STATE
 
 log = logging.getLogger("attnviz")
 
@@ -103,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _warm_up(registry, engine)
         app.state.registry = registry
         app.state.engine = engine
+        app.state.shedder = Shedder(engine)
         app_metrics.models_loaded.set(len(registry.entries))
         app.state.ready = True
         log.info(
@@ -114,7 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             engine.threads_per_worker,
         )
         try:
-            yield
+            # the lifespan state reaches the server's protocol too (ASGI): see app/server.py
+            yield {SHED_STATE: app.state.shedder}
         finally:
             app.state.ready = False
             engine.shutdown()

@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import error_body
 from app.metrics import Metrics
+from app.server import PACE_STATE
 
 log = logging.getLogger("attnviz.access")
 _RID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -93,6 +94,10 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
+                if status == 503:  # the server paces a client told to retry later
+                    retry = dict(message.get("headers", [])).get(b"retry-after")
+                    if retry is not None and retry.isdigit():
+                        scope["state"][PACE_STATE] = int(retry)
                 elapsed = (time.perf_counter() - start) * 1000
                 headers = [h for h in message.get("headers", []) if h[0] != b"server-timing"]
                 message["headers"] = headers + self._headers(rid, elapsed)
@@ -155,7 +160,7 @@ class RequestContextMiddleware:
                 )
         finally:
             elapsed = time.perf_counter() - start
-            template = _route_template(scope, path)
+            template = route_template(scope, path)
             self.metrics.requests.labels(template, method, str(status)).inc()
             self.metrics.latency.labels(template).observe(elapsed)
             log.info(
@@ -255,7 +260,7 @@ def _content_length(scope: Scope) -> int | None:
         return None
 
 
-def _route_template(scope: Scope, path: str) -> str:
+def route_template(scope: Scope, path: str) -> str:
     """The matched route as a template (/api/v1/models/{model_id}): bounded label values."""
     if scope.get("route") is None:
         for prefix in ("/static", "/vendor", "/docs"):

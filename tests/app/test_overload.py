@@ -250,3 +250,58 @@ def test_the_queue_holds_seconds_of_work_not_a_number_of_jobs():
         assert engine.service_s["new"] == pytest.approx(0.4 + 0.2 * (1.4 - 0.4))
     finally:
         engine.shutdown()
+
+
+def test_the_server_sheds_before_the_app_and_paces_clients_that_retry_at_once(
+    checkpoint_dir, model_ids, gate
+):
+    """Under app.server's protocol the 503 is written before the request reaches the app (no
+    request id, no access line), and that connection is not read again for Retry-After
+    seconds: a client hammering without pause costs the event loop next to nothing."""
+    import json
+    import time
+
+    from app.server import GuardedHttpProtocol
+
+    settings = small_engine(checkpoint_dir, max_queue=0, retry_after_s=1)
+    app = create_app(settings)
+    enc = model_ids["encoder"]
+
+    def request(text: str) -> bytes:
+        body = json.dumps({"model": enc, "text": text}).encode()
+        return raw_post(url, f"{API}/attention", body)[2]
+
+    async def exchange(reader, writer, data: bytes) -> tuple[bytes, float]:
+        t0 = time.monotonic()
+        writer.write(data)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        length = int(next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length"))
+                     .split(b":")[1])  # fmt: skip
+        await reader.readexactly(length)
+        return head, time.monotonic() - t0
+
+    async def scenario():
+        engine = app.state.engine
+        async with httpx.AsyncClient(base_url=url, timeout=60) as c:
+            first = asyncio.ensure_future(
+                c.post(f"{API}/attention", json={"model": enc, "text": "the only job"})
+            )
+            await until(lambda: engine.running == 1)
+            parts = urlsplit(url)
+            reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+            refused, _ = await exchange(reader, writer, request("one too many"))
+            again, waited = await exchange(reader, writer, request("and again at once"))
+            health = await c.get("/healthz")
+            writer.close()
+            gate.opened.set()
+            return refused, again, waited, health, await first
+
+    with serve(app, GuardedHttpProtocol.using(settings)) as url:
+        refused, again, waited, health, first = asyncio.run(scenario())
+    for head in (refused, again):
+        assert head.startswith(b"HTTP/1.1 503 ") and b"retry-after: 1" in head.lower()
+        assert b"x-request-id" not in head.lower()  # the app never saw it
+    assert waited >= 0.9  # the retry sent at once was read a Retry-After later
+    assert health.status_code == 200 and first.status_code == 200
+    assert app.state.metrics.rejected.labels("attention")._value.get() == 2
+    assert len(gate.ran) == 1
