@@ -9,7 +9,7 @@ TORCH_INDEX ?=
 MODEL ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test venv lint format train bench bench-env browser image-test base-image clean
+.PHONY: run test venv lint format train bench bench-env bench-tools browser image-test base-image clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ $(BIN)/.installed: pyproject.toml
 venv: $(BIN)/.installed
 
 run: venv
-	$(BIN)/uvicorn app.main:app --host 127.0.0.1 --port 8000
+	$(BIN)/python -m app.server --host 127.0.0.1 --port 8000
 
 # Debian's chromium for the browser tests: installed when missing and we can (root + apt).
 browser:
@@ -46,16 +46,26 @@ train: venv
 	@test -n "$(MODEL)" || { echo "usage: make train MODEL=<model-id>"; exit 2; }
 	$(BIN)/attnviz train $(MODEL)
 
-bench: venv bench-env
+bench: venv bench-env bench-tools
 	$(BIN)/python bench/bench_api.py
+	$(BIN)/python bench/bench_overload.py
+
+# wrk, the load generator of the benchmarks: installed when missing and we can (root + apt).
+bench-tools:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	  else echo "the benchmarks need wrk: apt-get install wrk"; exit 1; fi; }
 
 # bertviz + transformers for the peer comparison, outside the project's dependencies.
 bench-env: venv
 	test -d bench/.pkgs || $(BIN)/pip install -q --no-deps --target bench/.pkgs -r bench/requirements.txt
 
-# Build the Docker image with podman and check it for real (see deploy/README.md).
-image-test:
-	bash deploy/image-test.sh
+# Build the Docker image with podman and check it for real (see deploy/README.md). Builds the
+# venv first and, as root, installs what it needs with apt-get (podman, runc, nginx, wrk, hey,
+# debootstrap for the base image).
+image-test: venv
+	VENV=$(CURDIR)/$(VENV) bash deploy/image-test.sh
 
 base-image:
 	bash deploy/make-base-image.sh
