@@ -163,7 +163,7 @@ class Shedder:
     def __call__(self, method: str, path: str) -> bool:
         for (known, _), (regex, endpoint) in self.routes.items():
             if known == method and regex.fullmatch(path):
-                if self.engine.has_room(self.engine.estimate(endpoint)):
+                if self.engine.has_room():
                     return False
                 self.engine.metrics.rejected.labels(endpoint).inc()
                 return True

@@ -11,9 +11,9 @@ gzip), so a cache hit costs a dictionary lookup. ``max_concurrency`` worker thre
 each with ``cores / max_concurrency`` torch threads.
 
 Overload: the queue is measured in seconds of work, not in jobs. Each endpoint's service time
-is a moving average of what its jobs took; a job is admitted while the work queued ahead
-(per worker) is under ``queue_budget_s``, so a client waits about that long at most, whatever
-the mix of cheap and costly requests (``max_queue`` jobs is only a hard cap). A job that
+is a moving average of what its jobs took; a job is admitted while the work queued ahead of
+it (per worker) is under ``queue_budget_s``, so a client waits about that long at most,
+whatever the mix of cheap and costly requests (``max_queue`` jobs is only a hard cap). A job that
 still has not started after ``queue_deadline_s`` is dropped with a 503, and so is a job all
 of whose clients went away: a worker never computes an answer nobody will read.
 """
@@ -164,13 +164,15 @@ class Engine:
         """Seconds one job of this endpoint keeps a worker busy (moving average)."""
         return self.service_s.get(endpoint, PRIOR_SERVICE_S)
 
-    def has_room(self, cost_s: float) -> bool:
-        """A worker is free, or the work queued ahead of a new job fits the budget."""
+    def has_room(self) -> bool:
+        """A worker is free, or a job admitted now would wait less than the budget: the work
+        queued ahead of it, per worker (its own length does not count: a long generation
+        may be admitted, it is the wait that is bounded)."""
         if self.running + self.queued < self.workers:
             return True
         if self.queued >= self.settings.max_queue:
             return False
-        return self.queued_s + cost_s <= self.settings.queue_budget_s * self.workers
+        return self.queued_s < self.settings.queue_budget_s * self.workers
 
     def queue_wait_s(self) -> float:
         """How long a job admitted now would wait for a worker, as estimated."""
@@ -187,7 +189,7 @@ class Engine:
     def check_room(self, endpoint: str) -> None:
         """The 503 a request would get from ``run``, before any work is spent on it (parsing,
         validation, tokenizing): routes reach it through ``app.deps.RunJob``."""
-        if not self.has_room(self.estimate(endpoint)):
+        if not self.has_room():
             self.metrics.rejected.labels(endpoint).inc()
             raise self._overloaded(endpoint, self._busy_message())
 
@@ -200,7 +202,7 @@ class Engine:
     def _admit(self, endpoint: str) -> Job:
         cost = self.estimate(endpoint)
         with self._lock:
-            room = self.has_room(cost)
+            room = self.has_room()
             if room:
                 self.queued += 1
                 self.queued_s += cost

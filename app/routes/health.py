@@ -52,7 +52,7 @@ async def readyz(request: Request):
         "device": str(registry.device),
         "queue": queue,
     }
-    if not engine.has_room(0.0):
+    if not engine.has_room():
         return JSONResponse({**body, "status": "overloaded"}, status_code=503)
     return body
 

@@ -232,10 +232,12 @@ def test_the_queue_holds_seconds_of_work_not_a_number_of_jobs():
                     engine._leave_queue(job, "dropped")
             return len(jobs)
 
-        engine.service_s = {"slow": 0.5, "fast": 1 / 16}
-        # a new job waits for the work queued ahead of it, per worker: at most 1 s
-        assert admitted("slow") == 4  # 2 s of work for 2 workers
-        assert admitted("fast") == 32
+        engine.service_s = {"slow": 0.5, "fast": 1 / 16, "long": 5.0}
+        # two go to the free workers; then a job is admitted while the work queued ahead of
+        # it, per worker, is under 1 s (none has started here: all count as queued)
+        assert admitted("slow") == 4  # the 4th waits for 1.5 s of work / 2 workers
+        assert admitted("fast") == 32  # the 32nd waits for 31/16 s / 2
+        assert admitted("long") == 2  # longer than the budget: only onto free workers
         assert engine.estimate("unmeasured") > 0  # a prior until the first job is measured
         engine.settings.max_queue = 10
         assert admitted("fast") == 10  # the hard cap still holds
