@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import threading
 import time
@@ -168,9 +169,10 @@ class Engine:
         """A worker is free, or a job admitted now would wait less than the budget: the work
         queued ahead of it, per worker (its own length does not count: a long generation
         may be admitted, it is the wait that is bounded)."""
-        if self.running + self.queued < self.workers:
-            return True
-        if self.queued >= self.settings.max_queue:
+        waiting = self.running + self.queued - self.workers  # behind a busy worker
+        if waiting < 0:
+            return True  # a worker is free (whether or not its thread has started yet)
+        if waiting >= self.settings.max_queue:
             return False
         return self.queued_s < self.settings.queue_budget_s * self.workers
 
@@ -203,6 +205,7 @@ class Engine:
         cost = self.estimate(endpoint)
         with self._lock:
             room = self.has_room()
+            behind = self.running + self.queued >= self.workers  # no worker free for it
             if room:
                 self.queued += 1
                 self.queued_s += cost
@@ -210,7 +213,10 @@ class Engine:
             self.metrics.rejected.labels(endpoint).inc()
             raise self._overloaded(endpoint, self._busy_message())
         self.metrics.queue_depth.inc()
-        return Job(endpoint, cost, time.monotonic() + self.settings.queue_deadline_s)
+        # the deadline bounds queueing: a job handed to a free worker has none to fear (its
+        # thread may still be slow to start on a busy machine)
+        deadline = time.monotonic() + self.settings.queue_deadline_s if behind else math.inf
+        return Job(endpoint, cost, deadline)
 
     def _leave_queue(self, job: Job, state: str) -> bool:
         """queued -> ``state``, once. Call with the lock held."""

@@ -179,7 +179,15 @@ def build_fixture_checkpoints(root: Path) -> Path:
 
 
 def make_settings(checkpoint_dir: Path, **overrides) -> Settings:
-    base = dict(checkpoint_dir=checkpoint_dir, device="cpu", max_concurrency=2, cache_size=256)
+    """The app's settings for tests. The queue deadline is long: on a machine busy with other
+    work a job can wait for CPU, and only the tests of the deadline should see it fire."""
+    base = dict(
+        checkpoint_dir=checkpoint_dir,
+        device="cpu",
+        max_concurrency=2,
+        cache_size=256,
+        queue_deadline_s=60,
+    )
     return Settings(**{**base, **overrides})
 
 

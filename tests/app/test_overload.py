@@ -240,9 +240,10 @@ def test_the_queue_holds_seconds_of_work_not_a_number_of_jobs():
         assert admitted("long") == 2  # longer than the budget: only onto free workers
         assert engine.estimate("unmeasured") > 0  # a prior until the first job is measured
         engine.settings.max_queue = 10
-        assert admitted("fast") == 10  # the hard cap still holds
+        assert admitted("fast") == 12  # the hard cap still holds: 10 behind the 2 workers
 
         job = engine._admit("new")
+        assert job.deadline == float("inf")  # onto a free worker: not queued, no deadline
         engine._start(job)
         engine._finish(job, 0.4)
         assert engine.service_s["new"] == 0.4  # the first measurement
