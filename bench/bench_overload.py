@@ -10,7 +10,8 @@ the model) and, for 1 and 2 worker processes:
 1. saturation: `wrk` at 1, 2, 4, 8, 16 connections on POST /api/v1/attention, a new sentence
    every request; the saturated rate is the best goodput (200s per second), the saturating
    concurrency the fewest connections that reach 90 % of it;
-2. overload at 4x and 8x that concurrency, and at 128 and 256 connections: goodput, the p99
+2. overload at 4x and 8x that concurrency, and at 32, 64, 128 and 256 connections (the
+   issue's figures were taken there): goodput, the p99
    latency of the 200s (timed per request by the Lua script, by X-Request-ID), that every
    other answer is a 503 with Retry-After, and /healthz p99 from a probe opening a new
    connection every 50 ms (as a Kubernetes probe does), all while the load runs.
@@ -340,7 +341,7 @@ def wrk(url: str, script: str, conns: int, seconds: int, probe: bool = True) -> 
 
 
 # ----------------------------------------------------------------------------- measurements
-def overload(server: Server, seconds: int, log) -> dict:
+def overload(server: Server, seconds: int, also: list[int], log) -> dict:
     sweep = []
     for conns in (1, 2, 4, 8, 16):
         r = wrk(server.url, LUA_ATTENTION, conns, max(4, seconds // 3), probe=False)
@@ -350,7 +351,7 @@ def overload(server: Server, seconds: int, log) -> dict:
     best = max(r["goodput"] for r in sweep)
     c_sat = next(r["conns"] for r in sweep if r["goodput"] >= 0.9 * best)
     runs = []
-    for conns in sorted({4 * c_sat, 8 * c_sat, 128, 256}):
+    for conns in sorted({4 * c_sat, 8 * c_sat, *also}):
         r = wrk(server.url, LUA_ATTENTION, conns, seconds)
         r["x"] = conns / c_sat
         log(
@@ -512,8 +513,23 @@ def render(res: dict) -> str:
         "answer a 503 with `Retry-After`, /healthz p99 ≤ 50 ms.",
         "",
     ]
-    if res.get("before"):
-        out += [res["before"], ""]
+    before = res.get("before")
+    if before:
+        out += [
+            f"**Before** ({before['label']}; measured just before, same load, the same machine):",
+            "",
+            "| workers | connections | goodput req/s | % of saturated | all req/s | p99 of 200s "
+            "| /healthz p99 |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for workers, o in before["overload"].items():
+            for r in o["runs"]:
+                out.append(
+                    f"| {workers} | {r['conns']} | {r['goodput']:.0f} | "
+                    f"{100 * r['goodput'] / o['saturated']:.0f} % of {o['saturated']:.0f} | "
+                    f"{r['rate']:.0f} | {r['p99_ms']:.0f} ms | {r['healthz_p99_ms']:.0f} ms |"
+                )
+        out.append("")
     s = res.get("soak")
     if s:
         total = sum(s["codes"].values())
@@ -558,10 +574,23 @@ def main() -> None:
     ap.add_argument("--launch", choices=["app.server", "uvicorn"], default="app.server")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--seconds", type=int, default=15, help="each overload run")
+    ap.add_argument(
+        "--conns",
+        type=int,
+        nargs="*",
+        default=[32, 64, 128, 256],
+        help="connections to measure besides 4x and 8x the saturating concurrency",
+    )
     ap.add_argument("--soak-seconds", type=int, default=600, help="0: no soak")
     ap.add_argument("--slow-clients", type=int, default=200, help="0: none")
     ap.add_argument("--json", type=Path, help="also write the raw results here")
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md")
+    ap.add_argument(
+        "--before",
+        nargs=2,
+        metavar=("JSON", "LABEL"),
+        help="also report an earlier run (its --json) under this label",
+    )
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("bench_overload needs wrk (apt-get install wrk)")
@@ -575,7 +604,7 @@ def main() -> None:
     for workers in args.workers:
         log(f"{workers} worker(s), load average {load_average()}")
         with Server(args.app_dir, args.launch, workers, {}, log_dir / f"w{workers}.log") as srv:
-            o = overload(srv, args.seconds, log)
+            o = overload(srv, args.seconds, args.conns, log)
         o["load"] = load_average()
         res["overload"][workers] = o
     env = {"ATTNVIZ_HEADER_TIMEOUT_S": str(header_timeout)}
@@ -589,6 +618,8 @@ def main() -> None:
             res["slow"] = asyncio.run(slow_clients(srv, args.slow_clients, log))
     if args.json:
         args.json.write_text(json.dumps(res, indent=1, default=str))
+    if args.before:
+        res["before"] = {**json.loads(Path(args.before[0]).read_text()), "label": args.before[1]}
     section = render(res)
     print(section)
     if not args.no_write:
