@@ -164,7 +164,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         pause = answered.get("state", {}).get(PACE_STATE)
         if pause and not pipelined:
             self.flow.pause_reading()
-            self.resume_timer = self.loop.call_later(float(pause), self._resume_reading)
+            # shorter than the keep-alive timeout, which would otherwise close the connection
+            pause = min(float(pause), 0.8 * self.timeout_keep_alive)
+            self.resume_timer = self.loop.call_later(pause, self._resume_reading)
         if not pipelined:
             self._await_head()
 
