@@ -38,7 +38,12 @@ and the attention row of the query that chose it, for every layer and head:
 
 `strategy: greedy` takes the most likely token; `sample` draws from
 softmax(logits / temperature) restricted to `top_k` tokens and the `top_p` nucleus.
-**Same seed, same output.** `stop_reason` is `eos`, `max_new_tokens` or `max_len`.
+**Same seed, same output.** `stop_reason` is `eos`, `max_new_tokens` or `max_len`. A
+temperature near 0 (any value > 0 works) or a tiny `top_p` gives greedy decoding.
+
+**Rules the schema cannot state** (422, `code` in brackets): a decoder or seq2seq model
+[`unsupported_task`]; a decoder's prompt must leave room before its `max_len`, and no text
+may pass `max_input_tokens` tokens [`too_many_tokens`].
 """
 
 

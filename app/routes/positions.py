@@ -25,7 +25,9 @@ router = APIRouter(tags=["positions"])
     "table (computed from the formula), the learned table, or for RoPE the rotation angle "
     "of each pair of dimensions at each position. With `text`, also `embedding`: each "
     "token's embedding, its positional vector and their sum — what the first layer reads "
-    "(the encoder's for seq2seq; RoPE models add no vector, so `position` is null).",
+    "(the encoder's for seq2seq; RoPE models add no vector, so `position` is null).\n\n"
+    "**Rules the schema cannot state** (422, `code` in brackets): `n` at most the model's "
+    "`max_len` [`out_of_range`]; `text` within its token limits [`too_many_tokens`].",
     responses=INFERENCE_ERRORS,
 )
 async def positions(
@@ -58,7 +60,10 @@ async def positions(
     "the positional vectors of m and n, projected by that layer's W_q / W_k. Absolute "
     "position leaks in, so diagonals are **not** constant — the contrast RoPE was made for. "
     "(Above layer 0 this is the layer's view of bare embeddings, not of the full residual "
-    "stream.)",
+    "stream.)\n\n"
+    "**Rules the schema cannot state** (422, `code` in brackets): `layer` below the layers "
+    "of the model's first stack, `head` below its heads, `query` and `key` below the number "
+    "of tokens of `text`, `max_position` at most the model's `max_len` [`out_of_range`].",
     responses=INFERENCE_ERRORS,
 )
 async def rope_relative(body: RopeRelativeRequest, inputs: InputsDep, run: RunJob):
