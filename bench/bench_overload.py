@@ -480,7 +480,9 @@ def render(res: dict) -> str:
         "of at most 1 s of work, a 1.5 s queue deadline); `POST /api/v1/attention` on "
         "encoder-mini, a new sentence every request. Goodput = 200s per second; p99 is that "
         "of the 200s, timed per request; /healthz p99 from a probe opening a new connection "
-        "every 50 ms while the load runs.",
+        "every 50 ms while the load runs. The load average of the machine is given for each "
+        "run: above 2, the server, `wrk` and the probe share the 2 cores with other work, and "
+        "the latencies (the probe's most) grow with it.",
         "",
     ]
     for workers, o in res["overload"].items():
@@ -586,6 +588,11 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the raw results here")
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md")
     ap.add_argument(
+        "--soak-from",
+        type=Path,
+        help="report the soak and slow clients of an earlier run (its --json) instead",
+    )
+    ap.add_argument(
         "--before",
         nargs=2,
         metavar=("JSON", "LABEL"),
@@ -616,6 +623,13 @@ def main() -> None:
         log(f"slow clients, load average {load_average()}")
         with Server(args.app_dir, args.launch, 2, env, log_dir / "slow.log") as srv:
             res["slow"] = asyncio.run(slow_clients(srv, args.slow_clients, log))
+    if args.soak_from:
+        earlier = json.loads(args.soak_from.read_text())
+        for key in ("soak", "slow"):
+            if key in earlier:
+                res[key] = earlier[key]
+                run = res[key] if key == "soak" else res[key]["normal"]
+                run["codes"] = {int(k): v for k, v in run["codes"].items()}  # JSON: str keys
     if args.json:
         args.json.write_text(json.dumps(res, indent=1, default=str))
     if args.before:
