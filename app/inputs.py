@@ -2,8 +2,9 @@
 
 The schemas (app/schemas.py) check each field on its own: types, ranges, lengths. Everything
 that needs the model — its tokenizer, vocabulary, family, depth and heads — is checked here,
-and every failure is a 422 that names the field to fix (404 for an unknown model). Routes
-read: resolve the request here -> build the job -> run it (``app.deps.RunJob``).
+and every failure is a 422 that names the field to fix (404 for an unknown model), with a
+code saying which rule it broke (``RULES``: the API description lists them). Routes read:
+resolve the request here -> build the job -> run it (``app.deps.RunJob``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,25 @@ from app.registry import Entry, Registry
 from app.tokenization import Encoded
 from models.analysis.ablation import HeadAblation, ablation_edits
 from models.analysis.scores import induction_probe
+
+#: The codes of the 4xx answers a request that is valid against the OpenAPI schema can still
+#: get: rules that depend on the model or relate two fields, which a JSON schema cannot say.
+RULES = {
+    "unknown_model": "404: no model of that id is loaded",
+    "unsupported_task": "the model's family (or its heads) cannot do what the endpoint asks",
+    "unsupported_field": "a field the model's family does not take (target for a non-seq2seq)",
+    "exclusive_fields": "give exactly one of text / token_ids, at most one of target / target_ids",
+    "out_of_range": "an index, id or size beyond the model: layer, head, token position, "
+    "vocabulary id, max_len",
+    "too_many_tokens": "the text is longer, in the model's tokens, than max_input_tokens or "
+    "the model's max_len allow",
+    "empty_text": "the model's tokenizer keeps nothing of the text (e.g. only control characters)",
+    "invalid_text": "the text is not valid Unicode (a lone UTF-16 surrogate, \\ud800)",
+    "no_mask": "fill-mask: the text has no [MASK]",
+    "no_tokenizer": "the model ships no tokenizer: send token ids",
+    "too_much_memory": "the request would hold more than the server's memory budget: the "
+    "message says how many heads (or which pool) would fit",
+}
 
 
 @dataclass(frozen=True)
@@ -172,16 +192,29 @@ class Inputs:
         if entry.codec is None:
             raise invalid(field, f"{entry.id} ships no tokenizer: send token ids", "no_tokenizer")
         enc: Encoded = encode(text)
-        if not any(not t["special"] for t in enc.tokens):
+        # tokens the text itself gave (a special token typed in it, "[MASK]", counts);
+        # none when the normaliser dropped everything
+        if not any(t["start"] < t["end"] for t in enc.tokens):
             raise invalid(field, f"{field} has no tokens once normalised", "empty_text")
         self._check_length(entry, len(enc.ids), field)
         return Sequence(enc.ids, enc.tokens)
 
     def _check_text(self, text: str, field: str) -> None:
-        """NUL (U+0000) is refused: never part of a sentence, often a sign of binary data.
-        Other control characters, emoji and right-to-left scripts are valid text."""
+        """NUL (U+0000) is refused: never part of a sentence, often a sign of binary data. So
+        is a lone UTF-16 surrogate (JSON "\\ud800"): no tokenizer can read it. Other control
+        characters, emoji and right-to-left scripts are valid text."""
         if "\x00" in text:
             raise invalid(field, f"{field} contains a NUL character (U+0000)", "invalid_text")
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise invalid(
+                    field,
+                    f"{field} is not valid Unicode: a lone surrogate "
+                    f"U+{ord(text[exc.start]):04X} at character {exc.start}",
+                    "invalid_text",
+                ) from None
         limit = self.settings.max_text_chars
         if len(text) > limit:
             raise invalid(
@@ -206,13 +239,15 @@ class Inputs:
         for k, i in enumerate(ids):
             if not 0 <= i < vocab:
                 raise invalid(
-                    f"{field}.{k}", f"token id {i} is outside the vocabulary [0, {vocab})"
+                    f"{field}.{k}",
+                    f"token id {i} is outside the vocabulary [0, {vocab})",
+                    "out_of_range",
                 )
         return Sequence(list(ids), entry.codec.ids_view(ids) if entry.codec else None)
 
     def source(self, entry: Entry, text: str | None, token_ids: list[int] | None) -> Sequence:
         if (text is None) == (token_ids is None):
-            raise invalid("text", "give either text or token_ids (exactly one)")
+            raise invalid("text", "give either text or token_ids (exactly one)", "exclusive_fields")
         return (
             self.text(entry, text) if text is not None else self.ids(entry, token_ids, "token_ids")
         )
@@ -227,10 +262,13 @@ class Inputs:
                     raise invalid(
                         name,
                         f"only seq2seq models take a {name}; {entry.id} is a {entry.config.kind}",
+                        "unsupported_field",
                     )
             return None
         if target is not None and target_ids is not None:
-            raise invalid("target", "give either target or target_ids, not both")
+            raise invalid(
+                "target", "give either target or target_ids, not both", "exclusive_fields"
+            )
         if target is not None:
             return self.target_text(entry, target)
         if target_ids is not None:
@@ -246,15 +284,19 @@ class Inputs:
                 raise invalid(
                     f"ablate.{k}.site",
                     f"{entry.id} has no {a.site} attention (it has {', '.join(cfg.sites)})",
+                    "unsupported_field",
                 )
             if a.layer >= cfg.sites[a.site]:
                 raise invalid(
                     f"ablate.{k}.layer",
                     f"{a.site} has {cfg.sites[a.site]} layers; there is no layer {a.layer}",
+                    "out_of_range",
                 )
             if a.head >= cfg.n_heads:
                 raise invalid(
-                    f"ablate.{k}.head", f"{entry.id} has {cfg.n_heads} heads; no head {a.head}"
+                    f"ablate.{k}.head",
+                    f"{entry.id} has {cfg.n_heads} heads; no head {a.head}",
+                    "out_of_range",
                 )
             out.append(HeadAblation(a.site, a.layer, a.head, a.mode))
         return tuple(dict.fromkeys(out))
@@ -265,17 +307,21 @@ class Inputs:
         """Layer / head indices: default all; each must be in [0, n); duplicates dropped."""
         if values is None:
             return list(range(n))
-        for v in values:
+        for k, v in enumerate(values):
             if not 0 <= v < n:
                 raise invalid(
-                    field, f"{what} index {v} is out of range: this model has {n} {what}s"
+                    f"{field}.{k}",
+                    f"{what} index {v} is out of range: this model has {n} {what}s",
+                    "out_of_range",
                 )
         return list(dict.fromkeys(values))
 
     @staticmethod
     def index(value: int, n: int, field: str, what: str) -> int:
         if not 0 <= value < n:
-            raise invalid(field, f"{field} must be a {what} index below {n}; got {value}")
+            raise invalid(
+                field, f"{field} must be a {what} index below {n}; got {value}", "out_of_range"
+            )
         return value
 
     # ------------------------------------------------------------------ whole requests
@@ -299,6 +345,7 @@ class Inputs:
                 raise invalid(
                     "pool",
                     f"pool reduces attention weights and norms; drop {', '.join(unpoolable)}",
+                    "unsupported_field",
                 )
         self._check_memory(inp, body)
         return inp
@@ -361,11 +408,14 @@ class Inputs:
                     field,
                     f"{field} needs a target: a translation's positions are only known once "
                     "it is decoded (send target or target_ids)",
+                    "unsupported_field",
                 )
             for k, p in enumerate(positions):
                 if not -len(seq.ids) <= p < len(seq.ids):
                     raise invalid(
-                        f"{field}.{k}", f"position {p} is outside the {len(seq.ids)} tokens"
+                        f"{field}.{k}",
+                        f"position {p} is outside the {len(seq.ids)} tokens",
+                        "out_of_range",
                     )
             return [p % len(seq.ids) for p in positions]
         if inp.entry.config.kind == "encoder":
@@ -397,14 +447,18 @@ class Inputs:
         inp.positions = [positions[0]] if positions else [-1]
         if body.token is not None and body.token >= cfg.vocab_size:
             raise invalid(
-                "token", f"token id {body.token} is outside the vocabulary [0, {cfg.vocab_size})"
+                "token",
+                f"token id {body.token} is outside the vocabulary [0, {cfg.vocab_size})",
+                "out_of_range",
             )
         if body.head is not None:
             site = body.head.site
             if not site.startswith(inp.predicting) or site not in cfg.sites:
                 readable = ", ".join(s for s in cfg.sites if s.startswith(inp.predicting))
                 raise invalid(
-                    "head.site", f"{site} does not feed the prediction here; use {readable}"
+                    "head.site",
+                    f"{site} does not feed the prediction here; use {readable}",
+                    "unsupported_field",
                 )
             self.index(body.head.layer, cfg.sites[site], "head.layer", "layer")
             self.index(body.head.head, cfg.n_heads, "head.head", "head")
@@ -414,6 +468,8 @@ class Inputs:
         """POST /generate and the stream: a decoder's prompt or a seq2seq source."""
         entry = self.model_of_kind(body.model, ("decoder", "seq2seq"), "generation")
         limit = self.settings.max_new_tokens
+        if "max_new_tokens" not in body.model_fields_set:  # the default never exceeds it
+            body.max_new_tokens = min(body.max_new_tokens, limit)
         if body.max_new_tokens > limit:
             raise invalid(
                 "max_new_tokens", f"max_new_tokens is {body.max_new_tokens}; the limit is {limit}"
@@ -421,7 +477,11 @@ class Inputs:
         source = self.text(entry, body.text)
         cfg = entry.config
         if cfg.kind == "decoder" and len(source.ids) >= cfg.max_len:
-            raise invalid("text", f"the prompt leaves no room to generate (max_len {cfg.max_len})")
+            raise invalid(
+                "text",
+                f"the prompt leaves no room to generate (max_len {cfg.max_len})",
+                "too_many_tokens",
+            )
         rows = None
         pool = body.pool
         context = len(source.ids) + body.max_new_tokens
@@ -460,7 +520,9 @@ class Inputs:
         max_len = entry.config.max_len
         n = min(64, max_len) if n is None else n
         if not 1 <= n <= max_len:
-            raise invalid("n", f"n must be between 1 and max_len={max_len}; got {n}")
+            raise invalid(
+                "n", f"n must be between 1 and max_len={max_len}; got {n}", "out_of_range"
+            )
         return entry, n, self.text(entry, text) if text is not None else None
 
     def head_scores(self, body) -> ModelInput:
@@ -473,7 +535,11 @@ class Inputs:
             return inp
         for name in ("target", "target_ids"):
             if getattr(body, name) is not None:
-                raise invalid(name, f"{name} goes with text or token_ids, not with the probe")
+                raise invalid(
+                    name,
+                    f"{name} goes with text or token_ids, not with the probe",
+                    "unsupported_field",
+                )
         cfg, codec = entry.config, entry.codec
         framing = 2 if cfg.kind != "decoder" else 1  # [CLS] … [SEP], BOS …, … </s>
         need = 2 * body.run_length + framing
@@ -482,10 +548,15 @@ class Inputs:
                 "run_length",
                 f"the probe would be {need} tokens; {entry.id} reads at most "
                 f"{self.max_tokens(entry)}: use run_length ≤ {(self.max_tokens(entry) - framing) // 2}",
+                "too_many_tokens",
             )
         specials = sorted(codec.special_ids) if codec else []
         if cfg.vocab_size - len(specials) < body.run_length:
-            raise invalid("run_length", f"the vocabulary has fewer than {body.run_length} tokens")
+            raise invalid(
+                "run_length",
+                f"the vocabulary has fewer than {body.run_length} tokens",
+                "out_of_range",
+            )
         run = induction_probe(body.run_length, cfg.vocab_size, seed=body.seed, exclude=specials)
         run = run[0].tolist()
         if cfg.kind == "encoder":
@@ -560,7 +631,9 @@ class Inputs:
         for name in ("query", "key"):
             self.index(getattr(body, name), len(source.ids), name, "token")
         if body.max_position > cfg.max_len:
-            raise invalid("max_position", f"max_position must be ≤ max_len={cfg.max_len}")
+            raise invalid(
+                "max_position", f"max_position must be ≤ max_len={cfg.max_len}", "out_of_range"
+            )
         return ModelInput(entry, source, layers=[layer], heads=[head])
 
 

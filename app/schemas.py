@@ -1,19 +1,57 @@
 """Request and response schemas (pydantic). Named "schemas" so "models" means networks.
 
 Requests forbid unknown fields and are strict about types: ``"seed": "7"`` or ``1.5`` is a
-422 naming ``seed``, not a silent conversion; NaN and ±Infinity are refused for every float.
-Responses are written as bytes by the routes (orjson); the response models here document
-their shape in ``/docs``.
+422 naming ``seed``, not a silent conversion (``7.0`` is 7, an integer in JSON Schema); NaN
+and ±Infinity are refused for every float.
+Every bound a field has on its own is in the schema (so in ``/docs`` and the OpenAPI
+document); bounds that are server settings are marked with ``server_limit`` and filled in
+from the settings when the document is built (app/docs.py). What depends on the model is
+checked in app/inputs.py (its ``RULES``). Responses are written as bytes by the routes
+(orjson); the response models here document their shape in ``/docs``.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 # ---------------------------------------------------------------------------- building blocks
-Int = Annotated[int, Field(strict=True)]
+#: The OpenAPI keyword under which a field names the settings that bound it (see server_limit).
+LIMIT_KEY = "x-server-limit"
+
+
+def server_limit(**keywords: str) -> dict:
+    """JSON Schema keywords whose value is a server setting, e.g. ``maxLength="max_text_chars"``:
+    the document shows this server's limit, which app/inputs.py enforces."""
+    return {LIMIT_KEY: keywords}
+
+
+#: Not empty, no NUL, at least one character that is not whitespace (app/inputs.py checks it).
+TEXT_PATTERN = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+TEXT_SCHEMA = {"pattern": TEXT_PATTERN, **server_limit(maxLength="max_text_chars")}
+
+
+def _integral(value: Any) -> Any:
+    """JSON Schema's integer is any number without a fractional part: 3.0 and 3e0 are 3.
+    Strings and booleans stay refused (the strict int after this)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Int = Annotated[int, Field(strict=True), BeforeValidator(_integral)]
+Index = Annotated[int, Field(strict=True, ge=0), BeforeValidator(_integral)]
+#: Blocks per axis of a pooled matrix or row.
+Pool = Annotated[int, Field(strict=True, ge=2, le=256), BeforeValidator(_integral)]
+#: At most 2**53 - 1: every JSON parser (JavaScript's too) reads such an integer exactly.
+Seed = Annotated[int, Field(strict=True, ge=0, le=2**53 - 1), BeforeValidator(_integral)]
+TokenIds = Annotated[
+    list[Index],
+    Field(
+        min_length=1, max_length=4096, json_schema_extra=server_limit(maxItems="max_input_tokens")
+    ),
+]
 Float = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 ModelId = Annotated[
     str,
@@ -27,12 +65,15 @@ ModelId = Annotated[
 Text = Annotated[
     str,
     Field(
+        min_length=1,
         description=(
             "The input sentence. Any Unicode text tokenizes (emoji, other scripts); it must "
-            "not be empty or only whitespace, contain NUL (U+0000), or be longer than the "
-            "server's limits (`max_text_chars` characters, `max_input_tokens` tokens)."
+            "not be empty or only whitespace, contain NUL (U+0000) or a lone surrogate, or be "
+            "longer than the server's limits (`max_text_chars` characters, `max_input_tokens` "
+            "tokens, and the model's `max_len`)."
         ),
         examples=["the black cat ate the mouse"],
+        json_schema_extra=TEXT_SCHEMA,
     ),
 ]
 Site = Literal["encoder.self", "decoder.self", "decoder.cross"]
@@ -74,11 +115,18 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+#: The error answers of an endpoint that reads a JSON body.
+BODY_ERRORS: dict = {
+    408: {"model": ErrorResponse, "description": "The body was not all in within the timeout"},
+    413: {"model": ErrorResponse, "description": "The body is over the server's limit"},
+    422: {"model": ErrorResponse, "description": "Bad input; `field` names it"},
+}
 #: The error answers of every endpoint that runs a model, as /docs lists them.
 INFERENCE_ERRORS: dict = {
+    **BODY_ERRORS,
     404: {"model": ErrorResponse, "description": "Unknown model"},
-    422: {"model": ErrorResponse, "description": "Bad input; `field` names it"},
     503: {"model": ErrorResponse, "description": "Busy: retry after `Retry-After` s"},
+    504: {"model": ErrorResponse, "description": "The model took longer than the timeout"},
 }
 
 
@@ -201,20 +249,19 @@ class SequenceInput(Request):
 
     model: ModelId
     text: Text | None = None
-    token_ids: list[Int] | None = Field(
+    token_ids: TokenIds | None = Field(
         None,
-        max_length=4096,
-        description="Instead of `text`: the exact ids to feed (nothing is added). Useful to "
-        "replay a generation token for token.",
+        description="Instead of `text`: the exact ids to feed (nothing is added), each below "
+        "the model's `vocab_size`. Useful to replay a generation token for token.",
     )
-    target: str | None = Field(
+    target: Text | None = Field(
         None,
         description="seq2seq only: the target sentence to teacher-force (`<s>` is prepended). "
         "Omitted: the model's own greedy translation is used.",
         examples=["le chat noir a mangé la souris"],
     )
-    target_ids: list[Int] | None = Field(
-        None, max_length=4096, description="seq2seq only: exact decoder input ids, `<s>` included."
+    target_ids: TokenIds | None = Field(
+        None, description="seq2seq only: exact decoder input ids, `<s>` included."
     )
 
 
@@ -225,11 +272,18 @@ class SequenceRequest(SequenceInput):
 
 
 class AttentionRequest(SequenceRequest):
-    layers: list[Int] | None = Field(
-        None, min_length=1, max_length=64, description="Layer indices to return (default: all)."
+    layers: list[Index] | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="Layer indices to return, each below the model's number of layers "
+        "(default: all).",
     )
-    heads: list[Int] | None = Field(
-        None, min_length=1, max_length=64, description="Head indices to return (default: all)."
+    heads: list[Index] | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="Head indices to return, each below the model's heads (default: all).",
     )
     include: list[Include] = Field(
         default_factory=list,
@@ -250,10 +304,8 @@ class AttentionRequest(SequenceRequest):
         "bytes, then the raw little-endian half floats; offsets count from the end of the "
         "padding).",
     )
-    pool: Int | None = Field(
+    pool: Pool | None = Field(
         None,
-        ge=2,
-        le=256,
         description="Reduce each returned attention (and `norms`) matrix to at most "
         "`pool`×`pool` blocks of neighbouring tokens: query blocks averaged, key blocks summed, "
         "so every row still sums to 1. `pool.edges` gives each axis's block edges (token "
@@ -313,17 +365,28 @@ class GenerateRequest(Request):
     model: ModelId
     text: Text
     max_new_tokens: Int = Field(
-        32, ge=1, description="1 … the server's `max_new_tokens` (default 128)."
+        32,
+        ge=1,
+        description="1 … the server's `max_new_tokens`; the default is 32, or that limit if it "
+        "is lower.",
+        json_schema_extra=server_limit(maximum="max_new_tokens"),
     )
     strategy: Literal["greedy", "sample"] = "greedy"
-    temperature: Float = Field(1.0, gt=0, description="> 0, finite. sample only.")
+    temperature: Float = Field(
+        1.0,
+        gt=0,
+        description="> 0, finite. sample only. As it goes to 0 sampling becomes greedy "
+        "decoding (any positive value works, 1e-300 included).",
+    )
     top_k: Int = Field(0, ge=0, description="Keep the k most likely tokens (0: all). sample only.")
-    top_p: Float = Field(1.0, gt=0, le=1, description="Nucleus mass in (0, 1]. sample only.")
-    seed: Int | None = Field(
-        None,
-        ge=0,
-        le=2**63 - 1,
-        description="Same seed, same output. Sampling without a seed is random each time.",
+    top_p: Float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Nucleus mass in (0, 1]. sample only. The most likely token is always kept.",
+    )
+    seed: Seed | None = Field(
+        None, description="Same seed, same output. Sampling without a seed is random each time."
     )
     n_top: Int = Field(5, ge=1, le=20, description="Candidates reported per step.")
     layers: list[Int] | None = Field(
@@ -336,10 +399,8 @@ class GenerateRequest(Request):
         None, min_length=1, max_length=64, description="Heads whose rows each step carries."
     )
     ablate: list[Ablation] | None = ABLATE
-    pool: Int | None = Field(
+    pool: Pool | None = Field(
         None,
-        ge=2,
-        le=256,
         description="Each row reduced to at most `pool` blocks of neighbouring keys (their "
         "weights summed; the step's `attention_edges` gives the blocks). Default: full rows, "
         "except past 256 tokens of context with no `layers`/`heads`: then 64 blocks, so a long "
@@ -577,8 +638,8 @@ class AttributionRequest(SequenceRequest):
         description="Position of the predicting stack to explain (negative counts from the "
         "end). Default: the last position (decoders), the first `[MASK]` (encoders).",
     )
-    token: Int | None = Field(
-        None, ge=0, description="Token id whose logit is explained (default: the prediction)."
+    token: Index | None = Field(
+        None, description="Token id whose logit is explained (default: the prediction)."
     )
     head: HeadRef | None = Field(
         None, description="Also split this head's contribution over its key positions."
@@ -626,15 +687,10 @@ HeadScore = Literal[
 ]
 
 
-class HeadScoresRequest(Request):
-    model: ModelId
-    text: Text | None = Field(
-        None, description="Score the heads on this text; omitted: on the induction probe."
-    )
-    token_ids: list[Int] | None = Field(None, max_length=4096, description="Instead of text.")
-    target: str | None = Field(None, description="seq2seq: the teacher-forced target.")
-    target_ids: list[Int] | None = Field(None, max_length=4096)
-    seed: Int = Field(0, ge=0, le=2**32 - 1, description="The probe's random run (no text).")
+class HeadScoresRequest(SequenceInput):
+    """`text` or `token_ids` to score the heads on; neither: the induction probe."""
+
+    seed: Seed = Field(0, description="The probe's random run (no text).")
     run_length: Int = Field(
         24, ge=2, le=1024, description="The probe: BOS + a run of this many random tokens, twice."
     )

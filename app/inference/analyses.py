@@ -136,6 +136,8 @@ def head_scores(inp: ModelInput, wanted, mode: str, max_new_tokens: int, probe: 
             if name == "importance" or (tokens is None and name not in ("first_token", "entropy")):
                 continue
             if name == "previous_token":
+                if patterns.shape[-1] < 2:  # one token: no previous one to look at
+                    continue
                 value = scores.previous_token(patterns)
             elif name == "induction":
                 value = scores.induction(patterns, tokens, causal)

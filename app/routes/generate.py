@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
+from pydantic import Field
 from starlette.responses import StreamingResponse
 
 from app import inference
-from app.deps import EngineDep, RunJob, cache_key
+from app.deps import RunJob, cache_key
 from app.errors import error_body, invalid
 from app.inputs import InputsDep
-from app.schemas import INFERENCE_ERRORS, GenerateRequest, GenerateResponse
+from app.schemas import (
+    INFERENCE_ERRORS,
+    TEXT_SCHEMA,
+    GenerateRequest,
+    GenerateResponse,
+    server_limit,
+)
 from app.serialize import dumps
 from models.generate import Sampling
 
@@ -32,7 +39,12 @@ and the attention row of the query that chose it, for every layer and head:
 
 `strategy: greedy` takes the most likely token; `sample` draws from
 softmax(logits / temperature) restricted to `top_k` tokens and the `top_p` nucleus.
-**Same seed, same output.** `stop_reason` is `eos`, `max_new_tokens` or `max_len`.
+**Same seed, same output.** `stop_reason` is `eos`, `max_new_tokens` or `max_len`. A
+temperature near 0 (any value > 0 works) or a tiny `top_p` gives greedy decoding.
+
+**Rules the schema cannot state** (422, `code` in brackets): a decoder or seq2seq model
+[`unsupported_task`]; a decoder's prompt must leave room before its `max_len`, and no text
+may pass `max_input_tokens` tokens [`too_many_tokens`].
 """
 
 
@@ -49,6 +61,9 @@ def sampling_of(body: GenerateRequest) -> Sampling:
         )
     except ValueError as exc:  # the schema checks the same rules; this is a safety net
         raise invalid("body", str(exc)) from None
+
+
+ABLATE_PATTERN = r"^(encoder\.self|decoder\.self|decoder\.cross):\d+:\d+(:(zero|mean))?$"
 
 
 def parse_ablations(items: list[str] | None) -> list[dict] | None:
@@ -99,21 +114,34 @@ def sse(event: str, data: bytes) -> bytes:
 )
 async def generate_stream(
     inputs: InputsDep,
-    engine: EngineDep,
-    model: str = Query(description="A model id", examples=["seq2seq-en-fr"]),
-    text: str = Query(description="The prompt / source sentence"),
-    max_new_tokens: int = Query(32),
+    run: RunJob,
+    model: str = Query(
+        min_length=1, max_length=100, description="A model id", examples=["seq2seq-en-fr"]
+    ),
+    text: str = Query(
+        min_length=1, description="The prompt / source sentence", json_schema_extra=TEXT_SCHEMA
+    ),
+    max_new_tokens: int = Query(
+        32,
+        ge=1,
+        description="1 … the server's `max_new_tokens`.",
+        json_schema_extra=server_limit(maximum="max_new_tokens"),
+    ),
     strategy: Literal["greedy", "sample"] = Query("greedy"),
-    temperature: float = Query(1.0),
-    top_k: int = Query(0),
-    top_p: float = Query(1.0),
-    seed: int | None = Query(None),
-    n_top: int = Query(5),
-    layers: list[int] | None = Query(None, description="Decoder layers whose rows steps carry."),
-    heads: list[int] | None = Query(None, description="Heads whose rows steps carry."),
-    pool: int | None = Query(None, description="Rows pooled to at most this many key blocks."),
-    ablate: list[str] | None = Query(
-        None,
+    temperature: float = Query(1.0, gt=0, allow_inf_nan=False),
+    top_k: int = Query(0, ge=0),
+    top_p: float = Query(1.0, gt=0, le=1, allow_inf_nan=False),
+    seed: int | None = Query(None, ge=0, le=2**53 - 1),
+    n_top: int = Query(5, ge=1, le=20),
+    layers: list[int] = Query(
+        [], description="Decoder layers whose rows steps carry (repeat the parameter)."
+    ),
+    heads: list[int] = Query([], description="Heads whose rows steps carry."),
+    pool: int | None = Query(
+        None, ge=2, le=256, description="Rows pooled to at most this many key blocks."
+    ),
+    ablate: list[Annotated[str, Field(pattern=ABLATE_PATTERN)]] = Query(
+        [],
         description="Heads to ablate, each `site:layer:head[:mode]`, e.g. `decoder.self:1:0` "
         "or `decoder.cross:2:3:mean`; the `done` event then carries the baseline output.",
     ),
@@ -128,8 +156,8 @@ async def generate_stream(
         top_p=top_p,
         seed=seed,
         n_top=n_top,
-        layers=layers,
-        heads=heads,
+        layers=layers or None,
+        heads=heads or None,
         pool=pool,
         ablate=parse_ablations(ablate),
     )
@@ -150,7 +178,7 @@ async def generate_stream(
         }
         yield sse("done", dumps(done))
 
-    items = await engine.stream("generate_stream", frames)
+    items = await run.stream("generate_stream", frames)
 
     async def body_iter():
         try:

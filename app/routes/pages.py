@@ -60,7 +60,9 @@ def _view_page(view: str):
 
 
 for _path, _view in VIEWS.items():
-    router.add_api_route(_path, _view_page(_view), methods=["GET"], response_class=HTMLResponse)
+    router.add_api_route(
+        _path, _view_page(_view), methods=["GET", "HEAD"], response_class=HTMLResponse
+    )
 
 
 @router.get("/models/{model_id}", response_class=HTMLResponse)
