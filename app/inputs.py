@@ -37,6 +37,7 @@ RULES = {
     "invalid_text": "the text is not valid Unicode (a lone UTF-16 surrogate, \\ud800)",
     "no_mask": "fill-mask: the text has no [MASK]",
     "no_tokenizer": "the model ships no tokenizer: send token ids",
+    "no_such_stack": "/block: the model has no stack of that name (a decoder has no encoder)",
     "too_much_memory": "the request would hold more than the server's memory budget: the "
     "message says how many heads (or which pool) would fit",
 }
@@ -614,7 +615,9 @@ class Inputs:
         stack = body.stack or cfg.stacks[0]
         if stack not in cfg.stacks:
             raise invalid(
-                "stack", f"{entry.id} has no {stack} stack (it has {', '.join(cfg.stacks)})"
+                "stack",
+                f"{entry.id} has no {stack} stack (it has {', '.join(cfg.stacks)})",
+                "no_such_stack",
             )
         layer = self.index(body.layer, cfg.depth(stack), "layer", "layer")
         batch = [self.text(entry, text, f"batch.{k}") for k, text in enumerate(body.batch)]

@@ -159,6 +159,9 @@ class ModelInfo(BaseModel):
     norm: str
     norm_position: str
     activation: str
+    attn_only: bool = Field(
+        False, description="The blocks have no FFN: attention only (the induction model)."
+    )
     vocab_size: int
     max_len: int
     n_params: int
@@ -728,7 +731,7 @@ class BlockRequest(SequenceRequest):
         description="The stack whose block is read (default: the model's first: the encoder "
         "of an encoder or a seq2seq model, else the decoder).",
     )
-    layer: Int = Field(0, ge=0, description="The block's index in its stack.")
+    layer: Index = Field(0, description="The block's index in its stack.")
     batch: list[Text] = Field(
         default_factory=list,
         max_length=8,

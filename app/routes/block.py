@@ -28,7 +28,15 @@ of one forward pass:
   statistics pool the tokens of the `batch` sentences, so only they change with it.
 
 For a seq2seq model, `stack: decoder` reads `target` when given, else the model's own greedy
-translation (returned in `tokens.target`). Recurrent models have no blocks: 422.
+translation (returned in `tokens.target`); each `batch` sentence is then read over its own
+greedy translation.
+
+**Rules the schema cannot state** (422, `code` in brackets): a transformer (recurrent models
+have no blocks) [`unsupported_task`]; a `stack` the model has [`no_such_stack`]; `layer` below
+that stack's depth, token ids below the `vocab_size` [`out_of_range`]; exactly one of `text`
+and `token_ids` [`exclusive_fields`]; `target` and `target_ids` for seq2seq models only
+[`unsupported_field`]; the text and each `batch` sentence within `max_input_tokens` and the
+model's `max_len` [`too_many_tokens`], each keeping some token [`empty_text`].
 """
 
 

@@ -10,6 +10,7 @@ import { registerExport } from "./export.js";
 import { OKABE_ITO } from "./palette.js";
 import { figure, panel } from "./panel.js";
 import { fontSize, maxAbsOf, plotlyText, react, rowsHeatmap } from "./plots.js";
+import { presetsFor } from "./presets.js";
 
 export const NORM_LABEL = { layernorm: "LayerNorm", rmsnorm: "RMSNorm", none: "no norm" };
 const ACT_LABEL = { relu: "ReLU", gelu: "GELU", gelu_tanh: "GELU (tanh)", silu: "SiLU", swiglu: "SwiGLU" };
@@ -28,6 +29,25 @@ const mat = (x) => tensor(x);
 
 /** The tokens the block's stack reads. */
 export const blockTokens = (data) => data.tokens[data.reads] || [];
+
+/** The server takes at most this many other sentences for the comparison's batch. */
+export const MAX_BATCH = 8;
+
+/**
+ * The lecture sentences the comparison's batch may hold: the model's presets other than
+ * `text`, each {text, index (in presetsFor), checked (not in `drop`)}.
+ */
+export function batchChoices(model, text, drop = []) {
+  return presetsFor(model)
+    .map((p, index) => ({ text: p.text, index }))
+    .filter((p) => p.text !== text)
+    .filter((p, i, all) => all.findIndex((q) => q.text === p.text) === i)
+    .slice(0, MAX_BATCH)
+    .map((p) => ({ ...p, checked: !drop.includes(p.index) }));
+}
+
+/** The preset indices a batch of `kept` sentences leaves out. */
+export const droppedFrom = (choices, kept) => choices.filter((c) => !kept.includes(c.text)).map((c) => c.index);
 
 /** The norm to show: `wanted` when the block has it, else its first. */
 export function pickNorm(data, wanted) {

@@ -6,7 +6,9 @@
 import * as api from "../lib/api.js";
 import {
   NORM_LABEL,
+  batchChoices,
   blockTokens,
+  droppedFrom,
   pickNorm,
   renderAddNorm,
   renderComparison,
@@ -18,7 +20,6 @@ import { INPUT_STATE, setupControls } from "../lib/controls.js";
 import { $, fillSelect } from "../lib/dom.js";
 import { initExports } from "../lib/export.js";
 import { tokenOptions } from "../lib/pickers.js";
-import { presetsFor } from "../lib/presets.js";
 import { bindKeys, initShell, onProjectorChange, showError, withStatus } from "../lib/shell.js";
 import { int, intList, str, urlState } from "../lib/state.js";
 
@@ -37,7 +38,6 @@ const state = urlState({
 const save = (patch) => state.set(patch, { silent: true });
 const status = $("#status");
 const nextRequest = api.latestOnly();
-const MAX_BATCH = 8;
 let data = null;
 
 const controls = await setupControls(state, {
@@ -52,14 +52,7 @@ const stacksOf = (model) => ({ encoder: ["encoder"], decoder: ["decoder"] })[mod
 const depthOf = (model, stack) =>
   stack === "decoder" && model.kind === "seq2seq" ? (model.n_decoder_layers ?? model.n_layers) : model.n_layers;
 
-/** The lecture sentences the batch may hold: the model's presets other than this sentence. */
-function batchChoices(model) {
-  return presetsFor(model)
-    .map((p, i) => ({ text: p.text, index: i }))
-    .filter((p) => p.text !== state.text)
-    .slice(0, MAX_BATCH)
-    .map((p) => ({ ...p, checked: !state.drop.includes(p.index) }));
-}
+const choices = () => batchChoices(controls.current(), state.text, state.drop);
 
 function fillPickers(model) {
   const stacks = stacksOf(model);
@@ -85,7 +78,7 @@ async function run() {
   const model = controls.current();
   if (!model) return;
   const { stack, layer } = fillPickers(model);
-  const batch = batchChoices(model)
+  const batch = choices()
     .filter((c) => c.checked)
     .map((c) => c.text);
   const signal = nextRequest();
@@ -120,12 +113,9 @@ function render() {
   renderResidual($("#residual-panel"), data);
   renderAddNorm($("#norm-panel"), data, { norm });
   renderComparison($("#compare-panel"), data, {
-    choices: batchChoices(controls.current()),
+    choices: choices(),
     onBatch: (kept) => {
-      const dropped = batchChoices(controls.current())
-        .filter((c) => !kept.includes(c.text))
-        .map((c) => c.index);
-      state.set({ drop: dropped }, { push: true, silent: true });
+      state.set({ drop: droppedFrom(choices(), kept) }, { push: true, silent: true });
       run();
     },
   });
