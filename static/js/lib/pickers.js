@@ -3,7 +3,8 @@
 // [ ] the previous / next layer, , . the previous / next head.
 
 import { SITE_LABEL, pickSite, sitesOf } from "./attn.js";
-import { $, displayToken, fillSelect } from "./dom.js";
+import { $, fillSelect } from "./dom.js";
+import { displayToken } from "./tokens.js";
 import { bindKeys } from "./shell.js";
 import { int, str } from "./state.js";
 

@@ -5,7 +5,8 @@
 import * as api from "../lib/api.js";
 import { meanHeads } from "../lib/attn.js";
 import { setupControls } from "../lib/controls.js";
-import { $, $$, clear, continuesWord, displayToken, el } from "../lib/dom.js";
+import { $, $$, clear, el } from "../lib/dom.js";
+import { continuesWord, displayToken } from "../lib/tokens.js";
 import { initExports, registerExport } from "../lib/export.js";
 import { attentionPickers } from "../lib/pickers.js";
 import { plotlyText, react, tokenHeatmap } from "../lib/plots.js";

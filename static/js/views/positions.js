@@ -3,7 +3,8 @@
 
 import * as api from "../lib/api.js";
 import { setupControls } from "../lib/controls.js";
-import { $, displayToken, fillSelect } from "../lib/dom.js";
+import { $, fillSelect } from "../lib/dom.js";
+import { displayToken } from "../lib/tokens.js";
 import { initExports, registerExport } from "../lib/export.js";
 import { OKABE_ITO } from "../lib/palette.js";
 import { charPx, fontSize, matrixHeatmap, plotlyText, react, tokenTicks } from "../lib/plots.js";

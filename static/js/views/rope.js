@@ -4,7 +4,8 @@
 
 import * as api from "../lib/api.js";
 import { setupControls } from "../lib/controls.js";
-import { $, $$, displayToken, fillSelect, fmt } from "../lib/dom.js";
+import { $, $$, fillSelect, fmt } from "../lib/dom.js";
+import { displayToken } from "../lib/tokens.js";
 import { initExports, registerExport } from "../lib/export.js";
 import { CYCLIC, DIVERGING, OKABE_ITO } from "../lib/palette.js";
 import { attentionPickers, tokenOptions } from "../lib/pickers.js";

@@ -1,0 +1,143 @@
+// One input's attention, fetched as it is shown: a head at full resolution when the heatmap
+// shows it, a layer's heads when the head view does, every head pooled for the grid. The
+// server keeps what a forward pass left (its trace store), so each of these after the first
+// costs one attention module, not a forward pass; here each answer is kept (within a byte
+// budget) so that going back to a head costs nothing at all. Everything travels in the binary
+// transport (half floats, no JSON numbers).
+
+import { attentionBinary, inputBody } from "./api.js";
+import { labelTokens } from "./tokens.js";
+
+/** Keep at most this many bytes of float32 matrices per input (least recently used go first). */
+const BUDGET_BYTES = 320 << 20;
+
+const SITE_DEPTH = {
+  "encoder.self": (m) => m.n_layers,
+  "decoder.self": (m) => (m.kind === "seq2seq" ? (m.n_decoder_layers ?? m.n_layers) : m.n_layers),
+  "decoder.cross": (m) => m.n_decoder_layers ?? m.n_layers,
+};
+
+/** The number of layers a site has in a model (ModelInfo). */
+export const siteDepth = (model, site) => SITE_DEPTH[site](model);
+
+/** The sites a model has, in the order the views list them. */
+export function modelSites(model) {
+  if (model.kind === "encoder") return ["encoder.self"];
+  if (model.kind === "decoder") return ["decoder.self"];
+  return ["encoder.self", "decoder.self", "decoder.cross"];
+}
+
+export class AttentionSource {
+  /** model: ModelInfo; input: {text, target}. */
+  constructor(model, input) {
+    this.model = model;
+    this.body = inputBody(model, input);
+    this.tokens = null; // {source, target?}, labelled (lib/tokens.js)
+    this.sites = modelSites(model);
+    this.weights = new Map(); // "site/layer/head" -> Mat
+    this.scores = new Map();
+    this.pooledAnswers = new Map(); // pool -> Promise<{attention: {site: Tensor}, edges}>
+    this.inflight = new Map(); // request key -> Promise
+    this.bytes = 0;
+  }
+
+  /** {queries, keys} token counts of a site (once the first answer is in). */
+  lengths(site) {
+    const src = this.tokens.source.length;
+    const tgt = this.tokens.target ? this.tokens.target.length : src;
+    if (site === "encoder.self") return { q: src, k: src };
+    if (site === "decoder.cross") return { q: tgt, k: src };
+    return { q: tgt, k: tgt };
+  }
+
+  has(site, layer, head, { scores = false } = {}) {
+    const key = `${site}/${layer}/${head}`;
+    return this.weights.has(key) && (!scores || this.scores.has(key));
+  }
+
+  /** A head's weights (Mat, full resolution), or undefined when not fetched. */
+  weightsOf(site, layer, head) {
+    return this.touch(this.weights, `${site}/${layer}/${head}`);
+  }
+
+  scoresOf(site, layer, head) {
+    return this.touch(this.scores, `${site}/${layer}/${head}`);
+  }
+
+  touch(map, key) {
+    const m = map.get(key);
+    if (m) {
+      map.delete(key); // most recently used last
+      map.set(key, m);
+    }
+    return m;
+  }
+
+  /**
+   * Fetch the heads of `layer` not held yet (every site of the model that has the layer), with
+   * their pre-softmax scores when `scores`. Resolves once they are held; a request already on
+   * its way for the same heads is shared.
+   */
+  async load(layer, heads, { scores = false, signal } = {}) {
+    const sites = this.tokens ? this.sites.filter((s) => layer < siteDepth(this.model, s)) : this.sites;
+    const missing = heads.filter((h) => sites.some((s) => !this.has(s, layer, h, { scores })));
+    if (!missing.length) return;
+    const key = `${layer}:${missing.join(",")}:${scores ? "s" : ""}`;
+    if (!this.inflight.has(key)) {
+      const body = { ...this.body, layers: [layer], heads: missing, include: scores ? ["scores"] : [] };
+      const job = attentionBinary(body, { signal })
+        .then((answer) => this.keep(answer, layer, missing))
+        .finally(() => this.inflight.delete(key));
+      this.inflight.set(key, job);
+    }
+    return this.inflight.get(key);
+  }
+
+  keep(answer, layer, heads) {
+    if (!this.tokens) {
+      const { source, target } = answer.tokens;
+      this.tokens = { source: labelTokens(source), ...(target ? { target: labelTokens(target) } : {}) };
+      this.sites = this.sites.filter((s) => s in answer.attention || layer >= siteDepth(this.model, s));
+    }
+    for (const [site, tensor] of Object.entries(answer.attention)) {
+      heads.forEach((h, hi) => this.put(this.weights, `${site}/${layer}/${h}`, tensor.matrix(0, hi)));
+    }
+    for (const [site, tensor] of Object.entries(answer.scores || {})) {
+      heads.forEach((h, hi) => this.put(this.scores, `${site}/${layer}/${h}`, tensor.matrix(0, hi)));
+    }
+    this.evict();
+  }
+
+  put(map, key, mat) {
+    if (map.has(key)) this.bytes -= map.get(key).data.byteLength;
+    map.set(key, mat);
+    this.bytes += mat.data.byteLength;
+  }
+
+  /** Drop the least recently used matrices beyond the budget (never the ones just stored). */
+  evict() {
+    for (const map of [this.scores, this.weights]) {
+      for (const [key, mat] of map) {
+        if (this.bytes <= BUDGET_BYTES || map.size <= 1) break;
+        map.delete(key);
+        this.bytes -= mat.data.byteLength;
+      }
+    }
+  }
+
+  /**
+   * Every layer and head of every site reduced to at most `pool` × `pool` blocks (for the grid):
+   * {attention: {site: Tensor [L][H][P][P]}, edges: {source, target?}}.
+   */
+  pooled(pool, { signal } = {}) {
+    if (!this.pooledAnswers.has(pool)) {
+      const job = attentionBinary({ ...this.body, pool }, { signal }).then((answer) => ({
+        attention: answer.attention,
+        edges: answer.pool.edges,
+      }));
+      job.catch(() => this.pooledAnswers.delete(pool));
+      this.pooledAnswers.set(pool, job);
+    }
+    return this.pooledAnswers.get(pool);
+  }
+}
