@@ -111,14 +111,16 @@ export const positions = (id, n) => get(`/models/${encodeURIComponent(id)}/posit
 export const ropeRelative = (body) => post("/rope/relative", body);
 
 /**
- * Decode over Server-Sent Events: onPrompt({prompt}) first, onStep(step) for each `step`
+ * Decode over Server-Sent Events (a list in `params` becomes a repeated query parameter):
+ * onPrompt({prompt}) first, onStep(step) for each `step`
  * event, onDone(done) once; onError(ApiError) if the stream reports an error or breaks.
  * Returns {close()}.
  */
 export function generateStream(params, { onPrompt, onStep, onDone, onError }) {
   const query = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) {
-    if (v !== undefined && v !== null && v !== "") query.set(k, String(v));
+    if (Array.isArray(v)) for (const x of v) query.append(k, String(x)); // layers=0&layers=3
+    else if (v !== undefined && v !== null && v !== "") query.set(k, String(v));
   }
   const source = new EventSource(`${BASE}/generate/stream?${query}`);
   let finished = false;

@@ -15,12 +15,20 @@ const KIND_LABEL = { encoder: "encoder", decoder: "decoder", seq2seq: "encoder-d
  * state: a urlState with at least `model` and `text` (and `target` when allowTarget).
  * filter(model) picks the models this view can show, prefer(model) the default one when the
  * URL names none; unfit(model) says in a sentence why a model the view cannot show (say, a link
- * from another view names one) is not shown. onRun() is called on Run, on a preset click and
+ * from another view names one) is not shown, `none` what is missing when no model fits. onRun() is called on Run, on a preset click and
  * on a model change. Resolves to {models, current()} once the picker is filled.
  */
 export async function setupControls(
   state,
-  { filter = () => true, prefer = () => false, unfit = null, onRun, allowTarget = false, onModelChange } = {},
+  {
+    filter = () => true,
+    prefer = () => false,
+    unfit = null,
+    none = "No suitable model is loaded on this server (is checkpoints/ empty?).",
+    onRun,
+    allowTarget = false,
+    onModelChange,
+  } = {},
 ) {
   const select = $("#model-select");
   const text = $("#text-input");
@@ -45,7 +53,7 @@ export async function setupControls(
     notice.hidden = false;
   }
   if (!models.length) {
-    showError({ code: "no_models", message: "No suitable model is loaded on this server (is checkpoints/ empty?)." });
+    showError({ code: "no_models", message: none });
     return { models: [], current: () => null };
   }
   fillSelect(

@@ -466,8 +466,7 @@ export function canvasHeatmap(container) {
     let handled = true;
     if (arrows[event.key]) {
       const [di, dj] = arrows[event.key];
-      if (event.shiftKey)
-        pan(di * Math.max(1, (win.r1 - win.r0) / 4), dj * Math.max(1, (win.c1 - win.c0) / 4));
+      if (event.shiftKey) pan(di * Math.max(1, (win.r1 - win.r0) / 4), dj * Math.max(1, (win.c1 - win.c0) / 4));
       else moveCursor(di, dj);
     } else if (event.key === "+" || event.key === "=") zoomBy(0.5, cursor);
     else if (event.key === "-" || event.key === "_") zoomBy(2, cursor);

@@ -4,7 +4,7 @@
 
 import { SITE_LABEL, pickSite, sitesOf } from "./attn.js";
 import { $, fillSelect } from "./dom.js";
-import { displayToken } from "./tokens.js";
+import { tokenLabel } from "./tokens.js";
 import { bindKeys } from "./shell.js";
 import { int, str } from "./state.js";
 
@@ -15,7 +15,7 @@ const numbered = (n) => Array.from({ length: n }, (_, i) => ({ value: i, label: 
 const clamp = (x, lo, hi) => Math.min(Math.max(lo, x), hi);
 
 /** Options for a token picker: "3: cat". */
-export const tokenOptions = (tokens) => tokens.map((t, i) => ({ value: i, label: `${i}: ${displayToken(t.text)}` }));
+export const tokenOptions = (tokens) => tokens.map((t, i) => ({ value: i, label: `${i}: ${tokenLabel(t)}` }));
 
 /**
  * state: a urlState with `layer` and `head` (and `site` where the page has #site-select).

@@ -98,16 +98,12 @@ export function tokenHeatmap(div, z, opts) {
     title: opts.title ? { text: plotlyText(opts.title), x: 0, xanchor: "left", font: { size: size + 2 } } : undefined,
     height,
     margin: {
-      l:
-        44 +
-        charPx() * Math.min(14, Math.max(...rows.map((t) => tokenLabel(t).length + (t.special ? 2 : 0)), 3)),
+      l: 44 + charPx() * Math.min(14, Math.max(...rows.map((t) => tokenLabel(t).length + (t.special ? 2 : 0)), 3)),
       r: 10,
       t: opts.title ? 40 : 12,
       b:
         40 +
-        charPx() *
-          0.75 *
-          Math.min(14, Math.max(...cols.map((t) => tokenLabel(t).length + (t.special ? 2 : 0)), 3)),
+        charPx() * 0.75 * Math.min(14, Math.max(...cols.map((t) => tokenLabel(t).length + (t.special ? 2 : 0)), 3)),
     },
     xaxis: {
       tickmode: "array",

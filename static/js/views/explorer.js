@@ -13,11 +13,10 @@ import { INPUT_STATE, setupControls } from "../lib/controls.js";
 import { $, afterPaint, clear, el } from "../lib/dom.js";
 import { initExports, registerExport } from "../lib/export.js";
 import { headSwatch, renderGrid } from "../lib/grid.js";
-import { canvasHeatmap } from "../lib/heatcanvas.js";
+import { adaptiveHeatmap } from "../lib/heatmap.js";
 import { ALL_ROWS, renderHeadView } from "../lib/headview.js";
 import { headStyle } from "../lib/palette.js";
 import { PICKER_STATE, attentionPickers } from "../lib/pickers.js";
-import { purge, tokenHeatmap } from "../lib/plots.js";
 import { bindKeys, initShell, onProjectorChange, showError, withProgress } from "../lib/shell.js";
 import { bool, int, intList, str, urlState } from "../lib/state.js";
 import { selectMat, toNested } from "../lib/tensor.js";
@@ -26,8 +25,6 @@ import { candidateLabel } from "../lib/tokens.js";
 initShell();
 initExports(showError);
 
-/** Past this many tokens a side the heatmap is a canvas. */
-const PLOTLY_MAX = 128;
 /** The head view fetches a whole layer up to this many cells (12 heads × 512²: ~1.3 MB gzipped). */
 const LAYER_CELLS = 12 * 512 * 512;
 /** The grid's thumbnails: every head pooled to at most this many blocks a side. */
@@ -49,7 +46,8 @@ const status = $("#status");
 // Our own changes are written silently; subscribers only hear back/forward navigation.
 const save = (patch) => state.set(patch, { silent: true });
 let source = null; // the AttentionSource of the input shown
-let heat = null; // the canvas heatmap, while the heatmap is one
+const heatmap = adaptiveHeatmap($("#heatmap"));
+heatmap.onWindow((w) => save({ zoom: `${w.r0},${w.r1},${w.c0},${w.c1}` }));
 let headView = null;
 let grid = null;
 let gridData = null; // {layers, masked} of the grid shown
@@ -146,7 +144,10 @@ async function modelSays(model, signal) {
       if (api.can(model, "fill-mask") && hasMask) {
         await ask("/fill-mask", { model: model.id, text: state.text, top_k: 5 }, (f) => {
           for (const m of f.masks) {
-            const rows = m.predictions.map((p) => ({ label: candidateLabel({ id: p.id, text: p.token }), prob: p.prob }));
+            const rows = m.predictions.map((p) => ({
+              label: candidateLabel({ id: p.id, text: p.token }),
+              prob: p.prob,
+            }));
             blocks.push(says(`[MASK] at position ${m.index}`, probRows(rows, rows[0].label)));
           }
         });
@@ -198,9 +199,7 @@ function renderTokens() {
     );
     tokens.forEach((t, i) => {
       const chars = Number.isInteger(t.start) ? ` · chars ${t.start}–${t.end}` : "";
-      const text = t.cont
-        ? [el("span", { class: "tok-cont", text: "##" }), t.label.slice(2)]
-        : [t.label];
+      const text = t.cont ? [el("span", { class: "tok-cont", text: "##" }), t.label.slice(2)] : [t.label];
       row.append(
         el(
           "span",
@@ -359,21 +358,7 @@ async function renderHeatmap({ timed = false } = {}) {
     xLabel: cross ? "English token (key)" : "key (attended to)",
   };
   const div = $("#heatmap");
-  let drawn;
-  if (z.rows <= PLOTLY_MAX && z.cols <= PLOTLY_MAX) {
-    if (heat) {
-      heat.destroy();
-      heat = null;
-    }
-    drawn = tokenHeatmap(div, toNested(z), opts);
-  } else {
-    if (!heat) {
-      purge(div);
-      heat = canvasHeatmap(div);
-      heat.onWindow((w) => save({ zoom: `${w.r0},${w.r1},${w.c0},${w.c1}` }));
-    }
-    drawn = heat.draw(z, { ...opts, square: true, window: parseZoom(z.rows, z.cols) });
-  }
+  const drawn = heatmap.draw(z, { ...opts, square: true, window: parseZoom(z.rows, z.cols) });
   const notes = [];
   const mask = maskOf(site, source.scoresOf(site, layer, head), queries.length, keys.length);
   if (mask && z.rows > 1 && mask(0, z.cols - 1))
@@ -447,7 +432,10 @@ async function renderHeadViewPanel() {
   if (!whole) {
     // what is on: the heads the view has; clicking a head not fetched fetches it
     for (const b of $("#head-toggles").querySelectorAll("[data-head]")) {
-      b.setAttribute("aria-pressed", String(Boolean(weights[Number(b.dataset.head)]) && !state.off.includes(Number(b.dataset.head))));
+      b.setAttribute(
+        "aria-pressed",
+        String(Boolean(weights[Number(b.dataset.head)]) && !state.off.includes(Number(b.dataset.head))),
+      );
     }
   }
   const active = weights.map((_, h) => !state.off.includes(h));
@@ -597,12 +585,12 @@ const fname = (part) => `attnviz-${state.model}-${part}-L${state.layer}H${state.
 registerExport("heatmap", {
   filename: () => fname(state.scores ? "scores" : "heatmap"),
   plot: () => $("#heatmap"),
-  figure: () => heat,
+  figure: () => heatmap.canvas,
   data: () => {
     const site = currentSite();
     const { left, right } = axes(site);
     const z = shownMatrix(site, state.layer, state.head, state.scores);
-    const w = heat ? heat.window : null; // a canvas heatmap exports the window it shows
+    const w = heatmap.canvas ? heatmap.canvas.window : null; // a canvas exports the window it shows
     return {
       model: state.model,
       text: state.text,
