@@ -119,7 +119,8 @@ export const ropeRelative = (body) => post("/rope/relative", body);
 export function generateStream(params, { onPrompt, onStep, onDone, onError }) {
   const query = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) {
-    if (Array.isArray(v)) for (const x of v) query.append(k, String(x)); // layers=0&layers=3
+    if (Array.isArray(v))
+      for (const x of v) query.append(k, String(x)); // layers=0&layers=3
     else if (v !== undefined && v !== null && v !== "") query.set(k, String(v));
   }
   const source = new EventSource(`${BASE}/generate/stream?${query}`);

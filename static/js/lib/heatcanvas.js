@@ -47,7 +47,8 @@ const niceStep = (raw) => [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000].fi
 function axisLabel(tokens, i, withIndex) {
   const t = tokens[i];
   const text = cut(t ? tokenLabel(t) + (t.special ? " ★" : "") : String(i));
-  return withIndex ? `${t ? (t.index ?? i) : i} ${text}` : text;
+  const index = String(t ? (t.index ?? i) : i);
+  return withIndex && text !== index ? `${index} ${text}` : text;
 }
 
 /**
