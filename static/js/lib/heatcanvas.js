@@ -86,7 +86,7 @@ export function canvasHeatmap(container) {
     { class: "heat-tools", role: "group", "aria-label": "Zoom and pan" },
     button("+", "Zoom in (+)", () => zoomBy(0.5)),
     button("−", "Zoom out (−)", () => zoomBy(2)),
-    button("all", "Show every token (0, or double-click)", () => reset()),
+    button("all", "Show all tokens (0, or double-click)", () => reset()),
     panButton,
     windowText,
   );
@@ -146,6 +146,8 @@ export function canvasHeatmap(container) {
     }
     layout = { left, top, plotW, plotH, right, bottom, dpr, cssW, cssH, font };
     laidOutWidth = container.clientWidth;
+    // where the cells are on the canvas, in CSS pixels (for scripts and the browser tests)
+    container.dataset.plot = JSON.stringify({ left, top, w: plotW, h: plotH });
   }
 
   function cellAt(x, y) {
@@ -574,6 +576,7 @@ export function canvasHeatmap(container) {
       container.replaceChildren();
       delete container.dataset.window;
       delete container.dataset.hover;
+      delete container.dataset.plot;
     },
     get painted() {
       return painted;

@@ -466,20 +466,24 @@ export function drawSteps(container, h) {
 }
 
 /**
- * The arithmetic of query row `row` (a token index) as a table: q·k, ÷√dₖ, exp(s − max), the
- * weight, for the keys in the window; the softmax itself runs over every key, and the keys out
- * of the window are summed in one line.
+ * The arithmetic of query row `row` (a token index) as a table: q·k, ÷√dₖ, exp(s − max) and the
+ * weight exp / Σ exp, for the keys in the window; the softmax itself runs over every key, and
+ * the keys out of the window are summed in one line. The weights are checked against the
+ * server's captured pattern.
  */
 export function rowArithmetic(h, row, highlightKey) {
   const { keys, QK, scaled, dk, fullScores: S, fullA: A, win } = h;
   const i = row - win.r0; // the row in the window, when it is in it
   const inWindow = i >= 0 && i < h.queries.length;
   const scoresRow = S.data.subarray(row * S.cols, (row + 1) * S.cols);
-  const weightsRow = A.data.subarray(row * A.cols, (row + 1) * A.cols);
+  const captured = A.data.subarray(row * A.cols, (row + 1) * A.cols);
   let m = Number.NEGATIVE_INFINITY;
   for (const v of scoresRow) if (!Number.isNaN(v)) m = Math.max(m, v);
   const ex = Array.from(scoresRow, (v) => (Number.isNaN(v) ? 0 : Math.exp(v - m)));
   const sum = ex.reduce((a, b) => a + b, 0);
+  const weight = ex.map((e) => e / sum);
+  let diff = 0;
+  weight.forEach((w, j) => (diff = Math.max(diff, Math.abs(w - captured[j]))));
   const num = (x, digits) => el("td", { class: "num", text: fmt(x, digits) });
   const table = el(
     "table",
@@ -487,17 +491,16 @@ export function rowArithmetic(h, row, highlightKey) {
     el(
       "tr",
       {},
-      ["key", "q·k", `÷√${dk}`, "exp(s − max)", "weight"].map((text) => el("th", { text })),
+      ["key", "q·k", `÷√${dk}`, "exp(s − max)", "weight = exp / Σ"].map((text) => el("th", { text })),
     ),
   );
   let exOut = sum;
-  let weightOut = 0;
-  for (const v of weightsRow) weightOut += v;
+  let weightOut = 1;
   keys.forEach((t, jw) => {
     const j = win.c0 + jw;
     const masked = Number.isNaN(scoresRow[j]);
     exOut -= ex[j];
-    weightOut -= weightsRow[j];
+    weightOut -= weight[j];
     table.append(
       el(
         "tr",
@@ -506,7 +509,7 @@ export function rowArithmetic(h, row, highlightKey) {
         inWindow ? num(QK[i][jw], 3) : el("td", { class: "num", text: "" }),
         el("td", { class: "num", text: masked ? "−∞ (masked)" : fmt(inWindow ? scaled[i][jw] : scoresRow[j], 3) }),
         num(ex[j], 4),
-        num(weightsRow[j], 4),
+        num(weight[j], 4),
       ),
     );
   });
@@ -524,11 +527,26 @@ export function rowArithmetic(h, row, highlightKey) {
       ),
     );
   }
-  let weights = 0;
-  for (const v of weightsRow) weights += v;
-  table.append(el("tr", {}, el("th", { text: "sum" }), el("td"), el("td"), num(sum, 4), num(weights, 4)));
+  table.append(
+    el(
+      "tr",
+      {},
+      el("th", { text: "sum" }),
+      el("td"),
+      el("td"),
+      num(sum, 4),
+      num(
+        weight.reduce((a, b) => a + b, 0),
+        4,
+      ),
+    ),
+  );
   return [
     el("div", { text: `query ${row} “${tokenLabel(h.allQueries[row])}”: softmax over its row of ${h.nk} keys` }),
     table,
+    el("div", {
+      class: "plot-note",
+      text: `The server's captured weights (hook_pattern, sent as half floats) agree to ${diff < 1e-3 ? "within 0.001" : `±${diff.toFixed(4)}`}.`,
+    }),
   ];
 }

@@ -55,7 +55,13 @@ const selfHeat = adaptiveHeatmap($("#self"));
 
 const controls = await setupControls(state, {
   prefer: (m) => m.kind === "seq2seq",
-  filter: (m) => m.kind === "decoder" || m.kind === "seq2seq",
+  filter: (m) => (m.kind === "decoder" || m.kind === "seq2seq") && (api.can(m, "generate") || api.can(m, "translate")),
+  unfit: (m) =>
+    m.kind === "encoder"
+      ? `${m.id} is an encoder, not a decoder: it reads a whole sentence at once and generates no text, so ` +
+        "there is nothing to decode. Here is a model that generates."
+      : `${m.id} has no output head (it was imported without one), so it generates nothing. Here is a model that does.`,
+  none: "No model on this server generates text (decoders and translators do).",
   onRun: () => start({ play: true }),
   onModelChange: () => save({ layer: -1, head: -1, step: -1 }),
 });

@@ -199,7 +199,6 @@ function renderTokens() {
     );
     tokens.forEach((t, i) => {
       const chars = Number.isInteger(t.start) ? ` · chars ${t.start}–${t.end}` : "";
-      const text = t.cont ? [el("span", { class: "tok-cont", text: "##" }), t.label.slice(2)] : [t.label];
       row.append(
         el(
           "span",
@@ -209,7 +208,7 @@ function renderTokens() {
               `position ${i} · id ${t.id}${t.special ? " · special token" : ""}` +
               `${t.cont ? " · continues the word before" : ""}${chars}`,
           },
-          el("span", { class: "tok-text" }, ...text),
+          el("span", { class: "tok-text", text: t.cont ? t.label.slice(2) : t.label }), // "##": CSS
           el("span", { class: "tok-id", text: String(t.id) }),
         ),
       );

@@ -35,6 +35,7 @@ const state = urlState({
 const save = (patch) => state.set(patch, { silent: true });
 const status = $("#status");
 const POSITION_CHOICES = [16, 32, 64, 128];
+const COMPARE_WORDS = 40;
 
 let tokens = null; // the sentence's tokens
 let qkv = null; // the head shown: {q, k, rot_q, rot_k} as Mats [T][d_head]
@@ -354,12 +355,15 @@ async function loadRelative() {
   };
   const jobs = [api.ropeRelative(body)];
   if (compareModel) {
+    // the comparison needs a pair of vectors, not a long input: the text's first words
+    // (a small model reads at most its max_len tokens)
+    const text = state.text.split(/\s+/).slice(0, COMPARE_WORDS).join(" ");
     jobs.push(
-      api.tokenize(compareModel.id, state.text).then((t) => {
+      api.tokenize(compareModel.id, text).then((t) => {
         const T = t.tokens.length;
         return api.ropeRelative({
           model: compareModel.id,
-          text: state.text,
+          text,
           layer: Math.min(state.layer, compareModel.n_layers - 1),
           head: Math.min(state.head, compareModel.n_heads - 1),
           query: Math.min(body.query, T - 1),
