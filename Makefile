@@ -85,10 +85,11 @@ train: venv
 	$(BIN)/attnviz train $(MODEL)
 
 # The API benchmark rewrites bench/RESULTS.md (keeping the sections other writers own); the
-# browser's time to first heatmap then writes its own section there.
+# browser's time to first heatmap and its long-input figures (MiniLM at 512 tokens, a
+# GPT-2-small shape at 2048: minutes) then write their own sections there.
 bench: venv bench-env browser js
 	$(BIN)/python bench/bench_api.py
-	ATTNVIZ_BENCH_RESULTS=bench/RESULTS.md $(BIN)/python -m pytest -q tests/e2e/test_timing.py
+	ATTNVIZ_BENCH_RESULTS=bench/RESULTS.md $(BIN)/python -m pytest -q tests/e2e/test_timing.py tests/e2e/bench_scale.py
 
 # bertviz + transformers for the peer comparison, outside the project's dependencies.
 bench-env: venv

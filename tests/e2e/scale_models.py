@@ -106,9 +106,10 @@ def gpt2_small(out: Path, n_positions: int = 2048) -> Path:
         return import_checkpoint(source, GPT2_SMALL, out)
 
 
-def text_of(tokenizer_json: Path, n: int, add_special: bool = True) -> str:
-    """A prefix of the lecture passage (repeated as needed) that `tokenizer_json` cuts into
-    exactly n tokens, its special tokens (e.g. [CLS] … [SEP]) included when `add_special`."""
+def text_of(tokenizer_json: Path, n: int, add_special: bool = True, start: int = 0) -> str:
+    """A piece of the lecture passage (repeated as needed, from its word `start` on: another
+    start, another text) that `tokenizer_json` cuts into exactly n tokens, its special tokens
+    (e.g. [CLS] … [SEP]) included when `add_special`."""
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(tokenizer_json))
@@ -119,8 +120,7 @@ def text_of(tokenizer_json: Path, n: int, add_special: bool = True) -> str:
         return len(tok.encode(text, add_special_tokens=add_special).ids)
 
     extra = count("a") - len(tok.encode("a", add_special_tokens=False).ids)  # [CLS], [SEP] …
-    words = (PASSAGE + " ") * (1 + 2 * n // len(PASSAGE.split()))
-    words = words.split()
+    words = ((PASSAGE + " ") * (2 + 2 * n // len(PASSAGE.split()))).split()[start:]
     # the most words that fit, then single-token filler words to land on n exactly
     lo, hi = 0, len(words)
     while lo < hi:

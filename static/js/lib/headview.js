@@ -17,6 +17,7 @@ import { tokenLabel } from "./tokens.js";
 
 const MIN_WEIGHT = 0.01; // lines fainter than this are not drawn
 const OVERSCAN = 12; // rows drawn above and below the visible ones
+const HEADS_PER_TASK = 4; // a long input's lines are drawn this many heads at a time
 /** Up to this many rows a side, every row is drawn at once (no windowing). */
 export const ALL_ROWS = 80;
 
@@ -86,38 +87,54 @@ export function renderHeadView(
     lock && ((lock.side === "q" && lock.i < left.length) || (lock.side === "k" && lock.i < right.length)) ? lock : null;
   let focus = null;
 
+  let drawing = 0; // the drawing of lines under way: a newer one stops an older one
+  /**
+   * The lines of the queries [from, to), head by head. A long input's heads are drawn a few at a
+   * time, each batch in its own task, so that ~1500 new lines never make one long task.
+   */
   function drawLines(from, to) {
+    const mine = ++drawing;
     lines = [];
-    const groups = [];
+    lineLayer.replaceChildren();
     const sw = big ? 3 : 2;
     const NS = "http://www.w3.org/2000/svg";
-    for (const h of heads) {
-      const style = headStyle(h);
-      // what every line of a head shares sits on its group: a line sets only its ends and weight
-      const g = svg("g", {
-        class: `head head-${h}`,
-        "data-head": h,
-        stroke: style.color,
-        "stroke-width": sw,
-        "stroke-dasharray": style.dash,
-      });
-      const w = weights[h];
-      for (let q = from; q < Math.min(to, left.length); q++) {
-        const y1 = String(yOf(q));
-        for (const { j, v } of topRow(w, q, k, MIN_WEIGHT)) {
-          const line = document.createElementNS(NS, "line");
-          line.setAttribute("x1", x1s);
-          line.setAttribute("y1", y1);
-          line.setAttribute("x2", x2s);
-          line.setAttribute("y2", String(yOf(j)));
-          line.setAttribute("stroke-opacity", Math.min(1, v).toFixed(3));
-          g.append(line);
-          lines.push({ node: line, q, k: j, h, a: v, shown: true });
+    const batch = windowed ? HEADS_PER_TASK : heads.length;
+    const drawHeads = (start) => {
+      if (mine !== drawing || !root.isConnected) return;
+      const groups = [];
+      for (const h of heads.slice(start, start + batch)) {
+        const style = headStyle(h);
+        // what every line of a head shares sits on its group: a line sets only its ends and weight
+        const g = svg("g", {
+          class: `head head-${h}`,
+          "data-head": h,
+          stroke: style.color,
+          "stroke-width": sw,
+          "stroke-dasharray": style.dash,
+        });
+        const w = weights[h];
+        for (let q = from; q < Math.min(to, left.length); q++) {
+          const y1 = String(yOf(q));
+          for (const { j, v } of topRow(w, q, k, MIN_WEIGHT)) {
+            const line = document.createElementNS(NS, "line");
+            line.setAttribute("x1", x1s);
+            line.setAttribute("y1", y1);
+            line.setAttribute("x2", x2s);
+            line.setAttribute("y2", String(yOf(j)));
+            line.setAttribute("stroke-opacity", Math.min(1, v).toFixed(3));
+            g.append(line);
+            lines.push({ node: line, q, k: j, h, a: v, shown: true });
+          }
         }
+        groups.push(g);
       }
-      groups.push(g);
-    }
-    lineLayer.replaceChildren(...groups);
+      lineLayer.append(...groups);
+      apply(locked || focus);
+      if (start + batch < heads.length) setTimeout(() => drawHeads(start + batch), 0);
+      else root.dataset.drawn = "true";
+    };
+    root.dataset.drawn = "false";
+    drawHeads(0);
   }
 
   function tokenGroup(t, i, side) {
@@ -149,20 +166,6 @@ export function renderHeadView(
       text: `${label}  (position ${t.index ?? i}, id ${t.id ?? "?"})${t.special ? " — special token" : ""}`,
     });
     g.append(hl, bar, text, title);
-    g.addEventListener("mouseenter", () => hover({ side, i }));
-    g.addEventListener("mouseleave", () => hover(null));
-    g.addEventListener("focus", () => hover({ side, i }));
-    g.addEventListener("blur", () => hover(null));
-    g.addEventListener("click", () => toggleLock({ side, i }));
-    g.addEventListener("keydown", (e) => {
-      if (e.key === "Enter" || e.key === " ") {
-        e.preventDefault();
-        toggleLock({ side, i });
-      } else if (e.key === "ArrowDown" || e.key === "ArrowUp") {
-        e.preventDefault();
-        focusToken(side, i + (e.key === "ArrowDown" ? 1 : -1));
-      }
-    });
     tokGroups[side].set(i, g);
     bars[side].set(i, bar);
     return g;
@@ -250,11 +253,42 @@ export function renderHeadView(
     if (g) g.focus();
   }
 
+  // one listener per kind of event for every token (they come and go as the rows scroll)
+  const tokenOf = (e) => {
+    const g = e.target instanceof Element ? e.target.closest("g.tok") : null;
+    return g ? { side: g.dataset.side, i: Number(g.dataset.i), g } : null;
+  };
+  root.addEventListener("mouseover", (e) => {
+    const t = tokenOf(e);
+    if (t && !(e.relatedTarget instanceof Node && t.g.contains(e.relatedTarget))) hover({ side: t.side, i: t.i });
+  });
+  root.addEventListener("mouseout", (e) => {
+    const t = tokenOf(e);
+    if (t && !(e.relatedTarget instanceof Node && t.g.contains(e.relatedTarget))) hover(null);
+  });
+  root.addEventListener("focusin", (e) => {
+    const t = tokenOf(e);
+    if (t) hover({ side: t.side, i: t.i });
+  });
+  root.addEventListener("focusout", (e) => {
+    if (tokenOf(e)) hover(null);
+  });
+  root.addEventListener("click", (e) => {
+    const t = tokenOf(e);
+    if (t) toggleLock({ side: t.side, i: t.i });
+  });
   root.addEventListener("keydown", (e) => {
+    const t = tokenOf(e);
     if (e.key === "Escape" && locked) {
       locked = null;
       apply(focus);
       if (onLock) onLock(null);
+    } else if (t && (e.key === "Enter" || e.key === " ")) {
+      e.preventDefault();
+      toggleLock({ side: t.side, i: t.i });
+    } else if (t && (e.key === "ArrowDown" || e.key === "ArrowUp")) {
+      e.preventDefault();
+      focusToken(t.side, t.i + (e.key === "ArrowDown" ? 1 : -1));
     }
   });
 

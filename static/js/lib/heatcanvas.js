@@ -328,6 +328,7 @@ export function canvasHeatmap(container) {
       if (shown) shown.bitmap.close();
       shown = { bitmap, win: w };
       paint(false);
+      container.dataset.painted = `${w.r0},${w.r1},${w.c0},${w.c1}`; // the cells are on screen
     });
     return painted;
   }
@@ -577,6 +578,7 @@ export function canvasHeatmap(container) {
       delete container.dataset.window;
       delete container.dataset.hover;
       delete container.dataset.plot;
+      delete container.dataset.painted;
     },
     get painted() {
       return painted;

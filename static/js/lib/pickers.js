@@ -2,7 +2,7 @@
 // has several sites), #layer-select and #head-select, kept in the URL state, and their keys:
 // [ ] the previous / next layer, , . the previous / next head.
 
-import { SITE_LABEL, pickSite, sitesOf } from "./attn.js";
+import { SITE_LABEL } from "./attn.js";
 import { $, fillSelect } from "./dom.js";
 import { tokenLabel } from "./tokens.js";
 import { bindKeys } from "./shell.js";
@@ -81,20 +81,5 @@ export function attentionPickers(state, { onChange, siteReset = {}, meanOfHeads 
     return shown;
   }
 
-  /** Fill from an /attention response: its sites, and the layers × heads of the site shown. */
-  function fillFrom(data) {
-    const site = pickSite(data, state.site);
-    const att = data.attention[site];
-    fill({
-      sites: sitesOf(data),
-      site,
-      layers: att.length,
-      heads: att[0].length,
-      layer: state.layer,
-      head: state.head,
-    });
-    return { site, layers: att.length, heads: att[0].length };
-  }
-
-  return { fill, fillFrom, step };
+  return { fill, step };
 }

@@ -93,10 +93,14 @@ async function run() {
   if (!loaded || signal.aborted) return;
   performance.mark("attnviz:data");
   source = next;
-  renderTokens();
   await refresh();
+  await nextTask(); // each panel in its own task: the page answers input in between
+  renderTokens();
   modelSays(model, signal);
 }
+
+/** Let the browser run other tasks (input, painting) before going on. */
+const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 // ---------------------------------------------------------------------------------------
 // What the model itself outputs for this sentence (after the heatmap: never delays it), for
@@ -152,6 +156,10 @@ async function modelSays(model, signal) {
           }
         });
       }
+    } else if (model.kind === "decoder" && api.can(model, "generate") && tokens.length >= model.max_len) {
+      blocks.push(
+        says("Next token", `The prompt fills all ${model.max_len} positions: there is no room for one more.`),
+      );
     } else if (model.kind === "decoder" && api.can(model, "generate")) {
       await ask("/generate", { model: model.id, text: state.text, max_new_tokens: 1 }, (g) => {
         const top = g.steps[0].top.map((c) => ({ label: candidateLabel(c), prob: c.prob }));
@@ -218,7 +226,7 @@ function renderTokens() {
 }
 
 function currentSite() {
-  return pickSite({ attention: Object.fromEntries(source.sites.map((s) => [s, true])) }, state.site);
+  return pickSite(source.sites, state.site);
 }
 
 function setupSelectors() {
@@ -545,9 +553,10 @@ function refresh() {
 async function render({ timed = false, grid: withGrid = false, headView: withHeadView = true } = {}) {
   if (!source || !source.tokens) return;
   await renderHeatmap({ timed }); // the heatmap first: the other panels never delay it
+  if (!withGrid) markGridSelection();
+  await nextTask();
   if (withHeadView) renderHeadViewPanel();
   if (withGrid) renderGridPanel();
-  else markGridSelection();
 }
 
 // ---------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 // a window of 24 query rows × 24 key columns, which follows the picked row; ◀ ▶ move it.
 
 import * as api from "../lib/api.js";
-import { pickSite, siteTokens } from "../lib/attn.js";
+import { pickSite, sitesOf, siteTokens } from "../lib/attn.js";
 import { modelSites, siteDepth } from "../lib/attnstore.js";
 import { INPUT_STATE, setupControls } from "../lib/controls.js";
 import { $, clear, el, fillSelect } from "../lib/dom.js";
@@ -76,8 +76,8 @@ async function load() {
   answer = fetched.answer;
   pickers.fill({
     sites,
-    site: pickSite(answer, site),
-    layers: siteDepth(model, pickSite(answer, site)),
+    site: pickSite(sitesOf(answer), site),
+    layers: siteDepth(model, pickSite(sitesOf(answer), site)),
     heads: model.n_heads,
     layer,
     head,
@@ -103,7 +103,7 @@ function windowOf(site) {
 const currentRow = (n) => (state.row >= 0 && state.row < n ? state.row : n - 1);
 
 function setupRows() {
-  const site = pickSite(answer, state.site);
+  const site = pickSite(sitesOf(answer), state.site);
   const { queries } = siteTokens(answer, site);
   fillSelect($("#row-select"), tokenOptions(queries), currentRow(queries.length));
 }
@@ -113,7 +113,7 @@ function render() {
   if (!answer) return;
   const pipeline = $("#pipeline");
   clear(pipeline);
-  const site = pickSite(answer, state.site);
+  const site = pickSite(sitesOf(answer), state.site);
   const win = windowOf(site);
   const model = fetched.model;
   shown = headTensors(answer, model, site, state.layer, state.head, win, () => everyZ(site));
