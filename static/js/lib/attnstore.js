@@ -8,8 +8,10 @@
 import { attentionBinary, inputBody } from "./api.js";
 import { labelTokens } from "./tokens.js";
 
-/** Keep at most this many bytes of float32 matrices per input (least recently used go first). */
+/** Keep at most this many bytes of matrices per input (least recently used go first). */
 const BUDGET_BYTES = 320 << 20;
+/** The most attention cells one pooled request covers (MiniLM at 512 tokens: all 72 heads). */
+const POOL_REQUEST_CELLS = 20_000_000;
 
 const SITE_DEPTH = {
   "encoder.self": (m) => m.n_layers,
@@ -127,17 +129,50 @@ export class AttentionSource {
 
   /**
    * Every layer and head of every site reduced to at most `pool` × `pool` blocks (for the grid):
-   * {attention: {site: Tensor [L][H][P][P]}, edges: {source, target?}}.
+   * {edges: {source, target?}, sites: {site: [L][H] of Mats}}. Long inputs ask for it in parts
+   * of at most POOL_REQUEST_CELLS attention cells (a layer, or a few heads of one), one at a
+   * time: the server pools full matrices, and 12 layers × 12 heads × 2048² of them at once
+   * would be gigabytes.
    */
   pooled(pool, { signal } = {}) {
     if (!this.pooledAnswers.has(pool)) {
-      const job = attentionBinary({ ...this.body, pool }, { signal }).then((answer) => ({
-        attention: answer.attention,
-        edges: answer.pool.edges,
-      }));
+      const job = this.fetchPooled(pool, signal);
       job.catch(() => this.pooledAnswers.delete(pool));
       this.pooledAnswers.set(pool, job);
     }
     return this.pooledAnswers.get(pool);
+  }
+
+  async fetchPooled(pool, signal) {
+    const H = this.model.n_heads;
+    const L = Math.max(...this.sites.map((s) => siteDepth(this.model, s)));
+    const perHead = this.sites.reduce((n, s) => n + this.lengths(s).q * this.lengths(s).k, 0);
+    const headsPer = Math.max(1, Math.min(H, Math.floor(POOL_REQUEST_CELLS / perHead)));
+    const layersPer = headsPer < H ? 1 : Math.max(1, Math.floor(POOL_REQUEST_CELLS / (perHead * H)));
+    const range = (a, b) => Array.from({ length: b - a }, (_, i) => a + i);
+    const parts = [];
+    for (let l0 = 0; l0 < L; l0 += layersPer) {
+      const layers = range(l0, Math.min(L, l0 + layersPer));
+      for (let h0 = 0; h0 < H; h0 += headsPer) parts.push({ layers, heads: range(h0, Math.min(H, h0 + headsPer)) });
+    }
+    const sites = {};
+    let edges = null;
+    for (const part of parts) {
+      const body = { ...this.body, pool, layers: part.layers };
+      if (part.heads.length < H) body.heads = part.heads;
+      const answer = await attentionBinary(body, { signal });
+      edges = answer.pool.edges;
+      for (const [site, tensor] of Object.entries(answer.attention)) {
+        sites[site] = sites[site] || [];
+        // the site's layers among those asked (a seq2seq encoder may have fewer than its decoder)
+        answer.layers
+          .filter((l) => l < siteDepth(this.model, site))
+          .forEach((l, li) => {
+            sites[site][l] = sites[site][l] || [];
+            part.heads.forEach((h, hi) => (sites[site][l][h] = tensor.matrix(li, hi)));
+          });
+      }
+    }
+    return { edges, sites };
   }
 }

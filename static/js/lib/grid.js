@@ -77,11 +77,12 @@ export function renderGrid(container, { layers, masked = null, selected, onPick,
       grid.append(button);
     }
   }
-  container.replaceChildren(grid, ...(note ? [el("p", { class: "plot-note", text: note })] : []));
-  // thumbnails as large as the panel allows (56–150 px), larger still on a projector
+  // thumbnails as large as the panel allows (56–150 px), larger still on a projector; the width
+  // read before the grid changes (after, it would force a layout of the new grid)
   const room = (container.clientWidth || 900) - 90;
   const size = Math.max(56, Math.min(150, Math.floor(room / Math.max(H, 1)) - 16));
   grid.style.setProperty("--thumb", `${size}px`);
+  container.replaceChildren(grid, ...(note ? [el("p", { class: "plot-note", text: note })] : []));
 
   return {
     /** An SVG of the whole grid: each thumbnail's pixels as an image, for SVG/PNG export. */

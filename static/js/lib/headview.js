@@ -57,6 +57,8 @@ export function renderHeadView(
   const windowed = nRows > ALL_ROWS;
   const k = topk > 0 ? topk : Number.POSITIVE_INFINITY;
   const scrollBox = scroller || container;
+  // read before the page changes below (reading after would force a layout of the new drawing)
+  const initialView = { top: scrollBox.scrollTop, height: scrollBox.clientHeight };
 
   const root = svg("svg", {
     class: "head-view",
@@ -74,7 +76,7 @@ export function renderHeadView(
     svg("text", { class: "col-title", x: x1 - 6, y: 16, "text-anchor": "end", text: leftTitle }),
     svg("text", { class: "col-title", x: x2 + 6, y: 16, "text-anchor": "start", text: rightTitle }),
   );
-  const lineLayer = svg("g", { class: "lines" });
+  const lineLayer = svg("g", { class: "lines", "pointer-events": "none" }); // never hit-tested
   const tokenLayer = svg("g", { class: "tokens" });
   root.append(lineLayer, tokenLayer);
   const heads = weights.map((_, h) => h).filter((h) => active[h] && weights[h]);
@@ -184,15 +186,17 @@ export function renderHeadView(
     apply(locked || focus);
   }
 
-  /** How far the drawing's top has scrolled above the scrolling box's top, in px. */
-  const scrolledBy = () => scrollBox.getBoundingClientRect().top - root.getBoundingClientRect().top;
+  /** How far the drawing's top has scrolled above the scrolling box's top, in px (the drawing
+   * is the first thing in its scrolling box: its scrollTop; no layout is measured). */
+  const scrolledBy = () => scrollBox.scrollTop;
 
-  /** The rows in view of the scrolling box, with a margin. */
-  function visibleRows() {
+  /** The rows in view of the scrolling box, with a margin; `view`: {top, height} when known. */
+  function visibleRows(view = null) {
     if (!windowed) return [0, nRows];
-    const top = Math.max(0, scrolledBy());
+    const top = Math.max(0, view ? view.top : scrolledBy());
+    const height = (view ? view.height : scrollBox.clientHeight) || 600;
     const first = Math.max(0, Math.floor((top - titleH) / rowH) - OVERSCAN);
-    const last = Math.min(nRows, Math.ceil((top + (scrollBox.clientHeight || 600) - titleH) / rowH) + OVERSCAN);
+    const last = Math.min(nRows, Math.ceil((top + height - titleH) / rowH) + OVERSCAN);
     return [first, Math.max(first + 1, last)];
   }
 
@@ -313,10 +317,13 @@ export function renderHeadView(
   }
   if (windowed) {
     scrollBox.addEventListener("scroll", onScroll, { passive: true });
-    // a locked token starts in view
-    if (locked) scrollBox.scrollTop += yOf(locked.i) - scrolledBy() - scrollBox.clientHeight / 2;
+    if (locked) {
+      // a locked token starts in view
+      initialView.top = Math.max(0, yOf(locked.i) - initialView.height / 2);
+      scrollBox.scrollTop = initialView.top;
+    }
   }
-  const [from, to] = visibleRows();
+  const [from, to] = visibleRows(initialView);
   drawRows(from, to);
 
   return {

@@ -99,13 +99,18 @@ export function canvasHeatmap(container) {
 
   let laidOutWidth = 0;
   let laidOutFor = null; // what the layout was measured for
-  const resizer = new ResizeObserver(() => {
-    if (mat && container.clientWidth !== laidOutWidth) {
+  let knownWidth = 0; // the container's width as the resize observer last saw it
+  const resizer = new ResizeObserver((entries) => {
+    knownWidth = entries[entries.length - 1].contentRect.width;
+    if (mat && knownWidth !== laidOutWidth) {
       relayout();
       paint(true);
     }
   });
   resizer.observe(container);
+  /** The container's width: the observer's (reading clientWidth would force a layout of the
+   * page, whose other panels may have just changed). */
+  const width = () => knownWidth || container.clientWidth;
 
   // -------------------------------------------------------------------------------------
   function fontPx() {
@@ -125,7 +130,7 @@ export function canvasHeatmap(container) {
     const bottom = 34 + charW * widest(opts.cols, mat.cols) * 0.87;
     const right = 78;
     const top = 8;
-    const avail = Math.max(200, (container.clientWidth || 700) - left - right);
+    const avail = Math.max(200, (width() || 700) - left - right);
     let plotW = avail;
     let plotH;
     if (opts.square) {
@@ -145,7 +150,7 @@ export function canvasHeatmap(container) {
       canvas.style.height = `${cssH}px`;
     }
     layout = { left, top, plotW, plotH, right, bottom, dpr, cssW, cssH, font };
-    laidOutWidth = container.clientWidth;
+    laidOutWidth = width();
     // where the cells are on the canvas, in CSS pixels (for scripts and the browser tests)
     container.dataset.plot = JSON.stringify({ left, top, w: plotW, h: plotH });
   }

@@ -487,19 +487,13 @@ async function renderGridPanel() {
   }
   if (turn !== gridTurn) return;
   const site = currentSite();
-  const tensor = pooled.attention[site];
-  if (!tensor) return;
-  const [L, H] = tensor.shape;
+  const thumbs = pooled.sites[site];
+  if (!thumbs) return;
   const edges = blockEdges(pooled.edges, site);
   const { queries, keys, qKeep, kKeep } = axes(site);
   const exactTokens = edges.q.length - 1 === queries.length && edges.k.length - 1 === keys.length;
   const hide = state.hide && exactTokens;
-  const layers = Array.from({ length: L }, (_, l) =>
-    Array.from({ length: H }, (_, h) => {
-      const m = tensor.matrix(l, h);
-      return hide ? selectMat(m, qKeep, kKeep, { renorm: true }) : m;
-    }),
-  );
+  const layers = thumbs.map((heads) => heads.map((m) => (hide ? selectMat(m, qKeep, kKeep, { renorm: true }) : m)));
   // a pooled block is grey when every one of its cells is masked (the causal future)
   const nq = queries.length;
   const nk = keys.length;
@@ -514,7 +508,7 @@ async function renderGridPanel() {
         }
       : null;
   gridData = { layers, masked, edges, pooled: !exactTokens };
-  const blocks = tensor.shape[2];
+  const blocks = edges.q.length - 1;
   grid = renderGrid($("#grid"), {
     layers,
     masked,

@@ -7,7 +7,7 @@
 // sharp attention pattern (a diagonal one cell wide, one key that every query reads) stays
 // visible at any zoom, where averaging or skipping cells would fade or drop it.
 //
-// Messages: {type: "set", id, rows, cols, values (Float32Array, NaN = masked), lut
+// Messages: {type: "set", id, rows, cols, values (Float16Array or Float32Array, NaN = masked), lut
 // (Uint8Array, 256 RGBA), zmin, zmax, masked ([r, g, b])} keeps a matrix; {type: "render",
 // id, seq, r0, r1, c0, c1, width, height} answers {id, seq, bitmap} (or {id, seq, error});
 // {type: "drop", id} forgets it.
