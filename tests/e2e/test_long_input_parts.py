@@ -148,3 +148,58 @@ def test_a_one_cell_pattern_stays_visible_at_2048_tokens(ui):
     for rgb in pixels["off"]:
         assert max(abs(a - b) for a, b in zip(rgb, purple, strict=True)) <= 2, rgb
     assert "largest" in pixels["note"]
+
+
+def sse(events: list[tuple[str, dict]]) -> str:
+    return "".join(f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events)
+
+
+@pytest.mark.parametrize("pooled", [False, True])
+def test_the_player_reads_selected_and_pooled_rows(ui, pooled):
+    """The decoding stream's contract for long contexts: `rows` in the prompt event names the
+    layers and heads each step's attention holds ([L'][H'][keys]); `attention_edges` (pooled
+    rows) says which tokens each value covers. A stream in that form (served here by the test)
+    is drawn as the rows it holds; pooled blocks are spread over their tokens."""
+    prompt = [
+        {"id": 1, "text": "<|endoftext|>", "start": 0, "end": 0, "special": True},
+        {"id": 260, "text": "the", "start": 0, "end": 3, "special": False},
+        {"id": 318, "text": "cat", "start": 4, "end": 7, "special": False},
+    ]
+    rows = [[0.5, 0.25, 0.25], [0.1, 0.2, 0.3, 0.4]]  # step 1 over 3 keys, step 2 over 4
+    steps = []
+    for k, row in enumerate(rows):
+        step = {
+            "step": k + 1,
+            "token": {"id": 370 + k, "text": [" ate", " the"][k]},
+            "prob": 0.9,
+            "top": [{"id": 370 + k, "text": [" ate", " the"][k], "prob": 0.9}],
+        }
+        if pooled:  # two blocks: tokens [0, n-1) and [n-1, n)
+            n = len(row)
+            step["attention"] = {"decoder.self": [[[sum(row[:-1]), row[-1]]]]}
+            step["attention_edges"] = {"decoder.self": [0, n - 1, n]}
+        else:
+            step["attention"] = {"decoder.self": [[row]]}
+        steps.append(step)
+    body = sse(
+        [("prompt", {"model": "decoder-mini", "kind": "decoder", "prompt": prompt,
+                     "rows": {"layers": [1], "heads": [2], "pool": 2 if pooled else None}})]
+        + [("step", s) for s in steps]
+        + [("done", {"output": {"text": " ate the", "tokens": [s["token"] for s in steps]},
+                     "stop_reason": "max_new_tokens"})]
+    )  # fmt: skip
+    ui.page.route(
+        "**/api/v1/generate/stream?*",
+        lambda route: route.fulfill(status=200, content_type="text/event-stream", body=body),
+    )
+    ui.goto("/decode?model=decoder-mini&text=the+cat&max_new_tokens=2&layer=1&head=2&step=2")
+    ui.page.wait_for_function("() => document.querySelector('#align')?.data?.[0]?.z?.length === 2")
+    z = ui.page.evaluate("() => document.querySelector('#align').data[0].z")
+    if pooled:
+        want = [[0.375, 0.375, 0.25, None], [0.2, 0.2, 0.2, 0.4]]
+    else:
+        want = [[0.5, 0.25, 0.25, None], rows[1]]
+    for got_row, want_row in zip(z, want, strict=True):  # None: a key not generated yet
+        filled = [v for v in want_row if v is not None]
+        assert got_row[: len(filled)] == pytest.approx(filled)
+        assert all(v is None for v in got_row[len(filled) :])

@@ -41,6 +41,16 @@ def head_matrix(base: str, text: str, layer: int, head: int) -> np.ndarray:
         return loads_binary(r.read())["attention"]["encoder.self"][0, 0]
 
 
+def fetched_during_last_switch(ui) -> int:
+    """/attention requests made between the last switch and its heatmap painted."""
+    return ui.page.evaluate(
+        """() => { const last = (n) => performance.getEntriesByName(n).at(-1).startTime;
+                   const [a, b] = [last('attnviz:switch'), last('attnviz:switched')];
+                   return performance.getEntriesByType('resource').filter(r =>
+                     r.name.endsWith('/api/v1/attention') && r.startTime >= a && r.startTime <= b).length; }"""
+    )
+
+
 def window(ui) -> tuple[int, int, int, int]:
     return tuple(int(x) for x in ui.page.get_attribute("#heatmap", "data-window").split(","))
 
@@ -131,14 +141,14 @@ def test_explorer_at_512_tokens_on_minilm(ui, app_server, minilm):
     )
 
     # switching heads of the layer fetches nothing: the head view brought the layer
-    before = len(attention_requests(ui))
     ui.page.locator("h1").click()
     ui.page.keyboard.press(".")
     ui.page.wait_for_function("() => document.querySelector('#heatmap').dataset.head === '1'")
     ui.page.wait_for_function(
         "() => performance.getEntriesByName('attnviz:switch-to-heatmap').length === 1"
     )
-    assert len(attention_requests(ui)) == before
+    assert fetched_during_last_switch(ui) == 0
+    before = len(attention_requests(ui))
     # another layer: its head first (the heatmap), then the rest of the layer (the head view)
     ui.page.keyboard.press("]")
     ui.page.wait_for_function("() => document.querySelector('#heatmap').dataset.layer === '2'")

@@ -30,6 +30,7 @@ const LAYER_CELLS = 12 * 512 * 512;
 /** The grid's thumbnails: every head pooled to at most this many blocks a side. */
 const POOL = 64;
 const TOPK_CHOICES = [0, 1, 2, 3, 5, 10];
+const PREFETCH_AFTER_MS = 200;
 
 const state = urlState({
   ...INPUT_STATE,
@@ -391,6 +392,26 @@ async function renderHeatmap({ timed = false } = {}) {
   }
 }
 
+/**
+ * Once the view has dwelt on a head for a moment, fetch that head in the layers just above and
+ * below (one head each, ~130 kB at 512 tokens), so that [ and ] show their heatmap without a
+ * round trip. Only where the head view takes whole layers: a 2048-token head is 8 MB.
+ */
+let prefetchTimer = 0;
+function prefetchNeighbours() {
+  clearTimeout(prefetchTimer);
+  prefetchTimer = setTimeout(() => {
+    const site = currentSite();
+    if (!source || !wholeLayer(site)) return;
+    const depth = siteDepth(source.model, site);
+    for (const layer of [state.layer + 1, state.layer - 1]) {
+      if (layer >= 0 && layer < depth && !source.has(site, layer, state.head)) {
+        source.load(layer, [state.head]).catch(() => {}); // a hint: a failure shows when the layer is opened
+      }
+    }
+  }, PREFETCH_AFTER_MS);
+}
+
 /** Whether the head view shows every head of the layer (else the heads switched on). */
 function wholeLayer(site) {
   const { q, k } = source.lengths(site);
@@ -549,8 +570,9 @@ async function render({ timed = false, grid: withGrid = false, headView: withHea
   await renderHeatmap({ timed }); // the heatmap first: the other panels never delay it
   if (!withGrid) markGridSelection();
   await nextTask();
-  if (withHeadView) renderHeadViewPanel();
+  const headViewDone = withHeadView ? renderHeadViewPanel() : Promise.resolve();
   if (withGrid) renderGridPanel();
+  headViewDone.then(prefetchNeighbours);
 }
 
 // ---------------------------------------------------------------------------------------
