@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from pathlib import Path
 from urllib.parse import parse_qs, quote_plus, urlparse
 
 import numpy as np
@@ -162,6 +163,17 @@ def test_explorer_at_512_tokens_on_minilm(ui, app_server, minilm):
     assert abs(float(lines[2].split(": ")[1]) - weights[i, j]) < 1e-3
     ui.page.wait_for_function("() => document.querySelectorAll('#head-view g.head').length === 12")
     ui.shot("scale-explorer-512")
+    # exports of what is shown: the canvas as PNG and inside an SVG, the window's numbers as JSON
+    got = {}
+    for fmt in ("png", "svg", "json"):
+        with ui.page.expect_download() as info:
+            ui.page.click(f".export[data-export='heatmap'] button[data-format='{fmt}']")
+        got[fmt] = Path(info.value.path()).read_bytes()
+    assert got["png"][:8] == b"\x89PNG\r\n\x1a\n"
+    assert b"<svg" in got["svg"] and b"data:image/png;base64," in got["svg"]
+    exported = json.loads(got["json"])
+    assert exported["window"] == {"r0": 0, "r1": N, "c0": 0, "c1": N}
+    assert len(exported["matrix"]) == N and len(exported["queries"]) == N
 
     violations = ui.axe()
     assert not violations, violations
