@@ -509,6 +509,7 @@ export function canvasHeatmap(container) {
         zmax = m || 1;
       }
       opts = { ...options, zmin, zmax };
+      tip.hidden = true; // it described the matrix before
       title.textContent = options.title || "";
       canvas.setAttribute(
         "aria-label",
