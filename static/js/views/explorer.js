@@ -31,6 +31,7 @@ const LAYER_CELLS = 12 * 512 * 512;
 const POOL = 64;
 const TOPK_CHOICES = [0, 1, 2, 3, 5, 10];
 const PREFETCH_AFTER_MS = 200;
+const TOKENS_PER_TASK = 128;
 
 const state = urlState({
   ...INPUT_STATE,
@@ -193,36 +194,43 @@ async function modelSays(model, signal) {
 }
 
 // ---------------------------------------------------------------------------------------
-function renderTokens() {
+let tokensTurn = 0;
+/** The token strip; a long input's chips go in TOKENS_PER_TASK at a time (laying out 512 chips
+ * at once is one long task), the first ones straight away. */
+async function renderTokens() {
+  const turn = ++tokensTurn;
   const box = $("#tokens");
   clear(box);
   const rows = [["source", source.tokens.source]];
   if (source.tokens.target) rows.push(["target", source.tokens.target]);
   const total = rows.reduce((n, [, tokens]) => n + tokens.length, 0);
   box.classList.toggle("long", total > 120);
+  const chip = (t, i) => {
+    const chars = Number.isInteger(t.start) ? ` · chars ${t.start}–${t.end}` : "";
+    return el(
+      "span",
+      {
+        class: `token${t.special ? " special" : ""}${t.cont ? " cont" : ""}`,
+        title:
+          `position ${i} · id ${t.id}${t.special ? " · special token" : ""}` +
+          `${t.cont ? " · continues the word before" : ""}${chars}`,
+      },
+      el("span", { class: "tok-text", text: t.cont ? t.label.slice(2) : t.label }), // "##": CSS
+      el("span", { class: "tok-id", text: String(t.id) }),
+    );
+  };
   for (const [label, tokens] of rows) {
     const row = el(
       "div",
       { class: "token-row" },
       el("span", { class: "token-row-label", text: rows.length > 1 ? label : `${tokens.length} tokens` }),
     );
-    tokens.forEach((t, i) => {
-      const chars = Number.isInteger(t.start) ? ` · chars ${t.start}–${t.end}` : "";
-      row.append(
-        el(
-          "span",
-          {
-            class: `token${t.special ? " special" : ""}${t.cont ? " cont" : ""}`,
-            title:
-              `position ${i} · id ${t.id}${t.special ? " · special token" : ""}` +
-              `${t.cont ? " · continues the word before" : ""}${chars}`,
-          },
-          el("span", { class: "tok-text", text: t.cont ? t.label.slice(2) : t.label }), // "##": CSS
-          el("span", { class: "tok-id", text: String(t.id) }),
-        ),
-      );
-    });
     box.append(row);
+    for (let start = 0; start < tokens.length; start += TOKENS_PER_TASK) {
+      if (start > 0) await nextTask();
+      if (turn !== tokensTurn) return; // another input took the strip
+      row.append(...tokens.slice(start, start + TOKENS_PER_TASK).map((t, k) => chip(t, start + k)));
+    }
   }
 }
 
