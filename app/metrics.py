@@ -54,8 +54,20 @@ class Metrics:
             ["endpoint"],
             registry=r,
         )
+        self.dropped = Counter(
+            "attnviz_dropped",
+            "Queued jobs never run: every client went away (reason=disconnected), or the job "
+            "waited past the queue deadline and its client got 503 (reason=expired).",
+            ["endpoint", "reason"],
+            registry=r,
+        )
         self.queue_depth = Gauge(
             "attnviz_queue_depth", "Jobs admitted and waiting for a worker thread.", registry=r
+        )
+        self.queue_wait = Gauge(
+            "attnviz_queue_wait_seconds",
+            "Estimated wait of a job admitted now: the queued work per worker thread.",
+            registry=r,
         )
         self.running = Gauge("attnviz_jobs_running", "Jobs running on a worker thread.", registry=r)
         self.cache_entries = Gauge(

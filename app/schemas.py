@@ -1,19 +1,57 @@
 """Request and response schemas (pydantic). Named "schemas" so "models" means networks.
 
 Requests forbid unknown fields and are strict about types: ``"seed": "7"`` or ``1.5`` is a
-422 naming ``seed``, not a silent conversion; NaN and ±Infinity are refused for every float.
-Responses are written as bytes by the routes (orjson); the response models here document
-their shape in ``/docs``.
+422 naming ``seed``, not a silent conversion (``7.0`` is 7, an integer in JSON Schema); NaN
+and ±Infinity are refused for every float.
+Every bound a field has on its own is in the schema (so in ``/docs`` and the OpenAPI
+document); bounds that are server settings are marked with ``server_limit`` and filled in
+from the settings when the document is built (app/docs.py). What depends on the model is
+checked in app/inputs.py (its ``RULES``). Responses are written as bytes by the routes
+(orjson); the response models here document their shape in ``/docs``.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 # ---------------------------------------------------------------------------- building blocks
-Int = Annotated[int, Field(strict=True)]
+#: The OpenAPI keyword under which a field names the settings that bound it (see server_limit).
+LIMIT_KEY = "x-server-limit"
+
+
+def server_limit(**keywords: str) -> dict:
+    """JSON Schema keywords whose value is a server setting, e.g. ``maxLength="max_text_chars"``:
+    the document shows this server's limit, which app/inputs.py enforces."""
+    return {LIMIT_KEY: keywords}
+
+
+#: Not empty, no NUL, at least one character that is not whitespace (app/inputs.py checks it).
+TEXT_PATTERN = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+TEXT_SCHEMA = {"pattern": TEXT_PATTERN, **server_limit(maxLength="max_text_chars")}
+
+
+def _integral(value: Any) -> Any:
+    """JSON Schema's integer is any number without a fractional part: 3.0 and 3e0 are 3.
+    Strings and booleans stay refused (the strict int after this)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Int = Annotated[int, Field(strict=True), BeforeValidator(_integral)]
+Index = Annotated[int, Field(strict=True, ge=0), BeforeValidator(_integral)]
+#: Blocks per axis of a pooled matrix or row.
+Pool = Annotated[int, Field(strict=True, ge=2, le=256), BeforeValidator(_integral)]
+#: At most 2**53 - 1: every JSON parser (JavaScript's too) reads such an integer exactly.
+Seed = Annotated[int, Field(strict=True, ge=0, le=2**53 - 1), BeforeValidator(_integral)]
+TokenIds = Annotated[
+    list[Index],
+    Field(
+        min_length=1, max_length=4096, json_schema_extra=server_limit(maxItems="max_input_tokens")
+    ),
+]
 Float = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 ModelId = Annotated[
     str,
@@ -27,12 +65,15 @@ ModelId = Annotated[
 Text = Annotated[
     str,
     Field(
+        min_length=1,
         description=(
             "The input sentence. Any Unicode text tokenizes (emoji, other scripts); it must "
-            "not be empty or only whitespace, contain NUL (U+0000), or be longer than the "
-            "server's limits (`max_text_chars` characters, `max_input_tokens` tokens)."
+            "not be empty or only whitespace, contain NUL (U+0000) or a lone surrogate, or be "
+            "longer than the server's limits (`max_text_chars` characters, `max_input_tokens` "
+            "tokens, and the model's `max_len`)."
         ),
         examples=["the black cat ate the mouse"],
+        json_schema_extra=TEXT_SCHEMA,
     ),
 ]
 Site = Literal["encoder.self", "decoder.self", "decoder.cross"]
@@ -74,11 +115,18 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+#: The error answers of an endpoint that reads a JSON body.
+BODY_ERRORS: dict = {
+    408: {"model": ErrorResponse, "description": "The body was not all in within the timeout"},
+    413: {"model": ErrorResponse, "description": "The body is over the server's limit"},
+    422: {"model": ErrorResponse, "description": "Bad input; `field` names it"},
+}
 #: The error answers of every endpoint that runs a model, as /docs lists them.
 INFERENCE_ERRORS: dict = {
+    **BODY_ERRORS,
     404: {"model": ErrorResponse, "description": "Unknown model"},
-    422: {"model": ErrorResponse, "description": "Bad input; `field` names it"},
     503: {"model": ErrorResponse, "description": "Busy: retry after `Retry-After` s"},
+    504: {"model": ErrorResponse, "description": "The model took longer than the timeout"},
 }
 
 
@@ -86,6 +134,19 @@ INFERENCE_ERRORS: dict = {
 class ModelInfo(BaseModel):
     id: str = Field(examples=["decoder-mini"])
     kind: Literal["encoder", "decoder", "seq2seq"]
+    architecture: Literal["transformer", "rnn"] = Field(
+        "transformer",
+        description="`rnn`: a recurrent encoder-decoder whose one attention is `decoder.cross` "
+        "(1 layer, 1 head); it has no self-attention, positions, norms or residual blocks.",
+    )
+    cell: Literal["lstm", "gru", "tanh"] | None = Field(
+        None, description="`rnn` only: the recurrent cell (`tanh` is the plain RNN)."
+    )
+    sites: dict[str, int] = Field(
+        default_factory=dict,
+        description="Attention site → its number of layers (`encoder.self`, `decoder.self`, "
+        "`decoder.cross`).",
+    )
     title: str
     description: str
     n_layers: int = Field(description="Encoder layers (encoder, seq2seq) or decoder layers.")
@@ -142,35 +203,87 @@ class TokenizeResponse(BaseModel):
     )
 
 
+# ---------------------------------------------------------------------------- ablation
+class Ablation(Request):
+    """One head taken out of the forward pass, at its output before W_O (`hook_z`)."""
+
+    site: Site
+    layer: Int = Field(ge=0)
+    head: Int = Field(ge=0)
+    mode: Literal["zero", "mean"] = Field(
+        "zero",
+        description="`zero`: the head writes nothing; `mean`: its output at every position is "
+        "its mean over the input's positions (it still adds its average, but no longer depends "
+        "on where it looks).",
+    )
+
+
+ABLATE = Field(
+    None,
+    min_length=1,
+    max_length=64,
+    description="Heads to ablate in this forward pass (the answer also says what changed: "
+    "against the same request without ablation).",
+    examples=[[{"site": "decoder.self", "layer": 1, "head": 0, "mode": "zero"}]],
+)
+
+
+class AblationInfo(BaseModel):
+    heads: list[Ablation] = Field(description="The heads ablated.")
+    changed: dict[Site, list[list[float]]] | None = Field(
+        None,
+        description="/attention: per site [L][H] of the returned layers and heads, how far each "
+        "head's attention moved: the total variation distance between its rows with and "
+        "without the ablation, averaged over queries (0: unchanged, 1: disjoint).",
+    )
+    baseline: dict[str, Any] | None = Field(
+        None,
+        description="What the model says without the ablation, for comparison: /generate "
+        "`{output, stop_reason}`, /classify `{label, labels}`, /fill-mask `{masks}`.",
+    )
+
+
 # ---------------------------------------------------------------------------- attention
-class SequenceRequest(Request):
+class SequenceInput(Request):
     """One input sequence: `text` or `token_ids`, and for seq2seq optionally the target."""
 
     model: ModelId
     text: Text | None = None
-    token_ids: list[Int] | None = Field(
+    token_ids: TokenIds | None = Field(
         None,
-        max_length=4096,
-        description="Instead of `text`: the exact ids to feed (nothing is added). Useful to "
-        "replay a generation token for token.",
+        description="Instead of `text`: the exact ids to feed (nothing is added), each below "
+        "the model's `vocab_size`. Useful to replay a generation token for token.",
     )
-    target: str | None = Field(
+    target: Text | None = Field(
         None,
         description="seq2seq only: the target sentence to teacher-force (`<s>` is prepended). "
         "Omitted: the model's own greedy translation is used.",
         examples=["le chat noir a mangé la souris"],
     )
-    target_ids: list[Int] | None = Field(
-        None, max_length=4096, description="seq2seq only: exact decoder input ids, `<s>` included."
+    target_ids: TokenIds | None = Field(
+        None, description="seq2seq only: exact decoder input ids, `<s>` included."
     )
+
+
+class SequenceRequest(SequenceInput):
+    """A sequence, and heads to ablate while reading it."""
+
+    ablate: list[Ablation] | None = ABLATE
 
 
 class AttentionRequest(SequenceRequest):
-    layers: list[Int] | None = Field(
-        None, min_length=1, max_length=64, description="Layer indices to return (default: all)."
+    layers: list[Index] | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="Layer indices to return, each below the model's number of layers "
+        "(default: all).",
     )
-    heads: list[Int] | None = Field(
-        None, min_length=1, max_length=64, description="Head indices to return (default: all)."
+    heads: list[Index] | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="Head indices to return, each below the model's heads (default: all).",
     )
     include: list[Include] = Field(
         default_factory=list,
@@ -191,10 +304,8 @@ class AttentionRequest(SequenceRequest):
         "bytes, then the raw little-endian half floats; offsets count from the end of the "
         "padding).",
     )
-    pool: Int | None = Field(
+    pool: Pool | None = Field(
         None,
-        ge=2,
-        le=256,
         description="Reduce each returned attention (and `norms`) matrix to at most "
         "`pool`×`pool` blocks of neighbouring tokens: query blocks averaged, key blocks summed, "
         "so every row still sums to 1. `pool.edges` gives each axis's block edges (token "
@@ -246,6 +357,7 @@ class AttentionResponse(Response):
     hidden: dict[str, dict[str, Tensor]] | None = None
     norms: dict[Site, Tensor] | None = None
     pool: PoolInfo | None = None
+    ablation: AblationInfo | None = None
 
 
 # ---------------------------------------------------------------------------- generation
@@ -253,19 +365,47 @@ class GenerateRequest(Request):
     model: ModelId
     text: Text
     max_new_tokens: Int = Field(
-        32, ge=1, description="1 … the server's `max_new_tokens` (default 128)."
+        32,
+        ge=1,
+        description="1 … the server's `max_new_tokens`; the default is 32, or that limit if it "
+        "is lower.",
+        json_schema_extra=server_limit(maximum="max_new_tokens"),
     )
     strategy: Literal["greedy", "sample"] = "greedy"
-    temperature: Float = Field(1.0, gt=0, description="> 0, finite. sample only.")
+    temperature: Float = Field(
+        1.0,
+        gt=0,
+        description="> 0, finite. sample only. As it goes to 0 sampling becomes greedy "
+        "decoding (any positive value works, 1e-300 included).",
+    )
     top_k: Int = Field(0, ge=0, description="Keep the k most likely tokens (0: all). sample only.")
-    top_p: Float = Field(1.0, gt=0, le=1, description="Nucleus mass in (0, 1]. sample only.")
-    seed: Int | None = Field(
-        None,
-        ge=0,
-        le=2**63 - 1,
-        description="Same seed, same output. Sampling without a seed is random each time.",
+    top_p: Float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Nucleus mass in (0, 1]. sample only. The most likely token is always kept.",
+    )
+    seed: Seed | None = Field(
+        None, description="Same seed, same output. Sampling without a seed is random each time."
     )
     n_top: Int = Field(5, ge=1, le=20, description="Candidates reported per step.")
+    layers: list[Int] | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="Decoder layers whose attention rows each step carries (default: all).",
+    )
+    heads: list[Int] | None = Field(
+        None, min_length=1, max_length=64, description="Heads whose rows each step carries."
+    )
+    ablate: list[Ablation] | None = ABLATE
+    pool: Pool | None = Field(
+        None,
+        description="Each row reduced to at most `pool` blocks of neighbouring keys (their "
+        "weights summed; the step's `attention_edges` gives the blocks). Default: full rows, "
+        "except past 256 tokens of context with no `layers`/`heads`: then 64 blocks, so a long "
+        "decoding never sends every head's full row each step.",
+    )
 
     model_config = examples(
         {"model": "seq2seq-en-fr", "text": "the black cat ate the mouse"},
@@ -299,8 +439,19 @@ class StepInfo(BaseModel):
     attention: dict[Site, Any] = Field(
         description="The attention row of the query that chose this token, per head: "
         "`decoder.self` [L][H][t] over the prompt + tokens so far, `decoder.cross` [L][H][S] "
-        "over the source (seq2seq)."
+        "over the source (seq2seq); only the `rows` asked for."
     )
+    attention_edges: dict[Site, list[int]] | None = Field(
+        None, description="With pooled rows: each site's key blocks (token index edges)."
+    )
+
+
+class RowsInfo(BaseModel):
+    """Which attention rows each step carries (absent: every layer and head, in full)."""
+
+    layers: list[int]
+    heads: list[int]
+    pool: int | None
 
 
 class GenerateOutput(BaseModel):
@@ -314,9 +465,11 @@ class GenerateResponse(BaseModel):
     prompt: list[Token] = Field(
         description="The decoder's prompt (decoder) or the source sentence (seq2seq)."
     )
+    rows: RowsInfo | None = None
     steps: list[StepInfo]
     output: GenerateOutput
     stop_reason: Literal["eos", "max_new_tokens", "max_len"]
+    ablation: AblationInfo | None = None
 
 
 # ---------------------------------------------------------------------------- encoder tasks
@@ -327,6 +480,7 @@ class FillMaskRequest(Request):
     include_attention: Annotated[bool, Field(strict=True)] = Field(
         False, description="Also return `attention: {encoder.self: [L][H][T][T]}`."
     )
+    ablate: list[Ablation] | None = ABLATE
 
 
 class Prediction(BaseModel):
@@ -344,11 +498,13 @@ class FillMaskResponse(Response):
     model: str
     tokens: list[Token]
     masks: list[MaskPredictions]
+    ablation: AblationInfo | None = None
 
 
 class ClassifyRequest(Request):
     model: ModelId
     text: Text = Field(examples=["the movie was not good"])
+    ablate: list[Ablation] | None = ABLATE
 
 
 class LabelProb(BaseModel):
@@ -364,6 +520,7 @@ class ClassifyResponse(BaseModel):
     cls_attention: dict[str, Any] = Field(
         description="`{layer, heads: [H][T]}`: how [CLS] attends in the last layer."
     )
+    ablation: AblationInfo | None = None
 
 
 # ---------------------------------------------------------------------------- positions
@@ -447,6 +604,7 @@ class LogitLensResponse(Response):
         description="[layer][position]: the probability each layer already gives that prediction."
     )
     vocab: dict[str, str] = Field(description="Token id → readable text, for every id above.")
+    ablation: AblationInfo | None = None
 
 
 class RolloutRequest(SequenceRequest):
@@ -465,6 +623,7 @@ class RolloutResponse(Response):
         "input token reaches position i after layers 0…l (Abnar & Zuidema 2020: "
         "Ã = ½·mean_h A + ½·I, rows renormalised, multiplied through the layers)."
     )
+    ablation: AblationInfo | None = None
 
 
 class HeadRef(Request):
@@ -479,8 +638,8 @@ class AttributionRequest(SequenceRequest):
         description="Position of the predicting stack to explain (negative counts from the "
         "end). Default: the last position (decoders), the first `[MASK]` (encoders).",
     )
-    token: Int | None = Field(
-        None, ge=0, description="Token id whose logit is explained (default: the prediction)."
+    token: Index | None = Field(
+        None, description="Token id whose logit is explained (default: the prediction)."
     )
     head: HeadRef | None = Field(
         None, description="Also split this head's contribution over its key positions."
@@ -519,4 +678,145 @@ class AttributionResponse(Response):
     )
     head_positions: list[float] | None = Field(
         None, description="With `head`: its contribution split over the key positions."
+    )
+    ablation: AblationInfo | None = None
+
+
+HeadScore = Literal[
+    "previous_token", "induction", "duplicate_token", "first_token", "entropy", "importance"
+]
+
+
+class HeadScoresRequest(SequenceInput):
+    """`text` or `token_ids` to score the heads on; neither: the induction probe."""
+
+    seed: Seed = Field(0, description="The probe's random run (no text).")
+    run_length: Int = Field(
+        24, ge=2, le=1024, description="The probe: BOS + a run of this many random tokens, twice."
+    )
+    scores: list[HeadScore] | None = Field(
+        None, min_length=1, description="Which scores (default: all)."
+    )
+    importance_mode: Literal["zero", "mean"] = Field(
+        "zero", description="How `importance` ablates each head."
+    )
+
+    model_config = examples(
+        {"model": "induction-2l"},
+        {"model": "decoder-mini", "text": "the cat sat on the mat and the cat ate"},
+    )
+
+
+class HeadScoresResponse(Response):
+    model: str
+    kind: str
+    input: Literal["text", "probe"]
+    probe: dict[str, int] | None = Field(None, description="`{seed, run_length}` of the probe.")
+    tokens: AttentionTokens
+    scores: dict[Site, dict[str, list[list[float | None]] | None]] = Field(
+        description="Per site and score, [L][H]; null where a score does not apply (token "
+        "scores on cross-attention, importance without a vocabulary head) or has nothing to "
+        "measure (induction on a text without repeated tokens)."
+    )
+    definitions: dict[str, str]
+
+
+# ---------------------------------------------------------------------------- recurrence
+RecurrenceFormat = Literal["json", "f16", "f32"]
+GRADIENT_EXAMPLE = {  # the four first lecture sentences run together: 20 source tokens
+    "model": "rnn-en-fr",
+    "text": "the black cat ate the mouse i love machine learning you are welcome "
+    "the cat sat on the mat",
+    "target": "le chat noir a mangé la souris j'aime l'apprentissage automatique de rien "
+    "le chat s'est assis sur le tapis",
+    "compare": "rnn-tanh-en-fr",
+    "format": "f16",
+}
+
+
+class UnrollRequest(SequenceInput):
+    compare: ModelId | None = Field(
+        None,
+        description="Another RNN with the same vocabulary (e.g. the plain tanh companion of an "
+        "LSTM): its gradient norms on the same token ids, for the vanishing-gradient "
+        "comparison.",
+        examples=["rnn-tanh-en-fr"],
+    )
+    format: RecurrenceFormat = Field(
+        "json",
+        description="`json` nested lists (4 decimals), compact `f16` (base64 half floats), or "
+        "`f32` (base64 float32, unrounded: the values as computed). Gradient norms are always "
+        "plain JSON numbers at full precision: they span several orders of magnitude.",
+    )
+
+    model_config = examples(
+        {"model": "rnn-en-fr", "text": "the black cat ate the mouse"}, GRADIENT_EXAMPLE
+    )
+
+
+class StackSteps(BaseModel):
+    """One recurrent stack, step by step (T steps: the source for the encoder, the decoder's
+    input tokens for the decoder); d is the state width, K the cell's `chunks`."""
+
+    x: Tensor = Field(
+        description="[T][d_embed] the input embeddings: x_t (encoder), y_{i−1} (decoder)."
+    )
+    wx: Tensor = Field(
+        description="[T][K][d] W_x · input + b_x, cut in the cell's chunks. The decoder's input "
+        "is [y_{i−1}; c_i], its embedding and the attention's context."
+    )
+    wh: Tensor = Field(description="[T][K][d] W_h h_{t−1} + b_h, cut in the cell's chunks.")
+    h: Tensor = Field(description="[T][d] the hidden state after each step: h_t, s_i.")
+    gates: dict[str, Tensor] = Field(
+        description="Per gate, [T][d]: LSTM `i` (input), `f` (forget), `g` (candidate), `o` "
+        "(output) and the cell state `c`; GRU `r` (reset), `z` (update), `n` (candidate); none "
+        "for the plain tanh RNN."
+    )
+
+
+class DecoderSteps(StackSteps):
+    s0: Tensor = Field(description="[d] the decoder's initial state tanh(W_init h_S + b).")
+    context: Tensor = Field(description="[T][d] the context c_i = Σ_j α_ij h_j of each step.")
+
+
+class GradientNorms(BaseModel):
+    all: list[float] = Field(
+        description="[S] ‖∂loss/∂h_t‖ along every path, the attention's direct read of h_t "
+        "included."
+    )
+    recurrence: list[float] = Field(
+        description="[S] the same with the attention's read of the states cut: the loss reaches "
+        "h_t only through h_{t+1} … h_S and the decoder's initial state (backpropagation "
+        "through time)."
+    )
+
+
+class GradientComparison(BaseModel):
+    model: str
+    cell: str
+    gradients: GradientNorms
+
+
+class UnrollResponse(Response):
+    model: str
+    cell: Literal["lstm", "gru", "tanh"]
+    format: RecurrenceFormat
+    chunks: list[str] = Field(
+        description="The names of the K chunks of `wx` and `wh`, in order: `i f g o` (LSTM), "
+        "`r z n` (GRU), `h` (tanh)."
+    )
+    tokens: AttentionTokens = Field(
+        description="The source (the encoder's steps) and the decoder's input, `<s>` first."
+    )
+    encoder: StackSteps
+    decoder: DecoderSteps
+    alignment: Tensor = Field(
+        description="[T][S] the additive attention α_ij (site `decoder.cross`): each row sums to 1."
+    )
+    gradients: GradientNorms = Field(
+        description="By autograd: the loss is the teacher-forced cross-entropy of the decoder's "
+        "input followed by `</s>` (each token predicted from the ones before it and the source)."
+    )
+    compare: GradientComparison | None = Field(
+        None, description="With `compare`: that model's gradient norms on the same token ids."
     )

@@ -9,6 +9,8 @@
   are NaN. Decode in the browser with
   ``new Float16Array(bytes.buffer)`` (or a 10-line half-float decoder); in Python with
   ``np.frombuffer(base64.b64decode(data), "<f2").reshape(shape)``.
+* ``f32``:  ``{"dtype": "float32", ...}`` the same layout with the float32 values as computed,
+  unrounded: for checking a model against a reference to 1e-5 (endpoints that offer it).
 * ``binary``: the same half floats without base64 (``application/octet-stream``): the bytes
   ``ATNV``, the header's length (uint32, little-endian), the answer as JSON with each tensor
   replaced by ``{"dtype": "float16", "shape": [...], "offset": o, "length": n}``, padding to
@@ -28,7 +30,7 @@ import numpy as np
 import orjson
 import torch
 
-Format = Literal["json", "f16", "binary"]
+Format = Literal["json", "f16", "f32", "binary"]
 BINARY_MAGIC = b"ATNV"
 BINARY = "application/octet-stream"
 DECIMALS = 4
@@ -67,11 +69,17 @@ def tensor(x: torch.Tensor | np.ndarray, fmt: Format = "json", *, prob: bool = F
     if fmt == "json":
         return rounded(x)
     a = to_numpy(x).astype(np.float32, copy=False)
+    if fmt == "f32":
+        return _base64(np.ascontiguousarray(a.astype("<f4")))
     a = np.ascontiguousarray(np.round(a, PROB_F16_DECIMALS if prob else DECIMALS).astype("<f2"))
     if fmt == "binary":
         return Blob(a)
+    return _base64(a)
+
+
+def _base64(a: np.ndarray) -> dict:
     return {
-        "dtype": "float16",
+        "dtype": {"<f2": "float16", "<f4": "float32"}[a.dtype.str],
         "shape": list(a.shape),
         "data": base64.b64encode(a.tobytes()).decode("ascii"),
     }
@@ -83,9 +91,11 @@ def ints(x: torch.Tensor | np.ndarray) -> np.ndarray:
 
 
 def decode_f16(obj: dict) -> np.ndarray:
-    """The inverse of ``tensor(..., "f16")`` (for tests and Python clients)."""
+    """The inverse of ``tensor(..., "f16")`` and ``tensor(..., "f32")`` (for tests and Python
+    clients)."""
     raw = base64.b64decode(obj["data"])
-    return np.frombuffer(raw, dtype="<f2").astype(np.float32).reshape(obj["shape"])
+    dtype = {"float16": "<f2", "float32": "<f4"}[obj["dtype"]]
+    return np.frombuffer(raw, dtype=dtype).astype(np.float32).reshape(obj["shape"])
 
 
 def dumps(obj: Any) -> bytes:

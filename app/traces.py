@@ -31,6 +31,8 @@ class StoredInput:
     module_inputs: dict[tuple[str, int], torch.Tensor]  # (site, layer) -> (1, Tq, D)
     memory: torch.Tensor | None  # seq2seq: (1, S, D) the encoder output cross-attention reads
     hidden: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)  # stack -> (L, T)
+    rope_angles: torch.Tensor | None = None  # (T, d_head/2) the angles RoPE rotated by
+    kept: dict[str, torch.Tensor] | None = None  # the whole trace, when modules cannot replay
     nbytes: int = 0
 
     def __post_init__(self) -> None:
@@ -39,6 +41,7 @@ class StoredInput:
             *([self.memory] if self.memory is not None else []),
         ]
         tensors += [t for parts in self.hidden.values() for t in parts.values()]
+        tensors += list((self.kept or {}).values())
         self.nbytes = sum(t.numel() * t.element_size() for t in tensors)
 
 

@@ -121,7 +121,7 @@ def build_standins(root: Path) -> Path:
     import torch
 
     from models import ModelConfig, build_model, save_checkpoint
-    from tests.app.conftest import FRENCH, SENTENCES, byte_bpe, shared_bpe, wordpiece
+    from tests.helpers import FRENCH, SENTENCES, byte_bpe, shared_bpe, wordpiece
 
     torch.manual_seed(0)
     size = dict(d_model=128, n_heads=4, d_ff=512, max_len=256)

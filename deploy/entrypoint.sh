@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Container entrypoint for attnviz.
 #
-#   (no arguments)   serve: uvicorn app.main:app with $WEB_CONCURRENCY workers on $HOST:$PORT
+#   (no arguments)   serve: python -m app.server (uvicorn app.main:app with the project's
+#                    slow-client guards, app/server.py) with $WEB_CONCURRENCY workers on $HOST:$PORT
 #   healthcheck      exit 0 when GET http://127.0.0.1:$PORT/healthz answers 200 (HEALTHCHECK)
 #   threads          print the thread settings this container would use, and exit
 #   anything else    run it (e.g. `attnviz train ...`), with the same thread settings
@@ -11,6 +12,12 @@
 # cores / workers, shared by the app's ATTNVIZ_MAX_CONCURRENCY (default 2) inference threads,
 # so ATTNVIZ_TORCH_THREADS = OMP_NUM_THREADS = cores / (workers x max_concurrency), at
 # least 1, and N workers never oversubscribe the CPU.  Values set in the environment win.
+#
+# Slow and idle clients (each worker process): the request line and headers must arrive within
+# ATTNVIZ_HEADER_TIMEOUT_S (10) and the body within ATTNVIZ_BODY_TIMEOUT_S (10), else the
+# connection is closed (408); at most ATTNVIZ_MAX_CONNECTIONS (512, and never within 64 of the
+# open-file limit) are open, more get 503 + Retry-After; an idle keep-alive connection is
+# closed after KEEPALIVE_S (5).
 set -euo pipefail
 
 HOST="${HOST:-0.0.0.0}"
@@ -67,12 +74,12 @@ PY
   serve)
     echo "attnviz: ${WEB_CONCURRENCY} worker(s) on ${HOST}:${PORT}, ${CPUS} CPU(s)," \
          "torch threads per inference thread ${ATTNVIZ_TORCH_THREADS}, device ${ATTNVIZ_DEVICE:-auto}" >&2
-    exec uvicorn app.main:app \
+    exec python -m app.server \
       --host "$HOST" --port "$PORT" \
       --workers "$WEB_CONCURRENCY" \
       --proxy-headers --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-127.0.0.1}" \
-      --timeout-graceful-shutdown 10 \
-      --no-server-header
+      --timeout-keep-alive "${KEEPALIVE_S:-5}" \
+      --timeout-graceful-shutdown 10
     ;;
   *)
     exec "$@"

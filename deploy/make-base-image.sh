@@ -21,10 +21,17 @@ if [[ "${FORCE:-0}" != 1 ]] && "$PODMAN" image exists "$TAG" 2>/dev/null; then
   exit 0
 fi
 
-for tool in debootstrap "$PODMAN" tar; do
-  command -v "$tool" >/dev/null || { echo "missing tool: $tool (apt-get install debootstrap podman)" >&2; exit 1; }
-done
 [[ $(id -u) == 0 ]] || { echo "debootstrap needs root" >&2; exit 1; }
+missing=()
+for tool in debootstrap:debootstrap "$PODMAN":podman tar:tar; do
+  command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
+done
+if ((${#missing[@]})); then
+  command -v apt-get >/dev/null || { echo "missing: ${missing[*]} (install them)" >&2; exit 1; }
+  echo "installing Debian packages: ${missing[*]}"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}") >/dev/null \
+    || { echo "apt-get install ${missing[*]} failed" >&2; exit 1; }
+fi
 
 # --- find the Debian mirror in the machine's apt sources -------------------------------
 find_mirror() {

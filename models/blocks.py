@@ -12,12 +12,37 @@ from models.hooks import HookPoint
 from models.positional import Rotary
 
 
+class LayerNorm(nn.LayerNorm):
+    """(x − mean) / std · γ + β over each token's features, with hook points on either side
+    (hook_in: the un-normalised stream; hook_out: what the next sublayer or block reads)."""
+
+    def __init__(self, d: int, eps: float) -> None:
+        super().__init__(d, eps=eps)
+        self.hook_in = HookPoint()  # (B, T, D)
+        self.hook_out = HookPoint()  # (B, T, D)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.hook_out(super().forward(self.hook_in(x)))
+
+
+class RMSNorm(nn.RMSNorm):
+    """x / rms(x) · γ over each token's features (no centring, no shift), with hook points."""
+
+    def __init__(self, d: int, eps: float) -> None:
+        super().__init__(d, eps=eps)
+        self.hook_in = HookPoint()  # (B, T, D)
+        self.hook_out = HookPoint()  # (B, T, D)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.hook_out(super().forward(self.hook_in(x)))
+
+
 def make_norm(cfg: ModelConfig) -> nn.Module:
     """LayerNorm: (x − mean) / std · γ + β.  RMSNorm: x / rms(x) · γ (no mean, no shift)."""
     if cfg.norm == "layernorm":
-        return nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
+        return LayerNorm(cfg.d_model, eps=cfg.norm_eps)
     if cfg.norm == "rmsnorm":
-        return nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
+        return RMSNorm(cfg.d_model, eps=cfg.norm_eps)
     return nn.Identity()
 
 
@@ -48,13 +73,16 @@ class FeedForward(nn.Module):
             nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias) if cfg.activation == "swiglu" else None
         )
         self.W_2 = nn.Linear(cfg.d_ff, cfg.d_model, bias=cfg.bias)
-        self.hook_pre = HookPoint()  # (B, T, d_ff) before the non-linearity
-        self.hook_post = HookPoint()  # (B, T, d_ff) after it
+        self.hook_pre = HookPoint()  # (B, T, d_ff) W_1 x, before the non-linearity
+        self.hook_post = HookPoint()  # (B, T, d_ff) after it (SwiGLU: the gated product)
+        if self.W_3 is not None:
+            self.hook_gate = HookPoint()  # (B, T, d_ff) SwiGLU's gate silu(W_1 x)
+            self.hook_up = HookPoint()  # (B, T, d_ff) SwiGLU's W_3 x, which the gate scales
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = activate(self.hook_pre(self.W_1(x)), self.activation)
         if self.W_3 is not None:
-            h = h * self.W_3(x)
+            h = self.hook_gate(h) * self.hook_up(self.W_3(x))
         return self.W_2(self.hook_post(h))
 
 

@@ -14,15 +14,30 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from models.config import ModelConfig
+from models.rnn import RNNConfig, RNNSeq2Seq
 from models.transformer import Transformer, build_model
 
 CONFIG, WEIGHTS, TOKENIZER, CARD = "config.json", "model.safetensors", "tokenizer.json", "card.json"
 
 
+def config_from_dict(data: dict) -> ModelConfig | RNNConfig:
+    """A config.json's content -> its config: ``"architecture": "rnn"`` is the RNN
+    encoder-decoder, no ``architecture`` field the Transformer."""
+    if "architecture" not in data:
+        return ModelConfig.from_dict(data)
+    if data["architecture"] == "rnn":
+        return RNNConfig.from_dict(data)
+    raise ValueError(f"unknown architecture {data['architecture']!r}")
+
+
+def model_from_config(config: ModelConfig | RNNConfig) -> Transformer | RNNSeq2Seq:
+    return RNNSeq2Seq(config) if isinstance(config, RNNConfig) else build_model(config)
+
+
 @dataclass
 class Checkpoint:
-    model: Transformer
-    config: ModelConfig
+    model: Transformer | RNNSeq2Seq
+    config: ModelConfig | RNNConfig
     tokenizer: Any | None = None  # tokenizers.Tokenizer
     card: dict = field(default_factory=dict)
     path: Path | None = None
@@ -33,20 +48,23 @@ TIED_HEAD, EMBEDDINGS = "lm_head.weight", "tok_embed.weight"
 
 
 def save_checkpoint(
-    path: str | Path, model: Transformer, tokenizer: Any | None = None, card: dict | None = None
+    path: str | Path,
+    model: Transformer | RNNSeq2Seq,
+    tokenizer: Any | None = None,
+    card: dict | None = None,
 ) -> Path:
     return write_checkpoint(path, model.config, model.state_dict(), tokenizer, card)
 
 
 def write_checkpoint(
     path: str | Path,
-    config: ModelConfig,
+    config: ModelConfig | RNNConfig,
     state: dict[str, torch.Tensor],
     tokenizer: Any | None = None,
     card: dict | None = None,
 ) -> Path:
-    """Write a checkpoint folder from a state dict of `Transformer(config)` (tensors keep
-    their dtype; `load_checkpoint` casts them to the model's)."""
+    """Write a checkpoint folder from a state dict of the model ``config`` builds (tensors
+    keep their dtype; `load_checkpoint` casts them to the model's)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     (path / CONFIG).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
@@ -65,8 +83,8 @@ def write_checkpoint(
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
     path = Path(path)
-    config = ModelConfig.from_dict(json.loads((path / CONFIG).read_text()))
-    model = build_model(config)
+    config = config_from_dict(json.loads((path / CONFIG).read_text()))
+    model = model_from_config(config)
     state = load_file(str(path / WEIGHTS), device="cpu")
     if config.tie_embeddings:
         state[TIED_HEAD] = state[EMBEDDINGS]

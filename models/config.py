@@ -90,6 +90,11 @@ class ModelConfig:
         return self.d_model // self.n_heads
 
     @property
+    def architecture(self) -> str:
+        """ "transformer" (an RNNConfig says "rnn"): what app code may expect of the model."""
+        return "transformer"
+
+    @property
     def stacks(self) -> tuple[str, ...]:
         """The model's stacks of blocks: ("encoder",), ("decoder",) or both."""
         return {"encoder": ("encoder",), "decoder": ("decoder",)}.get(

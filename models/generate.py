@@ -59,19 +59,25 @@ def next_token_distribution(logits: torch.Tensor, s: Sampling) -> torch.Tensor:
     """(V,) logits -> (V,) probabilities that the strategy chooses from."""
     if s.strategy == "greedy":
         return F.softmax(logits.float(), dim=-1)
-    logits = logits.float() / s.temperature
+    # In float64 and shifted so that the largest logit is 0: any temperature > 0 works. As it
+    # goes to 0 (1e-39 overflows float32) the others go to -inf, never nan: all the mass is on
+    # the most likely token(s), which is greedy decoding.
+    logits = logits.double()
+    logits = (logits - logits.max()) / s.temperature
     if s.top_k:
         kth = torch.topk(logits, min(s.top_k, logits.numel())).values[-1]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     probs = F.softmax(logits, dim=-1)
     if s.top_p < 1.0:
         sorted_p, order = torch.sort(probs, descending=True)
-        # keep a token if the mass before it is still short of top_p (the first always stays)
+        # keep a token if the mass before it is still short of top_p; the first always stays
+        # (a top_p below the smallest float would drop it too)
         drop = (sorted_p.cumsum(0) - sorted_p) >= s.top_p
+        drop[0] = False
         sorted_p = sorted_p.masked_fill(drop, 0.0)
         probs = torch.zeros_like(probs).scatter(0, order, sorted_p)
         probs = probs / probs.sum()
-    return probs
+    return probs.float()
 
 
 def decoder_sites(model: Transformer) -> dict[str, int]:

@@ -32,11 +32,16 @@ _active_trace: contextvars.ContextVar[Trace | None] = contextvars.ContextVar(
 
 
 class HookPoint(nn.Module):
-    """Identity on its input; reports the tensor to the current trace, if any."""
+    """Identity on its input; reports the tensor to the current trace, if any.
 
-    def __init__(self) -> None:
+    ``record_only``: the model computes on without this hook's output (e.g. the RNN records its
+    gates once the recurrence has run), so ``capture`` refuses to edit it.
+    """
+
+    def __init__(self, record_only: bool = False) -> None:
         super().__init__()
         self.name = "<unnamed>"  # set by name_hook_points() once the model is built
+        self.record_only = record_only
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         trace = _active_trace.get()
@@ -52,12 +57,15 @@ class HookPoint(nn.Module):
 
 def name_hook_points(model: nn.Module) -> None:
     """Give every HookPoint its dotted path in the module tree (once the model is built)."""
-    names = []
+    names, record_only = [], []
     for name, module in model.named_modules():
         if isinstance(module, HookPoint):
             module.name = name
             names.append(name)
+            if module.record_only:
+                record_only.append(name)
     model.hook_point_names = tuple(names)  # capture() checks names against these
+    model.record_only_hook_names = frozenset(record_only)
 
 
 def hook_names(model: nn.Module) -> list[str]:
@@ -185,7 +193,8 @@ def capture(
     unknown += [n for n in edits or {} if n not in known_set]
     if unknown:
         raise KeyError(f"no such hook point(s): {unknown}")
-    lost = [n for n in edits or {} if n.endswith(RECORD_ONLY)]
+    record_only = getattr(model, "record_only_hook_names", frozenset())
+    lost = [n for n in edits or {} if n.endswith(RECORD_ONLY) or n in record_only]
     if lost:
         raise ValueError(f"these hook points only report and cannot be edited: {lost}")
     trace = Trace(names, edits)
@@ -194,14 +203,3 @@ def capture(
         yield trace
     finally:
         _active_trace.reset(token)
-
-
-def zero_head(head: int) -> Edit:
-    """Edit for a ``hook_z`` point (B, H, T, d_head): silence one head's output."""
-
-    def edit(z: torch.Tensor) -> torch.Tensor:
-        z = z.clone()
-        z[:, head] = 0.0
-        return z
-
-    return edit

@@ -190,12 +190,23 @@ class Transformer(nn.Module):
         cache: KVCache | None = None,
     ) -> torch.Tensor:
         """(B, T) ids (only the new ones when a cache is given) -> (B, T, V) next-token logits."""
+        return self.vocab_logits(self.decode_states(ids, memory, memory_pad_mask, pad_mask, cache))
+
+    def decode_states(
+        self,
+        ids: torch.Tensor,
+        memory: torch.Tensor | None = None,
+        memory_pad_mask: torch.Tensor | None = None,
+        pad_mask: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> torch.Tensor:
+        """decode() without the vocabulary head: (B, T, D) states (what attention views need;
+        the head of a 50k vocabulary can cost a third of a long forward pass)."""
         if self.decoder is None:
             raise TypeError(f"a {self.config.kind} model has no decoder")
         if self.config.kind == "seq2seq" and memory is None:
             raise ValueError("seq2seq decoding needs the encoder's output (memory)")
-        h = self.decoder(self.embed(ids), pad_mask, memory, memory_pad_mask, cache)
-        return self.vocab_logits(h)
+        return self.decoder(self.embed(ids), pad_mask, memory, memory_pad_mask, cache)
 
     def mlm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Encoder states (B, S, D) -> (B, S, V) scores for the token at each position."""
@@ -243,11 +254,14 @@ def build_model(cfg: ModelConfig) -> Transformer:
     return Transformer(cfg)
 
 
-def count_parameters(model: Transformer) -> dict[str, int]:
+def count_parameters(model: nn.Module) -> dict[str, int]:
     """Parameters per component: embeddings (tokens, learned positions, token types),
     attention, FFN, norms (including an embedding norm), the LM head (d_model × vocab + vocab,
     plus BERT's MLM transform; a head tied to the embeddings adds only its bias) and the
-    classification head (d_model × classes + classes)."""
+    classification head (d_model × classes + classes). Another architecture (the RNN) names
+    its own parts."""
+    if not isinstance(model, Transformer):
+        return model.parameter_parts()
     parts = {"embeddings": 0, "attention": 0, "ffn": 0, "norms": 0, "lm_head": 0, "cls_head": 0}
     for name, p in model.named_parameters():  # a tied matrix is listed once, as tok_embed
         if name.startswith(("lm_head.", "mlm_transform.")):

@@ -11,12 +11,16 @@ only rely on the contract, so all pass the same tests.
 from __future__ import annotations
 
 import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
 from app.config import ROOT, Settings
-from models import ModelConfig, build_model, save_checkpoint
+from models import ModelConfig, RNNConfig, RNNSeq2Seq, build_model, save_checkpoint
 
 SHIPPED = ROOT / "checkpoints"
 MODEL_IDS = ("encoder-mini", "decoder-mini", "seq2seq-en-fr", "induction-2l")
@@ -171,11 +175,26 @@ def build_fixture_checkpoints(root: Path) -> Path:
         model = build_model(cfg).eval()
         card = {"title": f"{name} (random test weights)", "description": "test fixture"}
         save_checkpoint(root / name, model, tok, card)
+    for name, cell in (("rnn-en-fr", "lstm"), ("rnn-tanh-en-fr", "tanh")):
+        rnn = RNNConfig(
+            vocab_size=s2s.vocab_size, cell=cell, d_embed=16, d_model=32, d_attn=16, max_len=128,
+            pad_id=0, bos_id=2, eos_id=3,
+        )  # fmt: skip
+        card = {"title": f"{name} (random test weights)", "description": "test fixture"}
+        save_checkpoint(root / name, RNNSeq2Seq(rnn).eval(), s2s_tok, card)
     return root
 
 
 def make_settings(checkpoint_dir: Path, **overrides) -> Settings:
-    base = dict(checkpoint_dir=checkpoint_dir, device="cpu", max_concurrency=2, cache_size=256)
+    """The app's settings for tests. The queue deadline is long: on a machine busy with other
+    work a job can wait for CPU, and only the tests of the deadline should see it fire."""
+    base = dict(
+        checkpoint_dir=checkpoint_dir,
+        device="cpu",
+        max_concurrency=2,
+        cache_size=256,
+        queue_deadline_s=60,
+    )
     return Settings(**{**base, **overrides})
 
 
@@ -211,3 +230,29 @@ def checkpoints_under_test(make_tmp) -> tuple[Path, bool]:
     if shipped_ready():
         return SHIPPED, True
     return build_fixture_checkpoints(make_tmp()), False
+
+
+@contextmanager
+def serve(app, protocol=None) -> Iterator[str]:
+    """``app`` under a real uvicorn on 127.0.0.1 (a free port), in a thread: real sockets, so
+    tests see what a client sees (disconnects, timeouts, connection limits). Yields the URL.
+    ``protocol``: uvicorn's HTTP protocol class (e.g. app.server.GuardedHttpProtocol.using)."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, http=protocol or "auto", log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-under-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the server under test did not start")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)

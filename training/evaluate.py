@@ -13,8 +13,17 @@ import torch
 import torch.nn.functional as F
 
 from models.generate import Sampling, generate
+from models.rnn import RNNSeq2Seq, encoder_state_gradients
 from models.transformer import Transformer
+from training import corpus
 from training.data import pad_batch
+
+#: Where the vanishing gradient is measured: the first four lecture sentences run together,
+#: 19 words + </s> = 20 source tokens (chosen before any model was trained, not tuned).
+GRADIENT_PAIR = (
+    " ".join(en for en, _ in corpus.LECTURE_PAIRS[:4]),
+    " ".join(fr for _, fr in corpus.LECTURE_PAIRS[:4]),
+)
 
 
 def _device(model: Transformer) -> torch.device:
@@ -191,3 +200,22 @@ def induction_metrics(
         "induction_scores": scores,
         "induction_heads": sorted(k for k, v in scores.items() if v >= 0.5),
     }
+
+
+def state_gradient_profile(
+    model: RNNSeq2Seq, tokenizer, pair: tuple[str, str] = GRADIENT_PAIR
+) -> dict:
+    """‖∂loss/∂h_t‖ of every encoder state on ``pair`` (teacher-forced), along every path
+    ("all") and along the recurrence alone ("recurrence", the attention's read cut), with the
+    ratio of the first token's norm to the last's (</s>)."""
+    cfg = model.config
+    src = tokenizer.encode(pair[0]).ids + [cfg.eos_id]
+    tgt = [cfg.bos_id, *tokenizer.encode(pair[1]).ids, cfg.eos_id]
+    out: dict = {"source": pair[0], "target": pair[1], "source_tokens": len(src)}
+    for through in ("recurrence", "all"):
+        norms = encoder_state_gradients(model, src, tgt, through=through)
+        out[through] = {
+            "norms": [float(f"{n:.4g}") for n in norms.tolist()],
+            "first_over_last": float(f"{norms[0] / norms[-1]:.4g}"),
+        }
+    return out

@@ -15,7 +15,9 @@ class Recipe:
     description: str
     objective: str  # "mlm+cls" | "lm" | "seq2seq" | "induction"
     tasks: list[str]
-    architecture: dict  # ModelConfig fields except the vocabulary and special ids
+    # ModelConfig fields (or RNNConfig's, with "architecture": "rnn") except the vocabulary
+    # and special ids
+    architecture: dict
     steps: int
     batch_size: int = 64
     lr: float = 1e-3
@@ -27,6 +29,9 @@ class Recipe:
     def to_dict(self) -> dict:
         return asdict(self)
 
+
+#: the RNN translators (models/rnn.py): one recurrent layer each side, additive attention
+RNN = dict(architecture="rnn", cell="lstm", d_embed=128, d_model=256, d_attn=128, max_len=256)
 
 RECIPES: dict[str, Recipe] = {
     r.model_id: r
@@ -133,6 +138,35 @@ RECIPES: dict[str, Recipe] = {
             steps=2500,
             batch_size=32,
             extra={"run_length": 24},
+        ),
+        Recipe(
+            model_id="rnn-en-fr",
+            title="Before transformers: LSTM encoder-decoder with additive attention, English → French",
+            description=(
+                "An LSTM encoder reads the English left to right, one hidden state per word; an "
+                "LSTM decoder writes the French, attending over those states with additive "
+                "(Bahdanau) attention: one layer, one head. Same corpus, split and tokenizer "
+                "as seq2seq-en-fr, so the two translators can be compared."
+            ),
+            objective="seq2seq",
+            tasks=["attention", "generate", "translate"],
+            architecture=RNN,
+            steps=3000,
+            extra={"compare_with": "seq2seq-en-fr", "timing_steps": 30},
+        ),
+        Recipe(
+            model_id="rnn-tanh-en-fr",
+            title="Plain tanh RNN encoder-decoder with additive attention (companion)",
+            description=(
+                "rnn-en-fr with the plain recurrence h_t = tanh(W_x x_t + W_h h_{t-1} + b) "
+                "instead of LSTM cells, trained with the same recipe: the companion for "
+                "measuring vanishing gradients (the norm of dloss/dh_t for every t) beside "
+                "the LSTM on the same sentence."
+            ),
+            objective="seq2seq",
+            tasks=["attention", "generate", "translate"],
+            architecture={**RNN, "cell": "tanh"},
+            steps=3000,
         ),
     ]
 }

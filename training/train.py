@@ -7,6 +7,7 @@ computes the loss, and measures its metrics at the end.
 from __future__ import annotations
 
 import math
+import os
 import platform
 import random
 import time
@@ -18,7 +19,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from models import ModelConfig, build_model, save_checkpoint
+from models import load_checkpoint, save_checkpoint
+from models.checkpoint import config_from_dict, model_from_config
+from models.rnn import RNNSeq2Seq
 from models.transformer import Transformer, count_parameters
 from training import corpus, evaluate
 from training.data import mask_tokens, pad_batch, sample_batch
@@ -26,6 +29,7 @@ from training.recipes import RECIPES, Recipe
 from training.tokenizer import train_byte_bpe, train_shared_bpe, train_wordpiece
 
 ROOT = Path(__file__).resolve().parent.parent
+Model = Transformer | RNNSeq2Seq
 
 
 @dataclass
@@ -45,8 +49,8 @@ class Task:
         return items if self.eval_limit is None else items[: self.eval_limit]
 
     def prepare(self) -> None: ...
-    def batch(self, model: Transformer, step: int, rng: random.Random) -> Batch: ...
-    def metrics(self, model: Transformer) -> dict: ...
+    def batch(self, model: Model, step: int, rng: random.Random) -> Batch: ...
+    def metrics(self, model: Model) -> dict: ...
 
 
 class MaskedLMThenClassify(Task):
@@ -198,24 +202,28 @@ class Translation(Task):
             int(smask.sum() + tmask.sum()),
         )
 
-    def metrics(self, model):
+    def metrics(self, model, tokenizer=None):
+        """Exact match on validation and held-out pairs, the lecture sentences, and for an RNN
+        the gradient norms of its encoder states. ``tokenizer``: the model's own, when it
+        comes from another checkpoint (default: the one trained here)."""
+        tokenizer = tokenizer or self.tokenizer
         out = {}
         for split in ("validation", "heldout"):
             data = self.limit(getattr(self.tr, split))
-            preds = evaluate.greedy_translate(model, self.tokenizer, [e for e, _ in data])
+            preds = evaluate.greedy_translate(model, tokenizer, [e for e, _ in data])
             out[f"exact_match_{split}"] = round(
                 evaluate.exact_match(preds, [f for _, f in data]), 4
             )
             out[f"n_{split}"] = len(data)
-        preds = evaluate.greedy_translate(
-            model, self.tokenizer, [e for e, _ in corpus.LECTURE_PAIRS]
-        )
+        preds = evaluate.greedy_translate(model, tokenizer, [e for e, _ in corpus.LECTURE_PAIRS])
         out["lecture_translations"] = {
             e: p for (e, _), p in zip(corpus.LECTURE_PAIRS, preds, strict=True)
         }
         out["lecture_exact"] = all(
             p == f for (_, f), p in zip(corpus.LECTURE_PAIRS, preds, strict=True)
         )
+        if isinstance(model, RNNSeq2Seq):
+            out["encoder_state_gradients"] = evaluate.state_gradient_profile(model, tokenizer)
         return out
 
 
@@ -265,6 +273,119 @@ def lr_at(step: int, recipe: Recipe, total: int) -> float:
     return recipe.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def build(recipe: Recipe, task: Task, device: torch.device) -> Model:
+    """A fresh model of the recipe's architecture, sized to the task's tokenizer."""
+    cfg = config_from_dict(
+        {"vocab_size": task.tokenizer.get_vocab_size(), **recipe.architecture, **task.ids}
+    )
+    return model_from_config(cfg).to(device)
+
+
+def make_optimizer(model: Model, recipe: Recipe) -> torch.optim.Optimizer:
+    """AdamW; matrices decay, biases, norms and embeddings do not."""
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 or "embed" in n]
+    return torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": recipe.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=recipe.lr,
+    )
+
+
+def train_step(
+    model: Model, task: Task, opt, recipe: Recipe, step: int, total: int, rng: random.Random
+) -> Batch:
+    for group in opt.param_groups:
+        group["lr"] = lr_at(step, recipe, total)
+    b = task.batch(model, step, rng)
+    opt.zero_grad(set_to_none=True)
+    b.loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return b
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def training_throughput(
+    model_id: str,
+    steps: int,
+    batch_size: int,
+    device: str | None = None,
+    warmup: int = 2,
+    task: Task | None = None,
+) -> float:
+    """Training tokens (source + target, padding excluded) per second of a fresh ``model_id``
+    over ``steps`` steps after ``warmup`` untimed ones, with the current torch threads.
+    Recipes of one objective and seed see the very same batches; ``task``: one already
+    prepared for that objective and seed, with ``batch_size`` (saves preparing it again)."""
+    recipe = RECIPES[model_id]
+    recipe = Recipe(**{**recipe.to_dict(), "batch_size": batch_size})
+    dev = pick_device(device)
+    torch.manual_seed(recipe.seed)
+    rng = random.Random(recipe.seed)
+    if task is None:
+        task = TASKS[recipe.objective](recipe)
+        task.prepare()
+    elif (task.recipe.objective, task.recipe.seed, task.recipe.batch_size) != (
+        recipe.objective,
+        recipe.seed,
+        batch_size,
+    ):
+        raise ValueError(f"the task given was not prepared for {model_id} at this batch size")
+    model = build(recipe, task, dev)
+    opt = make_optimizer(model, recipe)
+    model.train()
+    for step in range(warmup):
+        train_step(model, task, opt, recipe, step, recipe.steps, rng)
+    _sync(dev)
+    start, tokens = time.perf_counter(), 0
+    for step in range(warmup, warmup + steps):
+        tokens += train_step(model, task, opt, recipe, step, recipe.steps, rng).tokens
+    _sync(dev)
+    return tokens / (time.perf_counter() - start)
+
+
+def compare(
+    model: Model, task: Translation, recipe: Recipe, metrics: dict, device: torch.device
+) -> dict:
+    """This translator beside the shipped ``recipe.extra["compare_with"]`` one: held-out exact
+    match measured the same way (same sets, same greedy decoding, each with its own
+    tokenizer), and training tokens/s of the two recipes timed back to back here."""
+    other_id = recipe.extra["compare_with"]
+    other = load_checkpoint(ROOT / "checkpoints" / other_id, device)
+    other_metrics = task.metrics(other.model, other.tokenizer)
+    keys = ("exact_match_validation", "exact_match_heldout", "lecture_exact")
+    steps = min(recipe.extra.get("timing_steps", 30), recipe.steps)
+    load_before = os.getloadavg()[0]
+    speed = {
+        mid: round(training_throughput(mid, steps, recipe.batch_size, str(device), task=task), 1)
+        for mid in (recipe.model_id, other_id)
+    }
+    return {
+        "model": other_id,
+        **{k: {recipe.model_id: metrics[k], other_id: other_metrics[k]} for k in keys},
+        "train_tokens_per_second": speed,
+        "timing": {
+            "steps": steps,
+            "batch_size": recipe.batch_size,
+            "device": str(device),
+            "torch_threads": torch.get_num_threads(),
+            "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+            "note": (
+                "fresh models of both recipes, the same batches, timed one after the other "
+                "on this machine while other jobs were running (1-minute load average before "
+                "and after)"
+            ),
+        },
+    }
+
+
 def loss_curve(losses: list[float], points: int = 50) -> list[float]:
     """The training loss averaged over windows of len/points steps (at least one step)."""
     w = max(1, len(losses) // points)
@@ -301,30 +422,14 @@ def train(
     rng = random.Random(recipe.seed)
     task = TASKS[recipe.objective](recipe, eval_limit=eval_limit)
     task.prepare()
-
-    cfg = ModelConfig(vocab_size=task.tokenizer.get_vocab_size(), **recipe.architecture, **task.ids)
-    model = build_model(cfg).to(dev)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 or "embed" in n]
-    opt = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": recipe.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=recipe.lr,
-    )
+    model = build(recipe, task, dev)
+    opt = make_optimizer(model, recipe)
 
     start, tokens, losses = time.perf_counter(), 0, []
     bar = tqdm(range(total), desc=model_id, disable=not progress, mininterval=1.0)
     model.train()
     for step in bar:
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, recipe, total)
-        b = task.batch(model, step, rng)
-        opt.zero_grad(set_to_none=True)
-        b.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        b = train_step(model, task, opt, recipe, step, total, rng)
         tokens += b.tokens
         losses.append(b.loss.item())
         if step % 20 == 0 or step == total - 1:
@@ -346,6 +451,7 @@ def train(
         "seed": recipe.seed,
         "steps": total,
         "wall_time_seconds": round(train_seconds, 1),
+        "train_tokens_per_second": round(tokens / train_seconds, 1),
         "device": str(dev),
         "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),
@@ -355,6 +461,8 @@ def train(
         "metrics": metrics,
         "parameters": params,
     }
+    if recipe.extra.get("compare_with"):
+        card["comparison"] = compare(model, task, recipe, metrics, dev)
     if out_dir is not None:
         save_checkpoint(out_dir, model.cpu(), task.tokenizer, card)
     return card

@@ -10,24 +10,36 @@ response as a dict for ``serialize.dumps``. Nothing here knows about HTTP.
 * ``encoder_tasks``: /fill-mask, /classify
 * ``positions``: /models/{id}/positions, /rope/relative
 * ``analyses``: /logit-lens, /rollout, /attribution
+* ``recurrence``: /rnn/unroll (an RNN's states, gates and gradient norms)
 """
 
-from app.inference.analyses import attribution, logit_lens, rollout
-from app.inference.decoding import decode_steps, generation, generation_output
+from app.inference.analyses import attribution, head_scores, logit_lens, rollout
+from app.inference.decoding import (
+    baseline,
+    decode_steps,
+    generation,
+    generation_output,
+    rows_info,
+)
 from app.inference.encoder_tasks import classify, fill_mask
 from app.inference.positions import positions, rope_relative
+from app.inference.recurrence import unroll
 from app.inference.weights import attention
 
 __all__ = [
     "attention",
     "attribution",
+    "baseline",
     "classify",
     "decode_steps",
     "fill_mask",
     "generation",
     "generation_output",
+    "head_scores",
     "logit_lens",
     "positions",
     "rollout",
     "rope_relative",
+    "rows_info",
+    "unroll",
 ]

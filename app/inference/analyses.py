@@ -5,10 +5,19 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from app.inference.common import PROB_DECIMALS, as_batch, forward, target_of, tokens_of
+from app.inference.common import (
+    PROB_DECIMALS,
+    ablation_info,
+    as_batch,
+    forward,
+    target_of,
+    tokens_of,
+)
 from app.inputs import ModelInput, Sequence
 from app.serialize import Format, rounded, tensor
+from models.analysis import scores
 from models.analysis.attribution import direct_logit_attribution
+from models.analysis.importance import head_importance
 from models.analysis.lens import run_logit_lens
 from models.analysis.rollout import rollout as attention_rollout
 from models.hooks import hook_name
@@ -24,7 +33,7 @@ def logit_lens(inp: ModelInput, k: int, max_new_tokens: int) -> dict:
     entry, cfg = inp.entry, inp.entry.config
     target = target_of(inp, max_new_tokens)
     ids, target_ids = _forward_ids(inp, target)
-    lens = run_logit_lens(entry.model, ids, target_ids, inp.positions, k)
+    lens = run_logit_lens(entry.model, ids, target_ids, inp.positions, k, edits=inp.edits)
     ids_seen = sorted(set(lens.top_ids.flatten().tolist()) | set(lens.final_ids.tolist()))
     shown = entry.codec.token_text if entry.codec else str
     return {
@@ -39,6 +48,7 @@ def logit_lens(inp: ModelInput, k: int, max_new_tokens: int) -> dict:
         "final_ids": lens.final_ids.tolist(),
         "final_probs": np.round(lens.final_probs.cpu().numpy(), PROB_DECIMALS),
         "vocab": {str(i): shown(i) for i in ids_seen},
+        **ablation_info(inp),
     }
 
 
@@ -48,7 +58,7 @@ def rollout(inp: ModelInput, fmt: Format, max_new_tokens: int) -> dict:
     target = target_of(inp, max_new_tokens)
     sites = {s: n for s, n in cfg.sites.items() if s.endswith(".self")}
     names = [hook_name(s, li, "pattern") for s, n in sites.items() for li in range(n)]
-    trace = forward(entry, inp.source.ids, target.ids if target else None, names)
+    trace = forward(entry, inp.source.ids, target.ids if target else None, names, inp.edits)
     out = {}
     for site, n in sites.items():
         patterns = torch.stack([trace[hook_name(site, li, "pattern")][0] for li in range(n)])
@@ -59,6 +69,7 @@ def rollout(inp: ModelInput, fmt: Format, max_new_tokens: int) -> dict:
         "format": fmt,
         "tokens": tokens_of(inp, target),
         "rollout": out,
+        **ablation_info(inp),
     }
 
 
@@ -69,7 +80,13 @@ def attribution(inp: ModelInput, token: int | None, head, max_new_tokens: int) -
     ids, target_ids = _forward_ids(inp, target)
     head_ref = None if head is None else (head.site, head.layer, head.head)
     attr = direct_logit_attribution(
-        entry.model, ids, target_ids, position=inp.positions[0], token=token, head=head_ref
+        entry.model,
+        ids,
+        target_ids,
+        position=inp.positions[0],
+        token=token,
+        head=head_ref,
+        edits=inp.edits,
     )
     shown = entry.codec.token_text(attr.token) if entry.codec else str(attr.token)
     return {
@@ -83,4 +100,73 @@ def attribution(inp: ModelInput, token: int | None, head, max_new_tokens: int) -
         "heads": {s: rounded(h) for s, h in attr.heads.items()},
         "parts": [{"name": n, "value": round(v, 4)} for n, v in attr.parts.items()],
         "head_positions": None if attr.head_positions is None else rounded(attr.head_positions),
+        **ablation_info(inp),
     }
+
+
+SCORE_DEFINITIONS = {
+    "previous_token": "attention from each token to the one just before it (mean over queries)",
+    "induction": "attention from a repeated token to the token after its earlier occurrence "
+    "(Olsson et al. 2022), over the queries whose token occurred before",
+    "duplicate_token": "attention from a token to its earlier occurrences",
+    "first_token": "attention on the first token (the attention sink: BOS, [CLS])",
+    "entropy": "entropy of each attention row in nats (0: one key; log n: uniform)",
+    "importance": "drop in the log-probability of the model's own predictions when this head "
+    "alone is ablated (mean over the predicted positions; positive: the output needs it)",
+}
+PATTERN_SCORES = ("previous_token", "induction", "duplicate_token", "first_token", "entropy")
+
+
+def head_scores(inp: ModelInput, wanted, mode: str, max_new_tokens: int, probe: dict | None):
+    """POST /heads/scores: every head's scores per site, [L][H] each."""
+    entry, cfg, model = inp.entry, inp.entry.config, inp.entry.model
+    wanted = list(wanted or SCORE_DEFINITIONS)
+    target = target_of(inp, max_new_tokens)
+    names = [hook_name(s, li, "pattern") for s, n in cfg.sites.items() for li in range(n)]
+    trace = forward(entry, inp.source.ids, target.ids if target else None, names)
+    reads = {"encoder.self": inp.source, "decoder.self": target or inp.source}
+    out: dict = {}
+    for site, n in cfg.sites.items():
+        patterns = torch.stack([trace[hook_name(site, li, "pattern")][0] for li in range(n)])
+        patterns = patterns.double()  # (L, H, Tq, Tk)
+        causal = site != "encoder.self"
+        tokens = torch.tensor(reads[site].ids) if site in reads else None
+        per = {}
+        for name in wanted:
+            if name == "importance" or (tokens is None and name not in ("first_token", "entropy")):
+                continue
+            if name == "previous_token":
+                if patterns.shape[-1] < 2:  # one token: no previous one to look at
+                    continue
+                value = scores.previous_token(patterns)
+            elif name == "induction":
+                value = scores.induction(patterns, tokens, causal)
+            elif name == "duplicate_token":
+                value = scores.duplicate_token(patterns, tokens, causal)
+            else:
+                value = getattr(scores, name)(patterns)
+            per[name] = value
+        out[site] = {name: per.get(name) for name in wanted if name != "importance"}
+    if "importance" in wanted:
+        has_head = getattr(model, "lm_head", None) is not None
+        ids, target_ids = _forward_ids(inp, target)
+        sweep = head_importance(model, ids, target_ids, inp.positions, mode) if has_head else {}
+        for site in cfg.sites:
+            out[site]["importance"] = sweep.get(site)
+    return {
+        "model": entry.id,
+        "kind": cfg.kind,
+        "input": "probe" if probe else "text",
+        "probe": probe,
+        "tokens": tokens_of(inp, target),
+        "scores": {
+            site: {name: None if v is None else _nullable(v) for name, v in per.items()}
+            for site, per in out.items()
+        },
+        "definitions": {name: SCORE_DEFINITIONS[name] for name in wanted},
+    }
+
+
+def _nullable(values: torch.Tensor) -> list:
+    """(L, H) rounded, NaN (nothing to measure) as null."""
+    return [[None if v != v else round(v, 4) for v in row] for row in values.tolist()]

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from app.inference.common import prob
-from app.inputs import ModelInput
+import torch
+
+from app.inference.common import ablation_info, prob
+from app.inputs import ModelInput, Rows
 from app.registry import Entry
 from app.serialize import rounded
 from models.generate import Sampling, StopReason, generate
+from models.pooling import block_edges, pool_rows
 
 
 @dataclass
@@ -20,8 +23,30 @@ class DecodedStep:
     stop_reason: StopReason | None
 
 
-def decode_steps(entry: Entry, ids: list[int], sampling: Sampling) -> Iterator[DecodedStep]:
-    """Steps, each made as soon as its token is decoded (KV cache on).
+def selected(attention: dict[str, torch.Tensor], rows: Rows | None) -> tuple[dict, dict | None]:
+    """A step's rows (site -> (L, H, keys)) reduced to the layers and heads asked for, pooled
+    into blocks of keys when asked: (rows, edges per site or None)."""
+    if rows is None:
+        return {site: rounded(a) for site, a in attention.items()}, None
+    out, edges = {}, {} if rows.pool else None
+    for site, a in attention.items():
+        a = a[rows.layers][:, rows.heads]
+        if rows.pool:
+            edges[site] = block_edges(a.shape[-1], rows.pool)
+            a = pool_rows(a, edges[site])
+        out[site] = rounded(a)
+    return out, edges
+
+
+def decode_steps(
+    entry: Entry,
+    ids: list[int],
+    sampling: Sampling,
+    rows: Rows | None = None,
+    edits: dict | None = None,
+) -> Iterator[DecodedStep]:
+    """Steps, each made as soon as its token is decoded (KV cache on), carrying the attention
+    rows asked for (``rows``; None: every layer and head in full).
 
     A step's token text is what it adds to the decoded output (so " chat" keeps the space
     that a Metaspace or byte-level token carries), falling back to the token alone.
@@ -29,7 +54,7 @@ def decode_steps(entry: Entry, ids: list[int], sampling: Sampling) -> Iterator[D
     codec, tok = entry.codec, entry.tokenizer
     out_ids: list[int] = []
     text = ""
-    for step in generate(entry.model, ids, sampling):
+    for step in generate(entry.model, ids, sampling, edits=edits):
 
         def shown(i: int) -> str:
             return codec.token_text(i) if codec else str(i)
@@ -39,8 +64,10 @@ def decode_steps(entry: Entry, ids: list[int], sampling: Sampling) -> Iterator[D
             "token": {"id": step.token_id, "text": shown(step.token_id)},
             "prob": prob(step.prob),
             "top": [{"id": i, "text": shown(i), "prob": prob(p)} for i, p in step.top],
-            "attention": {site: rounded(a) for site, a in step.attention.items()},
         }
+        view["attention"], edges = selected(step.attention, rows)
+        if edges is not None:
+            view["attention_edges"] = edges
         if codec is not None and step.token_id not in codec.special_ids:
             out_ids.append(step.token_id)
             new_text = tok.decode(out_ids, skip_special_tokens=True)
@@ -57,15 +84,33 @@ def generation_output(entry: Entry, steps: list[DecodedStep]) -> dict:
     return {"text": text, "tokens": tokens}
 
 
+def rows_info(inp: ModelInput) -> dict:
+    """What the answer says of its rows (nothing when they are every head's, in full)."""
+    if inp.rows is None:
+        return {}
+    return {"rows": {"layers": inp.rows.layers, "heads": inp.rows.heads, "pool": inp.rows.pool}}
+
+
+def baseline(inp: ModelInput, sampling: Sampling) -> dict:
+    """Under an ablation: what the same decoding (same seed) says without it."""
+    if not inp.ablate:
+        return {}
+    steps = list(decode_steps(inp.entry, inp.source.ids, sampling, Rows([], [], None)))
+    done = {"output": generation_output(inp.entry, steps), "stop_reason": steps[-1].stop_reason}
+    return ablation_info(inp, baseline=done)
+
+
 def generation(inp: ModelInput, sampling: Sampling) -> dict:
     """POST /generate: every step, the output and why it stopped."""
     entry = inp.entry
-    steps = list(decode_steps(entry, inp.source.ids, sampling))
+    steps = list(decode_steps(entry, inp.source.ids, sampling, inp.rows, inp.edits))
     return {
         "model": entry.id,
         "kind": entry.config.kind,
         "prompt": inp.source.tokens,
+        **rows_info(inp),
         "steps": [s.view for s in steps],
         "output": generation_output(entry, steps),
         "stop_reason": steps[-1].stop_reason,
+        **baseline(inp, sampling),
     }

@@ -6,20 +6,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from app.inference.common import as_batch, prob
+from app.inference.common import ablation_info, as_batch, prob
 from app.inputs import ModelInput
 from app.serialize import rounded
 from models import capture
 from models.hooks import hook_name
 
 
-def fill_mask(inp: ModelInput, top_k: int, with_attention: bool) -> dict:
+def _masks(inp: ModelInput, top_k: int, names: list[str], edits: dict | None):
+    """The top predictions at every [MASK], and the trace of ``names``."""
     entry, codec = inp.entry, inp.entry.codec
     model, ids = entry.model, inp.source.ids
-    names = []
-    if with_attention:
-        names = [hook_name("encoder.self", li, "pattern") for li in range(entry.config.n_layers)]
-    with capture(model, names) as trace:
+    with capture(model, names, edits=edits) as trace:
         logits = model.mlm_logits(model.encode(as_batch(ids, entry)))[0].float()  # (T, V)
     never = [i for i in codec.special_ids if i < logits.shape[-1]]
     if never:
@@ -37,25 +35,46 @@ def fill_mask(inp: ModelInput, top_k: int, with_attention: bool) -> dict:
         }
         for row, k in enumerate(positions)
     ]
+    return masks, trace
+
+
+def fill_mask(inp: ModelInput, top_k: int, with_attention: bool) -> dict:
+    entry = inp.entry
+    names = []
+    if with_attention:
+        names = [hook_name("encoder.self", li, "pattern") for li in range(entry.config.n_layers)]
+    masks, trace = _masks(inp, top_k, names, inp.edits)
     out: dict = {"model": entry.id, "tokens": inp.source.tokens, "masks": masks}
     if with_attention:
         out["attention"] = {"encoder.self": rounded(torch.stack([trace[n][0] for n in names]))}
+    if inp.ablate:  # what the model says without the ablation
+        out |= ablation_info(inp, baseline={"masks": _masks(inp, top_k, [], None)[0]})
     return out
 
 
-def classify(inp: ModelInput) -> dict:
+def _labels(inp: ModelInput, names: list[str], edits: dict | None):
     entry, cfg = inp.entry, inp.entry.config
-    model = entry.model
-    last = cfg.depth("encoder") - 1
-    name = hook_name("encoder.self", last, "pattern")
-    with capture(model, [name]) as trace:
-        logits = model.classify(model.encode(as_batch(inp.source.ids, entry)))[0].float()
-    probs = F.softmax(logits, dim=-1).tolist()
+    with capture(entry.model, names, edits=edits) as trace:
+        logits = entry.model.classify(entry.model.encode(as_batch(inp.source.ids, entry)))
+    probs = F.softmax(logits[0].float(), dim=-1).tolist()
     labels = cfg.labels or [f"class_{i}" for i in range(len(probs))]
     return {
-        "model": entry.id,
-        "tokens": inp.source.tokens,
         "label": labels[int(np.argmax(probs))],
         "labels": [{"label": lab, "prob": prob(p)} for lab, p in zip(labels, probs, strict=True)],
+    }, trace
+
+
+def classify(inp: ModelInput) -> dict:
+    entry = inp.entry
+    last = entry.config.depth("encoder") - 1
+    name = hook_name("encoder.self", last, "pattern")
+    answer, trace = _labels(inp, [name], inp.edits)
+    out = {
+        "model": entry.id,
+        "tokens": inp.source.tokens,
+        **answer,
         "cls_attention": {"layer": last, "heads": rounded(trace[name][0, :, 0, :])},
     }
+    if inp.ablate:
+        out |= ablation_info(inp, baseline=_labels(inp, [], None)[0])
+    return out

@@ -37,9 +37,10 @@ def positions(entry: Entry, n: int, source: Sequence | None) -> dict:
         }
     if source is not None:
         ids = source.ids
-        tok = entry.model.embed(as_batch(ids, entry))[0] * stack.embed_scale  # (T, D)
+        scale = getattr(stack, "embed_scale", 1.0)  # an RNN's encoder scales nothing
+        tok = entry.model.embed(as_batch(ids, entry))[0] * scale  # (T, D)
         pos = None
-        if stack.pos.adds_vectors:
+        if cfg.positional in ("sinusoidal", "learned"):  # RoPE and an RNN add no vector
             pos = stack.pos(torch.arange(len(ids), device=entry.device))
         out["embedding"] = {
             "token": rounded(tok),

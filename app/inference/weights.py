@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
-from app.inference.common import forward, target_of, tokens_of
+from app.inference.common import ablation_info, forward, target_of, tokens_of
 from app.inputs import ModelInput, Sequence
 from app.registry import Entry
-from app.serialize import Format, ints, tensor
+from app.serialize import Format, ints, rounded, tensor
 from app.traces import StoredInput, TraceStore
 from models import capture
 from models.analysis.attribution import value_weighted_norms
@@ -49,14 +49,12 @@ class AttentionPlan:
                     names.append(hook_name(site, li, "scores"))
                 if "qkv" in self.include:
                     names += [hook_name(site, li, p) for p in [*self.qkv_parts(site), "in", "z"]]
-                    names.append(hook_name(site.split(".")[0], li, SITE_OUTPUT[site]))
+                    if self.config.architecture == "transformer":  # the output after W_O
+                        names.append(hook_name(site.split(".")[0], li, SITE_OUTPUT[site]))
                 if "norms" in self.include and "qkv" not in self.include:
                     names.append(hook_name(site, li, "v"))
             if layers and self.include & {"masks", "scores"}:
                 names.append(hook_name(site, layers[0], "mask"))
-        rotary_sites = [s for s in self.config.sites if self.rotary(s)]
-        if "rope" in self.include and rotary_sites:
-            names.append(hook_name(rotary_sites[0], 0, "rope_angles"))
         return names
 
     def stack_layers(self) -> dict[str, list[int]]:
@@ -73,12 +71,7 @@ class Captured:
     heads: list[int]
     fmt: Format
     model: torch.nn.Module  # for weights an extractor needs (W_O of the value-weighted norms)
-    stored: StoredInput  # what the forward pass left: the residual stream's norms
-    edges: dict[str, tuple[list[int], list[int]]] | None = None  # site -> pooling blocks
-
-    def pooled(self, site: str, t: torch.Tensor) -> torch.Tensor:
-        """(…, Tq, Tk) reduced to the request's pool blocks (unchanged without pool)."""
-        return t if self.edges is None else pool(t, *self.edges[site])
+    stored: StoredInput  # what the forward pass left: the stream's norms, RoPE angles
 
     def stacked(self, site: str, hook: str) -> torch.Tensor:
         """(L, H, ...) of a per-head hook. Grouped-query K/V heads are repeated so that head
@@ -106,7 +99,7 @@ class Captured:
 
 
 def _patterns(c: Captured) -> dict:
-    return {s: tensor(c.pooled(s, c.stacked(s, "pattern")), c.fmt, prob=True) for s in c.sites()}
+    return {s: tensor(c.stacked(s, "pattern"), c.fmt, prob=True) for s in c.sites()}
 
 
 def _masks(c: Captured) -> dict:
@@ -130,23 +123,22 @@ def _qkv(c: Captured) -> dict:
         stack = s.split(".")[0]
         parts = {p: tensor(c.stacked(s, p), c.fmt) for p in [*c.plan.qkv_parts(s), "z"]}
         parts["x"] = tensor(c.per_layer(s, s, "in"), c.fmt)
-        parts["out"] = tensor(c.per_layer(s, stack, SITE_OUTPUT[s]), c.fmt)
+        if hook_name(stack, c.plan.sites[s][0], SITE_OUTPUT[s]) in c.trace:  # no W_O: no out
+            parts["out"] = tensor(c.per_layer(s, stack, SITE_OUTPUT[s]), c.fmt)
         out[s] = parts
     return out
 
 
 def _rope(c: Captured) -> dict | None:
-    """The rotation angles the model used (captured), or None without RoPE."""
+    """The rotation angles the model used (captured in its forward pass), or None."""
     cfg = c.plan.config
-    rotary = [s for s in cfg.sites if c.plan.rotary(s)]
-    if not rotary:
+    if c.stored.rope_angles is None:
         return None
-    angles = c.trace[hook_name(rotary[0], 0, "rope_angles")]
     return {
         "base": cfg.rope_base,
         "d_head": cfg.d_head,
         "pairing": cfg.pair_layout,  # interleaved (2i, 2i+1) or halves (i, i + d/2)
-        "angles": tensor(angles, c.fmt),
+        "angles": tensor(c.stored.rope_angles, c.fmt),
     }
 
 
@@ -160,20 +152,22 @@ def _hidden(c: Captured) -> dict:
     }
 
 
+def norms_of(c: Captured, site: str) -> torch.Tensor:
+    """Value-weighted norms ‖α_ij · f_h(x_j)‖ (L, H, Tq, Tk) of the selected heads."""
+    per_layer = []
+    for li in c.plan.sites[site]:
+        module = c.model.get_submodule(hook_name(site, li, "v").rsplit(".", 1)[0])
+        w_o = module.W_o.weight if hasattr(module, "W_o") else None  # RNN: the values as they are
+        pattern, v = c.trace[hook_name(site, li, "pattern")], c.trace[hook_name(site, li, "v")]
+        per_layer.append(value_weighted_norms(pattern, v, w_o)[0])
+    norms = torch.stack(per_layer)
+    if c.heads != list(range(c.plan.config.n_heads)):
+        norms = norms.index_select(1, torch.tensor(c.heads, device=norms.device))
+    return norms
+
+
 def _norms(c: Captured) -> dict:
-    """Value-weighted norms ‖α_ij · f_h(x_j)‖ per site: [L][H][Tq][Tk]."""
-    out = {}
-    for s in c.sites():
-        per_layer = []
-        for li in c.plan.sites[s]:
-            w_o = c.model.get_submodule(hook_name(s, li, "v").rsplit(".", 1)[0]).W_o.weight
-            pattern, v = c.trace[hook_name(s, li, "pattern")], c.trace[hook_name(s, li, "v")]
-            per_layer.append(value_weighted_norms(pattern, v, w_o)[0])
-        norms = torch.stack(per_layer)
-        if c.heads != list(range(c.plan.config.n_heads)):
-            norms = norms.index_select(1, torch.tensor(c.heads, device=norms.device))
-        out[s] = tensor(c.pooled(s, norms), c.fmt)
-    return out
+    return {s: tensor(norms_of(c, s), c.fmt) for s in c.sites()}
 
 
 #: include value -> what it adds to the answer (attention weights are always there)
@@ -204,16 +198,37 @@ def pool_edges(
     }
 
 
-def stream_hooks(cfg: ModelConfig) -> list[str]:
+def rotary_site(cfg: ModelConfig) -> str | None:
+    """The first site whose queries and keys RoPE rotates (self-attention only)."""
+    if cfg.positional != "rope":
+        return None
+    return next(s for s in cfg.sites if not s.endswith("cross"))
+
+
+ATTENTION_HOOKS = ("in", "q", "k", "v", "rot_q", "rot_k", "scores", "mask", "pattern", "z")
+
+
+def replayable(cfg: ModelConfig) -> bool:
+    """A transformer's attention module can run again alone on its stored input; a
+    recurrent decoder's attention is one step of a loop, so its trace is kept instead."""
+    return cfg.architecture == "transformer"
+
+
+def stream_hooks(model: torch.nn.Module) -> list[str]:
     """What the store keeps of a forward pass: every attention module's input, the encoder's
-    output (seq2seq), and the residual stream around each sublayer (for its norms)."""
-    names = [hook_name(site, li, "in") for site, n in cfg.sites.items() for li in range(n)]
+    output (seq2seq), the RoPE angles, the residual stream around each sublayer (for its
+    norms); for a model that cannot replay, every attention hook."""
+    cfg, known = model.config, set(model.hook_point_names)
+    hooks = ("in",) if replayable(cfg) else ATTENTION_HOOKS
+    names = [hook_name(s, li, h) for s, n in cfg.sites.items() for li in range(n) for h in hooks]
     if cfg.kind == "seq2seq":
         names.append(hook_name("encoder", None, "out"))
+    if rotary_site(cfg):
+        names.append(hook_name(rotary_site(cfg), 0, "rope_angles"))
     for stack in cfg.stacks:
         for li in range(cfg.depth(stack)):
             names += [hook_name(stack, li, f"resid_{w}") for w in ("pre", "mid", "post")]
-    return names
+    return [n for n in names if n in known]
 
 
 def keep(trace: Trace, cfg: ModelConfig, target_ids: list[int] | None) -> StoredInput:
@@ -221,6 +236,7 @@ def keep(trace: Trace, cfg: ModelConfig, target_ids: list[int] | None) -> Stored
         per_layer = [trace[hook_name(stack, li, where)][0] for li in range(cfg.depth(stack))]
         return torch.linalg.vector_norm(torch.stack(per_layer).float(), dim=-1)
 
+    rotary = rotary_site(cfg)
     return StoredInput(
         target_ids=target_ids,
         module_inputs={
@@ -229,17 +245,28 @@ def keep(trace: Trace, cfg: ModelConfig, target_ids: list[int] | None) -> Stored
             for li in range(n)
         },
         memory=trace[hook_name("encoder", None, "out")] if cfg.kind == "seq2seq" else None,
+        rope_angles=trace[hook_name(rotary, 0, "rope_angles")] if rotary else None,
         hidden={
             stack: {f"resid_{w}": norms(stack, f"resid_{w}") for w in ("pre", "mid", "post")}
             for stack in cfg.stacks
+            if hook_name(stack, 0, "resid_pre") in trace
         },
+        kept=None if replayable(cfg) else dict(trace.tensors),
     )
 
 
-def replay(entry: Entry, stored: StoredInput, plan: AttentionPlan) -> Trace:
-    """The plan's hooks from each requested attention module, run again on its stored input."""
+def replay(
+    entry: Entry, stored: StoredInput, plan: AttentionPlan, edits: dict | None = None
+) -> Trace:
+    """The plan's hooks from each requested attention module, run again on its stored input
+    (or read from the kept trace of a model that cannot replay). ``edits``: the ablation the
+    stored input was computed under (a module's own heads are ablated at its output)."""
     model = entry.model
-    with capture(model, plan.hooks()) as trace:
+    if stored.kept is not None:
+        trace = Trace(plan.hooks())
+        trace.tensors = {n: t for n, t in stored.kept.items() if trace.wants(n)}
+        return trace
+    with capture(model, plan.hooks(), edits=edits) as trace:
         for site, layers in plan.sites.items():
             stack_name = site.split(".")[0]
             stack = getattr(model, stack_name)
@@ -267,34 +294,31 @@ def attention(
     store: TraceStore | None = None,
 ) -> dict:
     """POST /attention: plan the hooks; one forward pass, or when the store holds this input,
-    the requested attention modules run again on their stored inputs; extract what was asked."""
+    the requested attention modules run again on their stored inputs; extract what was asked.
+    Under an ablation, also how far each returned head's attention moved."""
     entry, cfg = inp.entry, inp.entry.config
     plan = AttentionPlan.of(cfg, inp.layers, include)
     store = store if store is not None else TraceStore(0)
-    given = inp.target.ids if inp.target else None
-    key = (entry.id, tuple(inp.source.ids), None if given is None else tuple(given))
-    fresh: list[Trace] = []
-
-    def run_forward() -> StoredInput:
-        target = target_of(inp, max_new_tokens)
-        target_ids = target.ids if target else None
-        names = [*plan.hooks(), *stream_hooks(cfg)]
-        fresh.append(forward(entry, inp.source.ids, target_ids, names))
-        return keep(fresh[0], cfg, target_ids)
-
-    stored, _ = store.get_or_compute(key, run_forward)
-    trace = fresh[0] if fresh else replay(entry, stored, plan)
+    stored, trace = _stored_input(inp, plan, store, max_new_tokens, pooled=pool_size is not None)
     target = inp.target
     if target is None and stored.target_ids is not None:
         codec = entry.codec
         target = Sequence(stored.target_ids, codec.ids_view(stored.target_ids) if codec else None)
-    captured = Captured(trace, plan, inp.heads, fmt, entry.model, stored)
-    pool_info = None
-    if pool_size is not None:
+    if pool_size is None:
+        trace = trace or replay(entry, stored, plan, inp.edits)
+        captured = Captured(trace, plan, inp.heads, fmt, entry.model, stored)
+        parts = {"attention": _patterns(captured)}
+        parts |= {name: f(captured) for name, f in EXTRACTORS.items() if name in plan.include}
+    else:
         target_len = len(target.ids) if target else None
-        by_seq, captured.edges = pool_edges(cfg.kind, len(inp.source.ids), target_len, pool_size)
-        pool_info = {"size": pool_size, "edges": by_seq}
-    out = {
+        by_seq, edges = pool_edges(cfg.kind, len(inp.source.ids), target_len, pool_size)
+        parts = pooled(entry, stored, plan, inp.heads, fmt, edges, inp.edits)
+        parts |= {n: EXTRACTORS[n](Captured(None, plan, inp.heads, fmt, entry.model, stored))
+                  for n in ("rope", "hidden") if n in plan.include}  # fmt: skip
+        parts["pool"] = {"size": pool_size, "edges": by_seq}
+    if inp.ablate:
+        parts |= ablation_info(inp, changed=_changed(inp, plan, store, max_new_tokens, stored))
+    return {
         "model": entry.id,
         "kind": cfg.kind,
         "format": fmt,
@@ -303,11 +327,85 @@ def attention(
         "layers": inp.layers,
         "heads": inp.heads,
         "tokens": tokens_of(inp, target),
-        "attention": _patterns(captured),
+        **parts,
     }
-    for name, extract in EXTRACTORS.items():
-        if name in plan.include:
-            out[name] = extract(captured)
-    if pool_info is not None:
-        out["pool"] = pool_info
+
+
+def _stored_input(
+    inp: ModelInput, plan: AttentionPlan, store: TraceStore, max_new_tokens: int, pooled: bool
+) -> tuple[StoredInput, Trace | None]:
+    """The input's stored forward pass (computed now if missing, with the plan's hooks unless
+    the answer is pooled), and that pass's trace when it was computed here."""
+    entry, cfg = inp.entry, inp.entry.config
+    given = inp.target.ids if inp.target else None
+    key = (entry.id, tuple(inp.source.ids), None if given is None else tuple(given), inp.ablate)
+    fresh: list[Trace] = []
+
+    def run_forward() -> StoredInput:
+        target = target_of(inp, max_new_tokens)
+        target_ids = target.ids if target else None
+        # pooled answers replay one module at a time: the forward keeps the stream only
+        names = [*([] if pooled else plan.hooks()), *stream_hooks(entry.model)]
+        fresh.append(forward(entry, inp.source.ids, target_ids, names, inp.edits))
+        return keep(fresh[0], cfg, target_ids)
+
+    stored, _ = store.get_or_compute(key, run_forward)
+    return stored, fresh[0] if fresh else None
+
+
+def _changed(
+    inp: ModelInput, plan: AttentionPlan, store: TraceStore, max_new_tokens: int, ablated
+) -> dict:
+    """Per site (L, H): the total variation distance between each returned head's rows with
+    and without the ablation, averaged over queries. The clean pass reads the ablated one's
+    target, so both compare the same positions."""
+    target_ids = ablated.target_ids
+    clean_target = None if target_ids is None else Sequence(target_ids, None)
+    clean = replace(inp, ablate=(), target=clean_target or inp.target)
+    pattern_only = AttentionPlan(plan.config, plan.sites, frozenset())
+    stored, trace = _stored_input(clean, pattern_only, store, max_new_tokens, pooled=False)
+    trace = trace or replay(clean.entry, stored, pattern_only)
+    before = Captured(trace, pattern_only, inp.heads, "json", inp.entry.model, stored)
+    after = Captured(
+        replay(inp.entry, ablated, pattern_only, inp.edits),
+        pattern_only,
+        inp.heads,
+        "json",
+        inp.entry.model,
+        ablated,
+    )
+    out = {}
+    for site in before.sites():
+        a, b = after.stacked(site, "pattern").float(), before.stacked(site, "pattern").float()
+        out[site] = rounded(0.5 * (a - b).abs().sum(-1).mean(-1))
+    return out
+
+
+def pooled(
+    entry: Entry,
+    stored: StoredInput,
+    plan: AttentionPlan,
+    heads: list[int],
+    fmt: Format,
+    edges: dict[str, tuple[list[int], list[int]]],
+    edits: dict | None = None,
+) -> dict:
+    """Pooled attention (and norms), one attention module at a time: the full matrices of a
+    long input's heads never sit in memory together, only one layer's."""
+    out: dict = {"attention": {}}
+    if "norms" in plan.include:
+        out["norms"] = {}
+    for site, layers in plan.sites.items():
+        if not layers:
+            continue
+        patterns, norms = [], []
+        for li in layers:
+            one = AttentionPlan(plan.config, {site: [li]}, plan.include)
+            c = Captured(replay(entry, stored, one, edits), one, heads, fmt, entry.model, stored)
+            patterns.append(pool(c.stacked(site, "pattern"), *edges[site]))
+            if "norms" in plan.include:
+                norms.append(pool(norms_of(c, site), *edges[site]))
+        out["attention"][site] = tensor(torch.cat(patterns), fmt, prob=True)
+        if norms:
+            out["norms"][site] = tensor(torch.cat(norms), fmt)
     return out

@@ -9,6 +9,8 @@ from app.schemas import (
     INFERENCE_ERRORS,
     AttributionRequest,
     AttributionResponse,
+    HeadScoresRequest,
+    HeadScoresResponse,
     LogitLensRequest,
     LogitLensResponse,
     RolloutRequest,
@@ -56,7 +58,7 @@ async def logit_lens(body: LogitLensRequest, inputs: InputsDep, settings: Settin
     responses=INFERENCE_ERRORS,
 )
 async def rollout(body: RolloutRequest, inputs: InputsDep, settings: SettingsDep, run: RunJob):
-    inp = inputs.sequence(body)
+    inp = inputs.rollout(body)
 
     def job() -> bytes:
         return dumps(inference.rollout(inp, body.format, settings.max_new_tokens))
@@ -86,3 +88,34 @@ async def attribution(
         return dumps(inference.attribution(inp, body.token, body.head, settings.max_new_tokens))
 
     return await run("attribution", cache_key(body), job)
+
+
+@router.post(
+    "/heads/scores",
+    response_model=HeadScoresResponse,
+    summary="What kind of head is each one: scores for every layer and head",
+    description="Per site, an [L][H] matrix per score: `previous_token`, `induction`, "
+    "`duplicate_token`, `first_token` (the attention sink), `entropy` — read off the "
+    "attention patterns (definitions after Olsson et al. 2022 and TransformerLens "
+    "`detect_head`) — and `importance`, the drop in the log-probability of the model's own "
+    "predictions when that head alone is ablated (all heads' ablations run as one batched "
+    "sweep). Weights and importance side by side: a head can look somewhere striking and "
+    "matter little. Without `text`, the heads are scored on the induction probe: BOS + a run "
+    "of `run_length` random tokens, twice, drawn from `seed`.",
+    responses=INFERENCE_ERRORS,
+)
+async def head_scores(
+    body: HeadScoresRequest, inputs: InputsDep, settings: SettingsDep, run: RunJob
+):
+    inp = inputs.head_scores(body)
+    probe = None
+    if body.text is None and body.token_ids is None:
+        probe = {"seed": body.seed, "run_length": body.run_length}
+
+    def job() -> bytes:
+        answer = inference.head_scores(
+            inp, body.scores, body.importance_mode, settings.max_new_tokens, probe
+        )
+        return dumps(answer)
+
+    return await run("head_scores", cache_key(body), job)

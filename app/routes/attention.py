@@ -26,6 +26,14 @@ every row sums to 1.
 adds `scores` (scaled QKᵀ before the mask and softmax; masked cells null), `masks`,
 `qkv`, `rope` and `hidden`. `format: f16` returns each tensor as base64 half floats, 4×
 smaller than JSON before gzip. Identical requests are answered from a cache.
+
+**Rules the schema cannot state** (422, `code` in brackets): exactly one of `text` and
+`token_ids` [`exclusive_fields`], at most one of `target` and `target_ids`; `target` and
+`target_ids` for seq2seq models only [`unsupported_field`]; each layer below the model's
+layers, each head below its heads, each token id below its `vocab_size` [`out_of_range`]; at
+most `max_input_tokens` and the model's `max_len` tokens [`too_many_tokens`]; text the
+tokenizer keeps nothing of [`empty_text`]. Special tokens typed in the text (`[CLS]`,
+`[MASK]`) are text like any other.
 """
 
 

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
+from pydantic import Field
 from starlette.responses import StreamingResponse
 
 from app import inference
-from app.deps import EngineDep, RunJob, cache_key
+from app.deps import RunJob, cache_key
 from app.errors import error_body, invalid
 from app.inputs import InputsDep
-from app.schemas import INFERENCE_ERRORS, GenerateRequest, GenerateResponse
+from app.schemas import (
+    INFERENCE_ERRORS,
+    TEXT_SCHEMA,
+    GenerateRequest,
+    GenerateResponse,
+    server_limit,
+)
 from app.serialize import dumps
 from models.generate import Sampling
 
@@ -32,7 +39,12 @@ and the attention row of the query that chose it, for every layer and head:
 
 `strategy: greedy` takes the most likely token; `sample` draws from
 softmax(logits / temperature) restricted to `top_k` tokens and the `top_p` nucleus.
-**Same seed, same output.** `stop_reason` is `eos`, `max_new_tokens` or `max_len`.
+**Same seed, same output.** `stop_reason` is `eos`, `max_new_tokens` or `max_len`. A
+temperature near 0 (any value > 0 works) or a tiny `top_p` gives greedy decoding.
+
+**Rules the schema cannot state** (422, `code` in brackets): a decoder or seq2seq model
+[`unsupported_task`]; a decoder's prompt must leave room before its `max_len`, and no text
+may pass `max_input_tokens` tokens [`too_many_tokens`].
 """
 
 
@@ -49,6 +61,23 @@ def sampling_of(body: GenerateRequest) -> Sampling:
         )
     except ValueError as exc:  # the schema checks the same rules; this is a safety net
         raise invalid("body", str(exc)) from None
+
+
+ABLATE_PATTERN = r"^(encoder\.self|decoder\.self|decoder\.cross):\d+:\d+(:(zero|mean))?$"
+
+
+def parse_ablations(items: list[str] | None) -> list[dict] | None:
+    """`site:layer:head[:mode]` query values as Ablation objects (the schema checks them)."""
+    if not items:
+        return None
+    out = []
+    for k, item in enumerate(items):
+        parts = item.split(":")
+        if len(parts) not in (3, 4) or not all(p.lstrip("-").isdigit() for p in parts[1:3]):
+            raise invalid(f"ablate.{k}", f"{item!r}: write site:layer:head[:mode]")
+        site, layer, head = parts[0], int(parts[1]), int(parts[2])
+        out.append({"site": site, "layer": layer, "head": head, "mode": (parts[3:] or ["zero"])[0]})
+    return out
 
 
 def deterministic(body: GenerateRequest) -> bool:
@@ -76,7 +105,7 @@ def sse(event: str, data: bytes) -> bytes:
     "/generate/stream",
     summary="The same generation as Server-Sent Events",
     description="Same parameters as `POST /generate`, as query parameters. Events: "
-    "`prompt` (`{model, kind, prompt}`), then one `step` per token as soon as it is decoded "
+    "`prompt` (`{model, kind, prompt, rows?}`), then one `step` per token as soon as it is decoded "
     "(the objects of `steps`), then `done` (`{output, stop_reason}`). An error after the "
     "stream started arrives as an `error` event with the usual error object; errors before "
     "it are plain JSON 4xx/503.\n\n" + DESCRIPTION,
@@ -85,16 +114,37 @@ def sse(event: str, data: bytes) -> bytes:
 )
 async def generate_stream(
     inputs: InputsDep,
-    engine: EngineDep,
-    model: str = Query(description="A model id", examples=["seq2seq-en-fr"]),
-    text: str = Query(description="The prompt / source sentence"),
-    max_new_tokens: int = Query(32),
+    run: RunJob,
+    model: str = Query(
+        min_length=1, max_length=100, description="A model id", examples=["seq2seq-en-fr"]
+    ),
+    text: str = Query(
+        min_length=1, description="The prompt / source sentence", json_schema_extra=TEXT_SCHEMA
+    ),
+    max_new_tokens: int = Query(
+        32,
+        ge=1,
+        description="1 … the server's `max_new_tokens`.",
+        json_schema_extra=server_limit(maximum="max_new_tokens"),
+    ),
     strategy: Literal["greedy", "sample"] = Query("greedy"),
-    temperature: float = Query(1.0),
-    top_k: int = Query(0),
-    top_p: float = Query(1.0),
-    seed: int | None = Query(None),
-    n_top: int = Query(5),
+    temperature: float = Query(1.0, gt=0, allow_inf_nan=False),
+    top_k: int = Query(0, ge=0),
+    top_p: float = Query(1.0, gt=0, le=1, allow_inf_nan=False),
+    seed: int | None = Query(None, ge=0, le=2**53 - 1),
+    n_top: int = Query(5, ge=1, le=20),
+    layers: list[int] = Query(
+        [], description="Decoder layers whose rows steps carry (repeat the parameter)."
+    ),
+    heads: list[int] = Query([], description="Heads whose rows steps carry."),
+    pool: int | None = Query(
+        None, ge=2, le=256, description="Rows pooled to at most this many key blocks."
+    ),
+    ablate: list[Annotated[str, Field(pattern=ABLATE_PATTERN)]] = Query(
+        [],
+        description="Heads to ablate, each `site:layer:head[:mode]`, e.g. `decoder.self:1:0` "
+        "or `decoder.cross:2:3:mean`; the `done` event then carries the baseline output.",
+    ),
 ):
     body = GenerateRequest(
         model=model,
@@ -106,26 +156,29 @@ async def generate_stream(
         top_p=top_p,
         seed=seed,
         n_top=n_top,
+        layers=layers or None,
+        heads=heads or None,
+        pool=pool,
+        ablate=parse_ablations(ablate),
     )
     inp, sampling = inputs.generation(body), sampling_of(body)
     entry = inp.entry
 
     def frames() -> Iterator[bytes]:
-        yield sse(
-            "prompt",
-            dumps({"model": entry.id, "kind": entry.config.kind, "prompt": inp.source.tokens}),
-        )
+        prompt = {"model": entry.id, "kind": entry.config.kind, "prompt": inp.source.tokens}
+        yield sse("prompt", dumps({**prompt, **inference.rows_info(inp)}))
         steps = []
-        for step in inference.decode_steps(entry, inp.source.ids, sampling):
+        for step in inference.decode_steps(entry, inp.source.ids, sampling, inp.rows, inp.edits):
             steps.append(step)
             yield sse("step", dumps(step.view))
         done = {
             "output": inference.generation_output(entry, steps),
             "stop_reason": steps[-1].stop_reason,
+            **inference.baseline(inp, sampling),
         }
         yield sse("done", dumps(done))
 
-    items = await engine.stream("generate_stream", frames)
+    items = await run.stream("generate_stream", frames)
 
     async def body_iter():
         try:

@@ -15,6 +15,9 @@ def model_info(entry: Entry) -> ModelInfo:
     return ModelInfo(
         id=entry.id,
         kind=cfg.kind,
+        architecture=cfg.architecture,
+        cell=getattr(cfg, "cell", None),
+        sites=cfg.sites,
         title=entry.card.get("title", entry.id),
         description=entry.card.get("description", ""),
         n_layers=cfg.n_layers,

@@ -26,6 +26,7 @@ VIEWS = {
     "/decode": "decode",
     "/rope": "rope",
     "/positions": "positions",
+    "/rnn": "rnn",
     "/card": "card",
 }
 VENDOR_CACHE = {"Cache-Control": "public, max-age=86400"}
@@ -58,7 +59,9 @@ def _view_page(view: str):
 
 
 for _path, _view in VIEWS.items():
-    router.add_api_route(_path, _view_page(_view), methods=["GET"], response_class=HTMLResponse)
+    router.add_api_route(
+        _path, _view_page(_view), methods=["GET", "HEAD"], response_class=HTMLResponse
+    )
 
 
 @router.get("/models/{model_id}", response_class=HTMLResponse)

@@ -7,6 +7,7 @@ from app.deps import RunJob, cache_key
 from app.inputs import InputsDep
 from app.schemas import (
     INFERENCE_ERRORS,
+    TEXT_SCHEMA,
     PositionsResponse,
     RopeRelativeRequest,
     RopeRelativeResponse,
@@ -24,15 +25,22 @@ router = APIRouter(tags=["positions"])
     "table (computed from the formula), the learned table, or for RoPE the rotation angle "
     "of each pair of dimensions at each position. With `text`, also `embedding`: each "
     "token's embedding, its positional vector and their sum — what the first layer reads "
-    "(the encoder's for seq2seq; RoPE models add no vector, so `position` is null).",
+    "(the encoder's for seq2seq; RoPE models add no vector, so `position` is null).\n\n"
+    "**Rules the schema cannot state** (422, `code` in brackets): `n` at most the model's "
+    "`max_len` [`out_of_range`]; `text` within its token limits [`too_many_tokens`].",
     responses=INFERENCE_ERRORS,
 )
 async def positions(
     inputs: InputsDep,
     run: RunJob,
     model_id: str = Path(description="A model id", examples=["seq2seq-en-fr"]),
-    n: int | None = Query(None, description="Number of positions (≤ max_len)."),
-    text: str | None = Query(None, description="Optional sentence for the embedding panel."),
+    n: int | None = Query(None, ge=1, description="Number of positions (≤ the model's max_len)."),
+    text: str | None = Query(
+        None,
+        min_length=1,
+        description="Optional sentence for the embedding panel.",
+        json_schema_extra=TEXT_SCHEMA,
+    ),
 ):
     entry, n, source = inputs.positions(model_id, n, text)
     job = lambda: dumps(inference.positions(entry, n, source))  # noqa: E731
@@ -52,7 +60,10 @@ async def positions(
     "the positional vectors of m and n, projected by that layer's W_q / W_k. Absolute "
     "position leaks in, so diagonals are **not** constant — the contrast RoPE was made for. "
     "(Above layer 0 this is the layer's view of bare embeddings, not of the full residual "
-    "stream.)",
+    "stream.)\n\n"
+    "**Rules the schema cannot state** (422, `code` in brackets): `layer` below the layers "
+    "of the model's first stack, `head` below its heads, `query` and `key` below the number "
+    "of tokens of `text`, `max_position` at most the model's `max_len` [`out_of_range`].",
     responses=INFERENCE_ERRORS,
 )
 async def rope_relative(body: RopeRelativeRequest, inputs: InputsDep, run: RunJob):

@@ -3,7 +3,7 @@
 from fastapi import APIRouter
 
 from app.inputs import InputsDep
-from app.schemas import ErrorResponse, TokenizeRequest, TokenizeResponse
+from app.schemas import BODY_ERRORS, ErrorResponse, TokenizeRequest, TokenizeResponse
 
 router = APIRouter(tags=["tokens"])
 
@@ -15,9 +15,12 @@ router = APIRouter(tags=["tokens"])
     description="The exact sequence the model reads, special tokens included: `[CLS] … "
     "[SEP]` for the encoder, BOS + text for a decoder, text + `</s>` for a seq2seq source. "
     "Each token carries its id, the slice of your text it covers (`start`, `end` are "
-    "character offsets) and whether it is special.",
-    responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+    "character offsets) and whether it is special.\n\n"
+    "**Rules the schema cannot state** (422, `code` in brackets): at most "
+    "`max_input_tokens` and the model's `max_len` tokens [`too_many_tokens`]; text the "
+    "tokenizer keeps nothing of [`empty_text`].",
+    responses={**BODY_ERRORS, 404: {"model": ErrorResponse, "description": "Unknown model"}},
 )
-def tokenize(body: TokenizeRequest, inputs: InputsDep) -> TokenizeResponse:
+async def tokenize(body: TokenizeRequest, inputs: InputsDep) -> TokenizeResponse:
     entry = inputs.model(body.model)
     return TokenizeResponse(model=entry.id, tokens=inputs.text(entry, body.text).tokens)

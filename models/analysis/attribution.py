@@ -26,9 +26,12 @@ from models.hooks import SITE_OUTPUT, capture, hook_name
 
 
 # ---------------------------------------------------------------------------- norms of heads
-def head_value_vectors(v: torch.Tensor, w_o: torch.Tensor) -> torch.Tensor:
+def head_value_vectors(v: torch.Tensor, w_o: torch.Tensor | None) -> torch.Tensor:
     """f_h(x_j) for every head and key: v (B, H_kv, Tk, d) from hook_v, w_o (D, H·d) the
-    output projection's weight. Returns (B, H, Tk, D)."""
+    output projection's weight. Returns (B, H, Tk, D). Without an output projection (an RNN's
+    additive attention reads the encoder states themselves) f_h is v."""
+    if w_o is None:
+        return v
     d = v.shape[-1]
     n_heads = w_o.shape[1] // d
     if v.shape[1] != n_heads:  # grouped-query attention: head h reads K/V head h // group
@@ -37,7 +40,9 @@ def head_value_vectors(v: torch.Tensor, w_o: torch.Tensor) -> torch.Tensor:
     return torch.einsum("bhkd,ohd->bhko", v, w)
 
 
-def value_weighted_norms(pattern: torch.Tensor, v: torch.Tensor, w_o: torch.Tensor) -> torch.Tensor:
+def value_weighted_norms(
+    pattern: torch.Tensor, v: torch.Tensor, w_o: torch.Tensor | None
+) -> torch.Tensor:
     """‖α_ij f_h(x_j)‖ (B, H, Tq, Tk) from the pattern (B, H, Tq, Tk) and hook_v."""
     f_norm = torch.linalg.vector_norm(head_value_vectors(v, w_o), dim=-1)  # (B, H, Tk)
     return pattern * f_norm[:, :, None, :]

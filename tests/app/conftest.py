@@ -32,6 +32,9 @@ def model_ids(client) -> dict[str, str]:
     """kind -> the id of a model of that kind (the first one listed)."""
     out: dict[str, str] = {}
     for m in client.get("/api/v1/models").json()["models"]:
+        if m["architecture"] == "rnn":  # the transformer families are the kinds' models
+            out.setdefault("rnn", m["id"])
+            continue
         out.setdefault(m["kind"], m["id"])
         if m["positional"] == "rope" and m["kind"] == "decoder":
             out.setdefault("rope", m["id"])

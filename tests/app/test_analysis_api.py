@@ -27,8 +27,9 @@ def test_logit_lens_last_layer_is_the_next_token_distribution(client, model_ids)
     assert np.array(lens["top_ids"]).shape == (len(lens["layers"]), T, 3)
     first = gen["steps"][0]  # the step after the prompt = the lens at the last position
     assert lens["top_ids"][-1][-1] == [c["id"] for c in first["top"]]
+    # generation never proposes padding, so its probabilities are renormalised without it
     np.testing.assert_allclose(
-        lens["top_probs"][-1][-1], [c["prob"] for c in first["top"]], atol=2e-6
+        lens["top_probs"][-1][-1], [c["prob"] for c in first["top"]], rtol=1e-2, atol=2e-6
     )
     assert lens["final_ids"][-1] == first["token"]["id"]
     assert all(str(i) in lens["vocab"] for i in lens["final_ids"])
@@ -68,7 +69,7 @@ def test_rollout_rows_are_distributions(client, model_ids, infos, kind):
         stack = "target" if site.startswith("decoder") and kind == "seq2seq" else "source"
         T = len(out["tokens"][stack])
         assert r.shape[1:] == (T, T)
-        np.testing.assert_allclose(r.sum(-1), 1.0, atol=2e-3)
+        np.testing.assert_allclose(r.sum(-1), 1.0, atol=2e-3 + 5e-5 * T)  # T values rounded
 
 
 @pytest.mark.parametrize("kind", ["encoder", "decoder", "seq2seq"])
@@ -101,7 +102,6 @@ def test_attribution_splits_a_chosen_head_and_checks_it(client, model_ids):
     assert err(client.post(f"{API}/attribution", json={**body, "token": 10**7}))["field"] == "token"
 
 
-@pytest.mark.filterwarnings("ignore:All-NaN slice")  # keys no query weighs above 0.05
 def test_value_weighted_norms_on_attention(client, model_ids, infos):
     mid = model_ids["seq2seq"]
     body = {"model": mid, "text": "the black cat", "include": ["norms", "masks"], "heads": [1, 3]}
@@ -111,7 +111,55 @@ def test_value_weighted_norms_on_attention(client, model_ids, infos):
         assert norms.shape == att.shape and (norms >= 0).all()
         masked = np.array(out["masks"][site]) == 0
         assert (norms[:, :, masked] == 0).all()  # a masked key moves nothing
-        # α_ij ‖f(x_j)‖: along a key's column the ratio to the weight is that key's ‖f(x_j)‖
-        ratio = np.where(att > 0.05, norms / np.maximum(att, 1e-9), np.nan)
-        spread = np.nanmax(ratio, axis=2) - np.nanmin(ratio, axis=2)
-        assert np.nanmax(spread / np.nanmax(ratio, axis=2)) < 0.02
+        # α_ij ‖f(x_j)‖: along a key's column, norms are the weights times one ‖f(x_j)‖,
+        # read here at the query that weighs the key most
+        top = att.argmax(axis=2)[:, :, None]
+        weight = np.take_along_axis(att, top, 2)  # 0 for a key no query may see
+        f_norm = np.take_along_axis(norms, top, 2) / np.where(weight > 0, weight, 1)
+        np.testing.assert_allclose(norms, att * f_norm, rtol=0.02, atol=3e-4)
+
+
+@pytest.mark.parametrize("kind", ["encoder", "decoder", "seq2seq"])
+def test_head_scores_on_the_probe_cover_every_site_layer_and_head(client, model_ids, infos, kind):
+    mid = model_ids[kind]
+    out = ok(client.post(f"{API}/heads/scores", json={"model": mid, "run_length": 8, "seed": 3}))
+    assert out["input"] == "probe" and out["probe"] == {"seed": 3, "run_length": 8}
+    info = infos[mid]
+    assert set(out["scores"]) == set(info["sites"])
+    for site, per in out["scores"].items():
+        assert set(per) == set(out["definitions"])
+        for name, values in per.items():
+            if site == "decoder.cross" and name in (
+                "previous_token",
+                "induction",
+                "duplicate_token",
+            ):
+                assert values is None  # token scores compare a sequence with itself
+                continue
+            assert np.array(values, dtype=float).shape == (info["sites"][site], info["n_heads"])
+    # the probe is BOS/[CLS] + a run + the same run (+ [SEP] / </s>)
+    ids = [t["id"] for t in out["tokens"]["target" if kind == "seq2seq" else "source"]]
+    run = ids[1 : 1 + 8]
+    assert ids[1 + 8 : 1 + 16] == run and len(set(run)) == 8
+
+
+def test_head_scores_on_a_text_without_repeats_have_no_induction_to_measure(client, model_ids):
+    body = {
+        "model": model_ids["decoder"],
+        "text": "the cat sat",
+        "scores": ["induction", "entropy"],
+    }
+    out = ok(client.post(f"{API}/heads/scores", json=body))
+    assert out["input"] == "text" and set(out["definitions"]) == {"induction", "entropy"}
+    per = out["scores"]["decoder.self"]
+    assert all(v is None for row in per["induction"] for v in row)
+    assert all(v >= 0 for row in per["entropy"] for v in row)
+
+
+def test_head_scores_errors_name_the_field(client, model_ids):
+    r = client.post(f"{API}/heads/scores", json={"model": model_ids["decoder"], "run_length": 1000})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "run_length"
+    r = client.post(
+        f"{API}/heads/scores", json={"model": model_ids["seq2seq"], "target": "le chat"}
+    )
+    assert r.status_code == 422 and r.json()["error"]["field"] == "target"

@@ -129,7 +129,7 @@ def test_unknown_model_is_404(client):
 def test_bad_layer_and_head_indices(client, model_ids, field, index):
     for kind in ("encoder", "seq2seq"):
         body = {"model": model_ids[kind], "text": "the cat", field: [0, index]}
-        assert error_of(client.post(f"{API}/attention", json=body))["field"] == field
+        assert error_of(client.post(f"{API}/attention", json=body))["field"] == f"{field}.1"
 
 
 @pytest.mark.parametrize("field", ["layer", "head", "query", "key", "max_position"])
@@ -216,3 +216,122 @@ def test_oversized_streamed_body_is_413(client, enc):
 
 def test_wrong_method_is_405_in_the_error_shape(client):
     error_of(client.get(f"{API}/attention"), 405)
+
+
+# ------------------------------------------------------------------------------------ issue 14
+# Each of these was a 500, or a request the documented schema allows that the server refused.
+SURROGATE = "a \ud800 b"  # JSON "a \ud800 b": a lone UTF-16 surrogate, not Unicode
+
+
+def raw_json(client, path, text: str):
+    """json.dumps escapes the surrogate as \\ud800, exactly what a browser sends."""
+    return client.post(
+        API + path, content=json.dumps(text), headers={"Content-Type": "application/json"}
+    )
+
+
+@pytest.mark.parametrize(
+    "path,body,field",
+    [
+        ("/tokenize", {"model": "ENC", "text": SURROGATE}, "text"),
+        ("/attention", {"model": "ENC", "text": SURROGATE}, "text"),
+        ("/attention", {"model": "S2S", "text": "the cat", "target": SURROGATE}, "target"),
+        ("/generate", {"model": "DEC", "text": SURROGATE}, "text"),
+        ("/fill-mask", {"model": "ENC", "text": SURROGATE + " [MASK]"}, "text"),
+        ("/classify", {"model": "ENC", "text": SURROGATE}, "text"),
+        ("/rope/relative", {"model": "DEC", "text": SURROGATE}, "text"),
+        ("/tokenize", {"model": SURROGATE, "text": "hi"}, "model"),
+    ],
+)
+def test_a_lone_surrogate_is_422_naming_the_field(client, model_ids, path, body, field):
+    names = {"ENC": model_ids["encoder"], "DEC": model_ids["decoder"], "S2S": model_ids["seq2seq"]}
+    body = {k: names.get(v, v) for k, v in body.items()}
+    err = error_of(raw_json(client, path, body))
+    assert err["field"] == field and err["code"] == "invalid_text"
+    assert "surrogate" in err["message"]
+
+
+def test_a_lone_surrogate_in_a_key_is_422_too(client, enc):
+    err = error_of(raw_json(client, "/tokenize", {"model": enc, "text": "hi", "\udc00": 1}))
+    assert err["field"] == "body" and err["code"] == "invalid_text"
+
+
+def test_an_error_message_that_echoes_a_surrogate_is_still_json():
+    from app.errors import error_body
+
+    body = json.loads(error_body("unknown_model", "unknown model '\ud800'", "model"))
+    assert body["error"]["message"] == "unknown model '\\ud800'"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"model": "encoder-mini", "text": "caf\xe9"}',  # Latin-1, not UTF-8
+        b'{"model": "encoder-mini", "text": "\xff\xfe"}',
+        "\ufeff{}".encode("utf-16-le"),
+    ],
+)
+def test_a_body_that_is_not_utf8_is_422_naming_body(client, body):
+    r = client.post(f"{API}/tokenize", content=body, headers={"Content-Type": "application/json"})
+    err = error_of(r)
+    assert err["field"] == "body" and "UTF-8" in err["message"]
+
+
+def test_a_repeated_json_key_is_422_naming_body(client, enc):
+    raw = f'{{"model": "nope", "model": "{enc}", "text": "the cat"}}'
+    r = client.post(f"{API}/attention", content=raw, headers={"Content-Type": "application/json"})
+    err = error_of(r)
+    assert err["field"] == "body" and "'model'" in err["message"] and "twice" in err["message"]
+    nested = f'{{"model": "{enc}", "text": "the cat", "layers": [0], "layers": [1]}}'
+    r = client.post(
+        f"{API}/attention", content=nested, headers={"Content-Type": "application/json"}
+    )
+    assert error_of(r)["field"] == "body"
+
+
+@pytest.mark.parametrize(
+    "temperature,top_p", [(1e-38, 1.0), (1e-39, 1.0), (0.7, 1e-46), (5e-324, 5e-324)]
+)
+def test_a_tiny_temperature_or_top_p_decodes_greedily(client, dec, temperature, top_p):
+    """The limit of sampling as the temperature (or the nucleus) shrinks is greedy decoding."""
+    greedy = client.post(f"{API}/generate", json={"model": dec, "text": "the cat"})
+    body = {"model": dec, "text": "the cat", "strategy": "sample", "seed": 3}
+    cold = client.post(f"{API}/generate", json={**body, "temperature": temperature, "top_p": top_p})
+    assert cold.status_code == 200, cold.text
+    assert cold.json()["output"] == greedy.json()["output"]
+    params = {"model": dec, "text": "the cat", "strategy": "sample", "seed": 3}
+    stream = client.get(
+        f"{API}/generate/stream", params={**params, "temperature": temperature, "top_p": top_p}
+    )
+    assert stream.status_code == 200 and "event: error" not in stream.text
+    assert "event: done" in stream.text
+
+
+def test_mask_alone_and_special_tokens_typed_in_the_text_are_valid(client, enc):
+    r = client.post(f"{API}/fill-mask", json={"model": enc, "text": "[MASK]"})
+    assert r.status_code == 200, r.text
+    assert len(r.json()["masks"]) == 1 and r.json()["masks"][0]["predictions"]
+    r = client.post(f"{API}/attention", json={"model": enc, "text": "[CLS]", "layers": [0]})
+    assert r.status_code == 200, r.text
+    typed = [t for t in r.json()["tokens"]["source"] if t["end"] > t["start"]]
+    assert [t["text"] for t in typed] == ["[CLS]"]
+
+
+def test_integral_floats_are_integers_as_json_schema_says(client, enc):
+    """JSON Schema's integer includes 1.0; strings and fractions stay refused."""
+    r = client.post(f"{API}/attention", json={"model": enc, "text": "the cat", "layers": [0.0]})
+    assert r.status_code == 200 and r.json()["layers"] == [0]
+
+
+def test_the_default_max_new_tokens_never_exceeds_the_servers_limit(checkpoint_dir, model_ids):
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from tests.helpers import make_settings
+
+    with TestClient(create_app(make_settings(checkpoint_dir, max_new_tokens=4))) as c:
+        r = c.post(f"{API}/generate", json={"model": model_ids["decoder"], "text": "the cat"})
+        assert r.status_code == 200, r.text
+        assert len(r.json()["steps"]) <= 4
+        big = {"model": model_ids["decoder"], "text": "the cat", "max_new_tokens": 5}
+        assert error_of(c.post(f"{API}/generate", json=big))["field"] == "max_new_tokens"

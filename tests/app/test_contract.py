@@ -330,3 +330,51 @@ def test_qkv_include_carries_the_heads_outputs_input_and_w_o_output(client, mode
             np.testing.assert_allclose(z, a @ v, atol=2e-3)  # Z = A·V, per head
             assert np.array(qkv["x"]).shape == (L, Tq, d_model)
             assert np.array(qkv["out"]).shape == (L, Tq, d_model)
+
+
+def test_the_schema_states_every_simple_bound_with_this_servers_limits(client, app):
+    """What the server refuses on a field's own merits, the document says (issue 14's list:
+    an empty text, n=0, ...); limits that are settings show this server's values."""
+    spec = client.get("/openapi.json").json()
+    schemas, settings = spec["components"]["schemas"], app.state.settings
+
+    def text_schema(s):
+        return next(b for b in s.get("anyOf", [s]) if b.get("type") == "string")
+
+    for name in ("TokenizeRequest", "AttentionRequest", "GenerateRequest", "FillMaskRequest"):
+        text = text_schema(schemas[name]["properties"]["text"])
+        assert text["minLength"] == 1 and text["maxLength"] == settings.max_text_chars
+        assert "pattern" in text  # not only whitespace, no NUL
+    attention = schemas["AttentionRequest"]["properties"]
+    ids = attention["token_ids"]["anyOf"][0]
+    assert ids["minItems"] == 1 and ids["maxItems"] == settings.max_input_tokens
+    assert ids["items"]["minimum"] == 0
+    assert attention["layers"]["anyOf"][0]["items"]["minimum"] == 0
+    generate = schemas["GenerateRequest"]["properties"]
+    assert generate["max_new_tokens"]["maximum"] == settings.max_new_tokens
+    assert generate["temperature"]["exclusiveMinimum"] == 0
+    params = {
+        p["name"]: p["schema"]
+        for p in spec["paths"]["/api/v1/models/{model_id}/positions"]["get"]["parameters"]
+    }
+    assert params["n"]["anyOf"][0]["minimum"] == 1
+    stream = {
+        p["name"]: p["schema"]
+        for p in spec["paths"]["/api/v1/generate/stream"]["get"]["parameters"]
+    }
+    assert stream["max_new_tokens"]["maximum"] == settings.max_new_tokens
+    assert stream["top_p"]["maximum"] == 1 and stream["n_top"]["maximum"] == 20
+    # the rules a schema cannot state are listed, by code, in the API description
+    for code in ("out_of_range", "exclusive_fields", "no_mask", "unsupported_task"):
+        assert f"`{code}`" in spec["info"]["description"]
+
+
+def test_operators_get_head_an_icon_and_a_permissions_policy(client):
+    for path in ("/healthz", "/readyz", "/"):
+        r = client.head(path)
+        assert r.status_code == 200 and r.content == b"", path
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+    policy = client.get("/healthz").headers["permissions-policy"]
+    assert "camera=()" in policy and "microphone=()" in policy
+    assert 'rel="icon"' in client.get("/docs").text

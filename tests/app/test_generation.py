@@ -121,3 +121,44 @@ def test_decoder_causal_prefix_invariance(client, model_ids):
         np.testing.assert_allclose(
             np.array(part["attention"]["decoder.self"]), full[:, :, :cut, :cut], atol=2e-4
         )
+
+
+@pytest.mark.parametrize("kind", ["decoder", "seq2seq"])
+def test_steps_carry_only_the_rows_asked_for(client, model_ids, kind):
+    base = {"model": model_ids[kind], "text": "the black cat", "max_new_tokens": 6}
+    full = client.post(f"{API}/generate", json=base).json()
+    assert "rows" not in full  # every layer and head, in full
+    picked = client.post(f"{API}/generate", json={**base, "layers": [1], "heads": [2, 0]}).json()
+    assert picked["rows"] == {"layers": [1], "heads": [2, 0], "pool": None}
+    for a, b in zip(full["steps"], picked["steps"], strict=True):
+        for site, rows in b["attention"].items():
+            assert rows == [[a["attention"][site][1][2], a["attention"][site][1][0]]]
+    pooled = client.post(f"{API}/generate", json={**base, "pool": 2}).json()
+    for a, b in zip(full["steps"], pooled["steps"], strict=True):
+        for site, rows in b["attention"].items():
+            edges = b["attention_edges"][site]
+            full_rows = np.array(a["attention"][site])
+            expected = np.stack(
+                [full_rows[..., s:e].sum(-1) for s, e in zip(edges, edges[1:], strict=False)], -1
+            )
+            np.testing.assert_allclose(rows, expected, atol=3e-4)
+
+
+def test_long_decodings_pool_their_rows_by_default(checkpoint_dir, model_ids):
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from tests.helpers import make_settings
+
+    app = create_app(make_settings(checkpoint_dir, stream_full_rows_tokens=8))
+    params = {"model": model_ids["decoder"], "text": "the black cat sat", "max_new_tokens": 6}
+    with TestClient(app) as c:
+        r = c.get(f"{API}/generate/stream", params=params)
+        events = [b.split("\n", 1) for b in r.text.strip().split("\n\n")]
+        prompt = orjson.loads(events[0][1].removeprefix("data: "))
+        assert prompt["rows"]["pool"] == 64
+        step = orjson.loads(events[1][1].removeprefix("data: "))
+        assert step["attention_edges"]["decoder.self"][-1] == len(prompt["prompt"])
+        picked = c.get(f"{API}/generate/stream", params={**params, "layers": 0, "heads": 1})
+        first = orjson.loads(picked.text.split("\n\n")[0].split("\n", 1)[1].removeprefix("data: "))
+        assert first["rows"] == {"layers": [0], "heads": [1], "pool": None}

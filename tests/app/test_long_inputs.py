@@ -71,14 +71,24 @@ def test_binary_answers_carry_the_f16_values(client, model_ids, kind):
             )  # NaN (masked scores) included
 
 
-def test_requests_over_the_memory_budget_get_a_422_that_says_what_fits(checkpoint_dir, model_ids):
-    app = create_app(make_settings(checkpoint_dir, memory_budget_mb=16))
-    body = {"model": model_ids["encoder"], "text": " ".join(["cat"] * 200), "include": ["norms"]}
+def test_requests_over_the_memory_budget_get_a_422_that_says_what_fits(
+    checkpoint_dir, model_ids, infos
+):
+    mid = model_ids["encoder"]
+    info = infos[mid]
+    n = min(200, info["max_len"] - 2)
+    T, H, L = n + 2, info["n_heads"], info["n_layers"]
+    # a budget that holds the forward pass and half the heads' answers (with norms)
+    forward, per_head = 3 * H * T * T * 4, 3 * 2 * T * T * 4
+    budget_mb = -(-(forward + per_head * H * L // 2) // 2**20)
+    app = create_app(make_settings(checkpoint_dir, memory_budget_mb=budget_mb))
+    body = {"model": mid, "text": " ".join(["cat"] * n), "include": ["norms"]}
     with TestClient(app) as c:
         err = c.post(f"{API}/attention", json=body).json()["error"]
         assert err["field"] == "heads" and err["code"] == "too_much_memory"
         assert "at most" in err["message"]
         fits = int(err["message"].split("at most ")[1].split()[0])
+        assert 1 <= fits < H
         ok = c.post(f"{API}/attention", json={**body, "heads": list(range(fits))})
         assert ok.status_code == 200
         assert c.post(f"{API}/attention", json={**body, "pool": 16}).status_code == 200

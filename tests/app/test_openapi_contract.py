@@ -50,6 +50,9 @@ def catalogue(ids: dict[str, str]) -> list[tuple[str, str, dict, int]]:
         ("POST", f"{API}/logit-lens", {"json": {"model": enc, "text": "no mask"}}, 422),
         ("POST", f"{API}/rollout", {"json": {"model": "nope", "text": "a"}}, 404),
         ("POST", f"{API}/attribution", {"json": {"model": dec, "text": "a", "token": -1}}, 422),
+        ("POST", f"{API}/heads/scores", {"json": {"model": dec, "run_length": 4}}, 200),
+        ("POST", f"{API}/heads/scores", {"json": {"model": s2s, "text": "the cat"}}, 200),
+        ("POST", f"{API}/heads/scores", {"json": {"model": enc, "run_length": 999}}, 422),
     ]
     for mid in (enc, dec, s2s):
         cases += [
@@ -68,6 +71,21 @@ def catalogue(ids: dict[str, str]) -> list[tuple[str, str, dict, int]]:
             ("POST", f"{API}/attribution", {"json": {"model": mid, "text": "the [MASK]"}}, 200),
         ]
     cases.append(("POST", f"{API}/generate", {"json": {"model": dec, "text": "the cat"}}, 200))
+    cases += [
+        ("POST", f"{API}/rnn/unroll", {"json": {"model": s2s, "text": "the cat"}}, 422),
+        ("POST", f"{API}/rnn/unroll", {"json": {"model": "nope", "text": "the cat"}}, 404),
+    ]
+    if "rnn" in ids:
+        rnn = {"model": ids["rnn"], "text": "the cat"}
+        cases += [
+            ("POST", f"{API}/rnn/unroll", {"json": rnn}, 200),
+            (
+                "POST",
+                f"{API}/rnn/unroll",
+                {"json": {**rnn, "format": "f16", "compare": ids["rnn"]}},
+                200,
+            ),
+        ]
     if "classifier" in ids:
         body = {"model": ids["classifier"], "text": "the movie was good"}
         cases.append(("POST", f"{API}/classify", {"json": body}, 200))

@@ -23,7 +23,9 @@ def test_empty_checkpoint_dir_lists_no_models(tmp_path):
 
 def test_several_checkpoint_folders_are_served_side_by_side(tmp_path, monkeypatch):
     for folder, model_id in (("shipped", "a-model"), ("imported", "b-model"), ("more", "a-model")):
-        save_checkpoint(tmp_path / folder / model_id, tiny("decoder").float(), card={"title": folder})
+        save_checkpoint(
+            tmp_path / folder / model_id, tiny("decoder").float(), card={"title": folder}
+        )
     dirs = ":".join(str(tmp_path / f) for f in ("shipped", "imported", "more", "missing"))
     monkeypatch.setenv("ATTNVIZ_CHECKPOINT_DIR", dirs)
     settings = Settings(device="cpu")

@@ -2,7 +2,7 @@
 explorer (canvas heatmap: zoom, hover, switching heads and layers; windowed head view; pooled
 grid), the math view's window, the RoPE view and the decoding player at 512 tokens on a 12-head
 decoder, and an imported model in every view. Zero console errors (the `ui` fixture) and axe
-clean. Timing figures belong to `make bench` (tests/e2e/bench_scale.py), not here."""
+clean. Timing figures belong to `make bench` (tests/e2e/bench_long_inputs.py), not here."""
 
 from __future__ import annotations
 

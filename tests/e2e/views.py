@@ -18,6 +18,17 @@ VIEWS = {
         "/positions?model=seq2seq-en-fr",
         ["#table .main-svg", "#emb-sum .main-svg", "#similarity .main-svg"],
     ),
+    "rnn": (
+        "/rnn?model=rnn-en-fr",
+        [
+            "#states .main-svg",
+            "#gates .main-svg",
+            "#gradients .main-svg",
+            "#align-rnn .main-svg",
+            "#align-transformer .main-svg",
+            "#step-detail table",
+        ],
+    ),
     "card": ("/card?model=encoder-mini", ["#arch-svg", "#params .main-svg", "#loss .main-svg"]),
     "model-page": ("/models/seq2seq-en-fr", ["#arch-svg", "#params .main-svg"]),
 }

@@ -155,3 +155,27 @@ def test_the_logit_lens_last_layer_is_the_models_own_distribution(kind, override
     assert torch.equal(lens.final_ids, probs.argmax(-1))
     torch.testing.assert_close(lens.final_probs[-1], probs.max(-1).values, atol=1e-5, rtol=0)
     assert not torch.allclose(lens.final_probs[0], lens.final_probs[-1])  # earlier layers differ
+
+
+@pytest.mark.parametrize(
+    ("kind", "overrides", "mode"),
+    [("encoder", {}, "zero"), ("decoder", {}, "mean"), ("seq2seq", {}, "zero")],
+)
+def test_batched_importance_equals_one_ablation_at_a_time(kind, overrides, mode):
+    from models.analysis.ablation import ablation_edits
+    from models.analysis.importance import head_importance
+
+    model = widen(tiny(kind, **overrides))
+    ids, target = inputs(model)
+    got = head_importance(model, ids, target, mode=mode, chunk=5)  # chunks split layers
+    clean = torch.log_softmax(logits_of(model, ids, target)[0], dim=-1)
+    predicted = clean.argmax(-1)
+    clean_lp = clean.gather(-1, predicted[:, None]).mean()
+    for site, n in model.config.sites.items():
+        assert got[site].shape == (n, model.config.n_heads)
+        for layer in range(n):
+            for head in range(model.config.n_heads):
+                with capture(model, edits=ablation_edits([(site, layer, head, mode)])):
+                    lp = torch.log_softmax(logits_of(model, ids, target)[0], dim=-1)
+                expected = clean_lp - lp.gather(-1, predicted[:, None]).mean()
+                assert float(got[site][layer, head]) == pytest.approx(float(expected), abs=1e-4)

@@ -93,6 +93,32 @@ def test_top_k_and_top_p_restrict_the_distribution():
     assert hot.max() - hot.min() < 0.05  # high temperature flattens
 
 
+@pytest.mark.parametrize("temperature", [1e-3, 1e-39, 1e-300, 5e-324])
+def test_a_tiny_temperature_is_greedy_decoding(temperature):
+    """softmax(logits / T) as T -> 0 puts all the mass on the argmax; 1e-39 and below overflow
+    float32 (inf - inf = nan) unless the logits are shifted first."""
+    logits = torch.tensor([0.5, 3.0, -2.0, 2.9, 1.0])
+    probs = next_token_distribution(logits, Sampling("sample", temperature=temperature))
+    assert torch.isfinite(probs).all()
+    assert probs[1] == 1.0 and probs.sum() == 1.0
+    tied = next_token_distribution(torch.tensor([1.0, 3.0, 3.0]), Sampling("sample", 1e-300))
+    assert torch.equal(tied, torch.tensor([0.0, 0.5, 0.5]))  # the limit splits a tie evenly
+
+
+@pytest.mark.parametrize("top_p", [1e-3, 1e-46, 5e-324])
+def test_a_tiny_top_p_keeps_the_most_likely_token(top_p):
+    logits = torch.tensor([0.5, 3.0, -2.0, 2.9, 1.0])
+    probs = next_token_distribution(logits, Sampling("sample", top_p=top_p, temperature=0.7))
+    assert torch.equal(probs, torch.tensor([0.0, 1.0, 0.0, 0.0, 0.0]))
+
+
+def test_generation_with_tiny_temperature_matches_greedy():
+    model = tiny("decoder")
+    greedy = [s.token_id for s in generate(model, [1, 5], Sampling(max_new_tokens=8))]
+    cold = Sampling("sample", temperature=1e-39, top_p=1e-46, seed=0, max_new_tokens=8)
+    assert [s.token_id for s in generate(model, [1, 5], cold)] == greedy
+
+
 @pytest.mark.parametrize(
     "bad",
     [

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from models import capture, hook_names
-from models.hooks import hook_name, zero_head
+from models.analysis.ablation import zero_head
+from models.hooks import hook_name
 from tests.helpers import tiny
 
 

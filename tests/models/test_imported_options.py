@@ -145,6 +145,9 @@ def test_shipped_configs_need_none_of_the_new_options():
     shipped = sorted((Path(__file__).parents[2] / "checkpoints").glob("*/config.json"))
     assert shipped
     for path in shipped:
-        cfg = ModelConfig.from_dict(json.loads(path.read_text()))
+        data = json.loads(path.read_text())
+        if data.get("architecture") == "rnn":  # the RNN translators have none of these options
+            continue
+        cfg = ModelConfig.from_dict(data)
         assert cfg.pair_layout == "interleaved" and cfg.lm_head and not cfg.tie_embeddings
         assert cfg.type_vocab_size == 0 and not cfg.embed_norm and not cfg.mlm_transform

@@ -19,7 +19,14 @@ from training import corpus, evaluate
 pytestmark = pytest.mark.quality
 
 ROOT = Path(__file__).resolve().parents[2] / "checkpoints"
-SHIPPED = ["encoder-mini", "decoder-mini", "seq2seq-en-fr", "induction-2l"]
+SHIPPED = [
+    "encoder-mini",
+    "decoder-mini",
+    "seq2seq-en-fr",
+    "induction-2l",
+    "rnn-en-fr",
+    "rnn-tanh-en-fr",
+]
 SEED = 0
 
 

@@ -107,6 +107,8 @@ export function latestOnly() {
     return controller.signal;
   };
 }
+export const unroll = (body, opts) => post("/rnn/unroll", body, opts);
+export const generate = (body, opts) => post("/generate", body, opts);
 export const positions = (id, n) => get(`/models/${encodeURIComponent(id)}/positions?n=${n}`);
 export const ropeRelative = (body) => post("/rope/relative", body);
 

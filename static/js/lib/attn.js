@@ -38,3 +38,9 @@ export function siteTokens(data, site) {
 export function keepIndices(tokens, hideSpecial) {
   return tokens.map((t, i) => (hideSpecial && t.special ? -1 : i)).filter((i) => i >= 0);
 }
+
+/** Mean over heads, [H][Tq][Tk] -> [Tq][Tk]. */
+export function meanHeads(heads) {
+  const H = heads.length;
+  return heads[0].map((row, i) => row.map((_, j) => heads.reduce((s, h) => s + (h[i][j] ?? 0), 0) / H));
+}

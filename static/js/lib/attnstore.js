@@ -6,6 +6,7 @@
 // transport (half floats, no JSON numbers).
 
 import { attentionBinary, inputBody } from "./api.js";
+import { SITE_ORDER } from "./attn.js";
 import { labelTokens } from "./tokens.js";
 
 /** Keep at most this many bytes of matrices per input (least recently used go first). */
@@ -13,17 +14,16 @@ const BUDGET_BYTES = 320 << 20;
 /** The most attention cells one pooled request covers (MiniLM at 512 tokens: all 72 heads). */
 const POOL_REQUEST_CELLS = 20_000_000;
 
-const SITE_DEPTH = {
-  "encoder.self": (m) => m.n_layers,
-  "decoder.self": (m) => (m.kind === "seq2seq" ? (m.n_decoder_layers ?? m.n_layers) : m.n_layers),
-  "decoder.cross": (m) => m.n_decoder_layers ?? m.n_layers,
-};
+/** The number of layers a site has in a model (ModelInfo `sites`: site -> layers). */
+export function siteDepth(model, site) {
+  if (model.sites && site in model.sites) return model.sites[site];
+  if (site === "encoder.self") return model.n_layers;
+  return model.kind === "seq2seq" ? (model.n_decoder_layers ?? model.n_layers) : model.n_layers;
+}
 
-/** The number of layers a site has in a model (ModelInfo). */
-export const siteDepth = (model, site) => SITE_DEPTH[site](model);
-
-/** The sites a model has, in the order the views list them. */
+/** The sites a model has, in the order the views list them (an RNN: decoder.cross alone). */
 export function modelSites(model) {
+  if (model.sites && Object.keys(model.sites).length) return SITE_ORDER.filter((s) => s in model.sites);
   if (model.kind === "encoder") return ["encoder.self"];
   if (model.kind === "decoder") return ["decoder.self"];
   return ["encoder.self", "decoder.self", "decoder.cross"];
@@ -129,10 +129,10 @@ export class AttentionSource {
 
   /**
    * Every layer and head of every site reduced to at most `pool` × `pool` blocks (for the grid):
-   * {edges: {source, target?}, sites: {site: [L][H] of Mats}}. Long inputs ask for it in parts
-   * of at most POOL_REQUEST_CELLS attention cells (a layer, or a few heads of one), one at a
-   * time: the server pools full matrices, and 12 layers × 12 heads × 2048² of them at once
-   * would be gigabytes.
+   * {edges: {source, target?}, sites: {site: [L][H] of Mats}}. Long inputs ask for it a few
+   * layers at a time (at most POOL_REQUEST_CELLS attention cells a request: one layer of a
+   * 12-head model at 2048 tokens), one request after the other: each stays short, and the
+   * server never holds more than a layer's full matrices for it.
    */
   pooled(pool, { signal } = {}) {
     if (!this.pooledAnswers.has(pool)) {
@@ -146,21 +146,16 @@ export class AttentionSource {
   async fetchPooled(pool, signal) {
     const H = this.model.n_heads;
     const L = Math.max(...this.sites.map((s) => siteDepth(this.model, s)));
-    const perHead = this.sites.reduce((n, s) => n + this.lengths(s).q * this.lengths(s).k, 0);
-    const headsPer = Math.max(1, Math.min(H, Math.floor(POOL_REQUEST_CELLS / perHead)));
-    const layersPer = headsPer < H ? 1 : Math.max(1, Math.floor(POOL_REQUEST_CELLS / (perHead * H)));
-    const range = (a, b) => Array.from({ length: b - a }, (_, i) => a + i);
+    const perLayer = H * this.sites.reduce((n, s) => n + this.lengths(s).q * this.lengths(s).k, 0);
+    const layersPer = Math.max(1, Math.floor(POOL_REQUEST_CELLS / perLayer));
     const parts = [];
     for (let l0 = 0; l0 < L; l0 += layersPer) {
-      const layers = range(l0, Math.min(L, l0 + layersPer));
-      for (let h0 = 0; h0 < H; h0 += headsPer) parts.push({ layers, heads: range(h0, Math.min(H, h0 + headsPer)) });
+      parts.push({ layers: Array.from({ length: Math.min(layersPer, L - l0) }, (_, i) => l0 + i) });
     }
     const sites = {};
     let edges = null;
     for (const part of parts) {
-      const body = { ...this.body, pool, layers: part.layers };
-      if (part.heads.length < H) body.heads = part.heads;
-      const answer = await attentionBinary(body, { signal });
+      const answer = await attentionBinary({ ...this.body, pool, layers: part.layers }, { signal });
       edges = answer.pool.edges;
       for (const [site, tensor] of Object.entries(answer.attention)) {
         sites[site] = sites[site] || [];
@@ -169,7 +164,7 @@ export class AttentionSource {
           .filter((l) => l < siteDepth(this.model, site))
           .forEach((l, li) => {
             sites[site][l] = sites[site][l] || [];
-            part.heads.forEach((h, hi) => (sites[site][l][h] = tensor.matrix(li, hi)));
+            for (let h = 0; h < H; h++) sites[site][l][h] = tensor.matrix(li, h);
           });
       }
     }

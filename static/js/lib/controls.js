@@ -3,6 +3,7 @@
 import { listModels } from "./api.js";
 import { $, clear, el, fillSelect } from "./dom.js";
 import { presetsFor } from "./presets.js";
+import { CELL_NAME } from "./recurrence.js";
 import { showError, clearError } from "./shell.js";
 import { str } from "./state.js";
 
@@ -10,6 +11,25 @@ import { str } from "./state.js";
 export const INPUT_STATE = { model: str(""), text: str(""), target: str("") };
 
 const KIND_LABEL = { encoder: "encoder", decoder: "decoder", seq2seq: "encoder-decoder" };
+
+/** One line on how a model is built, under the picker. */
+function describe(model) {
+  const title = model.title || model.id;
+  if (model.architecture === "rnn") {
+    return (
+      `${title}: ${CELL_NAME[model.cell] || model.cell} encoder and decoder, states of ${model.d_model} numbers, ` +
+      "one additive attention head from the decoder to the encoder states; no positions (the recurrence gives the order)."
+    );
+  }
+  const pos = model.positional === "rope" ? "RoPE" : model.positional;
+  const layers =
+    model.kind === "seq2seq" ? `${model.n_layers}+${model.n_decoder_layers ?? model.n_layers}` : `${model.n_layers}`;
+  return (
+    `${title}: ${layers} layers × ${model.n_heads} heads, d_model ${model.d_model}, ` +
+    `${pos} positions, ${model.norm} (${model.norm_position}-norm), up to ${model.max_len} tokens` +
+    (model.tasks && model.tasks.length === 1 ? "; no output head: attention only." : ".")
+  );
+}
 
 /**
  * state: a urlState with at least `model` and `text` (and `target` when allowTarget).
@@ -67,13 +87,7 @@ export async function setupControls(
     const model = current();
     select.value = model.id;
     if (targetField) targetField.hidden = !(allowTarget && model.kind === "seq2seq");
-    const pos = model.positional === "rope" ? "RoPE" : model.positional;
-    const layers =
-      model.kind === "seq2seq" ? `${model.n_layers}+${model.n_decoder_layers ?? model.n_layers}` : `${model.n_layers}`;
-    blurb.textContent =
-      `${model.title || model.id}: ${layers} layers × ${model.n_heads} heads, d_model ${model.d_model}, ` +
-      `${pos} positions, ${model.norm} (${model.norm_position}-norm), up to ${model.max_len} tokens` +
-      (model.tasks && model.tasks.length === 1 ? "; no output head: attention only." : ".");
+    blurb.textContent = describe(model);
     clear(presets);
     presets.append(el("span", { class: "presets-label", text: "From the lecture notes:" }));
     shownPresets = presetsFor(model);

@@ -49,12 +49,21 @@ function ready() {
 }
 
 /**
+ * Plotly.react with the figure's height also set on its div. A responsive figure with a
+ * height but no width loses its height on every resize (a window resize, projector mode):
+ * Plotly then sizes it from its div, which must hold that height.
+ */
+function draw(div, traces, layout) {
+  div.style.height = layout.height ? `${layout.height}px` : "";
+  return ready().react(div, traces, layout, PLOT_CONFIG);
+}
+
+/**
  * A heatmap of z [rows][cols] (null = masked, shown grey) with token axes.
  * opts: {rows, cols (token arrays), title, value: "weight" | "score" | …, diverging,
  *        zmin, zmax, rowTitle, colTitle, height, colorbarTitle}
  */
 export function tokenHeatmap(div, z, opts) {
-  const Plotly = ready();
   const rows = opts.rows;
   const cols = opts.cols;
   const valueName = opts.value || "weight";
@@ -128,12 +137,11 @@ export function tokenHeatmap(div, z, opts) {
       scaleanchor: opts.square ? "x" : undefined,
     },
   });
-  return Plotly.react(div, [trace], layout, PLOT_CONFIG);
+  return draw(div, [trace], layout);
 }
 
 /** A plain numeric heatmap (e.g. positions × dimensions). */
 export function matrixHeatmap(div, z, opts = {}) {
-  const Plotly = ready();
   const size = fontSize();
   const trace = {
     type: "heatmap",
@@ -172,13 +180,14 @@ export function matrixHeatmap(div, z, opts = {}) {
       ...(opts.yaxis || {}),
     },
   });
-  return Plotly.react(div, [trace], layout, PLOT_CONFIG);
+  return draw(div, [trace], layout);
 }
 
 export function react(div, traces, layout) {
-  return ready().react(div, traces, baseLayout({ plot_bgcolor: "#ffffff", ...layout }), PLOT_CONFIG);
+  return draw(div, traces, baseLayout({ plot_bgcolor: "#ffffff", ...layout }));
 }
 
 export function purge(div) {
   if (window.Plotly && div) window.Plotly.purge(div);
+  if (div) div.style.height = "";
 }

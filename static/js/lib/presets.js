@@ -39,6 +39,22 @@ const BY_KIND = {
   seq2seq: TRANSLATIONS.map(([text, target]) => ({ text, target })),
 };
 
+/** The first four lecture sentences run together: 20 source tokens, the sentence on which
+ * the RNN cards measure the gradient norms (training/evaluate.py GRADIENT_PAIR). */
+export const RNN_GRADIENT_PRESET = {
+  text: TRANSLATIONS.slice(0, 4)
+    .map(([en]) => en)
+    .join(" "),
+  target: TRANSLATIONS.slice(0, 4)
+    .map(([, fr]) => fr)
+    .join(" "),
+  note: "20 tokens: the four first lecture sentences in a row, the distance a gradient must travel",
+};
+
+const BY_ARCHITECTURE = {
+  rnn: [...BY_KIND.seq2seq, RNN_GRADIENT_PRESET],
+};
+
 const BY_MODEL = {
   "induction-2l": [
     { text: "cat honey store mat dog bear cat honey store mat dog bear", note: "a run, repeated" },
@@ -55,7 +71,11 @@ export const LONG_PASSAGE =
 /** [{text, target?, note?}] for a model (ModelInfo). */
 export function presetsFor(model) {
   if (!model) return [];
-  let presets = BY_MODEL[model.id] || BY_KIND[model.kind] || ENGLISH.map((text) => ({ text }));
+  let presets =
+    BY_MODEL[model.id] ||
+    BY_ARCHITECTURE[model.architecture] ||
+    BY_KIND[model.kind] ||
+    ENGLISH.map((text) => ({ text }));
   if (model.kind === "encoder" && !can(model, "fill-mask")) presets = presets.filter((p) => !p.text.includes("[MASK]"));
   if (model.max_len >= 512 && model.kind !== "seq2seq") {
     presets = [...presets, { text: LONG_PASSAGE, label: "a long passage (~490 tokens)", note: "the lecture, retold" }];

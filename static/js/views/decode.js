@@ -145,7 +145,19 @@ async function start({ play = true, showSteps = 0, again = false } = {}) {
   if (!model) return;
   // the same seed when decoding again for other rows: the same tokens come back
   const seed = again && run ? run.seed : state.seed !== "" ? state.seed : String(Math.floor(Math.random() * 2 ** 31));
-  const mine = { kind: model.kind, model, prompt: null, steps: [], done: null, stream: null, rows: null, seed };
+  // a seq2seq model without decoder self-attention (the RNN) has only the alignment to show
+  const selfAttention = model.kind === "seq2seq" && "decoder.self" in model.sites;
+  const mine = {
+    kind: model.kind,
+    model,
+    selfAttention,
+    prompt: null,
+    steps: [],
+    done: null,
+    stream: null,
+    rows: null,
+    seed,
+  };
   run = mine;
   pos = 0;
   wantOne = false;
@@ -493,7 +505,7 @@ function renderAttention() {
   $("#align-sub").textContent = seq2seq
     ? "Row t: where the query that chose French token t looked in the English source. It grows one row per step."
     : "Row t: where the query that chose token t looked, over the prompt and the tokens so far.";
-  $("#self-panel").hidden = !seq2seq;
+  $("#self-panel").hidden = !run.selfAttention;
   if (!run.steps.length || pos === 0 || !run.prompt) {
     clear($("#align"));
     clear($("#self"));
@@ -530,6 +542,7 @@ function renderAttention() {
       height,
       maxHeight: 620,
     });
+    if (!run.selfAttention) return;
     // decoder self-attention: <s> + generated tokens as keys
     const keys = [
       { text: "<s>", special: true, index: 0 },

@@ -175,7 +175,7 @@ def test_the_cli_imports_and_the_server_loads_it_without_transformers(tmp_path, 
     script = (
         "import sys, torch\n"
         "from app.registry import Registry\n"
-        f"r = Registry.load(__import__('pathlib').Path({str(out)!r}), torch.device('cpu'))\n"
+        f"r = Registry.load([__import__('pathlib').Path({str(out)!r})], torch.device('cpu'))\n"
         "e = r.get('tiny-gpt2')\n"
         "assert e.model.lm_head.weight is e.model.tok_embed.weight\n"
         "e.model(torch.tensor([[1, 2, 3]]))\n"
