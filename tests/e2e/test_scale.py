@@ -235,12 +235,14 @@ def test_rope_and_decoding_at_512_tokens_on_a_12_head_decoder(ui, app_server):
 
 def test_an_imported_model_in_every_view(ui, minilm):
     ui.goto(f"/?model={MINILM}&text=the+unbelievable+tokenizers", wait_for="#heatmap .main-svg")
+    ui.page.wait_for_function("() => document.querySelector('#model-says').textContent.length > 0")
     says = ui.page.inner_text("#model-says")
     assert "no output head" in says  # no MLM head: no fill-mask panel, no error
     assert not any("[MASK]" in p for p in ui.page.locator(".preset").all_inner_texts())
     assert ui.page.locator(".head-toggle[data-head]").count() == 12
     assert ui.page.locator(".head-toggle[data-head='3'] .swatch-solid").count() == 1
     assert ui.page.locator(".head-toggle[data-head='11'] .swatch-hollow").count() == 1
+    ui.page.wait_for_function("() => document.querySelectorAll('#head-view g.head').length === 12")
     dashes = ui.page.evaluate(
         "() => [...document.querySelectorAll('#head-view g.head')].map(g => g.getAttribute('stroke-dasharray'))"
     )
