@@ -27,7 +27,6 @@ import math
 import os
 import threading
 import time
-import zlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +35,7 @@ from typing import Any
 
 import torch
 import zstandard
+from isal import igzip
 
 from app.config import Settings
 from app.errors import ApiError
@@ -49,11 +49,12 @@ ENCODINGS = ("zstd", "gzip")
 
 
 def compress(body: bytes, encoding: str, level: int) -> bytes:
-    """zlib and zstd release the GIL: this runs on a worker thread beside other requests."""
+    """zstd for browsers; gzip (curl, Python's requests) with Intel's ISA-L, ~4x faster than
+    zlib at its level 1 for a smaller output on these payloads (ISA-L has levels 0-3). Both
+    release the GIL: this runs on a worker thread beside other requests."""
     if encoding == "zstd":
         return zstandard.ZstdCompressor(level=level).compress(body)
-    c = zlib.compressobj(level, zlib.DEFLATED, 31)  # wbits 31: the gzip container
-    return c.compress(body) + c.flush()
+    return igzip.compress(body, compresslevel=min(level, 3))
 
 
 @dataclass

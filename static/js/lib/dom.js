@@ -58,25 +58,6 @@ export function fillSelect(select, options, selected) {
   }
 }
 
-/**
- * Show a token the way students read it: a word-initial piece loses its leading space (or
- * BPE marker), a token that is only whitespace shows as ␣, control characters get names.
- */
-export function displayToken(text) {
-  const s = String(text ?? "");
-  if (s === "") return "∅";
-  if (/^\s+$/.test(s)) return s.replace(/ /g, "␣").replace(/\n/g, "↵").replace(/\t/g, "⇥");
-  return s
-    .replace(/^[ Ġ▁]/, "")
-    .replace(/\n/g, "↵")
-    .replace(/\t/g, "⇥");
-}
-
-/** True when a (generated) token continues the previous word: no leading space / marker. */
-export function continuesWord(text) {
-  return !/^[\sĠ▁]/.test(String(text ?? ""));
-}
-
 export function fmt(x, digits = 4) {
   if (x === null || x === undefined) return "—";
   if (!Number.isFinite(x)) return x > 0 ? "∞" : x < 0 ? "−∞" : "NaN";

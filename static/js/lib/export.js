@@ -1,11 +1,14 @@
 // Export any panel as PNG, SVG or JSON. Plotly figures use Plotly.downloadImage; our own
-// SVG drawings are serialised (with their computed styles inlined) and rasterised for PNG.
+// SVG drawings are serialised (with their computed styles inlined) and rasterised for PNG;
+// canvas figures (lib/heatcanvas.js) give their own PNG and an SVG holding their pixels.
 
 const providers = new Map();
 
 /**
  * id matches a template's `.export[data-export=id]` group. provider: {
- *   filename(): string, data(): any (JSON), plot?(): Plotly div, svg?(): SVGSVGElement }
+ *   filename(): string, data(): any (JSON), plot?(): Plotly div, svg?(): SVGSVGElement (a
+ *   drawing on the page, or a detached one that is already standalone), figure?(): a canvas
+ *   figure {toBlob(), toSVG()} or null }
  */
 export function registerExport(id, provider) {
   providers.set(id, provider);
@@ -61,14 +64,18 @@ export function standaloneSVG(node) {
   return clone;
 }
 
+/** A drawing on the page made standalone; a detached one is taken as standalone already. */
+const asStandalone = (node) => (node.isConnected ? standaloneSVG(node) : node);
+
 export function svgString(node) {
-  return `<?xml version="1.0" encoding="UTF-8"?>\n${new XMLSerializer().serializeToString(standaloneSVG(node))}`;
+  return `<?xml version="1.0" encoding="UTF-8"?>\n${new XMLSerializer().serializeToString(asStandalone(node))}`;
 }
 
 export function svgToPngBlob(node, scale = 2) {
-  const text = svgString(node);
-  const width = Number.parseFloat(standaloneSVG(node).getAttribute("width"));
-  const height = Number.parseFloat(standaloneSVG(node).getAttribute("height"));
+  const standalone = asStandalone(node);
+  const text = svgString(standalone);
+  const width = Number.parseFloat(standalone.getAttribute("width"));
+  const height = Number.parseFloat(standalone.getAttribute("height"));
   return new Promise((resolve, reject) => {
     const url = URL.createObjectURL(new Blob([text], { type: "image/svg+xml" }));
     const img = new Image();
@@ -96,6 +103,11 @@ export async function exportAs(id, format) {
   if (!p) throw new Error(`nothing to export for ${id}`);
   const filename = (p.filename ? p.filename() : id).replace(/[^\w.-]+/g, "_");
   if (format === "json") return downloadJSON(p.data(), filename);
+  const figure = p.figure && p.figure();
+  if (figure) {
+    if (format === "png") return downloadBlob(await figure.toBlob(), `${filename}.png`);
+    return downloadBlob(new Blob([svgString(figure.toSVG())], { type: "image/svg+xml" }), `${filename}.svg`);
+  }
   const plot = p.plot && p.plot();
   if (plot && window.Plotly && plot.data) {
     return window.Plotly.downloadImage(plot, { format, filename, scale: format === "png" ? 2 : 1 });

@@ -1,57 +1,81 @@
 // One head's arithmetic, one function per step: X → Q, K, V → (RoPE) → QKᵀ → ÷√dₖ → mask →
 // softmax → ×V → concat · W_O → the output. The matrices are the server's captured tensors
-// (include=qkv,scores,masks); only QKᵀ (before scaling) is computed here, and it is checked
+// (include=qkv,scores, binary); only QKᵀ (before scaling) is computed here, and it is checked
 // against the server's scaled scores.
 //
-// A step is {id, title, formula, body: [nodes], plot, draw(), data, cells}: `draw` fills `plot`
-// once the card is on the page, `data` is its JSON export, `cells` says that a click on a cell
-// picks a query row. A step function returns null where the step does not apply.
+// Long inputs show a window: `rows` query tokens and `cols` key tokens of every matrix (24 × 24
+// past 32 tokens); the row arithmetic still sums over every key.
+//
+// A step is {id, title, formula, body: [nodes], plot, draw(), data, cells, lazy}: `draw` fills
+// `plot` once the card is on the page (a `lazy` step once it is scrolled into view), `data` is
+// its JSON export, `cells` says that a click on a cell picks a query row. A step function
+// returns null where the step does not apply.
 
-import { siteMask, siteTokens } from "./attn.js";
-import { displayToken, el, fmt } from "./dom.js";
+import { siteTokens } from "./attn.js";
+import { el, fmt } from "./dom.js";
 import { charPx, fontSize, matrixHeatmap, plotlyText, react, tokenHeatmap, tokenTicks } from "./plots.js";
+import { toNested } from "./tensor.js";
+import { tokenLabel } from "./tokens.js";
 
 const matmulT = (A, B) => A.map((a) => B.map((b) => a.reduce((s, x, i) => s + x * b[i], 0)));
 const shape = (m) => `${m.length} × ${m[0] ? m[0].length : 0}`;
 
-/** Everything the steps show about one head, or null when the server sent no Q, K, V. */
-export function headTensors(data, model, site, layer, head) {
-  const qkv = data.qkv && data.qkv[site];
+/**
+ * Everything the steps show about one head, or null when the server sent no Q, K, V.
+ * answer: a binary /attention answer for [layer] × [head] with include qkv and scores;
+ * win: {r0, r1, c0, c1}, the query rows and key columns shown; loadZ(): a promise of every
+ * head's Z of the layer (a Tensor [1][H][Tq][d_head]) or null where that is too much to fetch.
+ */
+export function headTensors(answer, model, site, layer, head, win, loadZ) {
+  const qkv = answer.qkv && answer.qkv[site];
   if (!qkv) return null;
-  const { queries, keys } = siteTokens(data, site);
+  const { queries, keys } = siteTokens(answer, site);
+  const { r0, r1, c0, c1 } = win;
   const rope = Boolean(qkv.rot_q);
-  const Q = qkv.q[layer][head];
-  const K = qkv.k[layer][head];
-  const Qr = rope ? qkv.rot_q[layer][head] : Q;
-  const Kr = rope ? qkv.rot_k[layer][head] : K;
-  const dk = Q[0].length;
-  const mask = siteMask(data, site, queries.length, keys.length);
+  const rows = (t, a, b) => toNested(t.matrix(0, 0), a, b);
+  const Q = rows(qkv.q, r0, r1);
+  const K = rows(qkv.k, c0, c1);
+  const Qr = rope ? rows(qkv.rot_q, r0, r1) : Q;
+  const Kr = rope ? rows(qkv.rot_k, c0, c1) : K;
+  const dk = qkv.q.shape[3];
+  const S = answer.scores[site].matrix(0, 0); // scaled QKᵀ, masked cells NaN
+  const A = answer.attention[site].matrix(0, 0);
+  const serverScores = toNested(S, r0, r1, c0, c1);
   const QK = matmulT(Qr, Kr);
-  const serverScores = data.scores[site][layer][head];
   return {
-    qkv,
     model,
     site,
     layer,
     head,
-    queries,
-    keys,
+    win,
+    windowed: r1 - r0 < queries.length || c1 - c0 < keys.length,
+    nq: queries.length,
+    nk: keys.length,
+    allQueries: queries,
+    queries: queries.slice(r0, r1),
+    keys: keys.slice(c0, c1),
     rope,
-    mask,
+    mask: serverScores.map((r) => r.map((v) => (v === null ? 0 : 1))),
     cross: site === "decoder.cross",
-    H: data.attention[site][layer].length,
+    H: model.n_heads,
     dModel: model.d_model,
     dk,
     Q,
     K,
-    V: qkv.v[layer][head],
+    V: rows(qkv.v, c0, c1),
     Qr,
     Kr,
     QK,
     scaled: QK.map((r) => r.map((v) => v / Math.sqrt(dk))),
     serverScores,
-    masked: serverScores.map((r, i) => r.map((v, j) => (mask && !mask[i][j] ? null : v))),
-    A: data.attention[site][layer][head],
+    masked: serverScores,
+    A: toNested(A, r0, r1, c0, c1),
+    fullScores: S,
+    fullA: A,
+    X: toNested(qkv.x.matrix(0), r0, r1),
+    Z: rows(qkv.z, r0, r1),
+    out: qkv.out ? toNested(qkv.out.matrix(0), r0, r1) : null,
+    loadZ,
   };
 }
 
@@ -86,7 +110,7 @@ const matrices = (...boxes) =>
 
 /** tokens × dimensions (Q, K, V, Z): signed values, token labels on the rows. */
 function vectorsPlot(div, m, tokens, name) {
-  const widest = Math.max(3, ...tokens.map((t) => displayToken(t.text).length + (t.special ? 2 : 0)));
+  const widest = Math.max(3, ...tokens.map((t) => tokenLabel(t).length + (t.special ? 2 : 0)));
   return matrixHeatmap(div, m, {
     diverging: true,
     height: Math.max(200, Math.min(520, tokens.length * 26 + 80)),
@@ -101,7 +125,7 @@ function vectorsPlot(div, m, tokens, name) {
       tickfont: { family: "ui-monospace, monospace", size: fontSize() },
     },
     margin: { l: 24 + charPx() * Math.min(14, widest), t: 10 },
-    customdata: m.map((row, i) => row.map(() => plotlyText(displayToken(tokens[i].text)))),
+    customdata: m.map((row, i) => row.map(() => plotlyText(tokenLabel(tokens[i])))),
     hovertemplate: `token: %{customdata}<br>dimension %{x}<br>${name}: %{z:.4f}<extra></extra>`,
   });
 }
@@ -154,16 +178,16 @@ function vectorsStep({ id, title, formula, intro, parts, data }) {
 // the steps
 
 function inputStep(h) {
-  const X = h.qkv.x[h.layer]; // the server's hook_in: what the attention module reads
+  const X = h.X; // the server's hook_in: what the attention module reads
   const pre = h.model.norm_position === "pre" ? ` (normalised by ${h.model.norm} first: pre-norm)` : "";
   const sources = h.cross
     ? "In cross-attention the queries come from the French side (X) and the keys and values from the " +
-      `encoder's output over the ${h.keys.length} English tokens.`
+      `encoder's output over the ${h.nk} English tokens.`
     : "Queries, keys and values are all computed from the same X: self-attention.";
   const diagram = el(
     "div",
     { class: "shape-diagram" },
-    shapeBox("X", `(${h.queries.length} × ${h.dModel})`),
+    shapeBox("X", `(${h.nq} × ${h.dModel})`),
     el(
       "p",
       { class: "explain" },
@@ -294,7 +318,7 @@ function softmaxStep(h) {
 }
 
 function mixStep(h) {
-  const Z = h.qkv.z[h.layer][h.head]; // the server's hook_z: this head's A·V
+  const Z = h.Z; // the server's hook_z: this head's A·V
   return vectorsStep({
     id: "z",
     title: "Mix the values",
@@ -311,13 +335,12 @@ function mixStep(h) {
 }
 
 function concatStep(h) {
-  const { H, dk, dModel, head } = h;
-  const T = h.queries.length;
-  const concat = h.queries.map((_, i) => h.qkv.z[h.layer].flatMap((Zh) => Zh[i]));
+  const { H, dk, dModel, head, nq } = h;
   const op = (text) => el("span", { class: "op", text });
   const plot = el("div", { class: "plot" });
   const band = { type: "rect", xref: "x", yref: "paper", y0: 0, y1: 1, line: { color: "#E69F00", width: 3 } };
-  return {
+  const caption = note("");
+  const step = {
     id: "concat",
     title: "Concatenate the heads, then W_O",
     formula: "concat(head₀ … head₋₁)·W_O",
@@ -325,35 +348,49 @@ function concatStep(h) {
       el(
         "div",
         { class: "shape-diagram" },
-        shapeBox(`concat(Z₀ … Z${H - 1})`, `(${T} × ${H}·${dk} = ${T} × ${H * dk})`),
+        shapeBox(`concat(Z₀ … Z${H - 1})`, `(${nq} × ${H}·${dk} = ${nq} × ${H * dk})`),
         op("·"),
         shapeBox("W_O", `(${H * dk} × ${dModel})`),
         op("="),
-        shapeBox("attention output", `(${T} × ${dModel})`),
+        shapeBox("attention output", `(${nq} × ${dModel})`),
         op("→"),
         shapeBox("Add & Norm", "x + output"),
       ),
       plot,
-      note(
-        `Every head's Z side by side; head ${head}'s band is outlined. W_O mixes the heads back into ` +
-          `d_model = ${dModel} numbers per token, which are added to X (the residual connection).`,
-      ),
+      caption,
     ],
     plot,
-    draw: () =>
-      vectorsPlot(plot, concat, h.queries, "z").then(() =>
-        react(plot, plot.data, {
-          ...plot.layout,
-          shapes: [{ ...band, x0: head * dk - 0.5, x1: (head + 1) * dk - 0.5 }],
-        }),
-      ),
-    data: { concat, heads: H, d_head: dk },
+    lazy: true, // every head's Z is one more request: made once the card is in view
+    data: { heads: H, d_head: dk },
+    draw: async () => {
+      const all = await h.loadZ();
+      const { r0, r1 } = h.win;
+      // without every head (too long an input to fetch them all) the other bands stay empty
+      const bands = Array.from({ length: H }, (_, g) =>
+        all ? toNested(all.matrix(0, g), r0, r1) : g === head ? h.Z : h.Z.map((row) => row.map(() => null)),
+      );
+      const concat = h.queries.map((_, i) => bands.flatMap((Zg) => Zg[i]));
+      step.data.concat = concat;
+      caption.textContent =
+        (all
+          ? `Every head's Z side by side; head ${head}'s band is outlined.`
+          : `Head ${head}'s Z in its band (the other heads' would take ${H - 1} more matrices of ` +
+            `${nq} × ${h.nk} weights to fetch).`) +
+        ` W_O mixes the heads back into d_model = ${dModel} numbers per token, which are added to X ` +
+        "(the residual connection).";
+      await vectorsPlot(plot, concat, h.queries, "z");
+      return react(plot, plot.data, {
+        ...plot.layout,
+        shapes: [{ ...band, x0: head * dk - 0.5, x1: (head + 1) * dk - 0.5 }],
+      });
+    },
   };
+  return step;
 }
 
 function outputStep(h) {
-  if (!h.qkv.out) return null;
-  const out = h.qkv.out[h.layer];
+  if (!h.out) return null;
+  const out = h.out;
   return vectorsStep({
     id: "out",
     title: "The attention output, after W_O",
@@ -405,24 +442,48 @@ function stepCard(n, step) {
   );
 }
 
-/** Append a card per step that applies to `container` and draw it; returns the steps shown,
- * each with `drawn`, the promise of its figure. */
+/** Append a card per step that applies to `container` and draw it (a lazy one when it comes
+ * into view); returns the steps shown, each with `drawn`, the promise of its figure. */
 export function drawSteps(container, h) {
   const steps = STEPS.map((make) => make(h)).filter(Boolean);
   steps.forEach((step, i) => {
-    container.append(stepCard(i + 1, step));
-    step.drawn = step.draw();
+    const card = stepCard(i + 1, step);
+    container.append(card);
+    if (!step.lazy || !("IntersectionObserver" in window)) {
+      step.drawn = step.draw();
+      return;
+    }
+    step.drawn = new Promise((resolve, reject) => {
+      const seen = new IntersectionObserver((entries) => {
+        if (!entries.some((e) => e.isIntersecting)) return;
+        seen.disconnect();
+        step.draw().then(resolve, reject);
+      });
+      seen.observe(card);
+    });
   });
   return steps;
 }
 
-/** The arithmetic of query row i as a table: q·k, ÷√dₖ, exp(s − max), the weight. */
-export function rowArithmetic(h, i, highlightKey) {
-  const { queries, keys, QK, scaled, masked, A, dk } = h;
-  const valid = masked[i].map((v) => v !== null);
-  const m = Math.max(...masked[i].filter((v) => v !== null));
-  const ex = masked[i].map((v) => (v === null ? 0 : Math.exp(v - m)));
+/**
+ * The arithmetic of query row `row` (a token index) as a table: q·k, ÷√dₖ, exp(s − max) and the
+ * weight exp / Σ exp, for the keys in the window; the softmax itself runs over every key, and
+ * the keys out of the window are summed in one line. The weights are checked against the
+ * server's captured pattern.
+ */
+export function rowArithmetic(h, row, highlightKey) {
+  const { keys, QK, scaled, dk, fullScores: S, fullA: A, win } = h;
+  const i = row - win.r0; // the row in the window, when it is in it
+  const inWindow = i >= 0 && i < h.queries.length;
+  const scoresRow = S.data.subarray(row * S.cols, (row + 1) * S.cols);
+  const captured = A.data.subarray(row * A.cols, (row + 1) * A.cols);
+  let m = Number.NEGATIVE_INFINITY;
+  for (const v of scoresRow) if (!Number.isNaN(v)) m = Math.max(m, v);
+  const ex = Array.from(scoresRow, (v) => (Number.isNaN(v) ? 0 : Math.exp(v - m)));
   const sum = ex.reduce((a, b) => a + b, 0);
+  const weight = ex.map((e) => e / sum);
+  let diff = 0;
+  weight.forEach((w, j) => (diff = Math.max(diff, Math.abs(w - captured[j]))));
   const num = (x, digits) => el("td", { class: "num", text: fmt(x, digits) });
   const table = el(
     "table",
@@ -430,23 +491,62 @@ export function rowArithmetic(h, i, highlightKey) {
     el(
       "tr",
       {},
-      ["key", "q·k", `÷√${dk}`, "exp(s − max)", "weight"].map((text) => el("th", { text })),
+      ["key", "q·k", `÷√${dk}`, "exp(s − max)", "weight = exp / Σ"].map((text) => el("th", { text })),
     ),
   );
-  keys.forEach((t, j) => {
+  let exOut = sum;
+  let weightOut = 1;
+  keys.forEach((t, jw) => {
+    const j = win.c0 + jw;
+    const masked = Number.isNaN(scoresRow[j]);
+    exOut -= ex[j];
+    weightOut -= weight[j];
     table.append(
       el(
         "tr",
         { class: j === highlightKey ? "picked" : null },
-        el("td", { text: `${j} ${displayToken(t.text)}` }),
-        num(QK[i][j], 3),
-        el("td", { class: "num", text: valid[j] ? fmt(scaled[i][j], 3) : "−∞ (masked)" }),
+        el("td", { text: `${j} ${tokenLabel(t)}` }),
+        inWindow ? num(QK[i][jw], 3) : el("td", { class: "num", text: "" }),
+        el("td", { class: "num", text: masked ? "−∞ (masked)" : fmt(inWindow ? scaled[i][jw] : scoresRow[j], 3) }),
         num(ex[j], 4),
-        num(A[i][j], 4),
+        num(weight[j], 4),
       ),
     );
   });
-  const weights = A[i].reduce((a, b) => a + (b ?? 0), 0);
-  table.append(el("tr", {}, el("th", { text: "sum" }), el("td"), el("td"), num(sum, 4), num(weights, 4)));
-  return [el("div", { text: `query ${i} “${displayToken(queries[i].text)}”: softmax over its row` }), table];
+  const others = h.nk - keys.length;
+  if (others > 0) {
+    table.append(
+      el(
+        "tr",
+        { class: "others" },
+        el("td", { text: `${others} other keys` }),
+        el("td"),
+        el("td"),
+        num(Math.max(0, exOut), 4),
+        num(Math.max(0, weightOut), 4),
+      ),
+    );
+  }
+  table.append(
+    el(
+      "tr",
+      {},
+      el("th", { text: "sum" }),
+      el("td"),
+      el("td"),
+      num(sum, 4),
+      num(
+        weight.reduce((a, b) => a + b, 0),
+        4,
+      ),
+    ),
+  );
+  return [
+    el("div", { text: `query ${row} “${tokenLabel(h.allQueries[row])}”: softmax over its row of ${h.nk} keys` }),
+    table,
+    el("div", {
+      class: "plot-note",
+      text: `The server's captured weights (hook_pattern, sent as half floats) agree to ${diff < 1e-3 ? "within 0.001" : `±${diff.toFixed(4)}`}.`,
+    }),
+  ];
 }

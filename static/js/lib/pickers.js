@@ -2,8 +2,9 @@
 // has several sites), #layer-select and #head-select, kept in the URL state, and their keys:
 // [ ] the previous / next layer, , . the previous / next head.
 
-import { SITE_LABEL, pickSite, sitesOf } from "./attn.js";
-import { $, displayToken, fillSelect } from "./dom.js";
+import { SITE_LABEL } from "./attn.js";
+import { $, fillSelect } from "./dom.js";
+import { tokenLabel } from "./tokens.js";
 import { bindKeys } from "./shell.js";
 import { int, str } from "./state.js";
 
@@ -14,7 +15,7 @@ const numbered = (n) => Array.from({ length: n }, (_, i) => ({ value: i, label: 
 const clamp = (x, lo, hi) => Math.min(Math.max(lo, x), hi);
 
 /** Options for a token picker: "3: cat". */
-export const tokenOptions = (tokens) => tokens.map((t, i) => ({ value: i, label: `${i}: ${displayToken(t.text)}` }));
+export const tokenOptions = (tokens) => tokens.map((t, i) => ({ value: i, label: `${i}: ${tokenLabel(t)}` }));
 
 /**
  * state: a urlState with `layer` and `head` (and `site` where the page has #site-select).
@@ -80,20 +81,5 @@ export function attentionPickers(state, { onChange, siteReset = {}, meanOfHeads 
     return shown;
   }
 
-  /** Fill from an /attention response: its sites, and the layers × heads of the site shown. */
-  function fillFrom(data) {
-    const site = pickSite(data, state.site);
-    const att = data.attention[site];
-    fill({
-      sites: sitesOf(data),
-      site,
-      layers: att.length,
-      heads: att[0].length,
-      layer: state.layer,
-      head: state.head,
-    });
-    return { site, layers: att.length, heads: att[0].length };
-  }
-
-  return { fill, fillFrom, step };
+  return { fill, step };
 }

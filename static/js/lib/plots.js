@@ -1,7 +1,7 @@
 // Plotly helpers: heatmaps over tokens with hover values, shared fonts and projector sizes.
 // Plotly parses a few HTML-like tags in labels, so user text goes through plotlyText().
 
-import { displayToken } from "./dom.js";
+import { tokenLabel } from "./tokens.js";
 import { DIVERGING, MASKED, SEQUENTIAL } from "./palette.js";
 import { isProjector } from "./shell.js";
 
@@ -12,7 +12,7 @@ export function plotlyText(s) {
 
 /** Axis labels for tokens: escaped, with visible spaces; special tokens get a star. */
 export function tokenTicks(tokens) {
-  return tokens.map((t) => plotlyText(displayToken(t.text)) + (t.special ? " ★" : ""));
+  return tokens.map((t) => plotlyText(tokenLabel(t)) + (t.special ? " ★" : ""));
 }
 
 export function fontSize() {
@@ -69,8 +69,8 @@ export function tokenHeatmap(div, z, opts) {
   const valueName = opts.value || "weight";
   const custom = z.map((row, i) =>
     row.map((v, j) => [
-      plotlyText(displayToken(rows[i].text)) + ` (${rows[i].index ?? i})`,
-      plotlyText(displayToken(cols[j].text)) + ` (${cols[j].index ?? j})`,
+      plotlyText(tokenLabel(rows[i])) + ` (${rows[i].index ?? i})`,
+      plotlyText(tokenLabel(cols[j])) + ` (${cols[j].index ?? j})`,
       v === null || v === undefined ? "masked (−∞ before softmax)" : Number(v).toFixed(4),
     ]),
   );
@@ -107,16 +107,12 @@ export function tokenHeatmap(div, z, opts) {
     title: opts.title ? { text: plotlyText(opts.title), x: 0, xanchor: "left", font: { size: size + 2 } } : undefined,
     height,
     margin: {
-      l:
-        44 +
-        charPx() * Math.min(14, Math.max(...rows.map((t) => displayToken(t.text).length + (t.special ? 2 : 0)), 3)),
+      l: 44 + charPx() * Math.min(14, Math.max(...rows.map((t) => tokenLabel(t).length + (t.special ? 2 : 0)), 3)),
       r: 10,
       t: opts.title ? 40 : 12,
       b:
         40 +
-        charPx() *
-          0.75 *
-          Math.min(14, Math.max(...cols.map((t) => displayToken(t.text).length + (t.special ? 2 : 0)), 3)),
+        charPx() * 0.75 * Math.min(14, Math.max(...cols.map((t) => tokenLabel(t).length + (t.special ? 2 : 0)), 3)),
     },
     xaxis: {
       tickmode: "array",

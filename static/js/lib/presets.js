@@ -1,4 +1,7 @@
-// One-click sentences from the lecture notes (and DESIGN section 4), per kind of model.
+// One-click sentences from the lecture notes (and DESIGN section 4), per kind of model, and
+// for models that read 512 tokens or more (imported ones), a long passage told after the notes.
+
+import { can } from "./api.js";
 
 const TRANSLATIONS = [
   ["the black cat ate the mouse", "le chat noir a mangé la souris"],
@@ -60,15 +63,24 @@ const BY_MODEL = {
   ],
 };
 
+// What the lecture notes say about attention, retold in one passage: 489 tokens for
+// all-MiniLM-L6-v2's WordPiece, a long input for every view's long-input path.
+export const LONG_PASSAGE =
+  "Before transformers, recurrent networks read a sentence one word at a time. Each step squeezed everything seen so far into one hidden vector, so the last word depended on the first only through a long chain of updates. Training was slow, because no step could start before the previous one had finished, and gradients faded or exploded on the way back through that chain. A transformer reads every word at once. Each token first becomes an embedding, a vector of a few hundred numbers, and a positional encoding is added so that the model knows where the token sits: attention alone does not see word order. Then comes self-attention. Every token asks a question with its query vector, every token offers an answer with its key vector, and the dot product of a query with a key says how well they match. The scores are divided by the square root of the key size, so that the softmax does not saturate, and the softmax turns each row of scores into weights that sum to one. Each token then takes the weighted average of the value vectors: what it passes on depends on where it looked. A head does this with its own projections, and a layer runs several heads side by side, so that one head can follow the previous word, another the subject of the verb, another the end of the sentence. Their outputs are concatenated and mixed by one more matrix, added back to the input through a residual connection, normalised, and passed through a small feed-forward network applied to each token alone. Stacking such layers lets later heads build on what earlier heads found. In a decoder, a mask hides the future: a token may only attend to itself and to the tokens before it, which is what lets the model generate text one token at a time, feeding each choice back as the next input. With rotary position embeddings the queries and keys are rotated by an angle that grows with their position, so that their score depends only on how far apart they are. In an encoder-decoder, the decoder also attends to the encoder's output: this cross-attention is where a translation model looks at the source sentence while it writes each word of the target. Because every pair of tokens is compared, the cost grows with the square of the length: a thousand tokens mean a million scores per head.";
+
 /** [{text, target?, note?}] for a model (ModelInfo). */
 export function presetsFor(model) {
   if (!model) return [];
-  return (
+  let presets =
     BY_MODEL[model.id] ||
     BY_ARCHITECTURE[model.architecture] ||
     BY_KIND[model.kind] ||
-    ENGLISH.map((text) => ({ text }))
-  );
+    ENGLISH.map((text) => ({ text }));
+  if (model.kind === "encoder" && !can(model, "fill-mask")) presets = presets.filter((p) => !p.text.includes("[MASK]"));
+  if (model.max_len >= 512 && model.kind !== "seq2seq") {
+    presets = [...presets, { text: LONG_PASSAGE, label: "a long passage (~490 tokens)", note: "the lecture, retold" }];
+  }
+  return presets;
 }
 
 export const REFERENCE_TRANSLATIONS = Object.fromEntries(TRANSLATIONS);

@@ -104,6 +104,29 @@ export async function withStatus(statusNode, label, task) {
   }
 }
 
+/**
+ * withStatus for work that may take long (a forward pass over 2048 tokens takes tens of
+ * seconds on a CPU): the label, then the time elapsed, ticking. The ticking part is hidden
+ * from screen readers, which hear the label once (the status line is a live region).
+ */
+export async function withProgress(statusNode, label, task) {
+  if (!statusNode) return withStatus(statusNode, label, task);
+  const started = performance.now();
+  const clock = el("span", { class: "elapsed", "aria-hidden": "true" });
+  const result = withStatus(statusNode, label, task);
+  statusNode.append(clock);
+  const timer = setInterval(() => {
+    const s = (performance.now() - started) / 1000;
+    if (s >= 0.5) clock.textContent = ` ${s.toFixed(1)} s`;
+  }, 100);
+  try {
+    return await result;
+  } finally {
+    clearInterval(timer);
+    clock.remove();
+  }
+}
+
 export function initShell() {
   let stored = "0";
   try {

@@ -114,19 +114,23 @@ function architectureItems(m, stack) {
       id: "memory",
     });
   } else if (m.kind === "encoder") {
-    items.push({ cls: "box-head", label: "LM head (masked tokens)", sub: `${m.d_model} → ${m.vocab_size}, softmax` });
+    if (api.can(m, "fill-mask"))
+      items.push({ cls: "box-head", label: "LM head (masked tokens)", sub: `${m.d_model} → ${m.vocab_size}, softmax` });
+    else items.push({ cls: "box-stack", label: "no output head", sub: "imported without: hidden states only" });
     if (m.labels && m.labels.length)
       items.push({
         cls: "box-head",
         label: "[CLS] head",
         sub: `${m.d_model} → ${m.labels.length}: ${m.labels.join(" / ")}`,
       });
-  } else {
+  } else if (api.can(m, "generate") || api.can(m, "translate")) {
     items.push({
       cls: "box-head",
       label: "Linear + softmax",
       sub: `${m.d_model} → ${m.vocab_size}: next-token probabilities`,
     });
+  } else {
+    items.push({ cls: "box-stack", label: "no output head", sub: "imported without: hidden states only" });
   }
   return items;
 }
@@ -379,9 +383,10 @@ function render() {
     ["tasks", (m.tasks || []).join(", ")],
   ]);
 
+  renderSource(card);
   const curve = card.loss_curve || [];
+  $("#loss-panel").hidden = !curve.length; // an imported model was not trained here
   if (curve.length) {
-    $("#loss").hidden = false;
     react(
       $("#loss"),
       [
@@ -401,8 +406,6 @@ function render() {
         yaxis: { title: { text: "loss" }, gridcolor: "#eceef2" },
       },
     );
-  } else {
-    $("#loss").hidden = true;
   }
   const recipe = card.recipe || {};
   factsTable($("#metrics-table"), [
@@ -415,6 +418,27 @@ function render() {
     ["seed", card.seed ?? recipe.seed],
     ["wall time (s)", card.wall_time_seconds],
     ["trained on", card.device],
+    ["trained", card.source && !card.metrics ? "elsewhere, not by attnviz: see Source and license" : null],
+  ]);
+}
+
+/** An imported model's origin: where it came from, its architecture, its license, its special
+ * tokens and what the conversion dropped or assumed. */
+function renderSource(card) {
+  const src = card.source;
+  $("#source-panel").hidden = !src;
+  if (!src) return;
+  const conversion = card.conversion || {};
+  factsTable($("#source-table"), [
+    ["imported from", src.origin],
+    ["architecture", src.architecture],
+    ["model type", src.model_type],
+    ["license", src.license || "not stated by the source: check before you share it"],
+    ["transformers version", src.transformers_version],
+    ["imported on", src.imported],
+    ...Object.entries(card.special_tokens || {}).map(([role, token]) => [role.replace(/_/g, " "), token]),
+    ...(conversion.notes || []).map((note) => ["conversion note", note]),
+    ...(conversion.dropped || []).map((why) => ["left out", why]),
   ]);
 }
 

@@ -1,16 +1,23 @@
 // Decoding player: the server streams decoding steps (SSE); we buffer them and play, pause,
 // step and scrub through them. Each step shows the chosen token, the top-k bars, and the
 // attention rows that chose it (cross-attention alignment, self-attention triangle).
+//
+// Long contexts (past 256 tokens, where the server would pool every head's rows): the stream
+// is asked for the rows of the layer and head shown only (`layers`, `heads`); another layer or
+// head decodes again, with the same seed, to the same step. Rows the server pooled
+// (`attention_edges`) are spread back over their tokens as blocks. Past 128 keys the
+// heatmaps are canvases (lib/heatmap.js).
 
 import * as api from "../lib/api.js";
-import { meanHeads } from "../lib/attn.js";
 import { setupControls } from "../lib/controls.js";
-import { $, $$, clear, continuesWord, displayToken, el } from "../lib/dom.js";
+import { $, $$, clear, el } from "../lib/dom.js";
 import { initExports, registerExport } from "../lib/export.js";
+import { adaptiveHeatmap } from "../lib/heatmap.js";
 import { attentionPickers } from "../lib/pickers.js";
-import { plotlyText, react, tokenHeatmap } from "../lib/plots.js";
+import { plotlyText, react } from "../lib/plots.js";
 import { bindKeys, clearError, initShell, onProjectorChange, showError } from "../lib/shell.js";
 import { int, num, str, urlState } from "../lib/state.js";
+import { candidateLabel, continuesWord, displayToken, labelTokens, marksWordStarts } from "../lib/tokens.js";
 
 initShell();
 initExports(showError);
@@ -31,17 +38,30 @@ const state = urlState({
 const save = (patch) => state.set(patch, { silent: true });
 
 const PLAY_MS = 650;
-let run = null; // {prompt, steps, done, stream, kind}
+/** Up to this context the server sends every head's full row; past it the player asks for the
+ * rows it shows (the server's own default past it is 64 pooled blocks). */
+const FULL_ROWS_CONTEXT = 256;
+/** Prompts longer than this show their last PROMPT_SHOWN tokens in the output line. */
+const PROMPT_SHOWN = 40;
+let run = null; // {kind, prompt, steps, done, stream, rows, wanted, seed, marks}
 let pos = 0; // steps shown
 let playing = false;
 let timer = 0;
 let wantOne = false; // a Step press waiting for the next streamed step
 
 const pickers = attentionPickers(state, { meanOfHeads: true, onChange: () => run && renderAttention() });
+const align = adaptiveHeatmap($("#align"));
+const selfHeat = adaptiveHeatmap($("#self"));
 
 const controls = await setupControls(state, {
   prefer: (m) => m.kind === "seq2seq",
-  filter: (m) => m.kind === "decoder" || m.kind === "seq2seq",
+  filter: (m) => (m.kind === "decoder" || m.kind === "seq2seq") && (api.can(m, "generate") || api.can(m, "translate")),
+  unfit: (m) =>
+    m.kind === "encoder"
+      ? `${m.id} is an encoder, not a decoder: it reads a whole sentence at once and generates no text, so ` +
+        "there is nothing to decode. Here is a model that generates."
+      : `${m.id} has no output head (it was imported without one), so it generates nothing. Here is a model that does.`,
+  none: "No model on this server generates text (decoders and translators do).",
   onRun: () => start({ play: true }),
   onModelChange: () => save({ layer: -1, head: -1, step: -1 }),
 });
@@ -77,45 +97,108 @@ $("#max-new").addEventListener("change", (e) =>
   save({ max_new_tokens: Math.max(1, Number.parseInt(e.target.value, 10) || 1) }),
 );
 
-function params() {
+/** The stream's parameters; `seed`: the one to decode with (sampling), `rows`: the layers and
+ * heads to send rows of (long contexts), or null for every head. */
+function params(seed = null, rows = null) {
   const p = { model: state.model, text: state.text, max_new_tokens: state.max_new_tokens, strategy: state.strategy };
   if (state.strategy === "sample") {
     Object.assign(p, { temperature: state.temperature, top_k: state.top_k, top_p: state.top_p });
-    if (state.seed !== "") p.seed = state.seed;
+    if (seed !== null) p.seed = seed;
   }
+  if (rows) Object.assign(p, { layers: rows.layers, heads: rows.heads });
   return p;
 }
 
 // ---------------------------------------------------------------------------------------
-function start({ play = true, showSteps = 0 } = {}) {
+/** The layers of the site a view shows, for a model (ModelInfo). */
+function decoderLayers(model) {
+  return model.kind === "seq2seq" ? (model.n_decoder_layers ?? model.n_layers) : model.n_layers;
+}
+
+/** The layer and head the pickers show (-1 layer: the last; -1 head: the mean of the heads). */
+function shownLayerHead(model) {
+  const L = decoderLayers(model);
+  const H = model.n_heads;
+  return {
+    L,
+    H,
+    layer: state.layer < 0 || state.layer >= L ? L - 1 : state.layer,
+    head: state.head >= H ? -1 : state.head,
+  };
+}
+
+/** The rows a long context asks for: the layer shown, and its head (every head for the mean). */
+function rowsWanted(model) {
+  const { H, layer, head } = shownLayerHead(model);
+  return { layers: [layer], heads: head < 0 ? Array.from({ length: H }, (_, h) => h) : [head] };
+}
+
+/**
+ * Decode from the start. play: play once steps arrive; showSteps: show that many steps,
+ * paused (a link with step=n, or a layer / head switch of a long context decoding again).
+ */
+async function start({ play = true, showSteps = 0, again = false } = {}) {
   stop();
   if (run && run.stream) run.stream.close();
   clearError();
   const model = controls.current();
   if (!model) return;
+  // the same seed when decoding again for other rows: the same tokens come back
+  const seed = again && run ? run.seed : state.seed !== "" ? state.seed : String(Math.floor(Math.random() * 2 ** 31));
   // a seq2seq model without decoder self-attention (the RNN) has only the alignment to show
   const selfAttention = model.kind === "seq2seq" && "decoder.self" in model.sites;
-  run = { kind: model.kind, selfAttention, prompt: null, steps: [], done: null, stream: null };
+  const mine = {
+    kind: model.kind,
+    model,
+    selfAttention,
+    prompt: null,
+    steps: [],
+    done: null,
+    stream: null,
+    rows: null,
+    seed,
+  };
+  run = mine;
   pos = 0;
   wantOne = false;
   const target = showSteps;
-  $("#status").textContent = "Decoding…";
+  $("#status").textContent = again ? "Decoding again for this layer and head…" : "Decoding…";
   $("#status").classList.add("busy");
-  run.stream = api.generateStream(params(), {
+  let rows = null;
+  try {
+    const { tokens } = await api.tokenize(model.id, state.text);
+    const context =
+      model.kind === "seq2seq"
+        ? Math.max(tokens.length, state.max_new_tokens + 1)
+        : tokens.length + state.max_new_tokens;
+    if (context > FULL_ROWS_CONTEXT) rows = rowsWanted(model);
+  } catch (error) {
+    if (run !== mine) return;
+    $("#status").textContent = "";
+    $("#status").classList.remove("busy");
+    showError(error);
+    return;
+  }
+  if (run !== mine) return; // a newer start
+  mine.wanted = rows;
+  mine.stream = api.generateStream(params(seed, rows), {
     onPrompt: (p) => {
-      run.prompt = p.prompt;
+      mine.prompt = labelTokens(p.prompt);
+      mine.rows = p.rows || null; // absent: the server sent every head's full row
+      renderPrompt();
       render();
     },
     onStep: (s) => {
-      run.steps.push(s);
+      mine.steps.push(s);
+      const before = pos;
       if (wantOne || (target && pos < target)) {
         wantOne = false;
         pos += 1;
       }
-      render();
+      render({ figures: pos !== before || pos === 0 });
     },
     onDone: (d) => {
-      run.done = d;
+      mine.done = d;
       $("#status").textContent = "";
       $("#status").classList.remove("busy");
       render();
@@ -203,12 +286,59 @@ bindKeys({
 // ---------------------------------------------------------------------------------------
 const isEos = (i) => run.done && run.done.stop_reason === "eos" && i === run.steps.length - 1;
 
-function chosenLabel(i) {
-  const s = run.steps[i];
-  return { text: isEos(i) ? s.token.text || "</s>" : s.token.text, special: isEos(i), index: i };
+/**
+ * Whether texts mark word starts, judged from what the stream sent so far: `tokens` the chosen
+ * tokens (each the text it adds to the output), `top` the candidates (each token decoded alone,
+ * which for SentencePiece tokenizers drops the word-start space: then no candidate is marked).
+ */
+function marksStarts(kind) {
+  const seen = kind === "top" ? run.steps.flatMap((s) => s.top) : run.steps.map((s) => s.token);
+  return marksWordStarts(seen);
 }
 
-function render() {
+/** The token chosen at step i, as an axis label ("##ing" for a continuation). */
+function chosenLabel(i) {
+  const s = run.steps[i];
+  const afterWord = i > 0 || run.kind === "decoder";
+  if (isEos(i)) return { text: s.token.text || "</s>", label: s.token.text || "</s>", special: true, index: i };
+  return {
+    text: s.token.text,
+    label: candidateLabel(s.token, { afterWord, marksStarts: marksStarts("tokens") }),
+    special: false,
+    index: i,
+  };
+}
+
+/** The prompt / source in the output line, once per decoding; a long one shows its end. */
+function renderPrompt() {
+  const box = $("#prompt-part");
+  clear(box);
+  if (!run.prompt || run.kind !== "decoder") return;
+  const shown = run.prompt.slice(-PROMPT_SHOWN);
+  if (shown.length < run.prompt.length) {
+    box.append(
+      el("span", {
+        class: "out-tok more",
+        text: `… ${run.prompt.length - shown.length} tokens`,
+        title: "the start of the prompt",
+      }),
+    );
+  }
+  for (const t of shown) {
+    box.append(
+      el("span", {
+        class: `out-tok${t.special ? " special" : ""}${t.cont ? " cont" : ""}`,
+        text: displayToken(t.text),
+        title: "prompt",
+      }),
+    );
+  }
+  box.append(el("span", { class: "op", text: "→" }));
+}
+
+/** Redraw for the step shown; `figures`: the top-k bars and heatmaps too (not when a step
+ * streams in while another one is shown). */
+function render({ figures = true } = {}) {
   if (!run) return;
   const n = run.steps.length;
   pos = Math.min(pos, n);
@@ -219,26 +349,19 @@ function render() {
   $("#back-button").disabled = pos === 0;
   save({ step: playing ? -1 : pos });
 
-  // the tokens so far
-  const line = $("#output-line");
+  // the tokens generated so far
+  const line = $("#gen-part");
   clear(line);
-  if (run.prompt && run.kind === "decoder") {
-    for (const t of run.prompt)
-      line.append(
-        el("span", { class: `out-tok${t.special ? " special" : ""}`, text: displayToken(t.text), title: "prompt" }),
-      );
-    line.append(el("span", { class: "op", text: "→" }));
-  }
   run.steps.forEach((s, i) => {
     const cls = ["out-tok"];
     if (i === pos - 1) cls.push("current");
     if (i >= pos) cls.push("future");
     if (isEos(i)) cls.push("special");
-    else if (i > 0 && continuesWord(s.token.text)) cls.push("cont"); // a piece of the previous word
+    else if ((i > 0 || run.kind === "decoder") && continuesWord(s.token.text)) cls.push("cont"); // a piece of the word before
     const chip = el("button", {
       type: "button",
       class: cls.join(" "),
-      text: displayToken(chosenLabel(i).text),
+      text: isEos(i) ? s.token.text || "</s>" : displayToken(s.token.text),
       title: `step ${i + 1}: p = ${s.prob.toFixed(3)}`,
     });
     chip.addEventListener("click", () => {
@@ -264,6 +387,7 @@ function render() {
       el("a", { href: explorerLink(), text: "every head on this output in the explorer →" }),
     );
   }
+  if (!figures) return;
   renderTopK();
   renderAttention();
 }
@@ -294,8 +418,13 @@ function renderTopK() {
   }
   const s = run.steps[pos - 1];
   const top = [...s.top].reverse();
-  const labels = top.map((c) => plotlyText(displayToken(c.text)));
-  const chosen = plotlyText(displayToken(chosenLabel(pos - 1).text));
+  const afterWord = pos > 1 || run.kind === "decoder";
+  const marks = marksStarts("top");
+  const labels = top.map((c) => plotlyText(candidateLabel(c, { afterWord, marksStarts: marks })));
+  const chosen = plotlyText(chosenLabel(pos - 1).label);
+  // over a 30 k–150 k vocabulary the top candidates may share little of the mass: the axis
+  // follows the largest probability (with room for its label), not 0–1
+  const xmax = Math.min(1.08, Math.max(0.05, ...top.map((c) => c.prob)) * 1.2);
   react(
     div,
     [
@@ -308,19 +437,19 @@ function renderTopK() {
         textposition: "outside",
         cliponaxis: false,
         marker: { color: top.map((c) => (c.id === s.token.id ? "#E69F00" : "#0072B2")) },
-        customdata: labels,
+        customdata: top.map((c, i) => `${labels[i]} (id ${c.id})`),
         hovertemplate: "%{customdata}: p = %{x:.4f}<extra></extra>",
       },
     ],
     {
       height: Math.max(220, 46 * top.length + 70),
-      margin: { l: 110, r: 50, t: 34, b: 40 },
+      margin: { l: Math.min(240, 40 + 8 * Math.max(6, ...labels.map((l) => l.length))), r: 50, t: 34, b: 40 },
       title: {
         text: `step ${pos}: chose “${chosen}” (p = ${s.prob.toFixed(3)})`,
         x: 0,
         xanchor: "left",
       },
-      xaxis: { range: [0, 1.08], title: { text: "probability" }, gridcolor: "#eceef2" },
+      xaxis: { range: [0, xmax], title: { text: "probability" }, gridcolor: "#eceef2" },
       yaxis: {
         tickmode: "array",
         tickvals: top.map((_, i) => i),
@@ -331,18 +460,43 @@ function renderTopK() {
   );
 }
 
-function layerHead(site) {
-  const first = run.steps[0].attention[site];
-  const L = first.length;
-  const H = first[0].length;
-  const layer = state.layer < 0 || state.layer >= L ? L - 1 : state.layer;
-  const head = state.head >= H ? -1 : state.head;
-  return { L, H, layer, head };
+/** A pooled row spread back over its tokens: each block's weight shared by the tokens in it. */
+function unpool(row, edges) {
+  const out = new Array(edges[edges.length - 1]).fill(0);
+  for (let b = 0; b + 1 < edges.length; b++) {
+    const share = row[b] / (edges[b + 1] - edges[b]);
+    for (let t = edges[b]; t < edges[b + 1]; t++) out[t] = share;
+  }
+  return out;
 }
 
-function row(step, site, layer, head) {
-  const heads = step.attention[site][layer];
-  return head < 0 ? meanHeads(heads.map((h) => [h]))[0] : heads[head];
+/** Step s's attention row at `site` for the layer and head (-1: the mean), or null when the
+ * stream did not send those rows. */
+function rowOf(step, site, layer, head, H) {
+  const sel = run.rows;
+  const li = sel ? sel.layers.indexOf(layer) : layer;
+  const perHead = li >= 0 && step.attention[site] ? step.attention[site][li] : null;
+  if (!perHead) return null;
+  let r;
+  if (head < 0) {
+    if (perHead.length < H) return null; // the mean needs every head
+    r = perHead[0].map((_, j) => perHead.reduce((sum, h) => sum + h[j], 0) / perHead.length);
+  } else {
+    const hi = sel ? sel.heads.indexOf(head) : head;
+    if (hi < 0 || !perHead[hi]) return null;
+    r = perHead[hi];
+  }
+  const edges = step.attention_edges && step.attention_edges[site];
+  return edges ? unpool(r, edges) : r;
+}
+
+/** rows (arrays, shorter ones padded as masked) -> a Mat of `cols` columns. */
+function matOf(rows, cols) {
+  const data = new Float32Array(rows.length * cols).fill(Number.NaN);
+  rows.forEach((r, i) => {
+    for (let j = 0; j < Math.min(cols, r.length); j++) data[i * cols + j] = r[j];
+  });
+  return { rows: rows.length, cols, data };
 }
 
 function renderAttention() {
@@ -352,22 +506,31 @@ function renderAttention() {
     ? "Row t: where the query that chose French token t looked in the English source. It grows one row per step."
     : "Row t: where the query that chose token t looked, over the prompt and the tokens so far.";
   $("#self-panel").hidden = !run.selfAttention;
-  const alignDiv = $("#align");
   if (!run.steps.length || pos === 0 || !run.prompt) {
-    clear(alignDiv);
+    clear($("#align"));
     clear($("#self"));
     return;
   }
   const site = seq2seq ? "decoder.cross" : "decoder.self";
-  const { L, H, layer, head } = layerHead(site);
+  const { L, H, layer, head } = shownLayerHead(run.model);
   pickers.fill({ layers: L, heads: H, layer, head, save: false });
-  const rows = run.steps.slice(0, pos).map((_, i) => chosenLabel(i));
+  const shown = run.steps.slice(0, pos);
+  const rows = shown.map((s) => rowOf(s, site, layer, head, H));
+  if (rows.some((r) => r === null)) {
+    // a long context's stream carries the rows of one layer and head: decode again for these
+    // (once per choice: rows asked for and still missing are not asked again)
+    if (run.wanted && JSON.stringify(run.wanted) !== JSON.stringify(rowsWanted(run.model))) {
+      start({ play: false, showSteps: pos, again: true });
+    }
+    return;
+  }
+  const rowTokens = shown.map((_, i) => chosenLabel(i));
   const headLabel = head < 0 ? "mean of heads" : `head ${head}`;
+  const height = Math.max(260, Math.min(620, pos * 30 + 170));
   if (seq2seq) {
     const cols = run.prompt.map((t, i) => ({ ...t, index: i }));
-    const z = run.steps.slice(0, pos).map((s) => row(s, site, layer, head));
-    tokenHeatmap(alignDiv, z, {
-      rows,
+    align.draw(matOf(rows, cols.length), {
+      rows: rowTokens,
       cols,
       title: `layer ${layer} · ${headLabel}`,
       zmin: 0,
@@ -376,7 +539,8 @@ function renderAttention() {
       colTitle: "English token",
       yLabel: "French (chosen at step t)",
       xLabel: "English source (key)",
-      height: Math.max(260, Math.min(620, pos * 30 + 170)),
+      height,
+      maxHeight: 620,
     });
     if (!run.selfAttention) return;
     // decoder self-attention: <s> + generated tokens as keys
@@ -384,12 +548,9 @@ function renderAttention() {
       { text: "<s>", special: true, index: 0 },
       ...run.steps.map((_, i) => ({ ...chosenLabel(i), index: i + 1 })),
     ];
-    const self = run.steps.slice(0, pos).map((s) => {
-      const r = row(s, "decoder.self", layer, head);
-      return keys.slice(0, pos).map((_, j) => (j < r.length ? r[j] : null));
-    });
-    tokenHeatmap($("#self"), self, {
-      rows,
+    const selfRows = shown.map((s) => rowOf(s, "decoder.self", layer, head, H) || []);
+    selfHeat.draw(matOf(selfRows, pos), {
+      rows: rowTokens,
       cols: keys.slice(0, pos),
       title: `layer ${layer} · ${headLabel} · grey = not yet generated (masked)`,
       zmin: 0,
@@ -398,18 +559,15 @@ function renderAttention() {
       colTitle: "key",
       yLabel: "query (chose this token)",
       xLabel: "decoder input so far",
-      height: Math.max(260, Math.min(620, pos * 30 + 170)),
+      height,
+      maxHeight: 620,
     });
   } else {
     const prompt = run.prompt.map((t, i) => ({ ...t, index: i }));
     const keys = [...prompt, ...run.steps.map((_, i) => ({ ...chosenLabel(i), index: prompt.length + i }))];
     const width = prompt.length + pos - 1;
-    const z = run.steps.slice(0, pos).map((s) => {
-      const r = row(s, site, layer, head);
-      return keys.slice(0, width).map((_, j) => (j < r.length ? r[j] : null));
-    });
-    tokenHeatmap(alignDiv, z, {
-      rows,
+    align.draw(matOf(rows, width), {
+      rows: rowTokens,
       cols: keys.slice(0, width),
       title: `layer ${layer} · ${headLabel}`,
       zmin: 0,
@@ -418,7 +576,8 @@ function renderAttention() {
       colTitle: "key",
       yLabel: "chosen at step t",
       xLabel: "prompt and tokens so far (key)",
-      height: Math.max(260, Math.min(620, pos * 30 + 170)),
+      height,
+      maxHeight: 620,
     });
   }
 }
@@ -436,7 +595,7 @@ state.subscribe((changed) => {
 const exportData = () => ({
   model: state.model,
   text: state.text,
-  sampling: params(),
+  sampling: params(run && run.seed),
   prompt: run && run.prompt,
   steps: run ? run.steps.slice(0, pos) : [],
   output: run && run.done ? run.done.output : null,
@@ -449,11 +608,13 @@ registerExport("topk", {
 });
 registerExport("align", {
   filename: () => `attnviz-${state.model}-decode-step${pos}-attention`,
+  figure: () => align.canvas,
   plot: () => $("#align"),
   data: exportData,
 });
 registerExport("self", {
   filename: () => `attnviz-${state.model}-decode-step${pos}-self`,
+  figure: () => selfHeat.canvas,
   plot: () => $("#self"),
   data: exportData,
 });

@@ -1,20 +1,37 @@
 // Explorer: tokens, head view, one-head heatmap, and the grid of every layer × head.
+//
+// The attention is fetched as it is shown (lib/attnstore.js): the head on the heatmap first
+// (so the first heatmap waits for one forward pass and one head's bytes), then the other heads
+// of its layer for the head view, then every head pooled for the grid. Switching head or layer
+// fetches only what the new view lacks. Heatmaps up to 128 tokens a side are Plotly figures,
+// longer ones a canvas (lib/heatcanvas.js) that zooms and pans.
 
 import * as api from "../lib/api.js";
-import { SITE_LABEL, keepIndices, pickSite, siteMask, siteTokens, view } from "../lib/attn.js";
+import { SITE_LABEL, keepIndices, pickSite, siteTokens } from "../lib/attn.js";
+import { AttentionSource, siteDepth } from "../lib/attnstore.js";
 import { INPUT_STATE, setupControls } from "../lib/controls.js";
-import { $, afterPaint, clear, displayToken, el } from "../lib/dom.js";
+import { $, afterPaint, clear, el } from "../lib/dom.js";
 import { initExports, registerExport } from "../lib/export.js";
-import { renderGrid } from "../lib/grid.js";
-import { renderHeadView } from "../lib/headview.js";
-import { headColor } from "../lib/palette.js";
+import { headSwatch, renderGrid } from "../lib/grid.js";
+import { adaptiveHeatmap } from "../lib/heatmap.js";
+import { ALL_ROWS, renderHeadView } from "../lib/headview.js";
+import { headStyle } from "../lib/palette.js";
 import { PICKER_STATE, attentionPickers } from "../lib/pickers.js";
-import { tokenHeatmap } from "../lib/plots.js";
-import { bindKeys, initShell, onProjectorChange, showError, withStatus } from "../lib/shell.js";
-import { bool, intList, str, urlState } from "../lib/state.js";
+import { bindKeys, initShell, onProjectorChange, showError, withProgress } from "../lib/shell.js";
+import { bool, int, intList, str, urlState } from "../lib/state.js";
+import { selectMat, toNested } from "../lib/tensor.js";
+import { candidateLabel } from "../lib/tokens.js";
 
 initShell();
 initExports(showError);
+
+/** The head view fetches a whole layer up to this many cells (12 heads × 512²: ~1.3 MB gzipped). */
+const LAYER_CELLS = 12 * 512 * 512;
+/** The grid's thumbnails: every head pooled to at most this many blocks a side. */
+const POOL = 64;
+const TOPK_CHOICES = [0, 1, 2, 3, 5, 10];
+const PREFETCH_AFTER_MS = 200;
+const TOKENS_PER_TASK = 128;
 
 const state = urlState({
   ...INPUT_STATE,
@@ -23,27 +40,41 @@ const state = urlState({
   scores: bool(false),
   hide: bool(false),
   lock: str(""), // "q3" / "k5": a token locked in the head view (original position)
+  topk: int(-1), // lines per query in the head view (0: all; -1: all for short inputs, else 3)
+  zoom: str(""), // the canvas heatmap's window: "r0,r1,c0,c1" (rows and columns shown)
 });
 
 const status = $("#status");
 // Our own changes are written silently; subscribers only hear back/forward navigation.
 const save = (patch) => state.set(patch, { silent: true });
-let data = null; // the last /attention response
-const nextRequest = api.latestOnly();
+let source = null; // the AttentionSource of the input shown
+const heatmap = adaptiveHeatmap($("#heatmap"));
+heatmap.onWindow((w) => save({ zoom: `${w.r0},${w.r1},${w.c0},${w.c1}` }));
+let headView = null;
 let grid = null;
+let gridData = null; // {layers, masked} of the grid shown
 let runStarted = 0;
 let timedThisRun = false;
+const nextRequest = api.latestOnly();
 
 const pickers = attentionPickers(state, {
-  siteReset: { lock: "" },
-  onChange: (key) => data && (key === "site" ? refresh() : render()),
+  siteReset: { lock: "", zoom: "" },
+  onChange: (key) => {
+    if (!source || !source.tokens) return;
+    if (key !== "site") performance.mark("attnviz:switch");
+    if (key === "site") refresh();
+    else render({ timed: true, headView: key === "layer" || !wholeLayer(currentSite()) });
+  },
 });
 
 const controls = await setupControls(state, {
   prefer: (m) => m.kind === "seq2seq",
   allowTarget: true,
-  onRun: run,
-  onModelChange: () => save({ site: "", layer: 0, head: 0, off: [], lock: "" }),
+  onRun: () => {
+    save({ zoom: "" }); // a new input starts with every token in view
+    run();
+  },
+  onModelChange: () => save({ site: "", layer: 0, head: 0, off: [], lock: "", zoom: "" }),
 });
 
 // ---------------------------------------------------------------------------------------
@@ -54,18 +85,28 @@ async function run() {
   performance.mark("attnviz:run");
   runStarted = performance.now();
   timedThisRun = false;
-  const include = ["scores", "masks"];
-  const result = await withStatus(status, "Running the model…", () =>
-    api.attentionOn(model, state, include, { signal }),
+  const next = new AttentionSource(model, state);
+  const depth = Math.max(...next.sites.map((s) => siteDepth(model, s)));
+  const layer = Math.min(Math.max(0, state.layer), depth - 1);
+  const head = Math.min(Math.max(0, state.head), model.n_heads - 1);
+  const loaded = await withProgress(status, "Running the model…", () =>
+    next.load(layer, [head], { scores: state.scores, signal }).then(() => true),
   );
-  if (!result || signal.aborted) return;
-  data = result;
-  renderTokens();
+  if (!loaded || signal.aborted) return;
+  performance.mark("attnviz:data");
+  source = next;
   await refresh();
+  await nextTask(); // each panel in its own task: the page answers input in between
+  renderTokens();
   modelSays(model, signal);
 }
 
-// What the model itself outputs for this sentence (after the heatmap: never delays it).
+/** Let the browser run other tasks (input, painting) before going on. */
+const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+// ---------------------------------------------------------------------------------------
+// What the model itself outputs for this sentence (after the heatmap: never delays it), for
+// the heads the model has: an imported encoder without its MLM head says nothing of [MASK].
 function probRows(items, chosen) {
   return items.map(({ label, prob }) => {
     const fill = el("div", { class: "prob-fill" });
@@ -80,113 +121,149 @@ function probRows(items, chosen) {
   });
 }
 
+const says = (title, ...body) =>
+  el("div", { class: "says-block" }, el("span", { class: "says-title", text: title }), ...body);
+
 async function modelSays(model, signal) {
   const box = $("#model-says");
   clear(box);
   const blocks = [];
+  const tokens = source.tokens.source;
+  const ask = async (path, body, describe) => {
+    try {
+      describe(await api.post(path, body, { signal }));
+    } catch (error) {
+      if (error && error.name === "AbortError") throw error;
+      // a head the model lacks: said plainly, not as an error
+      if (error && error.code === "unsupported_task") blocks.push(says("Not available", error.message));
+      else showError(error);
+    }
+  };
   try {
     if (model.kind === "encoder") {
-      if (model.tasks.includes("classify") || (model.labels && model.labels.length)) {
-        const c = await api.post("/classify", { model: model.id, text: state.text }, { signal });
-        blocks.push(
-          el(
-            "div",
-            { class: "says-block" },
-            el("span", { class: "says-title", text: "Sentiment ([CLS] head)" }),
-            probRows(c.labels, c.label),
-          ),
+      if (api.can(model, "classify")) {
+        await ask("/classify", { model: model.id, text: state.text }, (c) =>
+          blocks.push(says("Sentiment ([CLS] head)", probRows(c.labels, c.label))),
         );
       }
-      if (data.tokens.source.some((t) => t.text === "[MASK]")) {
-        const f = await api.post("/fill-mask", { model: model.id, text: state.text, top_k: 5 }, { signal });
-        for (const m of f.masks) {
-          blocks.push(
-            el(
-              "div",
-              { class: "says-block" },
-              el("span", { class: "says-title", text: `[MASK] at position ${m.index}` }),
-              probRows(
-                m.predictions.map((p) => ({ label: displayToken(p.token), prob: p.prob })),
-                displayToken(m.predictions[0].token),
-              ),
-            ),
-          );
-        }
+      const hasMask = tokens.some((t) => t.special && /mask/i.test(t.text));
+      if (api.can(model, "fill-mask") && hasMask) {
+        await ask("/fill-mask", { model: model.id, text: state.text, top_k: 5 }, (f) => {
+          for (const m of f.masks) {
+            const rows = m.predictions.map((p) => ({
+              label: candidateLabel({ id: p.id, text: p.token }),
+              prob: p.prob,
+            }));
+            blocks.push(says(`[MASK] at position ${m.index}`, probRows(rows, rows[0].label)));
+          }
+        });
       }
-    } else if (model.kind === "decoder") {
-      const g = await api.post("/generate", { model: model.id, text: state.text, max_new_tokens: 1 }, { signal });
-      const top = g.steps[0].top.map((c) => ({ label: displayToken(c.text), prob: c.prob }));
+    } else if (model.kind === "decoder" && api.can(model, "generate") && tokens.length >= model.max_len) {
       blocks.push(
-        el(
-          "div",
-          { class: "says-block" },
-          el("span", { class: "says-title", text: "Next token" }),
-          probRows(top, top[0].label),
-        ),
+        says("Next token", `The prompt fills all ${model.max_len} positions: there is no room for one more.`),
       );
-    } else if (model.kind === "seq2seq") {
-      const g = await api.post("/generate", { model: model.id, text: state.text, max_new_tokens: 48 }, { signal });
-      const link = el("a", {
-        href: `/decode?model=${encodeURIComponent(model.id)}&text=${encodeURIComponent(state.text)}`,
-        text: "watch it decode step by step →",
+    } else if (model.kind === "decoder" && api.can(model, "generate")) {
+      await ask("/generate", { model: model.id, text: state.text, max_new_tokens: 1 }, (g) => {
+        const top = g.steps[0].top.map((c) => ({ label: candidateLabel(c), prob: c.prob }));
+        blocks.push(says("Next token", probRows(top, top[0].label)));
       });
-      blocks.push(
-        el(
-          "div",
-          { class: "says-block" },
-          el("span", { class: "says-title", text: "The model's translation (greedy)" }),
-          el("span", { class: "says-text", text: g.output.text }),
-          link,
-        ),
-      );
+    } else if (model.kind === "seq2seq" && (api.can(model, "translate") || api.can(model, "generate"))) {
+      await ask("/generate", { model: model.id, text: state.text, max_new_tokens: 48 }, (g) => {
+        const link = el("a", {
+          href: `/decode?model=${encodeURIComponent(model.id)}&text=${encodeURIComponent(state.text)}`,
+          text: "watch it decode step by step →",
+        });
+        blocks.push(
+          says("The model's translation (greedy)", el("span", { class: "says-text", text: g.output.text }), link),
+        );
+      });
     }
   } catch (error) {
     if (error && error.name === "AbortError") return;
-    showError(error);
-    return;
+    throw error;
+  }
+  if (!blocks.length && model.tasks && model.tasks.length === 1) {
+    blocks.push(
+      says(
+        "What the model says",
+        `${model.id} has no output head (it was imported without one): its attention is all there is to see.`,
+      ),
+    );
   }
   if (!signal.aborted) box.replaceChildren(...blocks);
 }
 
-function renderTokens() {
+// ---------------------------------------------------------------------------------------
+let tokensTurn = 0;
+/** The token strip; a long input's chips go in TOKENS_PER_TASK at a time (laying out 512 chips
+ * at once is one long task), the first ones straight away. */
+async function renderTokens() {
+  const turn = ++tokensTurn;
   const box = $("#tokens");
   clear(box);
-  const rows = [["source", data.tokens.source]];
-  if (data.tokens.target) rows.push(["target", data.tokens.target]);
+  const rows = [["source", source.tokens.source]];
+  if (source.tokens.target) rows.push(["target", source.tokens.target]);
+  const total = rows.reduce((n, [, tokens]) => n + tokens.length, 0);
+  box.classList.toggle("long", total > 120);
+  const chip = (t, i) => {
+    const chars = Number.isInteger(t.start) ? ` · chars ${t.start}–${t.end}` : "";
+    return el(
+      "span",
+      {
+        class: `token${t.special ? " special" : ""}${t.cont ? " cont" : ""}`,
+        title:
+          `position ${i} · id ${t.id}${t.special ? " · special token" : ""}` +
+          `${t.cont ? " · continues the word before" : ""}${chars}`,
+      },
+      el("span", { class: "tok-text", text: t.cont ? t.label.slice(2) : t.label }), // "##": CSS
+      el("span", { class: "tok-id", text: String(t.id) }),
+    );
+  };
   for (const [label, tokens] of rows) {
     const row = el(
       "div",
       { class: "token-row" },
-      el("span", { class: "token-row-label", text: rows.length > 1 ? label : "tokens" }),
+      el("span", { class: "token-row-label", text: rows.length > 1 ? label : `${tokens.length} tokens` }),
     );
-    tokens.forEach((t, i) => {
-      const chars = Number.isInteger(t.start) ? ` · chars ${t.start}–${t.end}` : "";
-      row.append(
-        el(
-          "span",
-          {
-            class: `token${t.special ? " special" : ""}`,
-            title: `position ${i} · id ${t.id}${t.special ? " · special token" : ""}${chars}`,
-          },
-          el("span", { class: "tok-text", text: displayToken(t.text) }),
-          el("span", { class: "tok-id", text: String(t.id) }),
-        ),
-      );
-    });
     box.append(row);
+    for (let start = 0; start < tokens.length; start += TOKENS_PER_TASK) {
+      if (start > 0) await nextTask();
+      if (turn !== tokensTurn) return; // another input took the strip
+      row.append(...tokens.slice(start, start + TOKENS_PER_TASK).map((t, k) => chip(t, start + k)));
+    }
   }
 }
 
 function currentSite() {
-  return pickSite(data, state.site);
+  return pickSite(source.sites, state.site);
 }
 
 function setupSelectors() {
-  const { heads } = pickers.fillFrom(data);
+  const site = currentSite();
+  const model = source.model;
+  pickers.fill({
+    sites: source.sites,
+    site,
+    layers: siteDepth(model, site),
+    heads: model.n_heads,
+    layer: state.layer,
+    head: state.head,
+  });
   $("#scores-toggle").checked = state.scores;
   $("#hide-special").checked = state.hide;
-  $("#scores-toggle").disabled = !data.scores;
-  renderHeadToggles(heads);
+  renderHeadToggles(model.n_heads);
+  const { q } = source.lengths(site);
+  const select = $("#topk-select");
+  select.replaceChildren(
+    ...TOPK_CHOICES.map((k) => el("option", { value: String(k), text: k ? `top ${k}` : "all ≥ 1 %" })),
+  );
+  select.value = String(topk(q));
+}
+
+/** Lines per query in the head view: the URL's choice, else all for short inputs, else 3. */
+function topk(rows) {
+  if (TOPK_CHOICES.includes(state.topk)) return state.topk;
+  return rows > ALL_ROWS ? 3 : 0;
 }
 
 function renderHeadToggles(H) {
@@ -194,20 +271,19 @@ function renderHeadToggles(H) {
   clear(box);
   box.append(el("span", { class: "legend-inline", text: "heads:" }));
   for (let h = 0; h < H; h++) {
-    const on = !state.off.includes(h);
     const button = el(
       "button",
       {
         type: "button",
         class: "head-toggle",
-        "aria-pressed": String(on),
+        "aria-pressed": String(!state.off.includes(h)),
         "data-head": h,
-        title: `show / hide head ${h}`,
+        title: `show / hide head ${h}${headStyle(h).dash ? " (dashed lines)" : ""}`,
       },
-      el("span", { class: "dot", "aria-hidden": "true" }),
+      headSwatch(h),
       `head ${h}`,
     );
-    button.style.setProperty("--head", headColor(h));
+    button.style.setProperty("--head", headStyle(h).color);
     button.addEventListener("click", () => {
       const off = state.off.includes(h) ? state.off.filter((x) => x !== h) : [...state.off, h].sort((a, b) => a - b);
       save({ off });
@@ -226,18 +302,178 @@ function renderHeadToggles(H) {
 }
 
 // ---------------------------------------------------------------------------------------
+let axesMemo = null;
+/** The tokens on each axis of a site, with special tokens hidden when asked (the same arrays
+ * while the input, the site and that choice stay: the canvas heatmap keeps its layout). */
 function axes(site) {
-  const { queries, keys } = siteTokens(data, site);
+  if (axesMemo && axesMemo.source === source && axesMemo.site === site && axesMemo.hide === state.hide) {
+    return axesMemo.value;
+  }
+  const { queries, keys } = siteTokens(source, site);
   const qKeep = keepIndices(queries, state.hide);
   const kKeep = keepIndices(keys, state.hide);
-  return { queries, keys, qKeep, kKeep, left: qKeep.map((i) => queries[i]), right: kKeep.map((i) => keys[i]) };
+  const value = { queries, keys, qKeep, kKeep, left: qKeep.map((i) => queries[i]), right: kKeep.map((i) => keys[i]) };
+  axesMemo = { source, site, hide: state.hide, value };
+  return value;
 }
 
-function renderHeadViewPanel() {
+/**
+ * Which cells of a site may not be attended to (null: none). Taken from the pre-softmax
+ * scores when they were fetched (masked cells are NaN there); otherwise a decoder's
+ * self-attention is causal and the others attend everywhere.
+ */
+function maskOf(site, scores, nq, nk) {
+  if (scores) return (i, j) => Number.isNaN(scores.data[i * scores.cols + j]);
+  if (site === "decoder.self") return (i, j) => j > i + (nk - nq);
+  return null;
+}
+
+/** A head's matrix as shown: special tokens hidden (rows renormalised for weights), masked NaN. */
+function shownMatrix(site, layer, head, useScores) {
+  const { queries, keys, qKeep, kKeep } = axes(site);
+  const weights = source.weightsOf(site, layer, head);
+  const scores = source.scoresOf(site, layer, head);
+  const masked = maskOf(site, scores, queries.length, keys.length);
+  const full = qKeep.length === weights.rows && kKeep.length === weights.cols;
+  if (!useScores && full && !masked) return weights; // nothing to change: no copy
+  return selectMat(useScores ? scores : weights, qKeep, kKeep, { renorm: state.hide && !useScores, masked });
+}
+
+function parseZoom(rows, cols) {
+  const m = /^(\d+),(\d+),(\d+),(\d+)$/.exec(state.zoom);
+  if (!m) return undefined;
+  const [r0, r1, c0, c1] = m.slice(1).map(Number);
+  return r1 <= rows && c1 <= cols && r0 < r1 && c0 < c1 ? { r0, r1, c0, c1 } : undefined;
+}
+
+async function renderHeatmap({ timed = false } = {}) {
   const site = currentSite();
+  const { layer, head } = state;
+  const useScores = state.scores;
+  if (!source.has(site, layer, head, { scores: useScores })) {
+    const ok = await withProgress(status, "Fetching the head…", () =>
+      source.load(layer, [head], { scores: useScores }).then(() => true),
+    );
+    if (!ok) return;
+  }
+  if (site !== currentSite() || layer !== state.layer || head !== state.head) return; // moved on
+  const { left, right, queries, keys } = axes(site);
+  const z = shownMatrix(site, layer, head, useScores);
+  const label = SITE_LABEL[site] || site;
+  const cross = site === "decoder.cross";
+  const opts = {
+    rows: left,
+    cols: right,
+    title: `layer ${layer} · head ${head} · ${label}`,
+    value: useScores ? "score (QKᵀ/√dₖ)" : state.hide ? "weight (renormalised)" : "weight",
+    colorbarTitle: useScores ? "score" : "weight",
+    diverging: useScores,
+    zmin: useScores ? undefined : 0,
+    zmax: useScores ? undefined : 1,
+    yLabel: cross ? "French token (query)" : "query (attending)",
+    xLabel: cross ? "English token (key)" : "key (attended to)",
+  };
+  const div = $("#heatmap");
+  const drawn = heatmap.draw(z, { ...opts, square: true, window: parseZoom(z.rows, z.cols) });
+  const notes = [];
+  const mask = maskOf(site, source.scoresOf(site, layer, head), queries.length, keys.length);
+  if (mask && z.rows > 1 && mask(0, z.cols - 1))
+    notes.push("Grey cells are masked: the query may not attend there (−∞ before the softmax).");
+  if (useScores) notes.push("Pre-softmax: QKᵀ/√dₖ, before the mask. Each row's softmax gives the weights.");
+  if (state.hide)
+    notes.push(useScores ? "Special tokens hidden." : "Special tokens hidden; each row renormalised to sum to 1.");
+  $("#heatmap-note").textContent = notes.join(" ");
+  div.dataset.layer = String(layer);
+  div.dataset.head = String(head);
+  div.dataset.site = site;
+  await drawn;
+  if ((!timedThisRun && runStarted) || timed) {
+    await afterPaint();
+    if (!timedThisRun && runStarted) {
+      timedThisRun = true;
+      performance.mark("attnviz:heatmap");
+      performance.measure("attnviz:run-to-heatmap", "attnviz:run", "attnviz:heatmap");
+    } else if (performance.getEntriesByName("attnviz:switch").length) {
+      performance.mark("attnviz:switched");
+      performance.measure("attnviz:switch-to-heatmap", "attnviz:switch", "attnviz:switched");
+    }
+  }
+}
+
+/**
+ * Once the view has dwelt on a head for a moment, fetch that head in the layers just above and
+ * below (one head each, ~130 kB at 512 tokens), so that [ and ] show their heatmap without a
+ * round trip. Only where the head view takes whole layers: a 2048-token head is 8 MB.
+ */
+let prefetchTimer = 0;
+function prefetchNeighbours() {
+  clearTimeout(prefetchTimer);
+  prefetchTimer = setTimeout(() => {
+    const site = currentSite();
+    if (!source || !wholeLayer(site)) return;
+    const depth = siteDepth(source.model, site);
+    for (const layer of [state.layer + 1, state.layer - 1]) {
+      if (layer >= 0 && layer < depth && !source.has(site, layer, state.head)) {
+        source.load(layer, [state.head]).catch(() => {}); // a hint: a failure shows when the layer is opened
+      }
+    }
+  }, PREFETCH_AFTER_MS);
+}
+
+/** Whether the head view shows every head of the layer (else the heads switched on). */
+function wholeLayer(site) {
+  const { q, k } = source.lengths(site);
+  return source.model.n_heads * q * k <= LAYER_CELLS;
+}
+
+let headViewTurn = 0;
+async function renderHeadViewPanel() {
+  const turn = ++headViewTurn;
+  const site = currentSite();
+  const { layer } = state;
+  const H = source.model.n_heads;
+  const { q, k } = source.lengths(site);
+  const whole = wholeLayer(site);
+  // long inputs: the heads switched on, fetched one by one; otherwise the whole layer at once
+  const wanted = Array.from({ length: H }, (_, h) => h).filter((h) =>
+    whole ? true : h === state.head || (!state.off.includes(h) && source.has(site, layer, h)),
+  );
+  const missing = wanted.filter((h) => !source.has(site, layer, h));
+  const wrap = $("#head-view-wrap");
+  const note = $("#head-view-note");
+  note.textContent = whole
+    ? ""
+    : `At ${q} tokens a head's matrix is ${((q * k * 2) / 2 ** 20).toFixed(1)} MB: the head view shows the ` +
+      "head on the heatmap and the heads you switch on (each one fetched when you do).";
+  if (missing.length) {
+    wrap.setAttribute("aria-busy", "true");
+    try {
+      await source.load(layer, missing);
+    } catch (error) {
+      if (error && error.field === "heads" && missing.length > 1) {
+        await source.load(layer, [state.head]).catch(showError); // over the memory budget: one head
+      } else showError(error);
+    } finally {
+      wrap.removeAttribute("aria-busy");
+    }
+    if (turn !== headViewTurn) return;
+  }
   const { qKeep, kKeep, left, right } = axes(site);
-  const layerAtt = data.attention[site][state.layer];
-  const weights = layerAtt.map((m) => view(m, qKeep, kKeep, { renorm: state.hide }));
+  const weights = Array.from({ length: H }, (_, h) => {
+    const w = source.has(site, layer, h) ? source.weightsOf(site, layer, h) : null;
+    if (!w) return null;
+    const full = qKeep.length === w.rows && kKeep.length === w.cols;
+    return full && !state.hide ? w : selectMat(w, qKeep, kKeep, { renorm: state.hide });
+  });
+  if (!whole) {
+    // what is on: the heads the view has; clicking a head not fetched fetches it
+    for (const b of $("#head-toggles").querySelectorAll("[data-head]")) {
+      b.setAttribute(
+        "aria-pressed",
+        String(Boolean(weights[Number(b.dataset.head)]) && !state.off.includes(Number(b.dataset.head))),
+      );
+    }
+  }
   const active = weights.map((_, h) => !state.off.includes(h));
   let lock = null;
   const m = /^([qk])(\d+)$/.exec(state.lock);
@@ -247,99 +483,118 @@ function renderHeadViewPanel() {
     if (i >= 0) lock = { side: m[1], i };
   }
   const isCross = site === "decoder.cross";
-  renderHeadView($("#head-view-wrap"), {
+  headView = renderHeadView(wrap, {
     left,
     right,
     weights,
     active,
     lock,
+    topk: topk(left.length),
     leftTitle: isCross ? "French (query)" : "query",
     rightTitle: isCross ? "English (key)" : "key",
     onLock: (l) => save({ lock: l ? `${l.side}${(l.side === "q" ? left : right)[l.i].index}` : "" }),
   });
 }
 
-async function renderHeatmap() {
-  const site = currentSite();
-  const { queries, keys, qKeep, kKeep, left, right } = axes(site);
-  const mask = siteMask(data, site, queries.length, keys.length);
-  const useScores = state.scores && data.scores && data.scores[site];
-  const source = useScores ? data.scores[site][state.layer][state.head] : data.attention[site][state.layer][state.head];
-  let z = view(source, qKeep, kKeep, { renorm: state.hide && !useScores });
-  if (mask) {
-    const mk = view(mask, qKeep, kKeep, { renorm: false });
-    z = z.map((row, i) => row.map((v, j) => (mk[i][j] ? v : null)));
-  }
-  const label = SITE_LABEL[site] || site;
-  await tokenHeatmap($("#heatmap"), z, {
-    rows: left,
-    cols: right,
-    title: `layer ${state.layer} · head ${state.head} · ${label}`,
-    value: useScores ? "score (QKᵀ/√dₖ)" : state.hide ? "weight (renormalised)" : "weight",
-    colorbarTitle: useScores ? "score" : "weight",
-    diverging: !!useScores,
-    zmin: useScores ? undefined : 0,
-    zmax: useScores ? undefined : 1,
-    yLabel: site === "decoder.cross" ? "French token (query)" : "query (attending)",
-    xLabel: site === "decoder.cross" ? "English token (key)" : "key (attended to)",
-  });
-  const notes = [];
-  if (mask && mask.some((row) => row.some((v) => !v)))
-    notes.push("Grey cells are masked: the query may not attend there (−∞ before the softmax).");
-  if (useScores) notes.push("Pre-softmax: QKᵀ/√dₖ, before the mask. Each row's softmax gives the weights.");
-  if (state.hide)
-    notes.push(useScores ? "Special tokens hidden." : "Special tokens hidden; each row renormalised to sum to 1.");
-  $("#heatmap-note").textContent = notes.join(" ");
-  $("#heatmap").dataset.layer = String(state.layer);
-  $("#heatmap").dataset.head = String(state.head);
-  if (!timedThisRun && runStarted) {
-    timedThisRun = true;
-    await afterPaint();
-    performance.mark("attnviz:heatmap");
-    performance.measure("attnviz:run-to-heatmap", "attnviz:run", "attnviz:heatmap");
-  }
+/** The pooled blocks a site's thumbnails have on each axis. */
+function blockEdges(edges, site) {
+  const target = edges.target || edges.source;
+  if (site === "encoder.self") return { q: edges.source, k: edges.source };
+  if (site === "decoder.cross") return { q: target, k: edges.source };
+  return { q: target, k: target };
 }
 
-function renderGridPanel() {
+let gridTurn = 0;
+async function renderGridPanel() {
+  const turn = ++gridTurn;
+  let pooled;
+  try {
+    pooled = await source.pooled(POOL);
+  } catch (error) {
+    if (error && error.name !== "AbortError") showError(error);
+    return;
+  }
+  if (turn !== gridTurn) return;
   const site = currentSite();
+  const thumbs = pooled.sites[site];
+  if (!thumbs) return;
+  const edges = blockEdges(pooled.edges, site);
   const { queries, keys, qKeep, kKeep } = axes(site);
-  const att = data.attention[site].map((layer) => layer.map((m) => view(m, qKeep, kKeep, { renorm: state.hide })));
-  const mask = siteMask(data, site, queries.length, keys.length);
+  const exactTokens = edges.q.length - 1 === queries.length && edges.k.length - 1 === keys.length;
+  const hide = state.hide && exactTokens;
+  const layers = thumbs.map((heads) => heads.map((m) => (hide ? selectMat(m, qKeep, kKeep, { renorm: true }) : m)));
+  // a pooled block is grey when every one of its cells is masked (the causal future)
+  const nq = queries.length;
+  const nk = keys.length;
+  const rowsOf = hide ? qKeep : null;
+  const colsOf = hide ? kKeep : null;
+  const masked =
+    site === "decoder.self"
+      ? (a, b) => {
+          const lastQuery = rowsOf ? rowsOf[a] : edges.q[a + 1] - 1;
+          const firstKey = colsOf ? colsOf[b] : edges.k[b];
+          return firstKey > lastQuery + (nk - nq);
+        }
+      : null;
+  gridData = { layers, masked, edges, pooled: !exactTokens };
+  const blocks = edges.q.length - 1;
   grid = renderGrid($("#grid"), {
-    att,
-    mask: mask ? view(mask, qKeep, kKeep, { renorm: false }) : null,
+    layers,
+    masked,
     selected: { layer: state.layer, head: state.head },
     onPick: (layer, head) => {
+      performance.mark("attnviz:switch");
+      const headView = layer !== state.layer || !wholeLayer(site);
       save({ layer, head });
       $("#layer-select").value = String(layer);
       $("#head-select").value = String(head);
-      render().then(() => $("#heatmap").scrollIntoView({ behavior: "smooth", block: "nearest" }));
+      render({ timed: true, headView }).then(() =>
+        $("#heatmap").scrollIntoView({ behavior: "smooth", block: "nearest" }),
+      );
     },
+    note: exactTokens
+      ? ""
+      : `${nq} tokens pooled into ${blocks} blocks a side (each block: about ${Math.round(nq / blocks)} ` +
+        "tokens; a row of blocks still sums to 1)." +
+        (state.hide ? " Special tokens stay in the pooled thumbnails." : ""),
   });
+}
+
+function markGridSelection() {
+  for (const b of document.querySelectorAll("#grid .thumb")) {
+    const on = Number(b.dataset.layer) === state.layer && Number(b.dataset.head) === state.head;
+    b.setAttribute("aria-pressed", String(on));
+  }
 }
 
 /** Refill the pickers (a new response, a new site, back / forward), then draw. */
 function refresh() {
   setupSelectors();
-  return render();
+  return render({ grid: true });
 }
 
-async function render() {
-  if (!data) return;
-  const heat = renderHeatmap();
-  renderHeadViewPanel();
-  renderGridPanel();
-  await heat;
+async function render({ timed = false, grid: withGrid = false, headView: withHeadView = true } = {}) {
+  if (!source || !source.tokens) return;
+  await renderHeatmap({ timed }); // the heatmap first: the other panels never delay it
+  if (!withGrid) markGridSelection();
+  await nextTask();
+  const headViewDone = withHeadView ? renderHeadViewPanel() : Promise.resolve();
+  if (withGrid) renderGridPanel();
+  headViewDone.then(prefetchNeighbours);
 }
 
 // ---------------------------------------------------------------------------------------
 $("#scores-toggle").addEventListener("change", (e) => {
   save({ scores: e.target.checked });
-  renderHeatmap();
+  if (source && source.tokens) renderHeatmap();
 });
 $("#hide-special").addEventListener("change", (e) => {
-  save({ hide: e.target.checked });
-  render();
+  save({ hide: e.target.checked, zoom: "" });
+  render({ grid: true });
+});
+$("#topk-select").addEventListener("change", (e) => {
+  save({ topk: Number(e.target.value) });
+  if (source && source.tokens) renderHeadViewPanel();
 });
 
 bindKeys({
@@ -354,17 +609,20 @@ bindKeys({
 state.subscribe((changed) => {
   // back / forward in history
   if (changed.some((k) => ["model", "text", "target"].includes(k))) run();
-  else if (data && changed.length) refresh();
+  else if (source && source.tokens && changed.length) refresh();
 });
-onProjectorChange(() => render());
+onProjectorChange(() => render({ grid: true }));
 
 const fname = (part) => `attnviz-${state.model}-${part}-L${state.layer}H${state.head}`;
 registerExport("heatmap", {
   filename: () => fname(state.scores ? "scores" : "heatmap"),
   plot: () => $("#heatmap"),
+  figure: () => heatmap.canvas,
   data: () => {
     const site = currentSite();
     const { left, right } = axes(site);
+    const z = shownMatrix(site, state.layer, state.head, state.scores);
+    const w = heatmap.canvas ? heatmap.canvas.window : null; // a canvas exports the window it shows
     return {
       model: state.model,
       text: state.text,
@@ -373,27 +631,33 @@ registerExport("heatmap", {
       head: state.head,
       values: state.scores ? "scores" : "weights",
       hide_special: state.hide,
-      queries: left,
-      keys: right,
-      matrix: $("#heatmap").data ? $("#heatmap").data[0].z : null,
+      window: w,
+      queries: w ? left.slice(w.r0, w.r1) : left,
+      keys: w ? right.slice(w.c0, w.c1) : right,
+      matrix: w ? toNested(z, w.r0, w.r1, w.c0, w.c1) : toNested(z),
     };
   },
 });
 registerExport("headview", {
   filename: () => `attnviz-${state.model}-headview-L${state.layer}`,
-  svg: () => $("#head-view"),
+  svg: () => headView && headView.toSVG(),
   data: () => {
     const site = currentSite();
     const { qKeep, kKeep, left, right } = axes(site);
+    const heads = Array.from({ length: source.model.n_heads }, (_, h) => h).filter(
+      (h) => !state.off.includes(h) && source.has(site, state.layer, h),
+    );
     return {
       model: state.model,
       text: state.text,
       site,
       layer: state.layer,
-      heads_shown: data.attention[site][state.layer].map((_, h) => h).filter((h) => !state.off.includes(h)),
+      heads_shown: heads,
       queries: left,
       keys: right,
-      attention: data.attention[site][state.layer].map((m) => view(m, qKeep, kKeep, { renorm: state.hide })),
+      attention: heads.map((h) =>
+        toNested(selectMat(source.weightsOf(site, state.layer, h), qKeep, kKeep, { renorm: state.hide })),
+      ),
     };
   },
 });
@@ -404,8 +668,10 @@ registerExport("grid", {
     model: state.model,
     text: state.text,
     site: currentSite(),
-    tokens: data.tokens,
-    attention: data.attention[currentSite()],
+    tokens: source.tokens,
+    pooled: gridData ? gridData.pooled : null,
+    block_edges: gridData && gridData.pooled ? gridData.edges : null,
+    attention: gridData ? gridData.layers.map((heads) => heads.map((m) => toNested(m))) : [],
   }),
 });
 

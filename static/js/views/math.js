@@ -1,119 +1,212 @@
 // Attention arithmetic for one head: X → Q, K, V → QKᵀ → ÷√dₖ → mask → softmax → ×V → W_O,
 // one card per step (lib/mathsteps.js), from the server's captured tensors. Click a cell, or
 // pick a query token, to see the arithmetic of its row.
+//
+// Only the head shown is fetched (binary: its Q, K, V, Z, scores and weights). Long inputs show
+// a window of 24 query rows × 24 key columns, which follows the picked row; ◀ ▶ move it.
 
 import * as api from "../lib/api.js";
-import { pickSite, siteTokens } from "../lib/attn.js";
+import { pickSite, sitesOf, siteTokens } from "../lib/attn.js";
+import { modelSites, siteDepth } from "../lib/attnstore.js";
 import { INPUT_STATE, setupControls } from "../lib/controls.js";
 import { $, clear, el, fillSelect } from "../lib/dom.js";
 import { initExports, registerExport } from "../lib/export.js";
 import { drawSteps, headTensors, rowArithmetic } from "../lib/mathsteps.js";
 import { PICKER_STATE, attentionPickers, tokenOptions } from "../lib/pickers.js";
-import { initShell, onProjectorChange, showError, withStatus } from "../lib/shell.js";
+import { initShell, onProjectorChange, showError, withProgress } from "../lib/shell.js";
 import { int, urlState } from "../lib/state.js";
+import { labelTokens } from "../lib/tokens.js";
 
 initShell();
 initExports(showError);
+
+/** Up to this many tokens every row and column is shown; past it, a window of WINDOW. */
+const WHOLE = 32;
+const WINDOW = 24;
+/** Every head's Z (the concat step) is fetched up to this many attention cells (12 × 512²). */
+const LAYER_CELLS = 12 * 512 * 512;
 
 const state = urlState({
   ...INPUT_STATE,
   ...PICKER_STATE,
   row: int(-1), // the query token whose arithmetic is spelled out (-1: the last one)
+  keys: int(-1), // the first key column of the window (-1: where the picked row's keys are)
 });
 const save = (patch) => state.set(patch, { silent: true });
 const status = $("#status");
-let data = null; // the last /attention response
+let answer = null; // the /attention answer of the head shown (binary, tensors)
 let shown = null; // the head on the page: headTensors()
+let fetched = null; // {key, answer}: the last answer, by model, input, layer and head
 const nextRequest = api.latestOnly();
 
 const pickers = attentionPickers(state, {
-  siteReset: { row: -1 },
-  onChange: (key) => data && (key === "site" ? refresh() : render()),
+  siteReset: { row: -1, keys: -1 },
+  onChange: () => answer && load(),
 });
 
 const controls = await setupControls(state, {
   prefer: (m) => m.kind === "decoder",
   allowTarget: true,
-  onRun: run,
-  onModelChange: () => save({ site: "", layer: 0, head: 0, row: -1 }),
+  onRun: () => {
+    fetched = null;
+    load();
+  },
+  onModelChange: () => save({ site: "", layer: 0, head: 0, row: -1, keys: -1 }),
 });
 
-async function run() {
+/** Fetch the head shown (unless it is the one already here), then draw. */
+async function load() {
   const model = controls.current();
   if (!model) return;
-  const signal = nextRequest();
-  const include = ["qkv", "scores", "masks"];
-  const result = await withStatus(status, "Capturing Q, K, V and scores…", () =>
-    api.attentionOn(model, state, include, { signal }),
-  );
-  if (!result || signal.aborted) return;
-  data = result;
-  refresh();
-}
-
-/** Refill the pickers (a new response, a new site, back / forward), then draw. */
-function refresh() {
-  setupSelectors();
+  const sites = modelSites(model);
+  const site = sites.includes(state.site) ? state.site : sites.includes("decoder.cross") ? "decoder.cross" : sites[0];
+  const layer = Math.min(Math.max(0, state.layer), siteDepth(model, site) - 1);
+  const head = Math.min(Math.max(0, state.head), model.n_heads - 1);
+  const body = { ...api.inputBody(model, state), layers: [layer], heads: [head] };
+  const key = JSON.stringify(body);
+  if (!fetched || fetched.key !== key) {
+    const signal = nextRequest();
+    const result = await withProgress(status, "Capturing Q, K, V and scores…", () =>
+      api.attentionBinary({ ...body, include: ["qkv", "scores"] }, { signal }),
+    );
+    if (!result || signal.aborted) return;
+    result.tokens = Object.fromEntries(Object.entries(result.tokens).map(([k, v]) => [k, labelTokens(v)]));
+    fetched = { key, answer: result, body, model, zAll: null };
+  }
+  answer = fetched.answer;
+  pickers.fill({
+    sites,
+    site: pickSite(sitesOf(answer), site),
+    layers: siteDepth(model, pickSite(sitesOf(answer), site)),
+    heads: model.n_heads,
+    layer,
+    head,
+  });
+  setupRows();
   render();
 }
 
-function setupSelectors() {
-  const { site } = pickers.fillFrom(data);
-  const { queries } = siteTokens(data, site);
-  const row = state.row >= 0 && state.row < queries.length ? state.row : queries.length - 1;
-  fillSelect($("#row-select"), tokenOptions(queries), row);
-  save({ row: state.row >= 0 ? row : -1 });
+/** The rows and columns shown: everything for short inputs, else a window around the row. */
+function windowOf(site) {
+  const { queries, keys } = siteTokens(answer, site);
+  const row = currentRow(queries.length);
+  if (queries.length <= WHOLE && keys.length <= WHOLE) return { r0: 0, r1: queries.length, c0: 0, c1: keys.length };
+  const rows = Math.min(WINDOW, queries.length);
+  const cols = Math.min(WINDOW, keys.length);
+  const r0 = Math.max(0, Math.min(queries.length - rows, row - Math.floor(rows / 2)));
+  // keys: the URL's, else the ones around the row (the diagonal: a token and its neighbours)
+  const auto = Math.round((row * keys.length) / queries.length) - Math.floor(cols / 2);
+  const c0 = Math.max(0, Math.min(keys.length - cols, state.keys >= 0 ? state.keys : auto));
+  return { r0, r1: r0 + rows, c0, c1: c0 + cols };
+}
+
+const currentRow = (n) => (state.row >= 0 && state.row < n ? state.row : n - 1);
+
+function setupRows() {
+  const site = pickSite(sitesOf(answer), state.site);
+  const { queries } = siteTokens(answer, site);
+  fillSelect($("#row-select"), tokenOptions(queries), currentRow(queries.length));
 }
 
 // ---------------------------------------------------------------------------------------
 function render() {
-  if (!data) return;
+  if (!answer) return;
   const pipeline = $("#pipeline");
   clear(pipeline);
-  const site = pickSite(data, state.site);
-  shown = headTensors(data, controls.current(), site, state.layer, state.head);
+  const site = pickSite(sitesOf(answer), state.site);
+  const win = windowOf(site);
+  const model = fetched.model;
+  shown = headTensors(answer, model, site, state.layer, state.head, win, () => everyZ(site));
   if (!shown) {
     pipeline.append(el("p", { class: "empty", text: "The server sent no Q, K, V for this model." }));
     return;
   }
+  renderWindowBar(win);
   const { layer, head } = shown;
   for (const step of drawSteps(pipeline, shown)) {
-    if (step.cells) step.drawn.then(() => pickRowOnClick(step.plot));
+    if (step.cells) step.drawn.then(() => pickRowOnClick(step.plot, win));
+    step.drawn.catch(showError);
     registerExport(step.id, {
       filename: () => `attnviz-${state.model}-math-${step.id}-L${state.layer}H${state.head}`,
       plot: () => step.plot,
-      data: () => ({ model: state.model, text: state.text, site, layer, head, ...step.data }),
+      data: () => ({ model: state.model, text: state.text, site, layer, head, window: win, ...step.data }),
     });
   }
   renderDetail(-1);
 }
 
-/** The arithmetic of the picked query row; highlightKey: the column clicked, or -1. */
+/** Every head's Z of the layer for the concat step, fetched once; null past LAYER_CELLS. */
+function everyZ(site) {
+  const f = fetched;
+  if (!f.zAll) {
+    const { queries, keys } = siteTokens(f.answer, site);
+    f.zAll =
+      f.model.n_heads * queries.length * keys.length > LAYER_CELLS
+        ? Promise.resolve(null)
+        : api
+            .attentionBinary({ ...f.body, heads: undefined, include: ["qkv"] })
+            .then((all) => Object.fromEntries(Object.entries(all.qkv).map(([s, parts]) => [s, parts.z])));
+  }
+  return f.zAll.then((bySite) => (bySite ? bySite[site] : null));
+}
+
+function renderWindowBar(win) {
+  const bar = $("#window-bar");
+  bar.hidden = !shown.windowed;
+  if (!shown.windowed) return;
+  $("#window-text").textContent =
+    `${shown.cross ? "French" : "query"} rows ${win.r0}–${win.r1 - 1} · ${shown.cross ? "English" : "key"} ` +
+    `columns ${win.c0}–${win.c1 - 1} of ${shown.nq} × ${shown.nk}`;
+}
+
+function moveWindow(axis, delta) {
+  if (!shown) return;
+  if (axis === "rows") {
+    const row = Math.max(0, Math.min(shown.nq - 1, currentRow(shown.nq) + delta));
+    save({ row, keys: -1 });
+    $("#row-select").value = String(row);
+  } else {
+    const c0 = Math.max(0, Math.min(shown.nk - (shown.win.c1 - shown.win.c0), shown.win.c0 + delta));
+    save({ keys: c0 });
+  }
+  render();
+}
+
+/** The arithmetic of the picked query row; highlightKey: the column clicked (a token index), or -1. */
 function renderDetail(highlightKey) {
   const box = $("#row-detail");
   if (!box || !shown) return;
   box.replaceChildren(...rowArithmetic(shown, Number($("#row-select").value), highlightKey));
 }
 
-function pickRowOnClick(div) {
+function pickRowOnClick(div, win) {
   div.on("plotly_click", (ev) => {
     const pt = ev.points && ev.points[0];
     if (!pt) return;
-    $("#row-select").value = String(pt.y);
-    save({ row: Number(pt.y) });
-    renderDetail(Number(pt.x));
+    const row = win.r0 + Number(pt.y);
+    $("#row-select").value = String(row);
+    save({ row });
+    renderDetail(win.c0 + Number(pt.x));
   });
 }
 
 // ---------------------------------------------------------------------------------------
 $("#row-select").addEventListener("change", (e) => {
-  save({ row: Number(e.target.value) });
-  renderDetail(-1);
+  const row = Number(e.target.value);
+  save({ row, keys: -1 });
+  if (shown && shown.windowed && (row < shown.win.r0 || row >= shown.win.r1)) render();
+  else renderDetail(-1);
 });
+$("#rows-back").addEventListener("click", () => moveWindow("rows", -WINDOW));
+$("#rows-next").addEventListener("click", () => moveWindow("rows", WINDOW));
+$("#keys-back").addEventListener("click", () => moveWindow("keys", -WINDOW));
+$("#keys-next").addEventListener("click", () => moveWindow("keys", WINDOW));
 state.subscribe((changed) => {
-  if (changed.some((k) => ["model", "text", "target"].includes(k))) run();
-  else if (data) refresh();
+  if (changed.some((k) => ["model", "text", "target"].includes(k))) {
+    fetched = null;
+    load();
+  } else if (answer) load();
 });
 onProjectorChange(() => render());
 
-run();
+load();

@@ -3,7 +3,11 @@
 
 import * as api from "../lib/api.js";
 import { setupControls } from "../lib/controls.js";
-import { $, displayToken, fillSelect } from "../lib/dom.js";
+import { $, fillSelect } from "../lib/dom.js";
+import { canvasHeatmap } from "../lib/heatcanvas.js";
+import { PLOTLY_MAX } from "../lib/heatmap.js";
+import { fromNested } from "../lib/tensor.js";
+import { displayToken, labelTokens } from "../lib/tokens.js";
 import { initExports, registerExport } from "../lib/export.js";
 import { OKABE_ITO } from "../lib/palette.js";
 import { charPx, fontSize, matrixHeatmap, plotlyText, react, tokenTicks } from "../lib/plots.js";
@@ -17,6 +21,7 @@ const state = urlState({ model: str(""), text: str(""), n: int(64) });
 const save = (patch) => state.set(patch, { silent: true });
 const N_CHOICES = [16, 32, 64, 128, 256];
 let data = null;
+const canvases = new Map(); // div -> the canvas heatmap drawn there (long sentences)
 
 const controls = await setupControls(state, {
   prefer: (m) => m.positional === "sinusoidal",
@@ -45,6 +50,12 @@ async function run() {
   render();
 }
 const status = () => $("#status");
+
+/** Whether a sinusoidal dimension is a cosine: odd ones (Vaswani et al.), or the second half
+ * (Marian's layout, `pairing: "halves"`). */
+function isCos(dim, d) {
+  return data.pairing === "halves" ? dim >= d / 2 : dim % 2 === 1;
+}
 
 function render() {
   const model = controls.current();
@@ -87,7 +98,7 @@ function render() {
       dims.map((dim, i) => ({
         type: "scatter",
         mode: "lines",
-        name: `dim ${dim}${data.table && kind === "sinusoidal" ? (dim % 2 ? " (cos)" : " (sin)") : ""}`,
+        name: `dim ${dim}${data.table && kind === "sinusoidal" ? (isCos(dim, d) ? " (cos)" : " (sin)") : ""}`,
         x: table.map((_, p) => p),
         y: table.map((row) => row[dim]),
         line: { color: OKABE_ITO[i % OKABE_ITO.length], width: 2 },
@@ -112,16 +123,40 @@ function render() {
   }
   const emb = data.embedding;
   if (emb) {
-    const tokens = emb.tokens || [];
+    const tokens = labelTokens(emb.tokens || []);
     const h = Math.max(200, Math.min(560, tokens.length * 24 + 70));
-    const plotRows = (div, m, name, showTicks) =>
-      matrixHeatmap(div, m, {
+    let zmax = 0; // (no Math.max(...array): 512 tokens × 768 dimensions overflow the call stack)
+    for (const row of emb.sum) for (const v of row) zmax = Math.max(zmax, Math.abs(v));
+    const plotRows = (div, m, name, showTicks) => {
+      if (tokens.length > PLOTLY_MAX) {
+        // a long sentence: a canvas, zoomable to a window of tokens and dimensions
+        const dims = m[0].map((_, j) => ({ text: String(j), index: j }));
+        if (!canvases.has(div)) canvases.set(div, canvasHeatmap(div));
+        return canvases.get(div).draw(fromNested(m), {
+          rows: tokens,
+          cols: dims,
+          value: name,
+          diverging: true,
+          zmin: -zmax,
+          zmax,
+          rowTitle: "token",
+          colTitle: "dimension",
+          xLabel: "dimension",
+          yLabel: "token",
+          maxHeight: 560,
+        });
+      }
+      if (canvases.has(div)) {
+        canvases.get(div).destroy();
+        canvases.delete(div);
+      }
+      return matrixHeatmap(div, m, {
         diverging: true,
         value: name,
         xLabel: "dimension",
         height: h,
-        zmin: -Math.max(...emb.sum.flat().map(Math.abs)),
-        zmax: Math.max(...emb.sum.flat().map(Math.abs)),
+        zmin: -zmax,
+        zmax,
         yaxis: showTicks
           ? {
               tickmode: "array",
@@ -139,6 +174,7 @@ function render() {
         customdata: m.map((row, i) => row.map(() => plotlyText(displayToken(tokens[i] ? tokens[i].text : "")))),
         hovertemplate: `%{customdata} (position %{y})<br>dimension %{x}<br>${name}: %{z:.4f}<extra></extra>`,
       });
+    };
     const T = emb.token.length;
     const d = emb.token[0].length;
     $("#shape-token").textContent = `(${T} × ${d})`;
@@ -146,7 +182,11 @@ function render() {
     $("#shape-sum").textContent = `(${T} × ${d})`;
     plotRows($("#emb-token"), emb.token, "embedding", true);
     if (emb.position) plotRows($("#emb-pos"), emb.position, "position", false);
-    else $("#emb-pos").replaceChildren(document.createTextNode("RoPE adds no vector here."));
+    else {
+      if (canvases.has($("#emb-pos"))) canvases.get($("#emb-pos")).destroy();
+      canvases.delete($("#emb-pos"));
+      $("#emb-pos").replaceChildren(document.createTextNode("RoPE adds no vector here."));
+    }
     plotRows($("#emb-sum"), emb.sum, "sum", false);
   }
   if (!model) return;

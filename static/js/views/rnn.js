@@ -6,7 +6,7 @@
 import * as api from "../lib/api.js";
 import { meanHeads } from "../lib/attn.js";
 import { INPUT_STATE, setupControls } from "../lib/controls.js";
-import { $, $$, clear, displayToken, el, fillSelect, fmt } from "../lib/dom.js";
+import { $, $$, clear, el, fillSelect, fmt } from "../lib/dom.js";
 import { initExports, registerExport } from "../lib/export.js";
 import { DIVERGING, OKABE_ITO, SEQUENTIAL } from "../lib/palette.js";
 import { fontSize, plotlyText, purge, react, tokenHeatmap, tokenTicks } from "../lib/plots.js";
@@ -26,6 +26,7 @@ import {
 } from "../lib/recurrence.js";
 import { bindKeys, initShell, onProjectorChange, showError, withStatus } from "../lib/shell.js";
 import { int, str, urlState } from "../lib/state.js";
+import { displayToken } from "../lib/tokens.js";
 
 initShell();
 initExports(showError);

@@ -1,16 +1,20 @@
 // RoPE made visible: the angle table, one query pair rotating with position, and the
 // relative-position score matrix (/rope/relative), constant along its diagonals, beside the
-// same matrix for a model with sinusoidal positions, where it is not.
+// same matrix for a model with sinusoidal positions, where it is not. Each model's own RoPE:
+// its base and its pairing (which dimensions turn together: neighbours (2i, 2i+1) as in
+// RoFormer, or halves (i, i + d/2) as in Hugging Face's Llama family). Only the head shown is
+// fetched (its q and k, binary), so a 512-token input costs one head, not every head.
 
 import * as api from "../lib/api.js";
 import { setupControls } from "../lib/controls.js";
-import { $, $$, displayToken, fillSelect, fmt } from "../lib/dom.js";
+import { $, $$, fillSelect, fmt } from "../lib/dom.js";
 import { initExports, registerExport } from "../lib/export.js";
 import { CYCLIC, DIVERGING, OKABE_ITO } from "../lib/palette.js";
 import { attentionPickers, tokenOptions } from "../lib/pickers.js";
 import { matrixHeatmap, react } from "../lib/plots.js";
-import { bindKeys, initShell, onProjectorChange, showError, withStatus } from "../lib/shell.js";
+import { bindKeys, initShell, onProjectorChange, showError, withProgress, withStatus } from "../lib/shell.js";
 import { int, str, urlState } from "../lib/state.js";
+import { labelTokens, tokenLabel } from "../lib/tokens.js";
 
 initShell();
 initExports(showError);
@@ -31,24 +35,35 @@ const state = urlState({
 const save = (patch) => state.set(patch, { silent: true });
 const status = $("#status");
 const POSITION_CHOICES = [16, 32, 64, 128];
+const COMPARE_WORDS = 40;
 
 let tokens = null; // the sentence's tokens
-let qkv = null; // decoder.self q/k/rot_q/rot_k [L][H][T][d]
+let qkv = null; // the head shown: {q, k, rot_q, rot_k} as Mats [T][d_head]
+let fetchedFor = ""; // the request qkv answers
 let rope = null; // {angles [P][d/2], frequencies, base, d_head}
 let relative = null;
 let relativeSin = null;
 let compareModel = null;
 
 const pickers = attentionPickers(state, {
-  onChange: () => {
+  onChange: async () => {
     if (!tokens) return;
-    renderPair();
+    if (await loadHead()) renderPair();
     loadRelative();
   },
 });
 
+const POSITIONS_IN_WORDS = {
+  learned: "adds a learned vector to each token's embedding, one per position",
+  sinusoidal: "adds sine and cosine waves to the embeddings",
+  none: "has no position information at all",
+};
 const controls = await setupControls(state, {
   filter: (m) => m.positional === "rope",
+  unfit: (m) =>
+    `${m.id} has no RoPE: it ${POSITIONS_IN_WORDS[m.positional] || `uses ${m.positional} positions`}, so ` +
+    "nothing rotates. The Positions view shows what it does instead; here is a model that rotates.",
+  none: "No model on this server uses RoPE. The Positions view shows how the others encode positions.",
   onRun: run,
   onModelChange: () => save({ layer: 0, head: 0, query: -1, key: -1, pair: 0 }),
 });
@@ -65,25 +80,48 @@ const P = () => (POSITION_CHOICES.includes(state.positions) ? state.positions : 
 async function run() {
   const model = controls.current();
   if (!model) return;
+  fetchedFor = "";
   const result = await withStatus(status, "Loading angles and vectors…", () =>
-    Promise.all([
-      api.positions(model.id, Math.min(P(), model.max_len)),
-      api.attention({ model: model.id, text: state.text, include: ["qkv"] }),
-    ]),
+    Promise.all([api.positions(model.id, Math.min(P(), model.max_len)), api.tokenize(model.id, state.text)]),
   );
   if (!result) return;
-  const [pos, att] = result;
+  const [pos, tok] = result;
   rope = pos.rope;
-  tokens = att.tokens.source;
-  qkv = att.qkv && (att.qkv["decoder.self"] || att.qkv["encoder.self"]);
+  tokens = labelTokens(tok.tokens);
+  pickers.fill({ layers: model.n_layers, heads: model.n_heads, layer: state.layer, head: state.head });
+  if (!(await loadHead())) return;
   setupSelectors(model);
   renderAngles();
   renderPair();
   await loadRelative();
 }
 
+/** The q and k (and their rotated forms) of the head shown, fetched unless already here. */
+async function loadHead() {
+  const model = controls.current();
+  const body = { model: model.id, text: state.text, layers: [state.layer], heads: [state.head], include: ["qkv"] };
+  const key = JSON.stringify(body);
+  if (key === fetchedFor) return true;
+  const answer = await withProgress(status, "Capturing q and k…", () => api.attentionBinary(body));
+  if (!answer) return false;
+  const parts = answer.qkv["decoder.self"] || answer.qkv["encoder.self"];
+  qkv = Object.fromEntries(["q", "k", "rot_q", "rot_k"].filter((p) => parts[p]).map((p) => [p, parts[p].matrix(0, 0)]));
+  fetchedFor = key;
+  return true;
+}
+
+/** The two dimensions pair i turns: (2i, 2i+1) for interleaved pairs, (i, i + d/2) for halves. */
+function pairDims(i) {
+  return rope && rope.pairing === "halves" ? [i, i + rope.d_head / 2] : [2 * i, 2 * i + 1];
+}
+
+/** Row t of a Mat, as the two coordinates of pair i. */
+function pairOf(mat, t, i) {
+  const [a, b] = pairDims(i);
+  return [mat.data[t * mat.cols + a], mat.data[t * mat.cols + b]];
+}
+
 function setupSelectors(model) {
-  pickers.fill({ layers: qkv.q.length, heads: qkv.q[0].length, layer: state.layer, head: state.head });
   fillSelect($("#query-select"), tokenOptions(tokens), qIndex());
   fillSelect($("#key-select"), tokenOptions(tokens), kIndex());
   fillSelect(
@@ -116,12 +154,20 @@ function renderAngles() {
   const wrap = state.mode !== "cos";
   const TWO_PI = 2 * Math.PI;
   const z = rope.angles.map((row) => row.map((a) => (wrap ? ((a % TWO_PI) + TWO_PI) % TWO_PI : Math.cos(a))));
+  const half = rope.d_head / 2;
+  $("#angles-note").textContent =
+    `This model: base ${fmt(rope.base, 0)}, d_head ${rope.d_head}, so ${half} pairs turning at θᵢ = ` +
+    `base^(−2i/d_head). ` +
+    (rope.pairing === "halves"
+      ? `Pairing: halves — dimension i turns with dimension i + ${half} (Hugging Face's Llama, Mistral, Qwen2).`
+      : "Pairing: neighbours — dimensions 2i and 2i + 1 turn together (RoFormer, as trained here).");
   matrixHeatmap($("#angles"), z, {
     colorscale: wrap ? CYCLIC : DIVERGING,
     zmin: wrap ? 0 : -1,
     zmax: wrap ? TWO_PI : 1,
     value: wrap ? "angle (rad)" : "cos",
-    xLabel: "pair i (dimensions 2i, 2i+1)",
+    xLabel:
+      rope.pairing === "halves" ? `pair i (dimensions i, i + ${rope.d_head / 2})` : "pair i (dimensions 2i, 2i+1)",
     yLabel: "position m",
     height: 380,
     customdata: rope.angles,
@@ -138,13 +184,10 @@ function rotate([x, y], a) {
 function renderPair() {
   if (!qkv || !rope) return;
   const i = Number($("#pair-select").value);
-  const { layer, head } = state;
   const qi = qIndex();
   const ki = kIndex();
-  const q = qkv.q[layer][head][qi];
-  const k = qkv.k[layer][head][ki];
-  const qp = [q[2 * i], q[2 * i + 1]];
-  const kp = [k[2 * i], k[2 * i + 1]];
+  const qp = pairOf(qkv.q, qi, i);
+  const kp = pairOf(qkv.k, ki, i);
   const m = Math.min(state.m, rope.angles.length - 1);
   const n = Math.min(state.n, rope.angles.length - 1);
   const rq = Math.hypot(...qp);
@@ -196,13 +239,13 @@ function renderPair() {
   ];
   // The server's own rotated query at the token's real position, as a check.
   if (qkv.rot_q) {
-    const r = qkv.rot_q[layer][head][qi];
+    const r = pairOf(qkv.rot_q, qi, i);
     traces.push({
       type: "scatter",
       mode: "markers",
       name: `server's rot_q at its position ${qi}`,
-      x: [r[2 * i]],
-      y: [r[2 * i + 1]],
+      x: [r[0]],
+      y: [r[1]],
       marker: { size: 15, symbol: "circle-open", color: "#D55E00", line: { width: 2.5 } },
       hovertemplate: `captured rot_q (position ${qi})<extra></extra>`,
     });
@@ -245,7 +288,7 @@ function renderPair() {
       zeroline: true,
       zerolinecolor: "#c4cad5",
       gridcolor: "#f0f1f4",
-      title: { text: `dimension ${2 * i}` },
+      title: { text: `dimension ${pairDims(i)[0]}` },
     },
     yaxis: {
       range: [-R, R],
@@ -253,7 +296,7 @@ function renderPair() {
       zerolinecolor: "#c4cad5",
       gridcolor: "#f0f1f4",
       scaleanchor: "x",
-      title: { text: `dimension ${2 * i + 1}` },
+      title: { text: `dimension ${pairDims(i)[1]}` },
     },
     legend: { orientation: "h", y: -0.18 },
     annotations: [arrow(qm, "#E69F00"), arrow(kn, OKABE_ITO[0])],
@@ -261,7 +304,7 @@ function renderPair() {
   $("#m-value").textContent = String(m);
   $("#n-value").textContent = String(n);
   const wrapped = Math.atan2(Math.sin(delta), Math.cos(delta));
-  const [query, key] = [tokens[qi], tokens[ki]].map((t) => displayToken(t.text));
+  const [query, key] = [tokens[qi], tokens[ki]].map((t) => tokenLabel(t));
   $("#pair-note").textContent =
     `Pair ${i} turns by θ = ${fmt(rope.frequencies[i], 4)} rad per position. ` +
     `Query “${query}” at m = ${m}, key “${key}” at n = ${n}: ` +
@@ -312,12 +355,15 @@ async function loadRelative() {
   };
   const jobs = [api.ropeRelative(body)];
   if (compareModel) {
+    // the comparison needs a pair of vectors, not a long input: the text's first words
+    // (a small model reads at most its max_len tokens)
+    const text = state.text.split(/\s+/).slice(0, COMPARE_WORDS).join(" ");
     jobs.push(
-      api.tokenize(compareModel.id, state.text).then((t) => {
+      api.tokenize(compareModel.id, text).then((t) => {
         const T = t.tokens.length;
         return api.ropeRelative({
           model: compareModel.id,
-          text: state.text,
+          text,
           layer: Math.min(state.layer, compareModel.n_layers - 1),
           head: Math.min(state.head, compareModel.n_heads - 1),
           query: Math.min(body.query, T - 1),
@@ -333,7 +379,7 @@ async function loadRelative() {
   await relativePlot(
     $("#relative"),
     relative.scores,
-    `${relative.model}: “${displayToken(relative.query.text)}” → “${displayToken(relative.key.text)}”`,
+    `${relative.model}: “${tokenLabel(relative.query)}” → “${tokenLabel(relative.key)}”`,
   );
   $("#relative-note").textContent =
     `Largest change along any diagonal: ${fmt(diagonalSpread(relative.scores), 4)} (only rounding): ` +
@@ -393,9 +439,15 @@ bindKeys({ "+": () => shiftBoth(1), "=": () => shiftBoth(1), "-": () => shiftBot
 state.subscribe((changed) => {
   if (changed.some((k) => ["model", "text", "positions"].includes(k))) run();
   else if (tokens) {
+    pickers.fill({
+      layers: controls.current().n_layers,
+      heads: controls.current().n_heads,
+      layer: state.layer,
+      head: state.head,
+    });
     setupSelectors(controls.current());
     renderAngles();
-    renderPair();
+    loadHead().then((ok) => ok && renderPair());
     loadRelative();
   }
 });
