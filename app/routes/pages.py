@@ -27,6 +27,7 @@ VIEWS = {
     "/rope": "rope",
     "/positions": "positions",
     "/block": "block",
+    "/lesson": "lesson",
     "/rnn": "rnn",
     "/card": "card",
 }

@@ -39,6 +39,10 @@ VIEWS = {
             "#step-detail table",
         ],
     ),
+    "lesson": (
+        "/lesson?step=5",
+        ["#step-body svg.block-order", "#step-body .main-svg"],
+    ),
     "card": ("/card?model=encoder-mini", ["#arch-svg", "#params .main-svg", "#loss .main-svg"]),
     "model-page": ("/models/seq2seq-en-fr", ["#arch-svg", "#params .main-svg"]),
 }

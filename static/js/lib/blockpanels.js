@@ -4,13 +4,15 @@
 // answer (the server's captured tensors; nothing here recomputes what it measured) and
 // registers its exports under `${prefix}<name>`.
 
-import { tensor } from "./attn.js";
-import { clear, displayToken, el, fmt, svg } from "./dom.js";
+import { clear, el, fmt, svg } from "./dom.js";
 import { registerExport } from "./export.js";
 import { OKABE_ITO } from "./palette.js";
 import { figure, panel } from "./panel.js";
-import { fontSize, maxAbsOf, plotlyText, react, rowsHeatmap } from "./plots.js";
+import { featureHeatmap } from "./heatmap.js";
+import { fontSize, matrixHeatmap, plotlyText, react } from "./plots.js";
 import { presetsFor } from "./presets.js";
+import { Tensor, fromNested, maxAbs, toNested } from "./tensor.js";
+import { labelTokens, tokenLabel } from "./tokens.js";
 
 export const NORM_LABEL = { layernorm: "LayerNorm", rmsnorm: "RMSNorm", none: "no norm" };
 const ACT_LABEL = { relu: "ReLU", gelu: "GELU", gelu_tanh: "GELU (tanh)", silu: "SiLU", swiglu: "SwiGLU" };
@@ -22,13 +24,17 @@ const NORM_ROLE = {
   final_norm: "the stack's final norm, after the last block",
 };
 const SUBLAYER_NORM = { attn: "attn_norm", cross_attn: "cross_norm", ffn: "ffn_norm" };
+/** Up to this many tokens the residual stream is drawn as one line per token; past it, a heatmap. */
+const LINES_MAX = 16;
 const POINT_LABEL = { embed: "embed", attn: "attn", cross_attn: "cross", ffn: "FFN" };
 
-/** A tensor of the answer (json or f16) as nested arrays. */
-const mat = (x) => tensor(x);
+/** A [T][n] tensor of the answer (binary: a Tensor; json: nested lists) as a Mat (no copy). */
+const mat = (x) => (x instanceof Tensor ? x.matrix() : fromNested(x));
+/** Column j of a Mat. */
+const column = (m, j) => Array.from({ length: m.rows }, (_, i) => m.data[i * m.cols + j]);
 
 /** The tokens the block's stack reads. */
-export const blockTokens = (data) => data.tokens[data.reads] || [];
+export const blockTokens = (data) => labelTokens(data.tokens[data.reads] || []);
 
 /** The server takes at most this many other sentences for the comparison's batch. */
 export const MAX_BATCH = 8;
@@ -55,8 +61,15 @@ export function pickNorm(data, wanted) {
   return names.includes(wanted) ? wanted : names.find((n) => n !== "embed_norm") || names[0] || "";
 }
 
+/** Past this many tokens an axis is labelled with positions, the tokens shown on hover (laying
+ * out hundreds of slanted labels takes Plotly seconds). */
+const TICKS_MAX = 48;
+
 function tokenAxis(tokens, extra = {}) {
-  const labels = tokens.map((t) => displayToken(t.text) + (t.special ? " ★" : ""));
+  if (tokens.length > TICKS_MAX) {
+    return { title: { text: "token position" }, tickmode: "auto", nticks: 16, gridcolor: "#eceef2", ...extra };
+  }
+  const labels = tokens.map((t) => tokenLabel(t) + (t.special ? " ★" : ""));
   const crowded = tokens.length > 10 || labels.some((l) => l.length > 6);
   return {
     tickmode: "array",
@@ -68,13 +81,15 @@ function tokenAxis(tokens, extra = {}) {
   };
 }
 
-const bars = (name, y, color, extra = {}) => ({
+/** Bars over the tokens (one per token, `tokens` named on hover). */
+const bars = (name, y, color, tokens, extra = {}) => ({
   type: "bar",
   name,
   x: y.map((_, i) => i),
   y,
   marker: { color },
-  hovertemplate: `${name}: %{y:.4f}<extra></extra>`,
+  customdata: tokens.map((t) => plotlyText(tokenLabel(t))),
+  hovertemplate: `%{customdata} (%{x})<br>${plotlyText(name)}: %{y:.4f}<extra></extra>`,
   ...extra,
 });
 
@@ -240,8 +255,8 @@ export function renderOrder(container, data, { norm = "", onNorm = () => {}, pre
 function statsChart(div, tokens, s, kind, title) {
   const traces =
     kind === "layernorm"
-      ? [bars("mean", s.mean, OKABE_ITO[0]), bars("standard deviation", s.std, OKABE_ITO[1])]
-      : [bars("RMS", s.rms, OKABE_ITO[2]), bars("mean (not removed)", s.mean, OKABE_ITO[0])];
+      ? [bars("mean", s.mean, OKABE_ITO[0], tokens), bars("standard deviation", s.std, OKABE_ITO[1], tokens)]
+      : [bars("RMS", s.rms, OKABE_ITO[2], tokens), bars("mean (not removed)", s.mean, OKABE_ITO[0], tokens)];
   return react(div, traces, {
     height: 280,
     barmode: "group",
@@ -295,7 +310,7 @@ export function renderAddNorm(container, data, { norm, prefix = "", level = 2 } 
       parts.map((p) => p.box),
     ),
   );
-  parts.forEach((p, i) => rowsHeatmap(p.plot, p.m, tokens, { value: p.value, ticks: i === 0, xLabel: "feature" }));
+  parts.forEach((p, i) => featureHeatmap(p.plot, p.m, tokens, { value: p.value, ticks: i === 0, xLabel: "feature" }));
   exportFigure(
     prefix,
     "norm-maps",
@@ -308,9 +323,9 @@ export function renderAddNorm(container, data, { norm, prefix = "", level = 2 } 
       norm: name,
       hooks: n.hooks,
       tokens,
-      stream: parts[0].m,
-      normalized: parts[1].m,
-      output: parts[2].m,
+      stream: toNested(parts[0].m),
+      normalized: toNested(parts[1].m),
+      output: toNested(parts[2].m),
     }),
   );
 
@@ -422,9 +437,9 @@ export function renderComparison(container, data, { choices = [], onBatch = () =
   react(
     perToken.plot,
     [
-      bars("mean (LayerNorm)", c.layernorm.mean, OKABE_ITO[0]),
-      bars("std (LayerNorm)", c.layernorm.std, OKABE_ITO[1]),
-      bars("RMS (RMSNorm)", c.rmsnorm.rms, OKABE_ITO[2]),
+      bars("mean (LayerNorm)", c.layernorm.mean, OKABE_ITO[0], tokens),
+      bars("std (LayerNorm)", c.layernorm.std, OKABE_ITO[1], tokens),
+      bars("RMS (RMSNorm)", c.rmsnorm.rms, OKABE_ITO[2], tokens),
     ],
     {
       height: 300,
@@ -472,7 +487,7 @@ export function renderComparison(container, data, { choices = [], onBatch = () =
     ["BatchNorm, this sentence alone", bn.alone.output, "BN alone"],
     ["BatchNorm, in the batch", bn.batch.output, "BN batch"],
   ].map(([title, x, value]) => ({ ...figure(title), m: mat(x), title: value }));
-  const top = Math.min(6, Math.max(...outs.map((o) => maxAbsOf(o.m))));
+  const top = Math.min(6, Math.max(...outs.map((o) => maxAbs(o.m, 1e-6))));
   body.append(
     el(
       "div",
@@ -481,7 +496,7 @@ export function renderComparison(container, data, { choices = [], onBatch = () =
     ),
   );
   outs.forEach((o, i) =>
-    rowsHeatmap(o.plot, o.m, tokens, {
+    featureHeatmap(o.plot, o.m, tokens, {
       value: o.title,
       zmin: -top,
       zmax: top,
@@ -490,9 +505,8 @@ export function renderComparison(container, data, { choices = [], onBatch = () =
     }),
   );
   let moved = 0;
-  bn.alone.mean.forEach((_, j) =>
-    outs[2].m.forEach((r, i) => (moved = Math.max(moved, Math.abs(r[j] - outs[3].m[i][j])))),
-  );
+  const [alone, inBatch] = [outs[2].m.data, outs[3].m.data];
+  for (let k = 0; k < alone.length; k++) moved = Math.max(moved, Math.abs(alone[k] - inBatch[k]));
   body.append(
     el("p", {
       class: "plot-note",
@@ -510,9 +524,12 @@ export function renderComparison(container, data, { choices = [], onBatch = () =
       text: tokens.map((t) => t.text),
       comparison: {
         ...c,
-        layernorm: { ...c.layernorm, output: outs[0].m },
-        rmsnorm: { ...c.rmsnorm, output: outs[1].m },
-        batchnorm: { alone: { ...bn.alone, output: outs[2].m }, batch: { ...bn.batch, output: outs[3].m } },
+        layernorm: { ...c.layernorm, output: toNested(outs[0].m) },
+        rmsnorm: { ...c.rmsnorm, output: toNested(outs[1].m) },
+        batchnorm: {
+          alone: { ...bn.alone, output: toNested(outs[2].m) },
+          batch: { ...bn.batch, output: toNested(outs[3].m) },
+        },
       },
     }),
   });
@@ -524,9 +541,8 @@ export function renderComparison(container, data, { choices = [], onBatch = () =
 
 /** The k units of a token with the largest |activation| after the non-linearity. */
 export function topUnits(post, token, k = 12) {
-  const row = post[token] || [];
-  return row
-    .map((v, u) => ({ u, v }))
+  const row = token >= 0 && token < post.rows ? post.data.subarray(token * post.cols, (token + 1) * post.cols) : [];
+  return Array.from(row, (v, u) => ({ u, v }))
     .sort((a, b) => Math.abs(b.v) - Math.abs(a.v))
     .slice(0, k);
 }
@@ -584,7 +600,7 @@ export function renderFFN(
     ),
   );
   figs.forEach((x, i) =>
-    rowsHeatmap(x.plot, x.m, tokens, { value: x.value, xLabel: "unit", ticks: swiglu ? i % 2 === 0 : i === 0 }),
+    featureHeatmap(x.plot, x.m, tokens, { value: x.value, xLabel: "unit", ticks: swiglu ? i % 2 === 0 : i === 0 }),
   );
   exportFigure(
     prefix,
@@ -595,7 +611,7 @@ export function renderFFN(
       model: data.model,
       tokens,
       activation: f.activation,
-      ...Object.fromEntries(figs.map((x) => [x.value, x.m])),
+      ...Object.fromEntries(figs.map((x) => [x.value, toNested(x.m)])),
     }),
   );
 
@@ -616,7 +632,7 @@ export function renderFFN(
   react(
     zf.plot,
     [
-      bars("share shut", f.zeroed, OKABE_ITO[2], {
+      bars("share shut", f.zeroed, OKABE_ITO[2], tokens, {
         marker: { color: tokens.map((_, i) => (i === t ? OKABE_ITO[1] : OKABE_ITO[2])) },
       }),
     ],
@@ -639,7 +655,7 @@ export function renderFFN(
   const top = topUnits(post, t);
   const u = unit >= 0 && unit < f.d_ff ? unit : top.length ? top[0].u : 0;
   const tp = panel({
-    title: `The strongest units for “${displayToken(tokens[t].text)}”`,
+    title: `The strongest units for “${tokenLabel(tokens[t])}”`,
     subtitle:
       "Its units with the largest activation after the non-linearity; pick one (click a bar or a button) to follow it across the sentence.",
     exportId: `${prefix}ffn-top`,
@@ -699,16 +715,8 @@ export function renderFFN(
   react(
     of.plot,
     [
-      bars(
-        "W₁x (before)",
-        pre.map((r) => r[u]),
-        OKABE_ITO[4],
-      ),
-      bars(
-        `after ${swiglu ? "the gate" : act}`,
-        post.map((r) => r[u]),
-        OKABE_ITO[1],
-      ),
+      bars("W₁x (before)", column(pre, u), OKABE_ITO[4], tokens),
+      bars(`after ${swiglu ? "the gate" : act}`, column(post, u), OKABE_ITO[1], tokens),
     ],
     {
       height: 300,
@@ -724,7 +732,7 @@ export function renderFFN(
     "ffn-unit",
     of.plot,
     () => `attnviz-${data.model}-ffn-unit-${u}`,
-    () => ({ unit: u, tokens, pre: pre.map((r) => r[u]), post: post.map((r) => r[u]), write: f.unit_write[u] }),
+    () => ({ unit: u, tokens, pre: column(pre, u), post: column(post, u), write: f.unit_write[u] }),
   );
 
   const out = panel({
@@ -737,13 +745,13 @@ export function renderFFN(
   out.body.append(outFig.box);
   container.append(out.root);
   const outM = mat(f.out);
-  rowsHeatmap(outFig.plot, outM, tokens, { value: "FFN output" });
+  featureHeatmap(outFig.plot, outM, tokens, { value: "FFN output" });
   exportFigure(
     prefix,
     "ffn-out",
     outFig.plot,
     () => `attnviz-${data.model}-ffn-out`,
-    () => ({ tokens, out: outM }),
+    () => ({ tokens, out: toNested(outM) }),
   );
   return { token: t, unit: u };
 }
@@ -783,43 +791,67 @@ export function renderResidual(container, data, { prefix = "", level = 2 } = {})
         },
       ]
     : [];
-  const lines = (m) =>
-    tokens.map((t, j) => ({
-      type: "scatter",
-      mode: "lines+markers",
-      name: plotlyText(`${j}: ${displayToken(t.text)}`),
-      x: labels.map((_, i) => i),
-      y: m.map((row) => row[j]),
-      line: { color: OKABE_ITO[j % OKABE_ITO.length], width: 1.5 },
-      marker: { size: 5 },
-      hovertemplate: `${plotlyText(displayToken(t.text))} · %{customdata}: %{y:.3f}<extra></extra>`,
-      customdata: labels,
-    }));
-  const layout = (title) => ({
-    height: 340,
-    shapes: band,
-    margin: { l: 55, r: 10, t: 10, b: 60 },
-    xaxis: {
-      tickmode: "array",
-      tickvals: labels.map((_, i) => i),
-      ticktext: labels,
-      tickangle: -45,
-      gridcolor: "#eceef2",
-    },
-    yaxis: { title: { text: title }, gridcolor: "#eceef2", rangemode: "tozero" },
-    showlegend: false,
-  });
   const a = figure("‖stream‖ after each sublayer");
   const b = figure("‖added‖ by each sublayer");
   body.append(el("div", { class: "matrices" }, a.box, b.box));
-  react(a.plot, lines(r.l2), layout("‖x‖"));
-  react(b.plot, lines(r.added), layout("‖sublayer output‖"));
-  body.append(
-    el("p", {
-      class: "plot-note",
-      text: `One line per token (colours cycle after ${OKABE_ITO.length}); the shaded band is block ${data.layer}.`,
-    }),
-  );
+  if (tokens.length <= LINES_MAX) {
+    const lines = (m) =>
+      tokens.map((t, j) => ({
+        type: "scatter",
+        mode: "lines+markers",
+        name: plotlyText(`${j}: ${tokenLabel(t)}`),
+        x: labels.map((_, i) => i),
+        y: m.map((row) => row[j]),
+        line: { color: OKABE_ITO[j % OKABE_ITO.length], width: 1.5 },
+        marker: { size: 5 },
+        hovertemplate: `${plotlyText(tokenLabel(t))} · %{customdata}: %{y:.3f}<extra></extra>`,
+        customdata: labels,
+      }));
+    const layout = (title, legend) => ({
+      height: legend ? 420 : 340,
+      shapes: band,
+      margin: { l: 55, r: 10, t: 10, b: 60 },
+      xaxis: {
+        tickmode: "array",
+        tickvals: labels.map((_, i) => i),
+        ticktext: labels,
+        tickangle: -45,
+        gridcolor: "#eceef2",
+      },
+      yaxis: { title: { text: title }, gridcolor: "#eceef2", rangemode: "tozero" },
+      showlegend: legend,
+      legend: { orientation: "h", y: -0.32, font: { family: "ui-monospace, monospace" } },
+    });
+    react(a.plot, lines(r.l2), layout("‖x‖", true));
+    react(b.plot, lines(r.added), layout("‖sublayer output‖", false));
+    body.append(
+      el("p", {
+        class: "plot-note",
+        text: `One line per token (colours repeat after ${OKABE_ITO.length}: hover a point for its token); the shaded band is block ${data.layer}.`,
+      }),
+    );
+  } else {
+    // a long input: one row per token, one column per point of the stream
+    const byToken = (m) => tokens.map((_, j) => m.map((row) => row[j]));
+    const heat = (div, m, value) =>
+      matrixHeatmap(div, byToken(m), {
+        value,
+        x: labels,
+        xLabel: "after",
+        yLabel: "token",
+        height: 460,
+        customdata: tokens.map((t) => labels.map(() => plotlyText(tokenLabel(t)))),
+        hovertemplate: `%{customdata} (%{y}) after %{x}<br>${value}: %{z:.3f}<extra></extra>`,
+      });
+    heat(a.plot, r.l2, "‖x‖");
+    heat(b.plot, r.added, "‖sublayer output‖");
+    body.append(
+      el("p", {
+        class: "plot-note",
+        text: `One row per token (${tokens.length} tokens), one column per point of the stream.`,
+      }),
+    );
+  }
   registerExport(`${prefix}residual`, {
     filename: () => `attnviz-${data.model}-${data.stack}-residual`,
     plot: () => a.plot,

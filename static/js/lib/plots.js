@@ -198,7 +198,7 @@ export function purge(div) {
  * opts: {value, xLabel, zmin, zmax, height, ticks (false: no token labels), title}
  */
 export function rowsHeatmap(div, m, tokens, opts = {}) {
-  const widest = Math.max(3, ...tokens.map((t) => displayToken(t.text).length + (t.special ? 2 : 0)));
+  const widest = Math.max(3, ...tokens.map((t) => tokenLabel(t).length + (t.special ? 2 : 0)));
   const value = opts.value || "value";
   const ticks = opts.ticks !== false;
   return matrixHeatmap(div, m, {
@@ -220,7 +220,7 @@ export function rowsHeatmap(div, m, tokens, opts = {}) {
         }
       : { showticklabels: false },
     margin: { l: ticks ? 24 + charPx() * Math.min(14, widest) : 10, t: opts.title ? 40 : 10 },
-    customdata: m.map((row, i) => row.map(() => plotlyText(displayToken(tokens[i] ? tokens[i].text : "")))),
+    customdata: m.map((row, i) => row.map(() => plotlyText(tokens[i] ? tokenLabel(tokens[i]) : ""))),
     hovertemplate: `token: %{customdata} (%{y})<br>${opts.xLabel || "feature"} %{x}<br>${value}: %{z:.4f}<extra></extra>`,
   });
 }

@@ -1,9 +1,10 @@
 // Figures of a POST /rnn/unroll answer that the /rnn view and the lesson both draw.
 
-import { displayToken, fmt } from "./dom.js";
+import { fmt } from "./dom.js";
 import { OKABE_ITO } from "./palette.js";
 import { fontSize, plotlyText, react, tokenTicks } from "./plots.js";
 import { CELL_NAME } from "./recurrence.js";
+import { tokenLabel } from "./tokens.js";
 
 const MONO = "ui-monospace, 'DejaVu Sans Mono', monospace";
 const script = (chars) => (n) =>
@@ -38,7 +39,7 @@ export function drawGradients(div, data, paths = "recurrence", { height = 560 } 
   const tokens = data.tokens.source;
   const S = tokens.length;
   const which = paths === "all" ? "all" : "recurrence";
-  const labels = tokens.map((tok) => plotlyText(displayToken(tok.text)));
+  const labels = tokens.map((tok) => plotlyText(tokenLabel(tok)));
   const series = gradientsOf(data);
   const traces = series.map((g, j) => ({
     type: "scatter",
