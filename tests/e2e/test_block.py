@@ -150,3 +150,24 @@ def test_projector_mode_and_axe_with_the_panels_in_use(ui):
     ui.page.keyboard.press("?")
     violations = ui.axe()
     assert not violations, report(violations)
+
+
+def test_an_imported_model_at_a_long_input(ui, minilm):
+    """all-MiniLM-L6-v2 (BERT: an embedding norm before block 0, GELU) on the ~490-token
+    passage: its tokens × features maps become canvases, its axes count positions, and the
+    residual stream is a heatmap; every panel is drawn."""
+    from tests.e2e.scale_models import MINILM
+
+    ui.goto(f"/block?model={MINILM}")
+    drawn(ui)
+    assert order_labels(ui)[0] == "box-norm"  # embed_norm, then the post-norm block
+    ui.page.click("#presets .preset >> text=long passage")
+    ui.page.wait_for_function(
+        "() => document.querySelector('#token-select').options.length > 400", timeout=120_000
+    )
+    ui.wait("#ffn-panel canvas", state="attached")
+    ui.page.wait_for_function("() => !document.querySelector('#status.busy')")
+    assert ui.page.locator("#norm-panel canvas").count() >= 3
+    assert ui.page.locator("#compare-panel canvas").count() >= 4
+    assert "One row per token" in ui.page.inner_text("#residual-panel")
+    ui.shot("block-minilm-long")
