@@ -147,13 +147,3 @@ def capture(
     finally:
         _active_trace.reset(token)
 
-
-def zero_head(head: int) -> Edit:
-    """Edit for a ``hook_z`` point (B, H, T, d_head): silence one head's output."""
-
-    def edit(z: torch.Tensor) -> torch.Tensor:
-        z = z.clone()
-        z[:, head] = 0.0
-        return z
-
-    return edit

@@ -50,3 +50,37 @@ def mask_tokens(
 
 def sample_batch(rng: random.Random, data: Sequence, batch_size: int) -> list:
     return [data[rng.randrange(len(data))] for _ in range(batch_size)]
+
+
+def repeated_run_batch(
+    batch: int,
+    seq_len: int,
+    run_lengths: Sequence[int],
+    *,
+    low: int,
+    high: int,
+    bos_id: int,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Induction training data: BOS, random filler, and one random run that occurs twice.
+
+    Per row: a run length L drawn from ``run_lengths``, L random tokens from ``low..high-1``,
+    and the ``seq_len - 1 - 2L`` filler tokens split at random into before / between / after
+    the two copies, so neither the copies' positions nor their distance is fixed.
+    Returns ids ``(batch, seq_len)`` and ``spans`` ``(batch, 3)``: first start, second start, L.
+    """
+    lengths = torch.tensor(list(run_lengths))
+    if int(lengths.max()) * 2 + 1 > seq_len:
+        raise ValueError(f"runs of {int(lengths.max())} twice do not fit in {seq_len} tokens")
+    ids = torch.randint(low, high, (batch, seq_len), generator=generator)
+    ids[:, 0] = bos_id
+    picks = lengths[torch.randint(len(lengths), (batch,), generator=generator)]
+    spans = torch.empty(batch, 3, dtype=torch.long)
+    for row, n in enumerate(picks.tolist()):
+        filler = seq_len - 1 - 2 * n
+        cuts = torch.randint(filler + 1, (2,), generator=generator).sort().values.tolist()
+        first = 1 + cuts[0]
+        second = first + n + (cuts[1] - cuts[0])
+        ids[row, second : second + n] = ids[row, first : first + n]
+        spans[row] = torch.tensor([first, second, n])
+    return ids, spans

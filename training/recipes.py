@@ -113,8 +113,9 @@ RECIPES: dict[str, Recipe] = {
             title="Two-layer attention-only decoder (induction heads)",
             description=(
                 "Two layers of four heads, attention only (no FFN, no norm), RoPE positions, "
-                "trained on random token runs repeated twice: it learns to copy by looking up "
-                "the token that followed the previous occurrence of the current token."
+                "trained on random filler holding a random run of 8-64 tokens twice, at random "
+                "places: it learns to copy by looking up the token that followed the previous "
+                "occurrence of the current token."
             ),
             objective="induction",
             tasks=["attention", "generate"],
@@ -132,7 +133,12 @@ RECIPES: dict[str, Recipe] = {
             ),
             steps=2500,
             batch_size=32,
-            extra={"run_length": 24},
+            extra={
+                "seq_len": 208,  # BOS + 207 tokens; the longest probe (runs of 100) has 201
+                "run_lengths": [8, 64],
+                "heldout_run_lengths": [20, 40],
+                "eval_run_lengths": [5, 7, 20, 40, 80, 100],
+            },
         ),
     ]
 }

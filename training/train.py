@@ -21,7 +21,7 @@ from tqdm import tqdm
 from models import ModelConfig, build_model, save_checkpoint
 from models.transformer import Transformer, count_parameters
 from training import corpus, evaluate
-from training.data import mask_tokens, pad_batch, sample_batch
+from training.data import mask_tokens, pad_batch, repeated_run_batch, sample_batch
 from training.recipes import RECIPES, Recipe
 from training.tokenizer import train_byte_bpe, train_shared_bpe, train_wordpiece
 
@@ -220,7 +220,10 @@ class Translation(Task):
 
 
 class InductionTask(Task):
-    """Random runs of tokens repeated twice: copying the second run needs induction heads."""
+    """Random filler with one random run occurring twice, at random places: predicting the
+    second copy needs induction (find the earlier occurrence of the current token, copy the
+    token after it), since neither the run's length nor the distance between copies is fixed.
+    Runs of ``heldout_run_lengths`` are never trained on, so the metrics can use them."""
 
     def prepare(self) -> None:
         lm = corpus.lm_sentences(self.recipe.seed)
@@ -229,17 +232,29 @@ class InductionTask(Task):
         self.ids = dict(pad_id=tok.token_to_id("<pad>"), bos_id=eot, eos_id=eot)
         self.first_id = 2  # after <pad> and <|endoftext|>
         self.gen = torch.Generator().manual_seed(self.recipe.seed)
+        lo, hi = self.recipe.extra["run_lengths"]
+        heldout = set(self.recipe.extra["heldout_run_lengths"])
+        self.run_lengths = [n for n in range(lo, hi + 1) if n not in heldout]
 
     def batch(self, model, step, rng):
         dev = next(model.parameters()).device
-        B, L = self.recipe.batch_size, self.recipe.extra["run_length"]
-        run = torch.randint(self.first_id, model.config.vocab_size, (B, L), generator=self.gen)
-        ids = torch.cat([torch.full((B, 1), self.ids["bos_id"]), run, run], dim=1).to(dev)
+        ids, _ = repeated_run_batch(
+            self.recipe.batch_size,
+            self.recipe.extra["seq_len"],
+            self.run_lengths,
+            low=self.first_id,
+            high=model.config.vocab_size,
+            bos_id=self.ids["bos_id"],
+            generator=self.gen,
+        )
+        ids = ids.to(dev)
         logits = model.decode(ids[:, :-1])
         return Batch(F.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten()), ids.numel())
 
     def metrics(self, model):
-        return evaluate.induction_metrics(model, self.first_id, self.recipe.extra["run_length"])
+        return evaluate.induction_metrics(
+            model, self.first_id, self.recipe.extra["eval_run_lengths"]
+        )
 
 
 TASKS = {

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from models import capture, hook_names
-from models.hooks import zero_head
+from models.analysis.ablation import zero_head
 from tests.models.conftest import tiny
 
 
