@@ -170,8 +170,8 @@ def induction_probe_run(
 ) -> dict:
     """One forward pass over induction probes ``(n, 1 + 2L)`` (BOS + run + run), with the
     decoder heads ``ablate`` = [(layer, head)] ablated. Returns each head's induction and
-    previous-token scores ``(layers, heads)``, the loss on the first and second copy, and the
-    greedy (argmax) copy accuracy on the second copy, every prediction given the true prefix."""
+    previous-token scores ``(layers, heads)``, the loss on the second copy, and the greedy
+    (argmax) copy accuracy on the second copy, every prediction given the true prefix."""
     cfg, device = model.config, _device(model)
     ids = ids.to(device)
     L = (ids.shape[1] - 1) // 2
@@ -191,7 +191,6 @@ def induction_probe_run(
     return {
         "induction": scores.induction(patterns, ids).mean(0),
         "previous_token": scores.previous_token(patterns).mean(0),
-        "loss_first_copy": float(nll[:, 1:L].mean()),
         "loss_second_copy": float(nll[:, second].mean()),
         "copy_accuracy": float(copied.float().mean()),
     }
@@ -212,7 +211,8 @@ def induction_metrics(
     - the induction heads: mean induction score over the lengths >= 0.5; the previous-token
       head: the layer-0 head with the highest mean previous-token score;
     - greedy copy accuracy on the second copy, intact and with the induction heads or the
-      previous-token head ablated (``zero`` and ``mean``, ``models.analysis.ablation``).
+      previous-token head ablated (``zero`` and ``mean``, ``models.analysis.ablation``);
+    - the induction heads' mean score, intact and with the previous-token head zeroed.
     """
     cfg = model.config
     probes = {
@@ -234,36 +234,48 @@ def induction_metrics(
         )
         for h in heads
     }
-    induction_heads = sorted(
-        k for k, by_len in induction.items() if sum(by_len.values()) / len(by_len) >= 0.5
-    )
-    previous_token_head = max(prev, key=prev.get)
+    mean_induction = {
+        (i, h): sum(float(r["induction"][i, h]) for r in intact.values()) / len(intact)
+        for i in layers
+        for h in heads
+    }
+    induction_heads = [lh for lh, score in mean_induction.items() if score >= 0.5]
+    previous_token_head = (0, max(heads, key=lambda h: prev[_head(0, h)]))
 
-    def parse(name: str) -> tuple[int, int]:
-        layer, head = name[1:].split("H")
-        return int(layer), int(head)
-
-    def accuracy(ablate) -> dict:
+    def ablated(ablate: list[tuple[int, int]]) -> dict:
         return {
-            mode: {
-                str(L): round(induction_probe_run(model, ids, ablate, mode)["copy_accuracy"], 4)
-                for L, ids in probes.items()
-            }
+            mode: {L: induction_probe_run(model, ids, ablate, mode) for L, ids in probes.items()}
             for mode in MODES
         }
 
-    first = sum(r["loss_first_copy"] for r in intact.values()) / len(intact)
-    second = sum(r["loss_second_copy"] for r in intact.values()) / len(intact)
+    def accuracy(runs: dict) -> dict:
+        return {
+            mode: {str(L): round(r["copy_accuracy"], 4) for L, r in by_length.items()}
+            for mode, by_length in runs.items()
+        }
+
+    def mean_induction_score(runs: dict[int, dict]) -> dict:
+        k = max(len(induction_heads), 1)
+        return {
+            str(L): round(sum(float(r["induction"][lh]) for lh in induction_heads) / k, 4)
+            for L, r in runs.items()
+        }
+
+    without_induction = ablated(induction_heads)
+    without_previous = ablated([previous_token_head])
     return {
         "eval_run_lengths": list(run_lengths),
-        "loss_first_copy": round(first, 4),
-        "loss_second_copy": round(second, 4),
-        "second_over_first": round(second / first, 4),
+        "loss_second_copy": {str(L): round(r["loss_second_copy"], 4) for L, r in intact.items()},
         "induction_scores": induction,
         "previous_token_scores": prev,
-        "induction_heads": induction_heads,
-        "previous_token_head": previous_token_head,
+        "induction_heads": [_head(*lh) for lh in induction_heads],
+        "previous_token_head": _head(*previous_token_head),
         "copy_accuracy": {str(L): round(r["copy_accuracy"], 4) for L, r in intact.items()},
-        "copy_accuracy_without_induction_heads": accuracy([parse(k) for k in induction_heads]),
-        "copy_accuracy_without_previous_token_head": accuracy([parse(previous_token_head)]),
+        "copy_accuracy_without_induction_heads": accuracy(without_induction),
+        "copy_accuracy_without_previous_token_head": accuracy(without_previous),
+        # composition: the induction heads find their key through the previous-token head
+        "induction_heads_mean_score": mean_induction_score(intact),
+        "induction_heads_mean_score_without_previous_token_head": mean_induction_score(
+            without_previous["zero"]
+        ),
     }
