@@ -146,4 +146,3 @@ def capture(
         yield trace
     finally:
         _active_trace.reset(token)
-

@@ -150,6 +150,8 @@ def test_the_induction_heads_compose_with_the_layer_0_previous_token_head():
     for mode, by_length in m["copy_accuracy_without_previous_token_head"].items():
         assert max(by_length[n] for n in LONG_LENGTHS) <= 0.5, (mode, by_length)
         assert max(by_length["80"], by_length["100"]) <= 0.2, (mode, by_length)
+    description = ckpt("induction-2l").card["description"]  # the card tells a student so
+    assert head in description and all(h in description for h in m["induction_heads"])
 
 
 def test_checkpoints_load_on_the_configured_device():
