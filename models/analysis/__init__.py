@@ -1,3 +1,10 @@
-"""Analyses beyond attention weights, in pure torch on a model and its trace: head scores,
-ablation, the logit lens, attention rollout, value-weighted norms and direct logit
-attribution. Each is testable without the web service (app/ serves them)."""
+"""Analyses beyond attention weights, in pure torch on a model and its hook points (no web
+code; app/ serves them):
+
+* ``scores``: what kind of head: previous-token, induction, duplicate-token, first-token,
+  entropy, read off attention patterns; ``induction_probe`` builds the standard input;
+* ``ablation``: ``capture(..., edits=...)`` that silence or mean-ablate chosen heads;
+* ``importance``: each head's effect on the model's own predictions, ablations batched;
+* ``lens``: the logit lens; ``rollout``: attention rollout;
+* ``attribution``: value-weighted norms and direct logit attribution.
+"""
