@@ -69,6 +69,7 @@ class ModelInput:
     heads: list[int] = field(default_factory=list)
     positions: list[int] | None = None  # positions of the predicting stack (None: its default)
     rows: Rows | None = None  # decoding: which attention rows each step carries (None: all)
+    window: tuple[int, int] | None = None  # /attention: [start, stop) of the query rows
     ablate: tuple[HeadAblation, ...] = ()  # heads taken out of every forward pass
 
     @property
@@ -340,6 +341,26 @@ class Inputs:
         cfg = inp.entry.config
         inp.layers = self.indices(body.layers, max(cfg.sites.values()), "layers", "layer")
         inp.heads = self.indices(body.heads, cfg.n_heads, "heads", "head")
+        window = body.query_window
+        if window is not None:
+            if window[0] >= window[1]:
+                raise invalid(
+                    "query_window",
+                    "query_window is [start, stop) with start < stop",
+                    "out_of_range",
+                )
+            if body.pool is not None:
+                raise invalid(
+                    "query_window", "a query window and pool do not combine", "unsupported_field"
+                )
+            longest = max(len(inp.source.ids), len(inp.target.ids) if inp.target else 0)
+            if window[0] >= longest:
+                raise invalid(
+                    "query_window",
+                    f"the input has {longest} tokens; the window starts after them",
+                    "out_of_range",
+                )
+            inp.window = (window[0], window[1])
         if body.pool is not None:
             unpoolable = sorted(set(body.include) & {"scores", "masks", "qkv"})
             if unpoolable:
@@ -365,10 +386,15 @@ class Inputs:
             )
         sites = {s: n for s, n in cfg.sites.items() if any(li < n for li in inp.layers)}
         shapes = {s: _site_shape(s, cfg.kind, lengths) for s in sites}
+        if inp.window is not None:  # the answer holds the window's rows; the forward all
+            rows = inp.window[1] - inp.window[0]
+            answer_shapes = {s: (min(q, rows), k) for s, (q, k) in shapes.items()}
+        else:
+            answer_shapes = shapes
         forward = max(3 * cfg.n_heads * q * k * 4 for q, k in shapes.values())
         per_head_layer = sum(
-            _answer_floats(q, k, cfg.d_head, body.include, body.pool) * 4
-            for q, k in shapes.values()
+            _answer_floats(q, k, cfg.d_head, body.include, body.pool, body.weights) * 4
+            for q, k in answer_shapes.values()
         )
         n_layers = len(inp.layers)
         need = forward + per_head_layer * len(inp.heads) * n_layers
@@ -659,11 +685,13 @@ def _site_shape(site: str, kind: str, lengths: dict[str, int]) -> tuple[int, int
     ]
 
 
-def _answer_floats(q: int, k: int, d_head: int, include, pool: int | None) -> int:
+def _answer_floats(
+    q: int, k: int, d_head: int, include, pool: int | None, weights: bool = True
+) -> int:
     """Floats one head of one layer adds to an answer (before serialising)."""
     if pool is not None:
         q, k = min(q, pool), min(k, pool)
-    matrices = 1 + ("scores" in include) + ("norms" in include)
+    matrices = int(weights) + ("scores" in include) + ("norms" in include)
     vectors = 7 * (q + k) * d_head if "qkv" in include else 0
     return 3 * matrices * q * k + vectors  # ×3: the stacked copy and the rounded copy
 

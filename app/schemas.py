@@ -307,6 +307,19 @@ class AttentionRequest(SequenceRequest):
         "bytes, then the raw little-endian half floats; offsets count from the end of the "
         "padding).",
     )
+    query_window: list[Index] | None = Field(
+        None,
+        min_length=2,
+        max_length=2,
+        description="`[start, stop)`: only these query rows of every matrix returned "
+        "(attention, scores, norms, masks, and the per-query q / z / x / out), e.g. the rows a "
+        "view shows of a long input; each site's rows are cut to its own length.",
+    )
+    weights: bool = Field(
+        True,
+        description="false: leave the attention weights out of the answer (e.g. to fetch only "
+        "`qkv` of a long input).",
+    )
     pool: Pool | None = Field(
         None,
         description="Reduce each returned attention (and `norms`) matrix to at most "
@@ -350,9 +363,12 @@ class AttentionResponse(Response):
     layers: list[int] = Field(description="The layer indices returned, in order.")
     heads: list[int] = Field(description="The head indices returned, in order.")
     tokens: AttentionTokens
-    attention: dict[Site, Tensor] = Field(
-        description="Per site, [L][H][Tq][Tk] attention weights (each row sums to 1)."
+    attention: dict[Site, Tensor] | None = Field(
+        None,
+        description="Per site, [L][H][Tq][Tk] attention weights (each row sums to 1); absent "
+        "with `weights: false`.",
     )
+    query_window: list[int] | None = None
     scores: dict[Site, Tensor] | None = None
     masks: dict[Site, list[list[int]]] | None = None
     qkv: dict[Site, dict[str, Tensor]] | None = None
@@ -428,6 +444,11 @@ class GenerateRequest(Request):
 class TokenRef(BaseModel):
     id: int
     text: str
+    piece: str | None = Field(
+        None,
+        description="The vocabulary entry itself, markers included (`Ġ`, `▁` start a word, "
+        "`##` continues one): what the token alone cannot say once decoded.",
+    )
 
 
 class Candidate(TokenRef):

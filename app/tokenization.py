@@ -87,6 +87,10 @@ class TextCodec:
             self._texts[token_id] = text
         return text
 
+    def piece(self, token_id: int) -> str:
+        """The vocabulary entry as the tokenizer stores it ("Ġcat", "▁chat", "##ing")."""
+        return self.tokenizer.id_to_token(token_id) or ""
+
     def special_token(self, token_id: int, at: int) -> dict:
         return {
             "id": token_id,

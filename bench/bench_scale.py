@@ -212,6 +212,23 @@ def minilm_vs_bertviz(client, url, samples) -> dict:
     return res
 
 
+def importance_sweeps(client, url, models: list[str], run_length: int = 16) -> dict:
+    """Seconds of POST /heads/scores with only `importance` (every head ablated alone, the
+    ablations batched) on the induction probe: model -> (seconds, number of heads)."""
+    out = {}
+    for mid in models:
+        body = {"model": mid, "scores": ["importance"], "run_length": run_length, "seed": 1}
+        t = time.perf_counter()
+        r = client.post(f"{url}/api/v1/heads/scores", json=body)
+        elapsed = time.perf_counter() - t
+        if r.status_code != 200:
+            raise RuntimeError(f"{mid}: {r.status_code} {r.text[:200]}")
+        per_site = r.json()["scores"]
+        heads = sum(len(v["importance"]) * len(v["importance"][0]) for v in per_site.values())
+        out[mid] = (elapsed, heads)
+    return out
+
+
 # ----------------------------------------------------------------------------- main
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -268,6 +285,7 @@ def main() -> None:
             eot = 50256
             r["gpt2_2048"] = scale_figures(client, big.url, gpt2.name, 2048, ([eot], []), 2)
             print(r["gpt2_2048"], flush=True)
+            r["importance"] |= importance_sweeps(client, big.url, [gpt2.name])
             r["rss_mb"] = rss_mb(big.proc.pid)
     finally:
         big.stop()
@@ -338,6 +356,11 @@ def render(r: dict) -> str:
         f"{r['minilm_128']['zstd-binary']['bytes'] / 1e3:.0f} kB. Bare forward {f['minilm_128'] * 1e3:.0f} ms.",
         f"MiniLM imported in {r['import_s']:.1f} s (in process, conversion and writing); the server "
         f"was ready in {r['ready_s']:.1f} s with both models.",
+        "",
+        "Importance sweeps (`POST /heads/scores`, `importance` only: every head ablated alone, the "
+        "ablations batched 32 to a forward pass, on the induction probe of 2 × 16 random tokens): "
+        + "; ".join(f"{m} {t:.2f} s for {h} heads" for m, (t, h) in r["importance"].items())
+        + ". MiniLM has no vocabulary head, so it has no importance to measure.",
     ]
     return "\n".join(lines)
 

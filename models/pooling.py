@@ -30,16 +30,33 @@ def _block_sums(x: torch.Tensor, edges: list[int], dim: int) -> torch.Tensor:
     return sums.movedim(-1, dim)
 
 
-def pool(pattern: torch.Tensor, q_edges: list[int], k_edges: list[int]) -> torch.Tensor:
-    """(..., Tq, Tk) -> (..., nq, nk): key blocks summed, query blocks averaged."""
-    acc = pattern.double() if pattern.dtype != torch.float64 else pattern  # cumsum precision
-    summed = _block_sums(acc, k_edges, -1)  # (..., Tq, nk)
-    rows = _block_sums(summed, q_edges, -2)  # (..., nq, nk)
+def pool(
+    pattern: torch.Tensor, q_edges: list[int], k_edges: list[int], chunk_cells: int = 1 << 22
+) -> torch.Tensor:
+    """(..., Tq, Tk) -> (..., nq, nk): key blocks summed, query blocks averaged.
+
+    In float32 (a row's cumulative sum stays within ~1e-6 of exact), a few query rows at a
+    time, so pooling a long input never holds more than ``chunk_cells`` extra cells."""
+    lead, (Tq, Tk) = pattern.shape[:-2], pattern.shape[-2:]
+    flat = pattern.reshape(-1, Tq, Tk)
+    rows_per_chunk = max(1, chunk_cells // max(1, flat.shape[0] * Tk))
+    summed = torch.cat(  # (N, Tq, nk): key blocks summed, chunk by chunk of query rows
+        [
+            _block_sums(_wide(flat[:, i : i + rows_per_chunk]), k_edges, -1)
+            for i in range(0, Tq, rows_per_chunk)
+        ],
+        dim=1,
+    )
+    rows = _block_sums(summed, q_edges, -2)  # (N, nq, nk)
     sizes = torch.tensor(q_edges, dtype=rows.dtype, device=rows.device).diff()
-    return (rows / sizes[:, None]).to(pattern.dtype)
+    return (rows / sizes[:, None]).reshape(*lead, *rows.shape[-2:]).to(pattern.dtype)
 
 
 def pool_rows(rows: torch.Tensor, k_edges: list[int]) -> torch.Tensor:
     """(..., Tk) attention rows -> (..., nk): each key block's total weight."""
-    acc = rows.double() if rows.dtype != torch.float64 else rows
-    return _block_sums(acc, k_edges, -1).to(rows.dtype)
+    return _block_sums(_wide(rows), k_edges, -1).to(rows.dtype)
+
+
+def _wide(x: torch.Tensor) -> torch.Tensor:
+    """float32 for the sums (float64 stays float64; half floats would lose them)."""
+    return x if x.dtype == torch.float64 else x.float()

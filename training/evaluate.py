@@ -12,7 +12,10 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from models.analysis import scores
+from models.analysis.ablation import MODES, ablation_edits
 from models.generate import Sampling, generate
+from models.hooks import capture
 from models.rnn import RNNSeq2Seq, encoder_state_gradients
 from models.transformer import Transformer
 from training import corpus
@@ -163,42 +166,127 @@ def greedy_continuation(
     return tokenizer.decode(ids[1:] + new).strip()
 
 
-@torch.inference_mode()
-def induction_metrics(
-    model: Transformer, first_id: int, run_length: int, n: int = 64, seed: int = 1234
-) -> dict:
-    """Loss on the first vs second copy of a random run, and each head's induction score:
-    the attention mass from position i onto the token after the previous occurrence of
-    token i (averaged over the second copy)."""
-    cfg, device = model.config, _device(model)
-    g = torch.Generator().manual_seed(seed)
-    L = run_length
-    run = torch.randint(first_id, cfg.vocab_size, (n, L), generator=g)
-    bos = torch.full((n, 1), cfg.bos_id)
-    ids = torch.cat([bos, run, run], dim=1).to(device)  # positions 1..L, L+1..2L
-    from models.hooks import capture
+def _head(layer: int, head: int) -> str:
+    return f"L{layer}H{head}"
 
-    with capture(model, names=["decoder.blocks.*.attn.hook_pattern"]) as trace:
+
+@torch.inference_mode()
+def induction_probe_run(
+    model: Transformer,
+    ids: torch.Tensor,
+    ablate: Sequence[tuple[int, int]] = (),
+    mode: str = "zero",
+) -> dict:
+    """One forward pass over induction probes ``(n, 1 + 2L)`` (BOS + run + run), with the
+    decoder heads ``ablate`` = [(layer, head)] ablated. Returns each head's induction and
+    previous-token scores ``(layers, heads)``, the loss on the second copy, and the greedy
+    (argmax) copy accuracy on the second copy, every prediction given the true prefix."""
+    cfg, device = model.config, _device(model)
+    ids = ids.to(device)
+    L = (ids.shape[1] - 1) // 2
+    edits = ablation_edits([("decoder.self", layer, head, mode) for layer, head in ablate])
+    with capture(model, names=["decoder.blocks.*.attn.hook_pattern"], edits=edits) as trace:
         logits = model.decode(ids)
+    patterns = torch.stack(
+        [trace[f"decoder.blocks.{i}.attn.hook_pattern"] for i in range(cfg.depth("decoder"))], dim=1
+    )  # (n, layers, H, T, T)
     nll = F.cross_entropy(
         logits[:, :-1].flatten(0, 1), ids[:, 1:].flatten(), reduction="none"
-    ).view(n, -1)
-    # nll[:, t] is the loss of predicting ids[:, t + 1]
-    first = nll[:, 1:L].mean()  # targets at positions 2..L (the first token follows BOS)
-    second = nll[:, L + 1 : 2 * L].mean()  # targets at positions L+2..2L
-    queries = torch.arange(L + 1, 2 * L + 1, device=device)
-    scores = {}
-    for layer in range(cfg.depth("decoder")):
-        pattern = trace[f"decoder.blocks.{layer}.attn.hook_pattern"]  # (n, H, T, T)
-        mass = pattern[:, :, queries, queries - L + 1]  # (n, H, L)
-        for head, value in enumerate(mass.mean(dim=(0, 2)).tolist()):
-            scores[f"L{layer}H{head}"] = round(value, 4)
+    ).view(len(ids), -1)  # nll[:, t]: predicting ids[:, t + 1]
+    # The first token of each copy is unpredictable; the rest of the second copy
+    # (positions L+2..2L) is predicted from positions L+1..2L-1.
+    second = slice(L + 1, 2 * L)
+    copied = logits[:, second].argmax(-1) == ids[:, L + 2 : 2 * L + 1]
     return {
-        "loss_first_copy": round(float(first), 4),
-        "loss_second_copy": round(float(second), 4),
-        "second_over_first": round(float(second / first), 4),
-        "induction_scores": scores,
-        "induction_heads": sorted(k for k, v in scores.items() if v >= 0.5),
+        "induction": scores.induction(patterns, ids).mean(0),
+        "previous_token": scores.previous_token(patterns).mean(0),
+        "loss_second_copy": float(nll[:, second].mean()),
+        "copy_accuracy": float(copied.float().mean()),
+    }
+
+
+def induction_metrics(
+    model: Transformer,
+    first_id: int,
+    run_lengths: Sequence[int],
+    n: int = 64,
+    seed: int = 1234,
+) -> dict:
+    """The induction circuit, measured on ``n`` probes (BOS + a run of distinct random tokens
+    + the same run) per run length, ideally lengths training never used.
+
+    - each head's induction score at each length, and each layer-0 head's previous-token
+      score (``models.analysis.scores``);
+    - the induction heads: mean induction score over the lengths >= 0.5; the previous-token
+      head: the layer-0 head with the highest mean previous-token score;
+    - greedy copy accuracy on the second copy, intact and with the induction heads or the
+      previous-token head ablated (``zero`` and ``mean``, ``models.analysis.ablation``);
+    - the induction heads' mean score, intact and with the previous-token head zeroed.
+    """
+    cfg = model.config
+    probes = {
+        L: scores.induction_probe(
+            L, cfg.vocab_size, seed=seed + L, batch=n, bos_id=cfg.bos_id, exclude=range(first_id)
+        )
+        for L in run_lengths
+    }
+    intact = {L: induction_probe_run(model, ids) for L, ids in probes.items()}
+    layers, heads = range(cfg.depth("decoder")), range(cfg.n_heads)
+    induction = {
+        _head(i, h): {str(L): round(float(r["induction"][i, h]), 4) for L, r in intact.items()}
+        for i in layers
+        for h in heads
+    }
+    prev = {
+        _head(0, h): round(
+            sum(float(r["previous_token"][0, h]) for r in intact.values()) / len(intact), 4
+        )
+        for h in heads
+    }
+    mean_induction = {
+        (i, h): sum(float(r["induction"][i, h]) for r in intact.values()) / len(intact)
+        for i in layers
+        for h in heads
+    }
+    induction_heads = [lh for lh, score in mean_induction.items() if score >= 0.5]
+    previous_token_head = (0, max(heads, key=lambda h: prev[_head(0, h)]))
+
+    def ablated(ablate: list[tuple[int, int]]) -> dict:
+        return {
+            mode: {L: induction_probe_run(model, ids, ablate, mode) for L, ids in probes.items()}
+            for mode in MODES
+        }
+
+    def accuracy(runs: dict) -> dict:
+        return {
+            mode: {str(L): round(r["copy_accuracy"], 4) for L, r in by_length.items()}
+            for mode, by_length in runs.items()
+        }
+
+    def mean_induction_score(runs: dict[int, dict]) -> dict:
+        k = max(len(induction_heads), 1)
+        return {
+            str(L): round(sum(float(r["induction"][lh]) for lh in induction_heads) / k, 4)
+            for L, r in runs.items()
+        }
+
+    without_induction = ablated(induction_heads)
+    without_previous = ablated([previous_token_head])
+    return {
+        "eval_run_lengths": list(run_lengths),
+        "loss_second_copy": {str(L): round(r["loss_second_copy"], 4) for L, r in intact.items()},
+        "induction_scores": induction,
+        "previous_token_scores": prev,
+        "induction_heads": [_head(*lh) for lh in induction_heads],
+        "previous_token_head": _head(*previous_token_head),
+        "copy_accuracy": {str(L): round(r["copy_accuracy"], 4) for L, r in intact.items()},
+        "copy_accuracy_without_induction_heads": accuracy(without_induction),
+        "copy_accuracy_without_previous_token_head": accuracy(without_previous),
+        # composition: the induction heads find their key through the previous-token head
+        "induction_heads_mean_score": mean_induction_score(intact),
+        "induction_heads_mean_score_without_previous_token_head": mean_induction_score(
+            without_previous["zero"]
+        ),
     }
 
 

@@ -117,8 +117,9 @@ RECIPES: dict[str, Recipe] = {
             model_id="induction-2l",
             title="Two-layer attention-only decoder (induction heads)",
             description=(
-                "Two layers of four heads, attention only (no FFN, no norm), RoPE positions, "
-                "trained on random token runs repeated twice: it learns to copy by looking up "
+                "Two layers of four heads, attention only (no FFN), RoPE positions, RMSNorm "
+                "pre-norm, trained on random tokens holding random runs of 8-64 tokens that "
+                "each occur twice at random places: it copies the second time by looking up "
                 "the token that followed the previous occurrence of the current token."
             ),
             objective="induction",
@@ -131,13 +132,25 @@ RECIPES: dict[str, Recipe] = {
                 d_ff=512,
                 max_len=256,
                 positional="rope",
-                norm="none",
+                # Without a norm the 0.02-scale residual stream kept every attention pattern
+                # uniform: no circuit within 1500 steps, whatever the data and lr.
+                norm="rmsnorm",
                 norm_position="pre",
                 attn_only=True,
             ),
-            steps=2500,
+            steps=1500,
             batch_size=32,
-            extra={"run_length": 24},
+            lr=3e-3,
+            # 0.1 left more of the previous-token job to other layer-0 heads; 0.6 and 1.0
+            # blurred the induction heads.
+            weight_decay=0.3,
+            extra={
+                "seq_len": 160,
+                "run_lengths": [8, 64],
+                "max_gap": 15,
+                "heldout_run_lengths": [20, 40],  # never trained on: evaluation only
+                "eval_run_lengths": [5, 7, 20, 40, 80, 100],  # probes of up to 201 tokens
+            },
         ),
         Recipe(
             model_id="rnn-en-fr",

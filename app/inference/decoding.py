@@ -56,14 +56,18 @@ def decode_steps(
     text = ""
     for step in generate(entry.model, ids, sampling, edits=edits):
 
-        def shown(i: int) -> str:
-            return codec.token_text(i) if codec else str(i)
+        def ref(i: int) -> dict:
+            """id, readable text, and the vocabulary piece itself (its Ġ / ▁ / ## says
+            whether it starts a word, which decoding one id alone cannot show)."""
+            if codec is None:
+                return {"id": i, "text": str(i)}
+            return {"id": i, "text": codec.token_text(i), "piece": codec.piece(i)}
 
         view = {
             "step": step.step,
-            "token": {"id": step.token_id, "text": shown(step.token_id)},
+            "token": ref(step.token_id),
             "prob": prob(step.prob),
-            "top": [{"id": i, "text": shown(i), "prob": prob(p)} for i, p in step.top],
+            "top": [{**ref(i), "prob": prob(p)} for i, p in step.top],
         }
         view["attention"], edges = selected(step.attention, rows)
         if edges is not None:

@@ -62,6 +62,10 @@ class AttentionPlan:
         return {s.split(".")[0]: ls for s, ls in self.sites.items() if s.endswith(".self") and ls}
 
 
+#: hooks with a query axis (after the head axis): a query window keeps some of their rows
+QUERY_HOOKS = ("pattern", "scores", "q", "rot_q", "z")
+
+
 @dataclass
 class Captured:
     """One forward pass's trace, read per site over the plan's layers and selected heads."""
@@ -72,12 +76,29 @@ class Captured:
     fmt: Format
     model: torch.nn.Module  # for weights an extractor needs (W_O of the value-weighted norms)
     stored: StoredInput  # what the forward pass left: the stream's norms, RoPE angles
+    window: tuple[int, int] | None = None  # [start, stop) of the query rows returned
+
+    def rows(self, t: torch.Tensor, axis: int) -> torch.Tensor:
+        """``t`` cut to the query window along ``axis`` (unchanged without one)."""
+        if self.window is None:
+            return t
+        return t.narrow(
+            axis, self.window[0], max(0, min(self.window[1], t.shape[axis]) - self.window[0])
+        )
 
     def stacked(self, site: str, hook: str) -> torch.Tensor:
         """(L, H, ...) of a per-head hook. Grouped-query K/V heads are repeated so that head
-        h reads the key/value head it attends with."""
+        h reads the key/value head it attends with. Per-query hooks keep the window's rows."""
         n_heads = self.plan.config.n_heads
-        t = torch.stack([self.trace[hook_name(site, li, hook)][0] for li in self.plan.sites[site]])
+        per_query = hook in QUERY_HOOKS
+        t = torch.stack(
+            [
+                self.rows(self.trace[hook_name(site, li, hook)][0], 1)
+                if per_query
+                else self.trace[hook_name(site, li, hook)][0]
+                for li in self.plan.sites[site]
+            ]
+        )
         if t.shape[1] != n_heads:
             t = t.repeat_interleave(n_heads // t.shape[1], dim=1)
         if self.heads != list(range(n_heads)):
@@ -88,11 +109,15 @@ class Captured:
         """(L, ...) of a hook with no head axis (``where``: the site or its stack), over the
         site's layers."""
         return torch.stack(
-            [self.trace[hook_name(where, li, hook)][0] for li in self.plan.sites[site]]
+            [
+                self.rows(self.trace[hook_name(where, li, hook)][0], 0)
+                for li in self.plan.sites[site]
+            ]
         )
 
     def mask(self, site: str) -> torch.Tensor:
-        return self.trace[hook_name(site, self.plan.sites[site][0], "mask")][0]  # (Tq, Tk)
+        """(Tq, Tk) True where the query may attend, over the window's rows."""
+        return self.rows(self.trace[hook_name(site, self.plan.sites[site][0], "mask")][0], 0)
 
     def sites(self) -> list[str]:
         return [s for s, layers in self.plan.sites.items() if layers]
@@ -158,7 +183,8 @@ def norms_of(c: Captured, site: str) -> torch.Tensor:
     for li in c.plan.sites[site]:
         module = c.model.get_submodule(hook_name(site, li, "v").rsplit(".", 1)[0])
         w_o = module.W_o.weight if hasattr(module, "W_o") else None  # RNN: the values as they are
-        pattern, v = c.trace[hook_name(site, li, "pattern")], c.trace[hook_name(site, li, "v")]
+        pattern = c.rows(c.trace[hook_name(site, li, "pattern")], 2)
+        v = c.trace[hook_name(site, li, "v")]
         per_layer.append(value_weighted_norms(pattern, v, w_o)[0])
     norms = torch.stack(per_layer)
     if c.heads != list(range(c.plan.config.n_heads)):
@@ -293,6 +319,7 @@ def attention(
     max_new_tokens: int,
     pool_size: int | None = None,
     store: TraceStore | None = None,
+    weights: bool = True,
 ) -> dict:
     """POST /attention: plan the hooks; one forward pass, or when the store holds this input,
     the requested attention modules run again on their stored inputs; extract what was asked.
@@ -307,9 +334,11 @@ def attention(
         target = Sequence(stored.target_ids, codec.ids_view(stored.target_ids) if codec else None)
     if pool_size is None:
         trace = trace or replay(entry, stored, plan, inp.edits)
-        captured = Captured(trace, plan, inp.heads, fmt, entry.model, stored)
-        parts = {"attention": _patterns(captured)}
+        captured = Captured(trace, plan, inp.heads, fmt, entry.model, stored, inp.window)
+        parts = {"attention": _patterns(captured)} if weights else {}
         parts |= {name: f(captured) for name, f in EXTRACTORS.items() if name in plan.include}
+        if inp.window is not None:
+            parts["query_window"] = list(inp.window)
     else:
         target_len = len(target.ids) if target else None
         by_seq, edges = pool_edges(cfg.kind, len(inp.source.ids), target_len, pool_size)

@@ -60,7 +60,7 @@ async def attention(
 
     def job() -> bytes:
         answer = inference.attention(
-            inp, body.include, body.format, settings.max_new_tokens, body.pool, traces
+            inp, body.include, body.format, settings.max_new_tokens, body.pool, traces, body.weights
         )
         return dumps_binary(answer) if binary else dumps(answer)
 

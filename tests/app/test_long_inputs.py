@@ -56,19 +56,22 @@ def test_pool_refuses_what_cannot_be_pooled(client, model_ids):
 
 
 @pytest.mark.parametrize("kind", ["encoder", "seq2seq"])
-def test_binary_answers_carry_the_f16_values(client, model_ids, kind):
+def test_binary_answers_carry_the_values_in_half_floats(client, model_ids, kind):
     body = {"model": model_ids[kind], "text": LONG, "include": ["scores", "masks"]}
     f16 = client.post(f"{API}/attention", json={**body, "format": "f16"}).json()
+    full = client.post(f"{API}/attention", json=body).json()
     r = client.post(f"{API}/attention", json={**body, "format": "binary"})
     assert r.status_code == 200 and r.headers["content-type"] == "application/octet-stream"
     assert r.content[:4] == b"ATNV"
     binary = loads_binary(r.content)
     assert binary["tokens"] == f16["tokens"] and binary["masks"] == f16["masks"]
-    for part in ("attention", "scores"):
-        for site, t in f16[part].items():
-            np.testing.assert_array_equal(
-                binary[part][site], decode_f16(t)
-            )  # NaN (masked scores) included
+    for site, t in f16["scores"].items():  # NaN (masked scores) included
+        np.testing.assert_array_equal(binary["scores"][site], decode_f16(t))
+    for site, weights in full["attention"].items():
+        # weights keep their half-float precision (no 1e-3 grid): small ones survive
+        got = binary["attention"][site]
+        np.testing.assert_allclose(got, np.array(weights), rtol=1e-3, atol=6e-5)
+        np.testing.assert_allclose(got.sum(-1), 1.0, atol=5e-3)
 
 
 def test_requests_over_the_memory_budget_get_a_422_that_says_what_fits(
@@ -119,3 +122,30 @@ def test_another_head_of_the_same_input_costs_no_forward_pass(checkpoint_dir, mo
         store = replaying.state.traces
         assert store.computed == 1 and store.hits == len(asks) - 1
         assert fresh.state.traces.computed == len(asks)
+
+
+@pytest.mark.parametrize("kind", ["decoder", "seq2seq"])
+def test_a_query_window_returns_those_rows_of_every_matrix(client, model_ids, kind):
+    body = {"model": model_ids[kind], "text": LONG, "include": ["scores", "masks", "norms", "qkv"]}
+    full = client.post(f"{API}/attention", json=body).json()
+    part = client.post(f"{API}/attention", json={**body, "query_window": [3, 9]}).json()
+    assert part["query_window"] == [3, 9]
+    for name in ("attention", "scores", "norms"):
+        for site, t in full[name].items():
+            assert np.array_equal(np.array(part[name][site], dtype=float),
+                                  np.array(t, dtype=float)[:, :, 3:9], equal_nan=True)  # fmt: skip
+    for site, m in full["masks"].items():
+        assert part["masks"][site] == m[3:9]
+    for site, parts in full["qkv"].items():
+        assert np.array_equal(part["qkv"][site]["q"], np.array(parts["q"])[:, :, 3:9])
+        assert part["qkv"][site]["k"] == parts["k"]  # keys are not queries: all of them
+        assert np.array_equal(part["qkv"][site]["x"], np.array(parts["x"])[:, 3:9])
+    only_qkv = client.post(f"{API}/attention", json={**body, "weights": False}).json()
+    assert "attention" not in only_qkv and only_qkv["qkv"] == full["qkv"]
+
+
+def test_bad_query_windows_name_the_field(client, model_ids):
+    base = {"model": model_ids["decoder"], "text": "the cat sat"}
+    for window, extra in (([5, 5], {}), ([500, 600], {}), ([0, 2], {"pool": 4})):
+        r = client.post(f"{API}/attention", json={**base, "query_window": window, **extra})
+        assert r.status_code == 422 and r.json()["error"]["field"] == "query_window"
