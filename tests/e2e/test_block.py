@@ -126,12 +126,15 @@ def test_exports(ui):
             assert json.loads(data)["points"][0] == "embed"
 
 
-def test_a_model_without_norms_or_ffn(ui):
+def test_an_attention_only_model(ui):
+    """induction-2l has RMSNorm before attention and no FFN: the order shows the norm and the
+    attention only, the norm panel speaks of RMS (no centring) and the FFN panel says why it is
+    empty."""
     ui.goto("/block?model=induction-2l")
     ui.wait("#order-panel svg.block-order", state="attached")
     ui.wait("#residual-panel .main-svg", state="attached")
-    assert order_labels(ui) == ["box-attn"]
-    assert "no norms" in ui.page.inner_text("#norm-panel")
+    assert order_labels(ui) == ["box-norm", "box-attn"]
+    assert "RMS" in ui.page.inner_text("#norm-panel")
     assert "attention only" in ui.page.inner_text("#ffn-panel")
     assert ui.page.is_hidden("#token-select")
 
