@@ -37,6 +37,7 @@ RULES = {
     "invalid_text": "the text is not valid Unicode (a lone UTF-16 surrogate, \\ud800)",
     "no_mask": "fill-mask: the text has no [MASK]",
     "no_tokenizer": "the model ships no tokenizer: send token ids",
+    "no_such_stack": "/block: the model has no stack of that name (a decoder has no encoder)",
     "too_much_memory": "the request would hold more than the server's memory budget: the "
     "message says how many heads (or which pool) would fit",
 }
@@ -85,6 +86,22 @@ class ModelInput:
     def predicted(self) -> Sequence | None:
         """The sequence the predicting stack reads (None: a translation not yet decoded)."""
         return self.target if self.entry.config.kind == "seq2seq" else self.source
+
+
+@dataclass
+class BlockInput:
+    """POST /block: the sentence, which block, and the other sentences of the comparison."""
+
+    input: ModelInput
+    stack: str
+    layer: int
+    batch: list[Sequence]  # each as the model's first stack reads it (a seq2seq: the source)
+    batch_text: list[str]  # as the request gave them
+
+    @property
+    def reads_target(self) -> bool:
+        """A seq2seq decoder block reads the target, not the sentence given."""
+        return self.stack == "decoder" and self.input.entry.config.kind == "seq2seq"
 
 
 class Inputs:
@@ -613,6 +630,24 @@ class Inputs:
         inp = self.sequence(body)
         self.transformer(inp.entry, "attention rollout")
         return inp
+
+    def block(self, body) -> BlockInput:
+        """POST /block: a sequence, one block of a transformer's stack (422 naming ``stack`` or
+        ``layer``), and up to a few other sentences (422 naming ``batch.k``)."""
+        inp = self.sequence(body)
+        entry = inp.entry
+        self.transformer(entry, "/block")
+        cfg = entry.config
+        stack = body.stack or cfg.stacks[0]
+        if stack not in cfg.stacks:
+            raise invalid(
+                "stack",
+                f"{entry.id} has no {stack} stack (it has {', '.join(cfg.stacks)})",
+                "no_such_stack",
+            )
+        layer = self.index(body.layer, cfg.depth(stack), "layer", "layer")
+        batch = [self.text(entry, text, f"batch.{k}") for k, text in enumerate(body.batch)]
+        return BlockInput(inp, stack, layer, batch, list(body.batch))
 
     def rope_relative(self, body) -> ModelInput:
         """POST /rope/relative: one layer and head of the first stack, two token indices."""

@@ -27,6 +27,7 @@ from app.registry import Registry, resolve_device
 from app.routes import (
     analysis,
     attention,
+    block,
     generate,
     health,
     metrics,
@@ -147,7 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(health.router)
     app.include_router(metrics.router)
-    for module in (models, tokens, attention, generate, tasks, positions, analysis, rnn):
+    for module in (models, tokens, attention, generate, tasks, positions, analysis, block, rnn):
         app.include_router(module.router, prefix="/api/v1")
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     app.include_router(pages.router)  # the browser UI: page shells, Plotly from the package

@@ -159,6 +159,9 @@ class ModelInfo(BaseModel):
     norm: str
     norm_position: str
     activation: str
+    attn_only: bool = Field(
+        False, description="The blocks have no FFN: attention only (the induction model)."
+    )
     vocab_size: int
     max_len: int
     n_params: int
@@ -740,6 +743,181 @@ class HeadScoresResponse(Response):
         "measure (induction on a text without repeated tokens)."
     )
     definitions: dict[str, str]
+
+
+# ---------------------------------------------------------------------------- inside a block
+class BlockRequest(SequenceRequest):
+    stack: Literal["encoder", "decoder"] | None = Field(
+        None,
+        description="The stack whose block is read (default: the model's first: the encoder "
+        "of an encoder or a seq2seq model, else the decoder).",
+    )
+    layer: Index = Field(0, description="The block's index in its stack.")
+    batch: list[Text] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Other sentences for the normalisation comparison: BatchNorm pools their "
+        "tokens with this sentence's, LayerNorm and RMSNorm never look beyond one token. For a "
+        "seq2seq decoder each is a source, read over the model's own greedy translation.",
+    )
+    format: AttentionFormat = Field(
+        "json",
+        description="How the tensors shaped [T][d_model] and [T][d_ff] travel: `json` nested "
+        "lists, `f16` base64 half floats, or `binary` (`application/octet-stream`, the frame "
+        "of POST /attention); per-token statistics and vectors stay plain lists.",
+    )
+
+    model_config = examples(
+        {"model": "decoder-mini", "text": "the black cat ate the mouse", "layer": 1},
+        {
+            "model": "encoder-mini",
+            "text": "i love machine learning",
+            "layer": 0,
+            "batch": ["the cat sat on the mat", "you are welcome"],
+            "format": "f16",
+        },
+    )
+
+
+class BlockStep(BaseModel):
+    step: Literal["norm", "attention", "cross_attention", "ffn", "add"]
+    module: str = Field(
+        description="The norm (`attn_norm`, `cross_norm`, `ffn_norm`, the stack's `embed_norm` "
+        "before block 0 or `final_norm` after the last), the sublayer (`attn`, `cross_attn`, "
+        "`ffn`), or for `add` the sublayer whose output is added to the stream."
+    )
+
+
+class TokenStatistics(BaseModel):
+    mean: list[float] = Field(description="[T] mean of each token's features.")
+    std: list[float] = Field(description="[T] their (population) standard deviation.")
+    rms: list[float] = Field(description="[T] their root mean square.")
+
+
+class NormLayer(BaseModel):
+    kind: Literal["layernorm", "rmsnorm"]
+    eps: float
+    hooks: str = Field(description="The norm's hook points: `<hooks>.hook_in` and so on.")
+    stream: Tensor = Field(description="[T][d_model] what it reads (`hook_in`).")
+    normalized: Tensor = Field(
+        description="[T][d_model] before the gain (`hook_normalized`): per token mean 0 and "
+        "variance 1 (LayerNorm) or RMS 1 (RMSNorm), up to eps."
+    )
+    output: Tensor = Field(description="[T][d_model] γ ⊙ normalized (+ β): what comes next reads.")
+    gain: list[float] = Field(description="[d_model] the learnt gain γ.")
+    bias: list[float] | None = Field(description="[d_model] the learnt bias β (LayerNorm).")
+    stats: dict[Literal["stream", "normalized", "output"], TokenStatistics]
+
+
+class FFNReading(BaseModel):
+    activation: str
+    d_ff: int
+    pre: Tensor = Field(description="[T][d_ff] W_1 x, before the non-linearity (`ffn.hook_pre`).")
+    post: Tensor = Field(
+        description="[T][d_ff] after it (`ffn.hook_post`); SwiGLU: the gated product."
+    )
+    gate: Tensor | None = Field(None, description="SwiGLU: [T][d_ff] silu(W_1 x).")
+    up: Tensor | None = Field(None, description="SwiGLU: [T][d_ff] W_3 x, which the gate scales.")
+    out: Tensor = Field(
+        description="[T][d_model] W_2 · post (+ b_2), added to the stream (`hook_ffn_out`)."
+    )
+    zeroed: list[float] = Field(
+        description="[T] the share of units the non-linearity shuts: for ReLU the units it sets "
+        "to 0; for GELU and SiLU (SwiGLU's gate) its soft version, the mean of 1 − act(x)/x "
+        "(1 − Φ(x), 1 − σ(x)) over the units."
+    )
+    unit_write: list[float] = Field(
+        description="[d_ff] ‖W_2[:, u]‖: how far one unit of activation of u moves the stream."
+    )
+
+
+class ResidualPoint(BaseModel):
+    layer: int | None = Field(description="The block (null: before the first).")
+    after: Literal["embed", "attn", "cross_attn", "ffn"]
+
+
+class ResidualReading(BaseModel):
+    points: list[ResidualPoint] = Field(
+        description="The stream before the first block, then after each sublayer's Add (& "
+        "Norm) of every block of the stack."
+    )
+    l2: list[list[float]] = Field(description="[P][T] the L2 norm of each token's stream there.")
+    added: list[list[float]] = Field(
+        description="[P][T] the L2 norm of what was added there: the sublayer's output (the "
+        "embeddings themselves for the first point)."
+    )
+
+
+class BatchSentence(BaseModel):
+    text: str
+    n_tokens: int = Field(description="Tokens it brings to the batch (the stack's length).")
+
+
+class PerTokenNorm(BaseModel):
+    mean: list[float] | None = Field(None, description="[T] (LayerNorm) each token's mean.")
+    std: list[float] | None = Field(None, description="[T] (LayerNorm) its standard deviation.")
+    rms: list[float] | None = Field(None, description="[T] (RMSNorm) its root mean square.")
+    output: Tensor = Field(description="[T][d_model] the sentence normalised, no gain or bias.")
+
+
+class PerFeatureNorm(BaseModel):
+    mean: list[float] = Field(description="[d_model] each feature's mean over the batch's tokens.")
+    std: list[float] = Field(description="[d_model] its standard deviation.")
+    n_tokens: int
+    n_sentences: int
+    output: Tensor = Field(description="[T][d_model] the sentence normalised with these.")
+
+
+class BatchNormPair(BaseModel):
+    alone: PerFeatureNorm = Field(description="A batch of this sentence only.")
+    batch: PerFeatureNorm = Field(description="This sentence and the `batch` sentences.")
+
+
+class NormComparisonReading(BaseModel):
+    stream: str = Field(
+        description="The hook point of the activations compared: what the block's first norm "
+        "reads (its `hook_in`), or the block's input in a model without norms."
+    )
+    eps: float
+    batch: list[BatchSentence] = Field(description="The other sentences, in request order.")
+    layernorm: PerTokenNorm
+    rmsnorm: PerTokenNorm
+    batchnorm: BatchNormPair
+
+
+class BlockNorm(BaseModel):
+    type: Literal["layernorm", "rmsnorm", "none"]
+    position: Literal["pre", "post"]
+
+
+class BlockResponse(Response):
+    model: str
+    kind: str
+    format: AttentionFormat
+    stack: Literal["encoder", "decoder"]
+    layer: int
+    n_layers: int = Field(description="Blocks in this stack.")
+    d_model: int
+    norm: BlockNorm
+    reads: Literal["source", "target"] = Field(description="The tokens this stack reads.")
+    tokens: AttentionTokens
+    order: list[BlockStep] = Field(
+        description="The block's steps in the order its forward pass ran them (read off the "
+        "order in which its hook points fired): post-norm adds then normalises, pre-norm "
+        "normalises what the sublayer reads and adds its output to the raw stream."
+    )
+    normalization: dict[str, NormLayer] = Field(
+        description="Each norm of the block that normalises, by module name (none for a model "
+        "without norms)."
+    )
+    ffn: FFNReading | None = Field(description="null for an attention-only model.")
+    residual: ResidualReading
+    comparison: NormComparisonReading = Field(
+        description="LayerNorm, RMSNorm and BatchNorm applied to the same captured activations "
+        "of this sentence; BatchNorm's statistics come from a batch, so they change with the "
+        "`batch` sentences, while LayerNorm's and RMSNorm's are each token's own."
+    )
+    ablation: AblationInfo | None = None
 
 
 # ---------------------------------------------------------------------------- recurrence

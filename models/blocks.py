@@ -14,27 +14,37 @@ from models.positional import Rotary
 
 class LayerNorm(nn.LayerNorm):
     """(x − mean) / std · γ + β over each token's features, with hook points on either side
-    (hook_in: the un-normalised stream; hook_out: what the next sublayer or block reads)."""
+    (hook_in: the un-normalised stream; hook_out: what the next sublayer or block reads) and
+    between (hook_normalized: mean 0 and variance 1 per token, before the gain γ and bias β)."""
 
     def __init__(self, d: int, eps: float) -> None:
         super().__init__(d, eps=eps)
         self.hook_in = HookPoint()  # (B, T, D)
+        self.hook_normalized = HookPoint()  # (B, T, D)
         self.hook_out = HookPoint()  # (B, T, D)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.hook_out(super().forward(self.hook_in(x)))
+        x = self.hook_in(x)
+        mean = x.mean(-1, keepdim=True)
+        var = x.var(-1, unbiased=False, keepdim=True)
+        x_hat = self.hook_normalized((x - mean) * torch.rsqrt(var + self.eps))
+        return self.hook_out(x_hat * self.weight + self.bias)
 
 
 class RMSNorm(nn.RMSNorm):
-    """x / rms(x) · γ over each token's features (no centring, no shift), with hook points."""
+    """x / rms(x) · γ over each token's features (no centring, no shift), with hook points
+    (hook_normalized: RMS 1 per token, before the gain γ)."""
 
     def __init__(self, d: int, eps: float) -> None:
         super().__init__(d, eps=eps)
         self.hook_in = HookPoint()  # (B, T, D)
+        self.hook_normalized = HookPoint()  # (B, T, D)
         self.hook_out = HookPoint()  # (B, T, D)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.hook_out(super().forward(self.hook_in(x)))
+        x = self.hook_in(x)
+        x_hat = self.hook_normalized(x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps))
+        return self.hook_out(x_hat * self.weight)
 
 
 def make_norm(cfg: ModelConfig) -> nn.Module:

@@ -10,10 +10,12 @@ response as a dict for ``serialize.dumps``. Nothing here knows about HTTP.
 * ``encoder_tasks``: /fill-mask, /classify
 * ``positions``: /models/{id}/positions, /rope/relative
 * ``analyses``: /logit-lens, /rollout, /attribution
+* ``block``: /block — one block's Add & Norm, FFN and stream; the normalisation comparison
 * ``recurrence``: /rnn/unroll (an RNN's states, gates and gradient norms)
 """
 
 from app.inference.analyses import attribution, head_scores, logit_lens, rollout
+from app.inference.block import block
 from app.inference.decoding import (
     baseline,
     decode_steps,
@@ -30,6 +32,7 @@ __all__ = [
     "attention",
     "attribution",
     "baseline",
+    "block",
     "classify",
     "decode_steps",
     "fill_mask",

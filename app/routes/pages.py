@@ -26,6 +26,8 @@ VIEWS = {
     "/decode": "decode",
     "/rope": "rope",
     "/positions": "positions",
+    "/block": "block",
+    "/lesson": "lesson",
     "/rnn": "rnn",
     "/card": "card",
 }

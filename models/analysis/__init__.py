@@ -6,5 +6,7 @@ code; app/ serves them):
 * ``ablation``: ``capture(..., edits=...)`` that silence or mean-ablate chosen heads;
 * ``importance``: each head's effect on the model's own predictions, ablations batched;
 * ``lens``: the logit lens; ``rollout``: attention rollout;
-* ``attribution``: value-weighted norms and direct logit attribution.
+* ``attribution``: value-weighted norms and direct logit attribution;
+* ``block``: one block's norms, FFN and residual stream read off its hook points;
+* ``normalization``: LayerNorm / RMSNorm / BatchNorm side by side on the same activations.
 """

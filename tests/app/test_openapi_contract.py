@@ -53,6 +53,14 @@ def catalogue(ids: dict[str, str]) -> list[tuple[str, str, dict, int]]:
         ("POST", f"{API}/heads/scores", {"json": {"model": dec, "run_length": 4}}, 200),
         ("POST", f"{API}/heads/scores", {"json": {"model": s2s, "text": "the cat"}}, 200),
         ("POST", f"{API}/heads/scores", {"json": {"model": enc, "run_length": 999}}, 422),
+        ("POST", f"{API}/block", {"json": {"model": dec, "text": "a", "layer": 99}}, 422),
+        ("POST", f"{API}/block", {"json": {"model": "nope", "text": "a"}}, 404),
+        (
+            "POST",
+            f"{API}/block",
+            {"json": {"model": s2s, "text": "the cat", "stack": "decoder"}},
+            200,
+        ),
     ]
     for mid in (enc, dec, s2s):
         cases += [
@@ -69,6 +77,8 @@ def catalogue(ids: dict[str, str]) -> list[tuple[str, str, dict, int]]:
             ("POST", f"{API}/rollout", {"json": {"model": mid, "text": "a", "format": "f16"}}, 200),
             ("POST", f"{API}/logit-lens", {"json": {"model": mid, "text": "the [MASK]"}}, 200),
             ("POST", f"{API}/attribution", {"json": {"model": mid, "text": "the [MASK]"}}, 200),
+            ("POST", f"{API}/block", {"json": {"model": mid, "text": "a", "batch": ["b c"]}}, 200),
+            ("POST", f"{API}/block", {"json": {"model": mid, "text": "a", "format": "f16"}}, 200),
         ]
     cases.append(("POST", f"{API}/generate", {"json": {"model": dec, "text": "the cat"}}, 200))
     cases += [

@@ -18,6 +18,16 @@ VIEWS = {
         "/positions?model=seq2seq-en-fr",
         ["#table .main-svg", "#emb-sum .main-svg", "#similarity .main-svg"],
     ),
+    "block": (
+        "/block?model=decoder-mini",
+        [
+            "#order-panel svg.block-order",
+            "#residual-panel .main-svg",
+            "#norm-panel .main-svg",
+            "#compare-panel .main-svg",
+            "#ffn-panel .main-svg",
+        ],
+    ),
     "rnn": (
         "/rnn?model=rnn-en-fr",
         [
@@ -28,6 +38,10 @@ VIEWS = {
             "#align-transformer .main-svg",
             "#step-detail table",
         ],
+    ),
+    "lesson": (
+        "/lesson?step=5",
+        ["#step-body svg.block-order", "#step-body .main-svg"],
     ),
     "card": ("/card?model=encoder-mini", ["#arch-svg", "#params .main-svg", "#loss .main-svg"]),
     "model-page": ("/models/seq2seq-en-fr", ["#arch-svg", "#params .main-svg"]),

@@ -107,6 +107,14 @@ export function latestOnly() {
     return controller.signal;
   };
 }
+/** POST /block in the binary transport: one block of `stack` at `layer` (a seq2seq decoder
+ * block reads `target`), its tensors as Tensors (lib/tensor.js). */
+export async function block(model, { text, target, stack, layer, batch = [] }, opts) {
+  const body = { model: model.id, text, stack, layer, batch, format: "binary" };
+  if (model.kind === "seq2seq" && stack === "decoder" && target) body.target = target;
+  const res = await send("POST", "/block", body, { ...opts, accept: BINARY });
+  return decodeFrame(await res.arrayBuffer());
+}
 export const unroll = (body, opts) => post("/rnn/unroll", body, opts);
 export const generate = (body, opts) => post("/generate", body, opts);
 export const positions = (id, n) => get(`/models/${encodeURIComponent(id)}/positions?n=${n}`);

@@ -63,9 +63,10 @@ export async function setupControls(
     all = await listModels();
   } catch (error) {
     showError(error);
-    return { models: [], current: () => null };
+    return { models: [], current: () => null, configure: () => null };
   }
-  const models = all.filter(filter);
+  let models = all.filter(filter);
+  let byId = new Map(models.map((m) => [m.id, m]));
   const notice = $("#view-notice");
   const named = all.find((m) => m.id === state.model);
   if (notice && named && !models.includes(named) && unfit) {
@@ -74,13 +75,14 @@ export async function setupControls(
   }
   if (!models.length) {
     showError({ code: "no_models", message: none });
-    return { models: [], current: () => null };
+    return { models: [], current: () => null, configure: () => null };
   }
-  fillSelect(
-    select,
-    models.map((m) => ({ value: m.id, label: `${m.id} — ${KIND_LABEL[m.kind] || m.kind}` })),
-  );
-  const byId = new Map(models.map((m) => [m.id, m]));
+  const fillModels = () =>
+    fillSelect(
+      select,
+      models.map((m) => ({ value: m.id, label: `${m.id} — ${KIND_LABEL[m.kind] || m.kind}` })),
+    );
+  fillModels();
   const current = () => byId.get(state.model) || null;
 
   function refreshForModel() {
@@ -157,5 +159,33 @@ export async function setupControls(
     if (changed.includes("target") && target) target.value = state.target || "";
   });
 
-  return { models, current, byId };
+  /**
+   * Show other models (the lesson: each step has its own): refill the picker with those
+   * `filter` keeps, keep the URL's model when it is one of them (else `prefer`'s, else the
+   * first), and refill the presets and inputs (`allowTarget`: whether a seq2seq model's target
+   * is asked for). Returns the model shown, or null when none fits.
+   */
+  function configure(next) {
+    if ("allowTarget" in next) allowTarget = next.allowTarget;
+    models = all.filter(next.filter);
+    byId = new Map(models.map((m) => [m.id, m]));
+    fillModels();
+    if (!models.length) return null;
+    if (!current()) state.set({ model: (models.find(next.prefer || prefer) || models[0]).id }, { silent: true });
+    text.value = state.text;
+    if (target) target.value = state.target || "";
+    refreshForModel();
+    return current();
+  }
+
+  return {
+    get models() {
+      return models;
+    },
+    get byId() {
+      return byId;
+    },
+    current,
+    configure,
+  };
 }

@@ -11,11 +11,30 @@
 // its JSON export, `cells` says that a click on a cell picks a query row. A step function
 // returns null where the step does not apply.
 
+import { attentionBinary } from "./api.js";
 import { siteTokens } from "./attn.js";
 import { el, fmt } from "./dom.js";
 import { charPx, fontSize, matrixHeatmap, plotlyText, react, tokenHeatmap, tokenTicks } from "./plots.js";
 import { toNested } from "./tensor.js";
-import { tokenLabel } from "./tokens.js";
+import { labelTokens, tokenLabel } from "./tokens.js";
+
+/** One head's tensors for its arithmetic: POST /attention `body` (model, input, [layer],
+ * [head]) with q, k, v, z and the scores, binary; its tokens labelled. */
+export async function fetchHead(body, opts) {
+  const answer = await attentionBinary({ ...body, include: ["qkv", "scores"] }, opts);
+  answer.tokens = Object.fromEntries(Object.entries(answer.tokens).map(([k, v]) => [k, labelTokens(v)]));
+  return answer;
+}
+
+/** Every head's Z of the head's layer, per site (for the concat step), fetched with the head's
+ * `body`; null when `site`'s attention would exceed `maxCells` (a long input). */
+export function fetchLayerZ(model, body, answer, site, maxCells) {
+  const { queries, keys } = siteTokens(answer, site);
+  if (model.n_heads * queries.length * keys.length > maxCells) return Promise.resolve(null);
+  return attentionBinary({ ...body, heads: undefined, include: ["qkv"] }).then((all) =>
+    Object.fromEntries(Object.entries(all.qkv).map(([s, parts]) => [s, parts.z])),
+  );
+}
 
 const matmulT = (A, B) => A.map((a) => B.map((b) => a.reduce((s, x, i) => s + x * b[i], 0)));
 const shape = (m) => `${m.length} × ${m[0] ? m[0].length : 0}`;

@@ -191,3 +191,43 @@ export function purge(div) {
   if (window.Plotly && div) window.Plotly.purge(div);
   if (div) div.style.height = "";
 }
+
+/**
+ * Tokens × features (the residual stream, a norm's output, FFN units): one row per token,
+ * signed values on the diverging scale, symmetric around 0 unless zmin / zmax are given.
+ * opts: {value, xLabel, zmin, zmax, height, ticks (false: no token labels), title}
+ */
+export function rowsHeatmap(div, m, tokens, opts = {}) {
+  const widest = Math.max(3, ...tokens.map((t) => tokenLabel(t).length + (t.special ? 2 : 0)));
+  const value = opts.value || "value";
+  const ticks = opts.ticks !== false;
+  return matrixHeatmap(div, m, {
+    diverging: true,
+    zmin: opts.zmin,
+    zmax: opts.zmax,
+    title: opts.title,
+    height: opts.height || Math.max(200, Math.min(560, tokens.length * 26 + 80)),
+    value,
+    xLabel: opts.xLabel || "feature",
+    yLabel: "",
+    y: tokens.map((_, i) => i),
+    yaxis: ticks
+      ? {
+          tickmode: "array",
+          tickvals: tokens.map((_, i) => i),
+          ticktext: tokenTicks(tokens),
+          tickfont: { family: "ui-monospace, monospace", size: fontSize() },
+        }
+      : { showticklabels: false },
+    margin: { l: ticks ? 24 + charPx() * Math.min(14, widest) : 10, t: opts.title ? 40 : 10 },
+    customdata: m.map((row, i) => row.map(() => plotlyText(tokens[i] ? tokenLabel(tokens[i]) : ""))),
+    hovertemplate: `token: %{customdata} (%{y})<br>${opts.xLabel || "feature"} %{x}<br>${value}: %{z:.4f}<extra></extra>`,
+  });
+}
+
+/** The largest |value| of a matrix (for shared colour ranges), at least `floor`. */
+export function maxAbsOf(m, floor = 1e-6) {
+  let top = floor;
+  for (const row of m) for (const v of row) if (v !== null && Math.abs(v) > top) top = Math.abs(v);
+  return top;
+}

@@ -50,9 +50,11 @@ export function isTyping(event) {
   return false;
 }
 
-/** Register single-key shortcuts: {"[": fn, "]": fn}. Ignored while typing in a field. */
+/** Register single-key shortcuts: {"[": fn, "]": fn}. Ignored while typing in a field, and for
+ * a key a focused widget already took (a canvas heatmap's arrows move its cursor). */
 export function bindKeys(map) {
   document.addEventListener("keydown", (event) => {
+    if (event.defaultPrevented) return;
     if (event.ctrlKey || event.metaKey || event.altKey || isTyping(event)) return;
     const fn = map[event.key];
     if (fn) {

@@ -12,12 +12,12 @@ import * as api from "../lib/api.js";
 import { setupControls } from "../lib/controls.js";
 import { $, $$, clear, el } from "../lib/dom.js";
 import { initExports, registerExport } from "../lib/export.js";
+import { chosenToken, drawTopK, eosAt, matOf, stepRow } from "../lib/decodepanels.js";
 import { adaptiveHeatmap } from "../lib/heatmap.js";
 import { attentionPickers } from "../lib/pickers.js";
-import { plotlyText, react } from "../lib/plots.js";
 import { bindKeys, clearError, initShell, onProjectorChange, showError } from "../lib/shell.js";
 import { int, num, str, urlState } from "../lib/state.js";
-import { candidateLabel, continuesWord, displayToken, labelTokens, marksWordStarts } from "../lib/tokens.js";
+import { continuesWord, displayToken, labelTokens } from "../lib/tokens.js";
 
 initShell();
 initExports(showError);
@@ -284,30 +284,8 @@ bindKeys({
 });
 
 // ---------------------------------------------------------------------------------------
-const isEos = (i) => run.done && run.done.stop_reason === "eos" && i === run.steps.length - 1;
-
-/**
- * Whether texts mark word starts, judged from what the stream sent so far: `tokens` the chosen
- * tokens (each the text it adds to the output), `top` the candidates (each token decoded alone,
- * which for SentencePiece tokenizers drops the word-start space: then no candidate is marked).
- */
-function marksStarts(kind) {
-  const seen = kind === "top" ? run.steps.flatMap((s) => s.top) : run.steps.map((s) => s.token);
-  return marksWordStarts(seen);
-}
-
-/** The token chosen at step i, as an axis label ("##ing" for a continuation). */
-function chosenLabel(i) {
-  const s = run.steps[i];
-  const afterWord = i > 0 || run.kind === "decoder";
-  if (isEos(i)) return { text: s.token.text || "</s>", label: s.token.text || "</s>", special: true, index: i };
-  return {
-    text: s.token.text,
-    label: candidateLabel(s.token, { afterWord, marksStarts: marksStarts("tokens") }),
-    special: false,
-    index: i,
-  };
-}
+const isEos = (i) => eosAt(run, i);
+const chosenLabel = (i) => chosenToken(run, i);
 
 /** The prompt / source in the output line, once per decoding; a long one shows its end. */
 function renderPrompt() {
@@ -416,87 +394,7 @@ function renderTopK() {
           : "Press Generate, then play or step ▶.";
     return;
   }
-  const s = run.steps[pos - 1];
-  const top = [...s.top].reverse();
-  const afterWord = pos > 1 || run.kind === "decoder";
-  const marks = marksStarts("top");
-  const labels = top.map((c) => plotlyText(candidateLabel(c, { afterWord, marksStarts: marks })));
-  const chosen = plotlyText(chosenLabel(pos - 1).label);
-  // over a 30 k–150 k vocabulary the top candidates may share little of the mass: the axis
-  // follows the largest probability (with room for its label), not 0–1
-  const xmax = Math.min(1.08, Math.max(0.05, ...top.map((c) => c.prob)) * 1.2);
-  react(
-    div,
-    [
-      {
-        type: "bar",
-        orientation: "h",
-        x: top.map((c) => c.prob),
-        y: top.map((_, i) => i),
-        text: top.map((c) => c.prob.toFixed(3)),
-        textposition: "outside",
-        cliponaxis: false,
-        marker: { color: top.map((c) => (c.id === s.token.id ? "#E69F00" : "#0072B2")) },
-        customdata: top.map((c, i) => `${labels[i]} (id ${c.id})`),
-        hovertemplate: "%{customdata}: p = %{x:.4f}<extra></extra>",
-      },
-    ],
-    {
-      height: Math.max(220, 46 * top.length + 70),
-      margin: { l: Math.min(240, 40 + 8 * Math.max(6, ...labels.map((l) => l.length))), r: 50, t: 34, b: 40 },
-      title: {
-        text: `step ${pos}: chose “${chosen}” (p = ${s.prob.toFixed(3)})`,
-        x: 0,
-        xanchor: "left",
-      },
-      xaxis: { range: [0, xmax], title: { text: "probability" }, gridcolor: "#eceef2" },
-      yaxis: {
-        tickmode: "array",
-        tickvals: top.map((_, i) => i),
-        ticktext: labels,
-        tickfont: { family: "ui-monospace, monospace" },
-      },
-    },
-  );
-}
-
-/** A pooled row spread back over its tokens: each block's weight shared by the tokens in it. */
-function unpool(row, edges) {
-  const out = new Array(edges[edges.length - 1]).fill(0);
-  for (let b = 0; b + 1 < edges.length; b++) {
-    const share = row[b] / (edges[b + 1] - edges[b]);
-    for (let t = edges[b]; t < edges[b + 1]; t++) out[t] = share;
-  }
-  return out;
-}
-
-/** Step s's attention row at `site` for the layer and head (-1: the mean), or null when the
- * stream did not send those rows. */
-function rowOf(step, site, layer, head, H) {
-  const sel = run.rows;
-  const li = sel ? sel.layers.indexOf(layer) : layer;
-  const perHead = li >= 0 && step.attention[site] ? step.attention[site][li] : null;
-  if (!perHead) return null;
-  let r;
-  if (head < 0) {
-    if (perHead.length < H) return null; // the mean needs every head
-    r = perHead[0].map((_, j) => perHead.reduce((sum, h) => sum + h[j], 0) / perHead.length);
-  } else {
-    const hi = sel ? sel.heads.indexOf(head) : head;
-    if (hi < 0 || !perHead[hi]) return null;
-    r = perHead[hi];
-  }
-  const edges = step.attention_edges && step.attention_edges[site];
-  return edges ? unpool(r, edges) : r;
-}
-
-/** rows (arrays, shorter ones padded as masked) -> a Mat of `cols` columns. */
-function matOf(rows, cols) {
-  const data = new Float32Array(rows.length * cols).fill(Number.NaN);
-  rows.forEach((r, i) => {
-    for (let j = 0; j < Math.min(cols, r.length); j++) data[i * cols + j] = r[j];
-  });
-  return { rows: rows.length, cols, data };
+  drawTopK(div, run, pos);
 }
 
 function renderAttention() {
@@ -515,7 +413,7 @@ function renderAttention() {
   const { L, H, layer, head } = shownLayerHead(run.model);
   pickers.fill({ layers: L, heads: H, layer, head, save: false });
   const shown = run.steps.slice(0, pos);
-  const rows = shown.map((s) => rowOf(s, site, layer, head, H));
+  const rows = shown.map((s) => stepRow(s, run.rows, site, layer, head, H));
   if (rows.some((r) => r === null)) {
     // a long context's stream carries the rows of one layer and head: decode again for these
     // (once per choice: rows asked for and still missing are not asked again)
@@ -548,7 +446,7 @@ function renderAttention() {
       { text: "<s>", special: true, index: 0 },
       ...run.steps.map((_, i) => ({ ...chosenLabel(i), index: i + 1 })),
     ];
-    const selfRows = shown.map((s) => rowOf(s, "decoder.self", layer, head, H) || []);
+    const selfRows = shown.map((s) => stepRow(s, run.rows, "decoder.self", layer, head, H) || []);
     selfHeat.draw(matOf(selfRows, pos), {
       rows: rowTokens,
       cols: keys.slice(0, pos),

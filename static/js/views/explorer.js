@@ -7,7 +7,7 @@
 // longer ones a canvas (lib/heatcanvas.js) that zooms and pans.
 
 import * as api from "../lib/api.js";
-import { SITE_LABEL, keepIndices, pickSite, siteTokens } from "../lib/attn.js";
+import { pickSite } from "../lib/attn.js";
 import { AttentionSource, siteDepth } from "../lib/attnstore.js";
 import { INPUT_STATE, setupControls } from "../lib/controls.js";
 import { $, afterPaint, clear, el } from "../lib/dom.js";
@@ -15,12 +15,14 @@ import { initExports, registerExport } from "../lib/export.js";
 import { headSwatch, renderGrid } from "../lib/grid.js";
 import { adaptiveHeatmap } from "../lib/heatmap.js";
 import { ALL_ROWS, renderHeadView } from "../lib/headview.js";
+import { gridLayers, headHeatmap, headMatrix, layerWeights, siteAxes } from "../lib/headpanels.js";
+import { modelSays } from "../lib/modelsays.js";
 import { headStyle } from "../lib/palette.js";
 import { PICKER_STATE, attentionPickers } from "../lib/pickers.js";
 import { bindKeys, initShell, onProjectorChange, showError, withProgress } from "../lib/shell.js";
 import { bool, int, intList, str, urlState } from "../lib/state.js";
 import { selectMat, toNested } from "../lib/tensor.js";
-import { candidateLabel } from "../lib/tokens.js";
+import { renderTokenStrip } from "../lib/tokenstrip.js";
 
 initShell();
 initExports(showError);
@@ -31,7 +33,6 @@ const LAYER_CELLS = 12 * 512 * 512;
 const POOL = 64;
 const TOPK_CHOICES = [0, 1, 2, 3, 5, 10];
 const PREFETCH_AFTER_MS = 200;
-const TOKENS_PER_TASK = 128;
 
 const state = urlState({
   ...INPUT_STATE,
@@ -97,143 +98,16 @@ async function run() {
   source = next;
   await refresh();
   await nextTask(); // each panel in its own task: the page answers input in between
-  renderTokens();
-  modelSays(model, signal);
+  const rows = [["source", source.tokens.source]];
+  if (source.tokens.target) rows.push(["target", source.tokens.target]);
+  renderTokenStrip($("#tokens"), rows);
+  modelSays($("#model-says"), model, state.text, source.tokens.source, signal);
 }
 
 /** Let the browser run other tasks (input, painting) before going on. */
 const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 // ---------------------------------------------------------------------------------------
-// What the model itself outputs for this sentence (after the heatmap: never delays it), for
-// the heads the model has: an imported encoder without its MLM head says nothing of [MASK].
-function probRows(items, chosen) {
-  return items.map(({ label, prob }) => {
-    const fill = el("div", { class: "prob-fill" });
-    fill.style.width = `${Math.round(100 * prob)}%`;
-    return el(
-      "div",
-      { class: `prob-row${label === chosen ? " top" : ""}` },
-      el("span", { text: label }),
-      el("div", { class: "prob-track" }, fill),
-      el("span", { class: "p", text: prob.toFixed(3) }),
-    );
-  });
-}
-
-const says = (title, ...body) =>
-  el("div", { class: "says-block" }, el("span", { class: "says-title", text: title }), ...body);
-
-async function modelSays(model, signal) {
-  const box = $("#model-says");
-  clear(box);
-  const blocks = [];
-  const tokens = source.tokens.source;
-  const ask = async (path, body, describe) => {
-    try {
-      describe(await api.post(path, body, { signal }));
-    } catch (error) {
-      if (error && error.name === "AbortError") throw error;
-      // a head the model lacks: said plainly, not as an error
-      if (error && error.code === "unsupported_task") blocks.push(says("Not available", error.message));
-      else showError(error);
-    }
-  };
-  try {
-    if (model.kind === "encoder") {
-      if (api.can(model, "classify")) {
-        await ask("/classify", { model: model.id, text: state.text }, (c) =>
-          blocks.push(says("Sentiment ([CLS] head)", probRows(c.labels, c.label))),
-        );
-      }
-      const hasMask = tokens.some((t) => t.special && /mask/i.test(t.text));
-      if (api.can(model, "fill-mask") && hasMask) {
-        await ask("/fill-mask", { model: model.id, text: state.text, top_k: 5 }, (f) => {
-          for (const m of f.masks) {
-            const rows = m.predictions.map((p) => ({
-              label: candidateLabel({ id: p.id, text: p.token }),
-              prob: p.prob,
-            }));
-            blocks.push(says(`[MASK] at position ${m.index}`, probRows(rows, rows[0].label)));
-          }
-        });
-      }
-    } else if (model.kind === "decoder" && api.can(model, "generate") && tokens.length >= model.max_len) {
-      blocks.push(
-        says("Next token", `The prompt fills all ${model.max_len} positions: there is no room for one more.`),
-      );
-    } else if (model.kind === "decoder" && api.can(model, "generate")) {
-      await ask("/generate", { model: model.id, text: state.text, max_new_tokens: 1 }, (g) => {
-        const top = g.steps[0].top.map((c) => ({ label: candidateLabel(c), prob: c.prob }));
-        blocks.push(says("Next token", probRows(top, top[0].label)));
-      });
-    } else if (model.kind === "seq2seq" && (api.can(model, "translate") || api.can(model, "generate"))) {
-      await ask("/generate", { model: model.id, text: state.text, max_new_tokens: 48 }, (g) => {
-        const link = el("a", {
-          href: `/decode?model=${encodeURIComponent(model.id)}&text=${encodeURIComponent(state.text)}`,
-          text: "watch it decode step by step →",
-        });
-        blocks.push(
-          says("The model's translation (greedy)", el("span", { class: "says-text", text: g.output.text }), link),
-        );
-      });
-    }
-  } catch (error) {
-    if (error && error.name === "AbortError") return;
-    throw error;
-  }
-  if (!blocks.length && model.tasks && model.tasks.length === 1) {
-    blocks.push(
-      says(
-        "What the model says",
-        `${model.id} has no output head (it was imported without one): its attention is all there is to see.`,
-      ),
-    );
-  }
-  if (!signal.aborted) box.replaceChildren(...blocks);
-}
-
-// ---------------------------------------------------------------------------------------
-let tokensTurn = 0;
-/** The token strip; a long input's chips go in TOKENS_PER_TASK at a time (laying out 512 chips
- * at once is one long task), the first ones straight away. */
-async function renderTokens() {
-  const turn = ++tokensTurn;
-  const box = $("#tokens");
-  clear(box);
-  const rows = [["source", source.tokens.source]];
-  if (source.tokens.target) rows.push(["target", source.tokens.target]);
-  const total = rows.reduce((n, [, tokens]) => n + tokens.length, 0);
-  box.classList.toggle("long", total > 120);
-  const chip = (t, i) => {
-    const chars = Number.isInteger(t.start) ? ` · chars ${t.start}–${t.end}` : "";
-    return el(
-      "span",
-      {
-        class: `token${t.special ? " special" : ""}${t.cont ? " cont" : ""}`,
-        title:
-          `position ${i} · id ${t.id}${t.special ? " · special token" : ""}` +
-          `${t.cont ? " · continues the word before" : ""}${chars}`,
-      },
-      el("span", { class: "tok-text", text: t.cont ? t.label.slice(2) : t.label }), // "##": CSS
-      el("span", { class: "tok-id", text: String(t.id) }),
-    );
-  };
-  for (const [label, tokens] of rows) {
-    const row = el(
-      "div",
-      { class: "token-row" },
-      el("span", { class: "token-row-label", text: rows.length > 1 ? label : `${tokens.length} tokens` }),
-    );
-    box.append(row);
-    for (let start = 0; start < tokens.length; start += TOKENS_PER_TASK) {
-      if (start > 0) await nextTask();
-      if (turn !== tokensTurn) return; // another input took the strip
-      row.append(...tokens.slice(start, start + TOKENS_PER_TASK).map((t, k) => chip(t, start + k)));
-    }
-  }
-}
-
 function currentSite() {
   return pickSite(source.sites, state.site);
 }
@@ -303,41 +177,19 @@ function renderHeadToggles(H) {
 
 // ---------------------------------------------------------------------------------------
 let axesMemo = null;
-/** The tokens on each axis of a site, with special tokens hidden when asked (the same arrays
- * while the input, the site and that choice stay: the canvas heatmap keeps its layout). */
+/** The tokens on each axis of a site (lib/headpanels.js), the same arrays while the input, the
+ * site and the hiding of special tokens stay: the canvas heatmap keeps its layout. */
 function axes(site) {
   if (axesMemo && axesMemo.source === source && axesMemo.site === site && axesMemo.hide === state.hide) {
     return axesMemo.value;
   }
-  const { queries, keys } = siteTokens(source, site);
-  const qKeep = keepIndices(queries, state.hide);
-  const kKeep = keepIndices(keys, state.hide);
-  const value = { queries, keys, qKeep, kKeep, left: qKeep.map((i) => queries[i]), right: kKeep.map((i) => keys[i]) };
+  const value = siteAxes(source, site, state.hide);
   axesMemo = { source, site, hide: state.hide, value };
   return value;
 }
 
-/**
- * Which cells of a site may not be attended to (null: none). Taken from the pre-softmax
- * scores when they were fetched (masked cells are NaN there); otherwise a decoder's
- * self-attention is causal and the others attend everywhere.
- */
-function maskOf(site, scores, nq, nk) {
-  if (scores) return (i, j) => Number.isNaN(scores.data[i * scores.cols + j]);
-  if (site === "decoder.self") return (i, j) => j > i + (nk - nq);
-  return null;
-}
-
-/** A head's matrix as shown: special tokens hidden (rows renormalised for weights), masked NaN. */
-function shownMatrix(site, layer, head, useScores) {
-  const { queries, keys, qKeep, kKeep } = axes(site);
-  const weights = source.weightsOf(site, layer, head);
-  const scores = source.scoresOf(site, layer, head);
-  const masked = maskOf(site, scores, queries.length, keys.length);
-  const full = qKeep.length === weights.rows && kKeep.length === weights.cols;
-  if (!useScores && full && !masked) return weights; // nothing to change: no copy
-  return selectMat(useScores ? scores : weights, qKeep, kKeep, { renorm: state.hide && !useScores, masked });
-}
+const shownMatrix = (site, layer, head, useScores) =>
+  headMatrix(source, axes(site), site, layer, head, { scores: useScores, hide: state.hide });
 
 function parseZoom(rows, cols) {
   const m = /^(\d+),(\d+),(\d+),(\d+)$/.exec(state.zoom);
@@ -357,32 +209,13 @@ async function renderHeatmap({ timed = false } = {}) {
     if (!ok) return;
   }
   if (site !== currentSite() || layer !== state.layer || head !== state.head) return; // moved on
-  const { left, right, queries, keys } = axes(site);
-  const z = shownMatrix(site, layer, head, useScores);
-  const label = SITE_LABEL[site] || site;
-  const cross = site === "decoder.cross";
-  const opts = {
-    rows: left,
-    cols: right,
-    title: `layer ${layer} · head ${head} · ${label}`,
-    value: useScores ? "score (QKᵀ/√dₖ)" : state.hide ? "weight (renormalised)" : "weight",
-    colorbarTitle: useScores ? "score" : "weight",
-    diverging: useScores,
-    zmin: useScores ? undefined : 0,
-    zmax: useScores ? undefined : 1,
-    yLabel: cross ? "French token (query)" : "query (attending)",
-    xLabel: cross ? "English token (key)" : "key (attended to)",
-  };
+  const { z, opts, note } = headHeatmap(source, axes(site), site, layer, head, {
+    scores: useScores,
+    hide: state.hide,
+  });
   const div = $("#heatmap");
   const drawn = heatmap.draw(z, { ...opts, square: true, window: parseZoom(z.rows, z.cols) });
-  const notes = [];
-  const mask = maskOf(site, source.scoresOf(site, layer, head), queries.length, keys.length);
-  if (mask && z.rows > 1 && mask(0, z.cols - 1))
-    notes.push("Grey cells are masked: the query may not attend there (−∞ before the softmax).");
-  if (useScores) notes.push("Pre-softmax: QKᵀ/√dₖ, before the mask. Each row's softmax gives the weights.");
-  if (state.hide)
-    notes.push(useScores ? "Special tokens hidden." : "Special tokens hidden; each row renormalised to sum to 1.");
-  $("#heatmap-note").textContent = notes.join(" ");
+  $("#heatmap-note").textContent = note;
   div.dataset.layer = String(layer);
   div.dataset.head = String(head);
   div.dataset.site = site;
@@ -459,12 +292,7 @@ async function renderHeadViewPanel() {
     if (turn !== headViewTurn) return;
   }
   const { qKeep, kKeep, left, right } = axes(site);
-  const weights = Array.from({ length: H }, (_, h) => {
-    const w = source.has(site, layer, h) ? source.weightsOf(site, layer, h) : null;
-    if (!w) return null;
-    const full = qKeep.length === w.rows && kKeep.length === w.cols;
-    return full && !state.hide ? w : selectMat(w, qKeep, kKeep, { renorm: state.hide });
-  });
+  const weights = layerWeights(source, axes(site), site, layer, state.hide);
   if (!whole) {
     // what is on: the heads the view has; clicking a head not fetched fetches it
     for (const b of $("#head-toggles").querySelectorAll("[data-head]")) {
@@ -496,14 +324,6 @@ async function renderHeadViewPanel() {
   });
 }
 
-/** The pooled blocks a site's thumbnails have on each axis. */
-function blockEdges(edges, site) {
-  const target = edges.target || edges.source;
-  if (site === "encoder.self") return { q: edges.source, k: edges.source };
-  if (site === "decoder.cross") return { q: target, k: edges.source };
-  return { q: target, k: target };
-}
-
 let gridTurn = 0;
 async function renderGridPanel() {
   const turn = ++gridTurn;
@@ -518,29 +338,11 @@ async function renderGridPanel() {
   const site = currentSite();
   const thumbs = pooled.sites[site];
   if (!thumbs) return;
-  const edges = blockEdges(pooled.edges, site);
-  const { queries, keys, qKeep, kKeep } = axes(site);
-  const exactTokens = edges.q.length - 1 === queries.length && edges.k.length - 1 === keys.length;
-  const hide = state.hide && exactTokens;
-  const layers = thumbs.map((heads) => heads.map((m) => (hide ? selectMat(m, qKeep, kKeep, { renorm: true }) : m)));
-  // a pooled block is grey when every one of its cells is masked (the causal future)
-  const nq = queries.length;
-  const nk = keys.length;
-  const rowsOf = hide ? qKeep : null;
-  const colsOf = hide ? kKeep : null;
-  const masked =
-    site === "decoder.self"
-      ? (a, b) => {
-          const lastQuery = rowsOf ? rowsOf[a] : edges.q[a + 1] - 1;
-          const firstKey = colsOf ? colsOf[b] : edges.k[b];
-          return firstKey > lastQuery + (nk - nq);
-        }
-      : null;
-  gridData = { layers, masked, edges, pooled: !exactTokens };
-  const blocks = edges.q.length - 1;
+  const shown = gridLayers(source, axes(site), site, thumbs, pooled.edges, state.hide);
+  gridData = shown;
   grid = renderGrid($("#grid"), {
-    layers,
-    masked,
+    layers: shown.layers,
+    masked: shown.masked,
     selected: { layer: state.layer, head: state.head },
     onPick: (layer, head) => {
       performance.mark("attnviz:switch");
@@ -552,11 +354,7 @@ async function renderGridPanel() {
         $("#heatmap").scrollIntoView({ behavior: "smooth", block: "nearest" }),
       );
     },
-    note: exactTokens
-      ? ""
-      : `${nq} tokens pooled into ${blocks} blocks a side (each block: about ${Math.round(nq / blocks)} ` +
-        "tokens; a row of blocks still sums to 1)." +
-        (state.hide ? " Special tokens stay in the pooled thumbnails." : ""),
+    note: shown.note,
   });
 }
 

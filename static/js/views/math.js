@@ -11,11 +11,10 @@ import { modelSites, siteDepth } from "../lib/attnstore.js";
 import { INPUT_STATE, setupControls } from "../lib/controls.js";
 import { $, clear, el, fillSelect } from "../lib/dom.js";
 import { initExports, registerExport } from "../lib/export.js";
-import { drawSteps, headTensors, rowArithmetic } from "../lib/mathsteps.js";
+import { drawSteps, fetchHead, fetchLayerZ, headTensors, rowArithmetic } from "../lib/mathsteps.js";
 import { PICKER_STATE, attentionPickers, tokenOptions } from "../lib/pickers.js";
 import { initShell, onProjectorChange, showError, withProgress } from "../lib/shell.js";
 import { int, urlState } from "../lib/state.js";
-import { labelTokens } from "../lib/tokens.js";
 
 initShell();
 initExports(showError);
@@ -66,11 +65,8 @@ async function load() {
   const key = JSON.stringify(body);
   if (!fetched || fetched.key !== key) {
     const signal = nextRequest();
-    const result = await withProgress(status, "Capturing Q, K, V and scores…", () =>
-      api.attentionBinary({ ...body, include: ["qkv", "scores"] }, { signal }),
-    );
+    const result = await withProgress(status, "Capturing Q, K, V and scores…", () => fetchHead(body, { signal }));
     if (!result || signal.aborted) return;
-    result.tokens = Object.fromEntries(Object.entries(result.tokens).map(([k, v]) => [k, labelTokens(v)]));
     fetched = { key, answer: result, body, model, zAll: null };
   }
   answer = fetched.answer;
@@ -138,15 +134,7 @@ function render() {
 /** Every head's Z of the layer for the concat step, fetched once; null past LAYER_CELLS. */
 function everyZ(site) {
   const f = fetched;
-  if (!f.zAll) {
-    const { queries, keys } = siteTokens(f.answer, site);
-    f.zAll =
-      f.model.n_heads * queries.length * keys.length > LAYER_CELLS
-        ? Promise.resolve(null)
-        : api
-            .attentionBinary({ ...f.body, heads: undefined, include: ["qkv"] })
-            .then((all) => Object.fromEntries(Object.entries(all.qkv).map(([s, parts]) => [s, parts.z])));
-  }
+  if (!f.zAll) f.zAll = fetchLayerZ(f.model, f.body, f.answer, site, LAYER_CELLS);
   return f.zAll.then((bySite) => (bySite ? bySite[site] : null));
 }
 

@@ -11,6 +11,7 @@ import { initExports, registerExport } from "../lib/export.js";
 import { DIVERGING, OKABE_ITO, SEQUENTIAL } from "../lib/palette.js";
 import { fontSize, plotlyText, purge, react, tokenHeatmap, tokenTicks } from "../lib/plots.js";
 import { RNN_GRADIENT_PRESET } from "../lib/presets.js";
+import { drawGradients, gradientsOf } from "../lib/rnnpanels.js";
 import {
   CELL_NAME,
   GATE_LABEL,
@@ -441,81 +442,13 @@ function renderGates() {
 }
 
 // ---------------------------------------------------------------------------------------
-// (c) the gradient norms
-const script = (chars) => (n) =>
-  String(n)
-    .split("")
-    .map((c) => chars["-0123456789".indexOf(c)])
-    .join("");
-const superscript = script("⁻⁰¹²³⁴⁵⁶⁷⁸⁹");
-const subscript = script("₋₀₁₂₃₄₅₆₇₈₉");
-/** 0.000112 -> "1.1·10⁻⁴"; numbers near 1 as they are. */
-function sci(x) {
-  if (!(x > 0)) return fmt(x, 3);
-  if (x >= 0.01 && x < 100) return fmt(x, x < 1 ? 3 : 2);
-  const [m, e] = x.toExponential(1).split("e");
-  return `${m}·10${superscript(Number(e))}`;
-}
-
+// (c) the gradient norms (lib/rnnpanels.js: the lesson draws the same figure)
 function gradientSeries() {
-  const series = [{ model: data.model, cell: data.cell, gradients: data.gradients }];
-  if (data.compare) series.push(data.compare);
-  return series;
+  return gradientsOf(data);
 }
 
 function renderGradients() {
-  const tokens = data.tokens.source;
-  const S = tokens.length;
-  const paths = state.paths === "all" ? "all" : "recurrence";
-  const labels = tokens.map((tok) => plotlyText(displayToken(tok.text)));
-  const traces = gradientSeries().map((g, j) => ({
-    type: "scatter",
-    mode: "lines+markers",
-    name: `${plotlyText(g.model)} (${CELL_NAME[g.cell] || g.cell})`,
-    x: tokens.map((_, i) => i),
-    y: g.gradients[paths],
-    line: { color: g.cell === "tanh" ? OKABE_ITO[1] : OKABE_ITO[0], width: 3, dash: j ? "dot" : "solid" },
-    marker: { size: 7, symbol: g.cell === "tanh" ? "square" : "circle" },
-    customdata: labels,
-    hovertemplate: `${plotlyText(g.model)}<br>t = %{x} “%{customdata}”<br>‖∂loss/∂hₜ‖ = %{y:.3e}<extra></extra>`,
-  }));
-  const size = fontSize();
-  react($("#gradients"), traces, {
-    height: 560,
-    margin: { l: 70, r: 10, t: 20, b: 90 },
-    legend: { orientation: "h", y: 1.1, x: 0 },
-    xaxis: {
-      tickmode: "array",
-      tickvals: tokens.map((_, i) => i),
-      ticktext: tokenTicks(tokens),
-      tickangle: -50,
-      tickfont: { family: MONO, size: size - (S > 24 ? 2 : 0) },
-      title: { text: "English token t (the end of the sentence is on the right)" },
-      gridcolor: "#eceef2",
-    },
-    yaxis: {
-      type: "log",
-      exponentformat: "power",
-      dtick: "D2", // labels at 1, 2 and 5 of each decade: readable over 1 decade or 7
-      title: { text: "‖∂loss/∂hₜ‖ (log scale)" },
-      gridcolor: "#eceef2",
-    },
-  });
-  const lines = gradientSeries().map((g) => {
-    const v = g.gradients[paths];
-    const ratio = v[0] / v[S - 1];
-    const perStep = S > 1 ? ratio ** (1 / (S - 1)) : 1;
-    return (
-      `${g.model} (${CELL_NAME[g.cell] || g.cell}): ‖∂loss/∂h₁‖ / ‖∂loss/∂h${subscript(S)}‖ = ${sci(ratio)}` +
-      ` over ${S - 1} steps, ×${fmt(perStep, 2)} per step on average.`
-    );
-  });
-  const context =
-    paths === "recurrence"
-      ? "Along the recurrence alone (the attention's read of the states cut): the chain that backpropagation through time multiplies."
-      : "Every path counted: the attention reads each hₜ directly, so the first words are not out of reach.";
-  const short = S < 12 ? " A short sentence leaves little distance to fade over: try the 20-token preset." : "";
-  $("#gradients-note").textContent = `${context} ${lines.join(" ")}${short}`;
+  $("#gradients-note").textContent = drawGradients($("#gradients"), data, state.paths);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import { initExports, registerExport } from "../lib/export.js";
 import { CYCLIC, DIVERGING, OKABE_ITO } from "../lib/palette.js";
 import { attentionPickers, tokenOptions } from "../lib/pickers.js";
 import { matrixHeatmap, react } from "../lib/plots.js";
+import { additiveNote, relativeNote, relativePlot } from "../lib/ropepanels.js";
 import { bindKeys, initShell, onProjectorChange, showError, withProgress, withStatus } from "../lib/shell.js";
 import { int, str, urlState } from "../lib/state.js";
 import { labelTokens, tokenLabel } from "../lib/tokens.js";
@@ -313,35 +314,6 @@ function renderPair() {
 }
 
 // ---------------------------------------------------------------------------------------
-function diagonalSpread(matrix) {
-  const by = new Map();
-  matrix.forEach((row, m) =>
-    row.forEach((v, n) => {
-      if (v === null) return;
-      const d = m - n;
-      const cur = by.get(d) || [Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY];
-      by.set(d, [Math.min(cur[0], v), Math.max(cur[1], v)]);
-    }),
-  );
-  let spread = 0;
-  for (const [lo, hi] of by.values()) spread = Math.max(spread, hi - lo);
-  return spread;
-}
-
-function relativePlot(div, scores, title) {
-  return matrixHeatmap(div, scores, {
-    diverging: true,
-    value: "score",
-    xLabel: "key position n",
-    yLabel: "query position m",
-    height: 420,
-    square: true,
-    title,
-    customdata: scores.map((row, m) => row.map((_, n) => m - n)),
-    hovertemplate: "m = %{y}, n = %{x}<br>m − n = %{customdata}<br>score: %{z:.4f}<extra></extra>",
-  });
-}
-
 async function loadRelative() {
   const model = controls.current();
   const body = {
@@ -381,18 +353,14 @@ async function loadRelative() {
     relative.scores,
     `${relative.model}: “${tokenLabel(relative.query)}” → “${tokenLabel(relative.key)}”`,
   );
-  $("#relative-note").textContent =
-    `Largest change along any diagonal: ${fmt(diagonalSpread(relative.scores), 4)} (only rounding): ` +
-    "the score is a function of m − n alone.";
+  $("#relative-note").textContent = relativeNote(relative.scores);
   if (relativeSin) {
     await relativePlot(
       $("#relative-sin"),
       relativeSin.scores,
       `${relativeSin.model} (${relativeSin.positional}): same tokens`,
     );
-    $("#relative-sin-note").textContent =
-      `Largest change along a diagonal: ${fmt(diagonalSpread(relativeSin.scores), 4)}. With positions added ` +
-      "to the embeddings the score depends on m and n themselves, not only on their distance.";
+    $("#relative-sin-note").textContent = additiveNote(relativeSin.scores);
   } else {
     $("#relative-sin-note").textContent =
       "No model with sinusoidal or learned positions is loaded on this server to compare with.";

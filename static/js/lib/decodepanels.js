@@ -1,0 +1,122 @@
+// Figures of a decoding (the steps of POST /generate or its stream), as the decoding player
+// and the lesson draw them: the top candidates of a step, and the attention rows that chose
+// each token, stacked into a matrix that grows one row per step.
+//
+// A decoding here is {kind ("decoder" | "seq2seq"), steps, done ({stop_reason, output} once
+// finished, else null)}; each step is {token, prob, top, attention, attention_edges?}.
+
+import { plotlyText, react } from "./plots.js";
+import { candidateLabel, marksWordStarts } from "./tokens.js";
+
+/** Whether step i chose the end of the sentence. */
+export const eosAt = (run, i) => Boolean(run.done && run.done.stop_reason === "eos" && i === run.steps.length - 1);
+
+/**
+ * Whether texts mark word starts, judged from the steps so far: `tokens` the chosen tokens (each
+ * the text it adds to the output), `top` the candidates (each token decoded alone, which for
+ * SentencePiece tokenizers drops the word-start space: then no candidate is marked).
+ */
+function marksStarts(run, which) {
+  const seen = which === "top" ? run.steps.flatMap((s) => s.top) : run.steps.map((s) => s.token);
+  return marksWordStarts(seen);
+}
+
+/** The token chosen at step i, as an axis label ("##ing" for a continuation). */
+export function chosenToken(run, i) {
+  const s = run.steps[i];
+  const afterWord = i > 0 || run.kind === "decoder";
+  if (eosAt(run, i)) return { text: s.token.text || "</s>", label: s.token.text || "</s>", special: true, index: i };
+  return {
+    text: s.token.text,
+    label: candidateLabel(s.token, { afterWord, marksStarts: marksStarts(run, "tokens") }),
+    special: false,
+    index: i,
+  };
+}
+
+/** The top candidates of step `pos` (1-based) as bars, the chosen one orange. */
+export function drawTopK(div, run, pos) {
+  const s = run.steps[pos - 1];
+  const top = [...s.top].reverse();
+  const afterWord = pos > 1 || run.kind === "decoder";
+  const marks = marksStarts(run, "top");
+  const labels = top.map((c) => plotlyText(candidateLabel(c, { afterWord, marksStarts: marks })));
+  const chosen = plotlyText(chosenToken(run, pos - 1).label);
+  // over a 30 k–150 k vocabulary the top candidates may share little of the mass: the axis
+  // follows the largest probability (with room for its label), not 0–1
+  const xmax = Math.min(1.08, Math.max(0.05, ...top.map((c) => c.prob)) * 1.2);
+  return react(
+    div,
+    [
+      {
+        type: "bar",
+        orientation: "h",
+        x: top.map((c) => c.prob),
+        y: top.map((_, i) => i),
+        text: top.map((c) => c.prob.toFixed(3)),
+        textposition: "outside",
+        cliponaxis: false,
+        marker: { color: top.map((c) => (c.id === s.token.id ? "#E69F00" : "#0072B2")) },
+        customdata: top.map((c, i) => `${labels[i]} (id ${c.id})`),
+        hovertemplate: "%{customdata}: p = %{x:.4f}<extra></extra>",
+      },
+    ],
+    {
+      height: Math.max(220, 46 * top.length + 70),
+      margin: { l: Math.min(240, 40 + 8 * Math.max(6, ...labels.map((l) => l.length))), r: 50, t: 34, b: 40 },
+      title: {
+        text: `step ${pos}: chose “${chosen}” (p = ${s.prob.toFixed(3)})`,
+        x: 0,
+        xanchor: "left",
+      },
+      xaxis: { range: [0, xmax], title: { text: "probability" }, gridcolor: "#eceef2" },
+      yaxis: {
+        tickmode: "array",
+        tickvals: top.map((_, i) => i),
+        ticktext: labels,
+        tickfont: { family: "ui-monospace, monospace" },
+      },
+    },
+  );
+}
+
+/** A pooled row spread back over its tokens: each block's weight shared by the tokens in it. */
+function unpool(row, edges) {
+  const out = new Array(edges[edges.length - 1]).fill(0);
+  for (let b = 0; b + 1 < edges.length; b++) {
+    const share = row[b] / (edges[b + 1] - edges[b]);
+    for (let t = edges[b]; t < edges[b + 1]; t++) out[t] = share;
+  }
+  return out;
+}
+
+/**
+ * A step's attention row at `site` for the layer and head (-1: the mean of the H heads), or
+ * null when the step did not carry those rows. `rows`: the decoding's {layers, heads} when it
+ * carried only some (null: all).
+ */
+export function stepRow(step, rows, site, layer, head, H) {
+  const li = rows ? rows.layers.indexOf(layer) : layer;
+  const perHead = li >= 0 && step.attention[site] ? step.attention[site][li] : null;
+  if (!perHead) return null;
+  let r;
+  if (head < 0) {
+    if (perHead.length < H) return null; // the mean needs every head
+    r = perHead[0].map((_, j) => perHead.reduce((sum, h) => sum + h[j], 0) / perHead.length);
+  } else {
+    const hi = rows ? rows.heads.indexOf(head) : head;
+    if (hi < 0 || !perHead[hi]) return null;
+    r = perHead[hi];
+  }
+  const edges = step.attention_edges && step.attention_edges[site];
+  return edges ? unpool(r, edges) : r;
+}
+
+/** rows (arrays, shorter ones padded as masked) -> a Mat of `cols` columns. */
+export function matOf(rows, cols) {
+  const data = new Float32Array(rows.length * cols).fill(Number.NaN);
+  rows.forEach((r, i) => {
+    for (let j = 0; j < Math.min(cols, r.length); j++) data[i * cols + j] = r[j];
+  });
+  return { rows: rows.length, cols, data };
+}
