@@ -145,7 +145,7 @@ def build_fixture_checkpoints(root: Path) -> Path:
         kind="decoder",
         vocab_size=dec_tok.get_vocab_size(),
         positional="rope",
-        norm="none",
+        norm="rmsnorm",  # as the shipped induction-2l: pre-norm RMSNorm, attention only
         norm_position="pre",
         attn_only=True,
         pad_id=0,

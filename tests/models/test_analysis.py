@@ -20,7 +20,7 @@ FAMILIES = [
     ("decoder", {}),  # pre-norm RMSNorm, RoPE, SwiGLU
     ("seq2seq", {}),  # post-norm LayerNorm, sinusoidal, cross-attention
     ("decoder", {"norm": "layernorm", "positional": "learned", "activation": "gelu"}),  # GPT-2-like
-    ("decoder", {"norm": "none", "attn_only": True}),  # the induction model's shape
+    ("decoder", {"norm": "none", "attn_only": True}),  # no norms, no FFN
     ("decoder", {"n_kv_heads": 2, "pair_layout": "halves"}),  # Llama-like: GQA, RoPE halves
     ("encoder", {"embed_norm": True, "type_vocab_size": 2}),  # BERT-like embeddings
 ]

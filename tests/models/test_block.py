@@ -25,7 +25,7 @@ FAMILIES = [
     ("encoder", {"activation": "gelu", "embed_norm": True}),  # BERT-like
     ("decoder", {"norm": "layernorm", "activation": "gelu_tanh"}),  # GPT-2-like, pre-norm
     ("decoder", {"activation": "silu", "norm_position": "post"}),
-    ("decoder", {"norm": "none", "attn_only": True}),  # the induction model's shape
+    ("decoder", {"norm": "none", "attn_only": True}),  # no norms, no FFN
 ]
 
 

@@ -357,6 +357,16 @@ const positions = {
   },
 };
 
+/** "Open in full view" at the head this step shows, on the model's self-attention. */
+const atSelfHead = (path) => (ctx) => {
+  const picks = headPicks(ctx, selfSite(ctx.model));
+  return viewUrl(path, ctx, {
+    site: ctx.model.kind === "seq2seq" ? selfSite(ctx.model) : "",
+    layer: picks.layer,
+    head: picks.head,
+  });
+};
+
 const qkv = {
   slug: "qkv",
   title: "Q, K, V: one head's arithmetic",
@@ -369,14 +379,7 @@ const qkv = {
   prefer: ["encoder-mini", "decoder-mini", "seq2seq-en-fr"],
   sentence: "i love machine learning",
   target: false,
-  full: (ctx) => {
-    const picks = headPicks(ctx, selfSite(ctx.model));
-    return viewUrl("/math", ctx, {
-      site: ctx.model.kind === "seq2seq" ? selfSite(ctx.model) : "",
-      layer: picks.layer,
-      head: picks.head,
-    });
-  },
+  full: atSelfHead("/math"),
   async show(body, ctx) {
     const { model, state, signal } = ctx;
     const site = selfSite(model);
@@ -415,14 +418,7 @@ const heads = {
   prefer: ["encoder-mini", "decoder-mini", "seq2seq-en-fr"],
   sentence: "the dog bites the man",
   target: false,
-  full: (ctx) => {
-    const picks = headPicks(ctx, selfSite(ctx.model));
-    return viewUrl("/", ctx, {
-      site: ctx.model.kind === "seq2seq" ? selfSite(ctx.model) : "",
-      layer: picks.layer,
-      head: picks.head,
-    });
-  },
+  full: atSelfHead("/"),
   async show(body, ctx) {
     const { model, save, redraw, signal } = ctx;
     const site = selfSite(model);
