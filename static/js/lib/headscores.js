@@ -71,6 +71,12 @@ export function digitsFor(values) {
   return Math.min(5, 1 + Math.ceil(-Math.log10(top)));
 }
 
+/** A value to `digits` decimals; one that rounds to zero shows as 0, never −0.00. */
+function cellText(v, digits) {
+  const text = fmt(v, digits);
+  return /^−0\.0*$/.test(text) ? text.slice(1) : text;
+}
+
 /** The colour scale of a score: attention shares in [0, 1], entropy up to ln(keys), importance signed. */
 function scaleOf(score, z, keys) {
   if (score === "importance") {
@@ -95,7 +101,7 @@ export async function scoreHeatmap(div, z, { score, keys = 2, selected = null, o
   const size = fontSize();
   const unit = UNIT[score] ? ` (${UNIT[score]})` : "";
   const digits = digitsFor(z);
-  const text = z.map((row) => row.map((v) => (v === null ? "" : fmt(v, digits))));
+  const text = z.map((row) => row.map((v) => (v === null ? "" : cellText(v, digits))));
   const hover = z.map((row) => row.map((v) => (v === null ? "nothing to measure" : fmt(v, 4))));
   const cell = size * (H > 8 ? 2.6 : 3.2);
   const outline = (color, width) => ({
@@ -261,7 +267,7 @@ export function renderHeadTable(table, { rows, scores, sort, selected, hrefOf, o
           const v = row.values[s];
           return el("td", {
             class: "num",
-            text: v === null ? "—" : fmt(v, digits[s]),
+            text: v === null ? "—" : cellText(v, digits[s]),
             title: v === null ? "nothing to measure" : null,
           });
         }),
