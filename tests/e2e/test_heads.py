@@ -87,7 +87,7 @@ def test_every_score_is_the_servers_and_the_table_lists_every_head(ui, app_serve
     for score in SCORES:
         ui.page.select_option("#score-select", score)
         ui.page.wait_for_function(
-            "(s) => document.querySelector('#scores').data[0].colorbar.title.text.startsWith(s)",
+            "(s) => document.querySelector('#scores').data[0].hovertemplate.includes(s)",
             arg=score.replace("_", " "),
         )
         assert plotted(ui, "#scores") == site[score], score
@@ -96,7 +96,7 @@ def test_every_score_is_the_servers_and_the_table_lists_every_head(ui, app_serve
     # the comparison: the weight score picked beside importance, the same layers × heads
     ui.page.select_option("#versus-select", "first_token")
     ui.page.wait_for_function(
-        "() => document.querySelector('#weights').data[0].colorbar.title.text.startsWith('first')"
+        "() => document.querySelector('#weights').data[0].hovertemplate.includes('first token')"
     )
     assert plotted(ui, "#weights") == site["first_token"]
     assert plotted(ui, "#importance") == site["importance"]

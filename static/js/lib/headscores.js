@@ -126,7 +126,12 @@ export async function scoreHeatmap(div, z, { score, keys = 2, selected = null, o
     hoverongaps: true,
     xgap: 2,
     ygap: 2,
-    colorbar: { title: { text: `${SCORE_LABEL[score]}${unit}`, side: "right" }, thickness: 14, len: 0.9 },
+    // importance's long name would not fit beside a half-width map: its unit says it
+    colorbar: {
+      title: { text: score === "importance" ? UNIT.importance : `${SCORE_LABEL[score]}${unit}`, side: "right" },
+      thickness: 14,
+      len: 0.9,
+    },
   };
   const layout = {
     height: Math.max(190, Math.min(620, L * cell + 90)),
