@@ -27,6 +27,7 @@ VIEWS = {
     "/rope": "rope",
     "/positions": "positions",
     "/block": "block",
+    "/heads": "heads",
     "/lesson": "lesson",
     "/rnn": "rnn",
     "/card": "card",

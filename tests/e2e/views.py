@@ -28,6 +28,10 @@ VIEWS = {
             "#ffn-panel .main-svg",
         ],
     ),
+    "heads": (
+        "/heads?model=decoder-mini&text=the+cat+sat+on+the+mat+and+the+cat+ate",
+        ["#scores .main-svg", "#weights .main-svg", "#importance .main-svg", "#heads-table td"],
+    ),
     "rnn": (
         "/rnn?model=rnn-en-fr",
         [

@@ -119,6 +119,8 @@ export const unroll = (body, opts) => post("/rnn/unroll", body, opts);
 export const generate = (body, opts) => post("/generate", body, opts);
 export const positions = (id, n) => get(`/models/${encodeURIComponent(id)}/positions?n=${n}`);
 export const ropeRelative = (body) => post("/rope/relative", body);
+/** POST /heads/scores: every head's scores per site, [L][H] each. */
+export const headScores = (body, opts) => post("/heads/scores", body, opts);
 
 /**
  * Decode over Server-Sent Events (a list in `params` becomes a repeated query parameter):

@@ -1,0 +1,329 @@
+"""The /heads view in a browser: each score's layers × heads map shows what POST /heads/scores
+answers, the table sorts (mouse and keyboard), a head clicked in a map or the table opens in the
+explorer (ablated, from the importance map), the URL reopens the view, the random probe, a
+server error and the busy state, the RNN and an imported 12-head model, exports, and axe."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import urllib.request
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from tests.e2e.test_accessibility import report
+from tests.e2e.views import VIEWS
+
+pytestmark = pytest.mark.e2e
+MAPS = VIEWS["heads"][1][:3]
+SCORES = ["previous_token", "induction", "duplicate_token", "first_token", "entropy", "importance"]
+REPEATS = "the cat sat on the mat and the cat ate"
+
+
+def params(url: str) -> dict:
+    return {k: v[0] for k, v in parse_qs(urlparse(url).query).items()}
+
+
+def scores_of(app_server, body: dict) -> dict:
+    """The server's answer, asked directly (what the page must show)."""
+    request = urllib.request.Request(
+        f"{app_server.url}/api/v1/heads/scores",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as r:
+        return json.load(r)
+
+
+def shown(ui):
+    """Every map and the table drawn, and no request in flight."""
+    for selector in MAPS:
+        ui.wait(selector, state="attached")
+    ui.wait("#heads-table td", state="attached")
+    ui.page.wait_for_function("() => !document.querySelector('#status.busy')")
+
+
+def plotted(ui, div: str):
+    """The z of the Plotly heatmap in `div` ([L][H], null where nothing was measured)."""
+    return ui.page.evaluate("(sel) => document.querySelector(sel).data[0].z", div)
+
+
+def table(ui) -> list[list[str]]:
+    return ui.page.eval_on_selector_all(
+        "#heads-table tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent.trim()))"
+    )
+
+
+def click_cell(ui, div: str, layer: int, head: int):
+    """A real mouse click on a heatmap's cell, placed through the figure's own axes."""
+    ui.page.locator(div).scroll_into_view_if_needed()
+    x, y = ui.page.evaluate(
+        """([sel, layer, head]) => {
+             const gd = document.querySelector(sel);
+             const box = gd.getBoundingClientRect();
+             const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+             return [box.left + xa._offset + xa.l2p(head), box.top + ya._offset + ya.l2p(layer)];
+           }""",
+        [div, layer, head],
+    )
+    ui.page.mouse.click(x, y)
+
+
+def in_explorer(ui, layer: int, head: int):
+    ui.page.wait_for_url(lambda url: urlparse(url).path == "/")
+    ui.wait("#heatmap .main-svg", state="attached")
+    assert ui.page.input_value("#layer-select") == str(layer)
+    assert ui.page.input_value("#head-select") == str(head)
+
+
+def test_every_score_is_the_servers_and_the_table_lists_every_head(ui, app_server):
+    ui.goto(f"/heads?model=decoder-mini&text={REPEATS.replace(' ', '+')}")
+    shown(ui)
+    want = scores_of(app_server, {"model": "decoder-mini", "text": REPEATS})
+    site = want["scores"]["decoder.self"]
+    for score in SCORES:
+        ui.page.select_option("#score-select", score)
+        ui.page.wait_for_function(
+            "(s) => document.querySelector('#scores').data[0].hovertemplate.includes(s)",
+            arg=score.replace("_", " "),
+        )
+        assert plotted(ui, "#scores") == site[score], score
+        assert params(ui.page.url)["score"] == score
+        assert want["definitions"][score] in ui.page.inner_text("#scores-note")
+    # the comparison: the weight score picked beside importance, the same layers × heads
+    ui.page.select_option("#versus-select", "first_token")
+    ui.page.wait_for_function(
+        "() => document.querySelector('#weights').data[0].hovertemplate.includes('first token')"
+    )
+    assert plotted(ui, "#weights") == site["first_token"]
+    assert plotted(ui, "#importance") == site["importance"]
+    summary = ui.page.inner_text("#compare-summary")
+    assert "Rank correlation over the 16 heads" in summary
+    assert "Jain & Wallace" in ui.page.inner_text("#compare")
+    rows = table(ui)
+    assert rows[0][0].startswith("head") and len(rows) == 1 + 4 * 4
+    header = rows[0]
+    for cells in rows[1:]:
+        layer, head = (int(x) for x in cells[0][1:].split(" H"))
+        for name, text in zip(header[1:], cells[1:], strict=True):
+            score = SCORES[[s.replace("_", " ") for s in SCORES].index(name.split(" (")[0])]
+            assert float(text.replace("−", "-")) == pytest.approx(
+                site[score][layer][head], abs=6e-4
+            )
+    ui.shot("heads-decoder")
+
+
+def test_sorting_by_a_column_with_the_mouse_and_the_keyboard(ui, app_server):
+    ui.goto(f"/heads?model=decoder-mini&text={REPEATS.replace(' ', '+')}")
+    shown(ui)
+    column = table(ui)[0].index("importance")
+
+    def values() -> list[float]:
+        return [float(r[column].replace("−", "-")) for r in table(ui)[1:]]
+
+    ui.page.click("#heads-table button[data-sort='importance']")
+    ui.page.wait_for_function("() => new URL(location).searchParams.get('sort') === '-importance'")
+    assert values() == sorted(values(), reverse=True)
+    th = "#heads-table th:has(button[data-sort='importance'])"
+    assert ui.page.get_attribute(th, "aria-sort") == "descending"
+    # the keyboard: the header keeps focus when the table is redrawn; Enter sorts the other way
+    assert ui.page.evaluate("document.activeElement.dataset.sort") == "importance"
+    ui.page.keyboard.press("Enter")
+    ui.page.wait_for_function("() => new URL(location).searchParams.get('sort') === 'importance'")
+    assert values() == sorted(values())
+    assert ui.page.get_attribute(th, "aria-sort") == "ascending"
+    ui.page.focus("#heads-table button[data-sort='head']")
+    ui.page.keyboard.press("Enter")  # "head": back to layer, head order
+    ui.page.wait_for_function("() => !new URL(location).searchParams.has('sort')")
+    assert [r[0] for r in table(ui)[1:5]] == ["L0 H0", "L0 H1", "L0 H2", "L0 H3"]
+
+
+def test_a_head_clicked_in_a_map_opens_in_the_explorer(ui):
+    ui.goto(f"/heads?model=decoder-mini&text={REPEATS.replace(' ', '+')}")
+    shown(ui)
+    click_cell(ui, "#scores", 2, 1)
+    in_explorer(ui, 2, 1)
+    q = params(ui.page.url)
+    assert q["model"] == "decoder-mini" and q["text"] == REPEATS and "ablate" not in q
+    # from the importance map: the same head, ablated (the mode importance was measured with)
+    ui.page.go_back()
+    shown(ui)
+    ui.page.select_option("#mode-select", "mean")
+    ui.page.wait_for_function("() => new URL(location).searchParams.get('mode') === 'mean'")
+    shown(ui)
+    click_cell(ui, "#importance", 3, 2)
+    in_explorer(ui, 3, 2)
+    assert params(ui.page.url)["ablate"] == "decoder.self:3:2:mean"
+
+
+def test_a_seq2seq_site_and_a_table_link(ui):
+    ui.goto("/heads?model=seq2seq-en-fr&site=decoder.cross")
+    shown(ui)
+    assert ui.page.is_visible("#site-field")
+    note = ui.page.inner_text("#site-note")
+    assert "previous token, induction and duplicate token do not apply" in note
+    assert table(ui)[0] == ["head ▲", "first token (sink)", "entropy", "importance"]
+    assert len(table(ui)) == 1 + 3 * 4
+    ui.page.click("#heads-table a >> text=L2 H3")
+    in_explorer(ui, 2, 3)
+    q = params(ui.page.url)
+    assert q["site"] == "decoder.cross" and q["target"] == "le chat noir a mangé la souris"
+    ui.page.wait_for_function(
+        "() => document.querySelector('#site-select').value === 'decoder.cross'"
+    )
+
+
+def test_url_round_trip_and_back_forward(ui):
+    url = (
+        "/heads?model=seq2seq-en-fr&site=encoder.self&score=entropy&versus=first_token"
+        "&layer=2&head=1&sort=-entropy&mode=mean"
+    )
+    ui.goto(url)
+    shown(ui)
+    for select, value in [("#site-select", "encoder.self"), ("#score-select", "entropy"),
+                          ("#versus-select", "first_token"), ("#layer-select", "2"),
+                          ("#head-select", "1"), ("#mode-select", "mean")]:  # fmt: skip
+        assert ui.page.input_value(select) == value, select
+    assert (
+        ui.page.get_attribute("#heads-table th:has(button[data-sort='entropy'])", "aria-sort")
+        == "descending"
+    )
+    assert ui.page.get_attribute("#heads-table tr.selected", "data-layer") == "2"
+    assert ui.page.get_attribute("#heads-table tr.selected", "data-head") == "1"
+    shapes = ui.page.evaluate("document.querySelector('#scores').layout.shapes")
+    assert shapes[0]["x0"] == 0.5 and shapes[0]["y0"] == 1.5  # head 1, layer 2 outlined
+    ui.page.select_option("#score-select", "importance")
+    ui.page.wait_for_function("() => new URL(location).searchParams.get('score') === 'importance'")
+    ui.page.go_back()
+    ui.page.wait_for_function("() => document.querySelector('#score-select').value === 'entropy'")
+    ui.page.reload()
+    shown(ui)
+    assert ui.page.input_value("#score-select") == "entropy"
+    assert ui.page.input_value("#mode-select") == "mean"
+
+
+def test_keyboard_moves_the_head_and_opens_it(ui):
+    ui.goto(f"/heads?model=decoder-mini&text={REPEATS.replace(' ', '+')}")
+    shown(ui)
+    ui.page.locator("h1").click()
+    ui.page.keyboard.press("]")
+    ui.page.keyboard.press("]")
+    ui.page.keyboard.press(".")
+    assert "L2 H1 of the decoder self-attention" in ui.page.inner_text("#head-links")
+    assert ui.page.get_attribute("#heads-table tr.selected", "data-layer") == "2"
+    q = params(ui.page.url)
+    assert (q["layer"], q["head"]) == ("2", "1")
+    ui.page.keyboard.press("a")
+    in_explorer(ui, 2, 1)
+    assert params(ui.page.url)["ablate"] == "decoder.self:2:1:zero"
+
+
+def test_the_random_probe_an_error_and_the_busy_state(ui, app_server):
+    ui.allowed_console = ("status of 422",)
+    held = []
+    ui.page.route("**/api/v1/heads/scores", lambda route: held.append(route))
+    ui.goto("/heads?model=encoder-mini&text=i+love+machine+learning&score=induction")
+    ui.wait("#status.busy")
+    assert "Scoring every head" in ui.page.inner_text("#status")
+    held.pop().continue_()
+    ui.page.wait_for_function("() => !document.querySelector('#status.busy')")
+    ui.page.unroute("**/api/v1/heads/scores")
+    # no token repeats in the sentence: nothing to measure, said instead of a map
+    assert ui.page.is_hidden("#scores")
+    assert "no token occurs twice" in ui.page.inner_text("#scores-note")
+    assert "(n/a here)" in ui.page.inner_text("#score-select")
+    # the probe: random tokens, twice; induction is measured
+    ui.page.click("label:has(#input-probe)")
+    ui.page.wait_for_function("() => new URL(location).searchParams.get('probe') === '1'")
+    ui.wait("#scores .main-svg", state="attached")
+    shown(ui)
+    want = scores_of(app_server, {"model": "encoder-mini", "seed": 0, "run_length": 24})
+    assert plotted(ui, "#scores") == want["scores"]["encoder.self"]["induction"]
+    assert "seed 0" in ui.page.inner_text("#input-summary")
+    assert ui.page.locator("#tokens .token").count() == len(want["tokens"]["source"])
+    ui.page.fill("#seed-input", "7")
+    ui.page.press("#seed-input", "Enter")
+    ui.page.wait_for_function(
+        "() => document.querySelector('#input-summary').textContent.includes('seed 7')"
+    )
+    assert params(ui.page.url)["seed"] == "7"
+    # a run too long for the model: the server's message, in the status line and the banner
+    ui.page.fill("#run-input", "400")
+    ui.page.press("#run-input", "Enter")
+    ui.wait("#error-banner")
+    assert "run_length ≤ 127" in ui.page.inner_text("#status")
+    assert "run_length" in ui.page.inner_text("#error-banner")
+
+
+def test_the_rnn_says_what_does_not_apply(ui):
+    ui.goto("/heads?model=rnn-en-fr&score=previous_token")
+    ui.wait("#importance .main-svg", state="attached")
+    assert "does not apply to cross-attention" in ui.page.inner_text("#scores-note")
+    assert ui.page.is_hidden("#scores")
+    assert "single attention head" in ui.page.inner_text("#site-note")
+    rows = table(ui)
+    assert rows[0] == ["head ▲", "first token (sink)", "entropy", "importance"]
+    assert len(rows) == 2 and rows[1][0] == "L0 H0"
+    assert ui.page.input_value("#versus-select") == "first_token"
+    ui.shot("heads-rnn")
+
+
+def test_exports(ui, app_server):
+    ui.goto(f"/heads?model=decoder-mini&text={REPEATS.replace(' ', '+')}&score=induction")
+    shown(ui)
+    want = scores_of(app_server, {"model": "decoder-mini", "text": REPEATS})["scores"]
+    for panel, fmt in [("scores", "json"), ("scores", "png"), ("importance", "svg"),
+                       ("table", "csv"), ("table", "json")]:  # fmt: skip
+        with ui.page.expect_download() as info:
+            ui.page.click(f".export[data-export='{panel}'] button[data-format='{fmt}']")
+        download = info.value
+        data = Path(download.path()).read_bytes()
+        assert download.suggested_filename.endswith(f".{fmt}") and len(data) > 200
+        if fmt == "png":
+            assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        if fmt == "svg":
+            assert b"<svg" in data
+        if (panel, fmt) == ("scores", "json"):
+            out = json.loads(data)
+            assert out["score"] == "induction"
+            assert out["matrix"] == want["decoder.self"]["induction"]
+        if fmt == "csv":
+            rows = list(csv.DictReader(io.StringIO(data.decode())))
+            assert len(rows) == 16 and rows[0]["site"] == "decoder.self"
+            got = float(rows[5]["importance"])  # layer 1, head 1
+            assert got == pytest.approx(want["decoder.self"]["importance"][1][1])
+        if (panel, fmt) == ("table", "json"):
+            heads = json.loads(data)["heads"]
+            assert heads[6]["entropy"] == want["decoder.self"]["entropy"][1][2]
+
+
+def test_an_imported_12_head_model(ui, minilm):
+    """all-MiniLM-L6-v2: 6 × 12 heads scored; no output head, so importance says why not."""
+    from tests.e2e.scale_models import MINILM
+
+    ui.goto(f"/heads?model={MINILM}&text=the+cat+sat+on+the+mat+and+the+cat+ate")
+    ui.wait("#scores .main-svg", state="attached")
+    ui.page.wait_for_function("() => !document.querySelector('#status.busy')")
+    z = plotted(ui, "#scores")
+    assert len(z) == 6 and len(z[0]) == 12
+    assert len(table(ui)) == 1 + 72
+    assert ui.page.is_hidden("#importance")
+    assert "no output head" in ui.page.inner_text("#importance-note")
+    assert "importance" not in table(ui)[0]
+    ui.shot("heads-minilm")
+
+
+def test_projector_mode_and_axe_with_the_panels_in_use(ui):
+    ui.goto("/heads?model=seq2seq-en-fr&site=decoder.cross&sort=-importance&layer=1")
+    shown(ui)
+    ui.page.click("#projector-toggle")
+    ui.page.wait_for_timeout(600)
+    size = ui.page.evaluate("document.querySelector('#scores')._fullLayout.font.size")
+    assert size == 17
+    ui.shot("heads-projector")
+    ui.page.keyboard.press("?")
+    violations = ui.axe()
+    assert not violations, report(violations)
