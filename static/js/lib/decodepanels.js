@@ -130,8 +130,9 @@ export function matOf(rows, cols) {
  * The /logit-lens body that reads the residual stream where step `pos` (1-based) was chosen:
  * the prompt and the tokens before it (a decoder), or the source and `<s>` + those tokens as
  * the decoder input (a seq2seq; `bos` the decoder's start id, null while unknown: then, for
- * step 1 only, the server's own target is read at position 0, where only `<s>` is seen).
- * Returns null when the body cannot be built yet.
+ * step 1 only, the server reads its own translation, whose first position, where only `<s>`
+ * is seen, is step 1's). Returns null when the body cannot be built yet. The answer's first
+ * position is always the step's.
  */
 export function lensBody(run, pos, { text, bos, k = 5, ablate }) {
   const before = run.steps.slice(0, pos - 1).map((s) => s.token.id);
@@ -141,7 +142,7 @@ export function lensBody(run, pos, { text, bos, k = 5, ablate }) {
     return { model: run.model.id, token_ids: ids, positions: [ids.length - 1], k, ...extra };
   }
   if (bos === null || bos === undefined) {
-    return pos === 1 ? { model: run.model.id, text, positions: [0], k, ...extra } : null;
+    return pos === 1 ? { model: run.model.id, text, k, ...extra } : null;
   }
   return { model: run.model.id, text, target_ids: [bos, ...before], positions: [pos - 1], k, ...extra };
 }
