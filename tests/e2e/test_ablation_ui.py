@@ -155,7 +155,7 @@ def test_rollout_and_norms_draw_a_heatmap(ui):
     z = ui.page.evaluate("() => document.querySelector('#heatmap').data[0].z")
     assert all(abs(sum(row) - 1) < 5e-3 for row in z)  # rollout rows are distributions
     assert "Abnar" in ui.page.inner_text("#values-caption")
-    assert params(ui.page.url)["values"] == "rollout"
+    assert params(ui.page.url)["show"] == "rollout"
     ui.shot("explorer-rollout")
     ui.page.select_option("#values-select", "norms")
     ui.page.wait_for_function(
@@ -170,7 +170,7 @@ def test_rollout_and_norms_draw_a_heatmap(ui):
 
 def test_rollout_says_where_it_does_not_apply(ui):
     ui.goto(
-        "/?model=seq2seq-en-fr&text=the+black+cat&site=decoder.cross&values=rollout",
+        "/?model=seq2seq-en-fr&text=the+black+cat&site=decoder.cross&show=rollout",
         wait_for="#model-says .says-block",
     )
     ui.page.wait_for_function(
@@ -255,7 +255,7 @@ def test_the_rnn_is_labelled_as_what_it_is(ui, app_server):
     rnn = next((i for i, m in app_server.models.items() if m["architecture"] == "rnn"), None)
     if rnn is None:
         pytest.skip("no RNN checkpoint is served")
-    ui.goto(f"/?model={rnn}&text=the+black+cat&values=rollout", wait_for="#model-says .says-block")
+    ui.goto(f"/?model={rnn}&text=the+black+cat&show=rollout", wait_for="#model-says .says-block")
     ui.page.wait_for_function(
         "() => document.querySelector('#heatmap-note').textContent.includes('Rollout does not apply')"
     )
@@ -273,5 +273,7 @@ def test_the_rnn_is_labelled_as_what_it_is(ui, app_server):
     ui.goto(f"/card?model={rnn}", wait_for="#arch-svg")
     drawn = ui.page.text_content("#arch-svg")
     assert (
-        "Additive attention" in drawn and "Multi-head" not in drawn and "Feed-forward" not in drawn
+        "Cross-attention: additive" in drawn
+        and "Multi-head" not in drawn
+        and "Feed-forward" not in drawn
     )

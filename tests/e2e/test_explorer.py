@@ -118,7 +118,7 @@ def test_grid_zoom_scores_and_hidden_specials(ui, app_server):
     )
     assert "score" in ui.page.text_content("#heatmap .cbtitle")
     q = params(ui.page.url)
-    assert q["hide"] == "1" and q["values"] == "scores" and q["layer"] == "1" and q["head"] == "2"
+    assert q["hide"] == "1" and q["show"] == "scores" and q["layer"] == "1" and q["head"] == "2"
     ui.shot("explorer-scores-hidden-specials")
 
 

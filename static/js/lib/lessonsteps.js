@@ -502,7 +502,7 @@ const mask = {
       site: ctx.model.kind === "seq2seq" ? "decoder.self" : "",
       layer: picks.layer,
       head: picks.head,
-      values: "scores",
+      show: "scores",
     });
   },
   async show(body, ctx) {

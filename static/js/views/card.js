@@ -76,7 +76,7 @@ function rnnItems(m, stack) {
     embed,
     {
       cls: "box-cross",
-      label: "Additive attention (1 head)",
+      label: "Cross-attention: additive, 1 head",
       sub: "e_ij = vᵀ tanh(W_a s_{i−1} + U_a h_j)",
       id: "decoder-cross",
     },

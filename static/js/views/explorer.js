@@ -62,8 +62,9 @@ const state = urlState({
   ...INPUT_STATE,
   ...PICKER_STATE,
   off: intList([]), // heads switched off in the head view
-  values: str("weights"), // what the heatmap shows: a key of VALUES
-  scores: bool(false), // older links' "pre-softmax scores" (values=scores now)
+  // what the heatmap shows: a key of VALUES (not "values": the state object has that getter)
+  show: str("weights"),
+  scores: bool(false), // older links' "pre-softmax scores" (show=scores now)
   ablate: ablateList(), // heads ablated: site:layer:head:mode,…
   hide: bool(false),
   lock: str(""), // "q3" / "k5": a token locked in the head view (original position)
@@ -74,8 +75,8 @@ const state = urlState({
 const status = $("#status");
 // Our own changes are written silently; subscribers only hear back/forward navigation.
 const save = (patch) => state.set(patch, { silent: true });
-if (state.scores) save({ values: "scores", scores: false });
-if (!(state.values in VALUES)) save({ values: "weights" });
+if (state.scores) save({ show: "scores", scores: false });
+if (!(state.show in VALUES)) save({ show: "weights" });
 let ablateMode = defaultMode(state.ablate); // the mode the next head ablated takes
 let source = null; // the AttentionSource of the input shown
 const heatmap = adaptiveHeatmap($("#heatmap"));
@@ -137,7 +138,7 @@ async function run() {
 }
 
 /** What a head's request includes beyond its weights, for the values the heatmap shows. */
-const headExtras = () => ({ scores: state.values === "scores", norms: state.values === "norms" });
+const headExtras = () => ({ scores: state.show === "scores", norms: state.show === "norms" });
 
 /** Let the browser run other tasks (input, painting) before going on. */
 const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
@@ -158,7 +159,7 @@ function setupSelectors() {
     layer: state.layer,
     head: state.head,
   });
-  $("#values-select").value = state.values;
+  $("#values-select").value = state.show;
   $("#hide-special").checked = state.hide;
   const { q } = source.lengths(site);
   const select = $("#topk-select");
@@ -308,7 +309,7 @@ function parseZoom(rows, cols) {
 
 /** Why the heatmap cannot show the chosen values for this site and model (null: it can). */
 function valuesUnavailable(site) {
-  if (state.values !== "rollout") return null;
+  if (state.show !== "rollout") return null;
   if (source.model.architecture === "rnn") {
     return (
       `Rollout does not apply to ${source.model.id}: it multiplies self-attention through residual ` +
@@ -327,7 +328,7 @@ function valuesUnavailable(site) {
 async function renderHeatmap({ timed = false } = {}) {
   const site = currentSite();
   const { layer, head } = state;
-  const values = state.values;
+  const values = state.show;
   $("#values-caption").textContent = valuesCaption(values, source.model);
   const unavailable = valuesUnavailable(site);
   if (unavailable) {
@@ -346,7 +347,7 @@ async function renderHeatmap({ timed = false } = {}) {
     const ok = await withProgress(status, "Rolling the attention out…", () => source.rollout().then(() => true));
     if (!ok) return;
   }
-  if (site !== currentSite() || layer !== state.layer || head !== state.head || values !== state.values) return; // moved on
+  if (site !== currentSite() || layer !== state.layer || head !== state.head || values !== state.show) return; // moved on
   const { z, opts, note } = headHeatmap(source, axes(site), site, layer, head, { values, hide: state.hide });
   const div = $("#heatmap");
   const drawn = heatmap.draw(z, { ...opts, square: true, window: parseZoom(z.rows, z.cols) });
@@ -538,9 +539,9 @@ async function render({ timed = false, grid: withGrid = false, headView: withHea
 $("#values-select").replaceChildren(
   ...Object.entries(VALUES).map(([value, label]) => el("option", { value, text: label })),
 );
-$("#values-select").value = state.values;
+$("#values-select").value = state.show;
 $("#values-select").addEventListener("change", (e) => {
-  save({ values: e.target.value });
+  save({ show: e.target.value });
   if (source && source.tokens) renderHeatmap();
 });
 $("#hide-special").addEventListener("change", (e) => {
@@ -577,14 +578,14 @@ onProjectorChange(() => render({ grid: true }));
 
 const fname = (part) => `attnviz-${state.model}-${part}-L${state.layer}H${state.head}`;
 registerExport("heatmap", {
-  filename: () => fname(state.values === "weights" ? "heatmap" : state.values),
+  filename: () => fname(state.show === "weights" ? "heatmap" : state.show),
   plot: () => $("#heatmap"),
   figure: () => heatmap.canvas,
   data: () => {
     const site = currentSite();
     const { left, right } = axes(site);
-    if (valuesUnavailable(site)) return { model: state.model, values: state.values, note: valuesUnavailable(site) };
-    const z = shownMatrix(site, state.layer, state.head, state.values);
+    if (valuesUnavailable(site)) return { model: state.model, values: state.show, note: valuesUnavailable(site) };
+    const z = shownMatrix(site, state.layer, state.head, state.show);
     const w = heatmap.canvas ? heatmap.canvas.window : null; // a canvas exports the window it shows
     return {
       model: state.model,
@@ -592,7 +593,7 @@ registerExport("heatmap", {
       site,
       layer: state.layer,
       head: state.head,
-      values: state.values,
+      values: state.show,
       ablate: ablateField(state.ablate) || [],
       hide_special: state.hide,
       window: w,
