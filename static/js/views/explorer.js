@@ -177,6 +177,12 @@ function topk(rows) {
 
 function renderHeadToggles(H) {
   const box = $("#head-toggles");
+  // the chips are drawn again for each layer: a keyboard user's focus stays on the same chip
+  const focused = box.contains(document.activeElement) ? document.activeElement : null;
+  const again =
+    focused && focused.dataset.head !== undefined
+      ? `.${focused.classList[0]}[data-head="${focused.dataset.head}"]`
+      : null;
   clear(box);
   box.append(el("span", { class: "legend-inline", text: "heads:" }));
   for (let h = 0; h < H; h++) {
@@ -208,6 +214,7 @@ function renderHeadToggles(H) {
     });
     box.append(chip);
   }
+  if (again && box.querySelector(again)) box.querySelector(again).focus();
   const all = el("button", { type: "button", class: "head-toggle", text: "all", title: "show every head" });
   all.addEventListener("click", () => {
     save({ off: [] });
@@ -373,7 +380,7 @@ async function renderHeatmap({ timed = false } = {}) {
 function ablationNote(site, layer, head) {
   if (!state.ablate.length) return "";
   const a = ablationOf(state.ablate, site, layer, head);
-  const v = source.changedOf(site, layer, head);
+  const v = state.show === "rollout" ? undefined : source.changedOf(site, layer, head); // rollout: no one head
   const moved = v === undefined ? "" : ` Its attention moved by ${v.toFixed(3)} (total variation) under the ablation.`;
   if (a) {
     return (
@@ -595,6 +602,7 @@ registerExport("heatmap", {
       head: state.head,
       values: state.show,
       ablate: ablateField(state.ablate) || [],
+      attention_moved: state.ablate.length ? (source.changedOf(site, state.layer, state.head) ?? null) : null,
       hide_special: state.hide,
       window: w,
       queries: w ? left.slice(w.r0, w.r1) : left,
