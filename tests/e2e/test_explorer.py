@@ -112,13 +112,13 @@ def test_grid_zoom_scores_and_hidden_specials(ui, app_server):
     rows = ui.page.evaluate("() => document.querySelector('#heatmap').data[0].z")
     for row in rows:  # renormalised: every row sums to 1 again
         assert abs(sum(v for v in row if v is not None) - 1) < 1e-6
-    ui.page.check("#scores-toggle")
+    ui.page.select_option("#values-select", "scores")
     ui.page.wait_for_function(
         "() => document.querySelector('#heatmap').data[0].z.flat().some(v => v !== null && v < 0)"
     )
     assert "score" in ui.page.text_content("#heatmap .cbtitle")
     q = params(ui.page.url)
-    assert q["hide"] == "1" and q["scores"] == "1" and q["layer"] == "1" and q["head"] == "2"
+    assert q["hide"] == "1" and q["show"] == "scores" and q["layer"] == "1" and q["head"] == "2"
     ui.shot("explorer-scores-hidden-specials")
 
 

@@ -41,8 +41,14 @@ def test_the_rnn_in_the_explorer_shows_its_cross_attention_only(ui, rnn, app_ser
     assert all(abs(sum(row) - 1) < 2e-3 for row in z)  # the alignment's rows are distributions
     if app_server.shipped:
         assert TRANSLATION in ui.page.inner_text("#model-says")
-    ui.page.check("#scores-toggle")  # the additive scores e_ij, before the softmax
-    ui.page.wait_for_function("() => document.querySelector('#heatmap .gtitle')")
+    ui.page.select_option(
+        "#values-select", "scores"
+    )  # the additive scores e_ij, before the softmax
+    ui.page.wait_for_function(
+        "() => document.querySelector('#heatmap').data[0].hovertemplate.includes('additive')"
+    )
+    assert "additive" in ui.page.inner_text("#values-caption")
+    assert "QKᵀ" not in ui.page.inner_text("#values-caption")
     assert ui.page.locator("#error-banner").is_hidden()
     ui.shot("rnn-in-explorer")
 

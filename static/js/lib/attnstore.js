@@ -5,8 +5,9 @@
 // budget) so that going back to a head costs nothing at all. Everything travels in the binary
 // transport (half floats, no JSON numbers).
 
-import { attentionBinary, inputBody } from "./api.js";
+import { attentionBinary, inputBody, post } from "./api.js";
 import { SITE_ORDER } from "./attn.js";
+import { fromBase64 } from "./tensor.js";
 import { labelTokens } from "./tokens.js";
 
 /** Keep at most this many bytes of matrices per input (least recently used go first). */
@@ -30,14 +31,20 @@ export function modelSites(model) {
 }
 
 export class AttentionSource {
-  /** model: ModelInfo; input: {text, target}. */
-  constructor(model, input) {
+  /** model: ModelInfo; input: {text, target}; ablate: the heads ablated in every forward pass
+   * (the API's `Ablation` objects), or undefined. */
+  constructor(model, input, { ablate } = {}) {
     this.model = model;
-    this.body = inputBody(model, input);
+    this.body = { ...inputBody(model, input), ...(ablate ? { ablate } : {}) };
     this.tokens = null; // {source, target?}, labelled (lib/tokens.js)
     this.sites = modelSites(model);
     this.weights = new Map(); // "site/layer/head" -> Mat
     this.scores = new Map();
+    this.norms = new Map(); // value-weighted norms ‖α_ij f(x_j)‖ (include "norms")
+    // under an ablation: how far each head's attention moved (total variation, mean over
+    // queries), "site/layer/head" -> number, from every answer so far
+    this.changed = new Map();
+    this.rolloutAnswer = null; // Promise<{site: Tensor [L][T][T]}>
     this.pooledAnswers = new Map(); // pool -> Promise<{attention: {site: Tensor}, edges}>
     this.inflight = new Map(); // request key -> Promise
     this.bytes = 0;
@@ -52,9 +59,9 @@ export class AttentionSource {
     return { q: tgt, k: tgt };
   }
 
-  has(site, layer, head, { scores = false } = {}) {
+  has(site, layer, head, { scores = false, norms = false } = {}) {
     const key = `${site}/${layer}/${head}`;
-    return this.weights.has(key) && (!scores || this.scores.has(key));
+    return this.weights.has(key) && (!scores || this.scores.has(key)) && (!norms || this.norms.has(key));
   }
 
   /** A head's weights (Mat, full resolution), or undefined when not fetched. */
@@ -64,6 +71,33 @@ export class AttentionSource {
 
   scoresOf(site, layer, head) {
     return this.touch(this.scores, `${site}/${layer}/${head}`);
+  }
+
+  normsOf(site, layer, head) {
+    return this.touch(this.norms, `${site}/${layer}/${head}`);
+  }
+
+  /** Rollout after `layer` at a self-attention site (a Mat), once rollout() has resolved. */
+  rolloutOf(site, layer) {
+    const r = this.rolloutDone && this.rolloutDone[site];
+    return r ? r.matrix(layer) : undefined;
+  }
+
+  /**
+   * Attention rollout (POST /rollout, Abnar & Zuidema 2020) of every self-attention site:
+   * resolves to {site: Tensor [L][T][T]}; fetched once per input.
+   */
+  rollout({ signal } = {}) {
+    if (!this.rolloutAnswer) {
+      this.rolloutAnswer = post("/rollout", { ...this.body, format: "f16" }, { signal }).then((answer) => {
+        const out = {};
+        for (const [site, t] of Object.entries(answer.rollout)) out[site] = fromBase64(t);
+        this.rolloutDone = out;
+        return out;
+      });
+      this.rolloutAnswer.catch(() => (this.rolloutAnswer = null));
+    }
+    return this.rolloutAnswer;
   }
 
   touch(map, key) {
@@ -80,13 +114,14 @@ export class AttentionSource {
    * their pre-softmax scores when `scores`. Resolves once they are held; a request already on
    * its way for the same heads is shared.
    */
-  async load(layer, heads, { scores = false, signal } = {}) {
+  async load(layer, heads, { scores = false, norms = false, signal } = {}) {
     const sites = this.tokens ? this.sites.filter((s) => layer < siteDepth(this.model, s)) : this.sites;
-    const missing = heads.filter((h) => sites.some((s) => !this.has(s, layer, h, { scores })));
+    const missing = heads.filter((h) => sites.some((s) => !this.has(s, layer, h, { scores, norms })));
     if (!missing.length) return;
-    const key = `${layer}:${missing.join(",")}:${scores ? "s" : ""}`;
+    const key = `${layer}:${missing.join(",")}:${scores ? "s" : ""}${norms ? "n" : ""}`;
     if (!this.inflight.has(key)) {
-      const body = { ...this.body, layers: [layer], heads: missing, include: scores ? ["scores"] : [] };
+      const include = [...(scores ? ["scores"] : []), ...(norms ? ["norms"] : [])];
+      const body = { ...this.body, layers: [layer], heads: missing, include };
       const job = attentionBinary(body, { signal })
         .then((answer) => this.keep(answer, layer, missing))
         .finally(() => this.inflight.delete(key));
@@ -107,7 +142,28 @@ export class AttentionSource {
     for (const [site, tensor] of Object.entries(answer.scores || {})) {
       heads.forEach((h, hi) => this.put(this.scores, `${site}/${layer}/${h}`, tensor.matrix(0, hi)));
     }
+    for (const [site, tensor] of Object.entries(answer.norms || {})) {
+      heads.forEach((h, hi) => this.put(this.norms, `${site}/${layer}/${h}`, tensor.matrix(0, hi)));
+    }
+    this.keepChanged(answer, [layer], heads);
     this.evict();
+  }
+
+  /** An answer's `ablation.changed` ([L][H] per site of the layers and heads it returned). */
+  keepChanged(answer, layers, heads) {
+    const changed = answer.ablation && answer.ablation.changed;
+    if (!changed) return;
+    for (const [site, perLayer] of Object.entries(changed)) {
+      const siteLayers = layers.filter((l) => l < siteDepth(this.model, site));
+      perLayer.forEach((row, li) =>
+        row.forEach((v, hi) => this.changed.set(`${site}/${siteLayers[li]}/${heads[hi]}`, v)),
+      );
+    }
+  }
+
+  /** How far a head's attention moved under the ablation (undefined: not known, or none). */
+  changedOf(site, layer, head) {
+    return this.changed.get(`${site}/${layer}/${head}`);
   }
 
   put(map, key, mat) {
@@ -118,7 +174,7 @@ export class AttentionSource {
 
   /** Drop the least recently used matrices beyond the budget (never the ones just stored). */
   evict() {
-    for (const map of [this.scores, this.weights]) {
+    for (const map of [this.norms, this.scores, this.weights]) {
       for (const [key, mat] of map) {
         if (this.bytes <= BUDGET_BYTES || map.size <= 1) break;
         map.delete(key);
@@ -163,6 +219,7 @@ export class AttentionSource {
       if (part.heads.length < H) body.heads = part.heads;
       const answer = await attentionBinary(body, { signal });
       edges = answer.pool.edges;
+      this.keepChanged(answer, answer.layers, answer.heads);
       for (const [site, tensor] of Object.entries(answer.attention)) {
         sites[site] = sites[site] || [];
         // the site's layers among those asked (a seq2seq encoder may have fewer than its decoder)

@@ -5,6 +5,8 @@
 // A decoding here is {kind ("decoder" | "seq2seq"), steps, done ({stop_reason, output} once
 // finished, else null)}; each step is {token, prob, top, attention, attention_edges?}.
 
+import { post } from "./api.js";
+import { el } from "./dom.js";
 import { plotlyText, react } from "./plots.js";
 import { candidateLabel, marksWordStarts } from "./tokens.js";
 
@@ -119,4 +121,92 @@ export function matOf(rows, cols) {
     for (let j = 0; j < Math.min(cols, r.length); j++) data[i * cols + j] = r[j];
   });
   return { rows: rows.length, cols, data };
+}
+
+// ---------------------------------------------------------------------------------------
+// the logit lens at a step
+
+/**
+ * The /logit-lens body that reads the residual stream where step `pos` (1-based) was chosen:
+ * the prompt and the tokens before it (a decoder), or the source and `<s>` + those tokens as
+ * the decoder input (a seq2seq; `bos` the decoder's start id, null while unknown: then, for
+ * step 1 only, the server reads its own translation, whose first position, where only `<s>`
+ * is seen, is step 1's). Returns null when the body cannot be built yet. The answer's first
+ * position is always the step's.
+ */
+export function lensBody(run, pos, { text, bos, k = 5, ablate }) {
+  const before = run.steps.slice(0, pos - 1).map((s) => s.token.id);
+  const extra = ablate ? { ablate } : {};
+  if (run.kind === "decoder") {
+    const ids = [...run.prompt.map((t) => t.id), ...before];
+    return { model: run.model.id, token_ids: ids, positions: [ids.length - 1], k, ...extra };
+  }
+  if (bos === null || bos === undefined) {
+    return pos === 1 ? { model: run.model.id, text, k, ...extra } : null;
+  }
+  return { model: run.model.id, text, target_ids: [bos, ...before], positions: [pos - 1], k, ...extra };
+}
+
+/** POST /logit-lens for step `pos`; resolves to the answer (its `tokens.target[0]` is `<s>`). */
+export const fetchLens = (body, opts) => post("/logit-lens", body, opts);
+
+/**
+ * The logit lens of one position as a table in `box`: a row per layer ("embed", then each
+ * block), its top-k tokens with their probabilities (the cell's shade follows the
+ * probability, the number says it), and the probability that layer already gives the model's
+ * final prediction (★, outlined). Returns {rows: [{layer, top: [{id, label, prob}], final}]}.
+ */
+export function drawLens(box, lens, run, pos) {
+  const afterWord = pos > 1 || run.kind === "decoder";
+  const marks = marksStarts(run, "top");
+  const label = (id) => candidateLabel({ id, text: lens.vocab[String(id)] }, { afterWord, marksStarts: marks });
+  const finalId = lens.final_ids[0];
+  const k = lens.top_ids[0][0].length;
+  const rows = lens.layers.map((layer, li) => ({
+    layer,
+    top: lens.top_ids[li][0].map((id, j) => ({ id, label: label(id), prob: lens.top_probs[li][0][j] })),
+    final: lens.final_probs[li][0],
+  }));
+  const head = el(
+    "tr",
+    {},
+    el("th", { scope: "col", text: "layer" }),
+    ...Array.from({ length: k }, (_, j) => el("th", { scope: "col", text: j === 0 ? "top 1" : `${j + 1}` })),
+    el("th", { scope: "col", text: `P(“${label(finalId)}”) ★` }),
+  );
+  const body = rows.map((r) =>
+    el(
+      "tr",
+      { dataset: { layer: r.layer } },
+      el("th", { scope: "row", text: r.layer === "embed" ? "embed" : `after block ${r.layer}` }),
+      ...r.top.map((c) => {
+        const td = el(
+          "td",
+          { class: `cand${c.id === finalId ? " final" : ""}`, dataset: { id: String(c.id) } },
+          c.id === finalId ? "★ " : "",
+          el("span", { class: "tok", text: c.label }),
+          el("span", { class: "p", text: c.prob.toFixed(3) }),
+        );
+        td.style.setProperty("--p", String(c.prob));
+        return td;
+      }),
+      el("td", { class: "num final-p", text: r.final.toFixed(3) }),
+    ),
+  );
+  box.replaceChildren(
+    el(
+      "table",
+      { class: "lens", "aria-label": `logit lens at step ${pos}` },
+      el("caption", {
+        class: "plot-note",
+        text:
+          `Step ${pos}: each layer's residual stream at the position that chose the token, put through the ` +
+          `final norm and the unembedding as if the model stopped there. ★ = the model's own prediction ` +
+          `(“${label(finalId)}”); the last row is the model's output.`,
+      }),
+      el("thead", {}, head),
+      el("tbody", {}, ...body),
+    ),
+  );
+  return { rows, final: { id: finalId, label: label(finalId) } };
 }

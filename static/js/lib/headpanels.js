@@ -1,9 +1,44 @@
 // The explorer's figures of an input's attention (lib/attnstore.js AttentionSource), as the
 // explorer and the lesson both draw them: one head's heatmap (its options and notes, the mask
 // greyed, special tokens hidden), a layer's heads for the head view, every head's thumbnail.
+//
+// A heatmap shows one of VALUES: the weights α, the pre-softmax scores, the value-weighted
+// norms ‖α_ij f(x_j)‖ (Kobayashi et al. 2020) or the attention rollout (Abnar & Zuidema 2020).
 
 import { SITE_LABEL, keepIndices, siteTokens } from "./attn.js";
-import { selectMat } from "./tensor.js";
+import { maxAbs, selectMat } from "./tensor.js";
+
+/** What a head's heatmap can show, and how the explorer's picker names each. */
+export const VALUES = {
+  weights: "weights α (after the softmax)",
+  scores: "pre-softmax scores",
+  norms: "value-weighted norms ‖α·f(x)‖",
+  rollout: "attention rollout",
+};
+
+/** Rollout mixes a sequence with itself through the residual stream: self-attention only. */
+export const rolloutApplies = (site) => site !== "decoder.cross";
+
+/** An RNN's one attention is additive (Bahdanau), not a dot product. */
+const additive = (model) => model.architecture === "rnn";
+
+/** The caption of a choice, one honest line: what it is, and what it is not. */
+export function valuesCaption(values, model) {
+  if (values === "scores") {
+    return additive(model)
+      ? "The additive score e_ij = vᵀ tanh(W_a s_{i−1} + U_a h_j) (Bahdanau): a small network scores each pair, no dot product, no √dₖ."
+      : "The scores QKᵀ/√dₖ before the mask and the softmax: each row's softmax gives the weights.";
+  }
+  if (values === "norms") {
+    return additive(model)
+      ? "‖α_ij · h_j‖ (Kobayashi et al. 2020): the weight times the length of the encoder state it averages (the RNN's values are its states; it has no W_V, W_O)."
+      : "‖α_ij · f(x_j)‖, f(x) = (x W_V + b_V) W_O of this head (Kobayashi et al. 2020): the weight times the length of what key j's value adds to the output. A large weight on a short vector moves little.";
+  }
+  if (values === "rollout") {
+    return "Attention rollout (Abnar & Zuidema 2020): each layer's mean over heads plus the residual, ½A + ½I, multiplied through layers 0…l. Row i: how much of each token could reach position i. An approximation: heads are taken as equal and linear; the same matrix for every head.";
+  }
+  return "The attention weights α: each row (a query) sums to 1 over the keys it may see.";
+}
 
 /** The tokens on each axis of a site, and which stay when special tokens are hidden. */
 export function siteAxes(source, site, hide) {
@@ -24,35 +59,61 @@ export function maskOf(site, scores, nq, nk) {
   return null;
 }
 
-/** A head's matrix as shown: special tokens hidden (rows renormalised for weights), masked NaN. */
-export function headMatrix(source, axes, site, layer, head, { scores: useScores = false, hide = false } = {}) {
+/**
+ * A head's matrix as shown: special tokens hidden (rows renormalised for weights and rollout),
+ * masked NaN. `values`: one of VALUES (default: the weights, or the scores when `scores`).
+ */
+export function headMatrix(source, axes, site, layer, head, { scores: useScores = false, values, hide = false } = {}) {
+  const shown = values || (useScores ? "scores" : "weights");
   const { queries, keys, qKeep, kKeep } = axes;
-  const weights = source.weightsOf(site, layer, head);
   const scores = source.scoresOf(site, layer, head);
   const masked = maskOf(site, scores, queries.length, keys.length);
-  const full = qKeep.length === weights.rows && kKeep.length === weights.cols;
-  if (!useScores && full && !masked) return weights; // nothing to change: no copy
-  return selectMat(useScores ? scores : weights, qKeep, kKeep, { renorm: hide && !useScores, masked });
+  const m =
+    shown === "rollout"
+      ? source.rolloutOf(site, layer)
+      : shown === "norms"
+        ? source.normsOf(site, layer, head)
+        : shown === "scores"
+          ? scores
+          : source.weightsOf(site, layer, head);
+  const full = qKeep.length === m.rows && kKeep.length === m.cols;
+  if (shown === "weights" && full && !masked) return m; // nothing to change: no copy
+  const renorm = hide && (shown === "weights" || shown === "rollout");
+  return selectMat(m, qKeep, kKeep, { renorm, masked });
 }
 
 /**
  * A head's heatmap: {z (the Mat shown), opts (for lib/heatmap.js draw), note (what the grey
- * cells, the scores and the hidden tokens mean)}. The head must be loaded (with its scores
- * when `scores`).
+ * cells, the values and the hidden tokens mean)}. The head must be loaded (with its scores
+ * or norms when it shows them; the rollout fetched when it shows that). `values`: one of
+ * VALUES (default: the weights, or the scores when `scores`).
  */
-export function headHeatmap(source, axes, site, layer, head, { scores = false, hide = false } = {}) {
+export function headHeatmap(source, axes, site, layer, head, { scores = false, values, hide = false } = {}) {
+  const shown = values || (scores ? "scores" : "weights");
   const { left, right, queries, keys } = axes;
-  const z = headMatrix(source, axes, site, layer, head, { scores, hide });
+  const z = headMatrix(source, axes, site, layer, head, { values: shown, hide });
   const cross = site === "decoder.cross";
+  const rnn = additive(source.model);
+  const renormed = hide ? " (renormalised)" : "";
+  const value = {
+    weights: `weight${renormed}`,
+    scores: rnn ? "score eᵢⱼ (additive)" : "score (QKᵀ/√dₖ)",
+    norms: "‖α·f(x)‖",
+    rollout: `rollout${renormed}`,
+  }[shown];
+  const signed = shown === "scores";
   const opts = {
     rows: left,
     cols: right,
-    title: `layer ${layer} · head ${head} · ${SITE_LABEL[site] || site}`,
-    value: scores ? "score (QKᵀ/√dₖ)" : hide ? "weight (renormalised)" : "weight",
-    colorbarTitle: scores ? "score" : "weight",
-    diverging: scores,
-    zmin: scores ? undefined : 0,
-    zmax: scores ? undefined : 1,
+    title:
+      shown === "rollout"
+        ? `rollout through layers 0–${layer} · all heads · ${SITE_LABEL[site] || site}`
+        : `layer ${layer} · head ${head} · ${SITE_LABEL[site] || site}${shown === "norms" ? " · ‖α·f(x)‖" : ""}`,
+    value,
+    colorbarTitle: { weights: "weight", scores: "score", norms: "norm", rollout: "rollout" }[shown],
+    diverging: signed,
+    zmin: signed ? undefined : 0,
+    zmax: signed ? undefined : shown === "norms" ? maxAbs(z, 1e-6) : 1,
     yLabel: cross ? "French token (query)" : "query (attending)",
     xLabel: cross ? "English token (key)" : "key (attended to)",
   };
@@ -60,8 +121,14 @@ export function headHeatmap(source, axes, site, layer, head, { scores = false, h
   const mask = maskOf(site, source.scoresOf(site, layer, head), queries.length, keys.length);
   if (mask && z.rows > 1 && mask(0, z.cols - 1))
     notes.push("Grey cells are masked: the query may not attend there (−∞ before the softmax).");
-  if (scores) notes.push("Pre-softmax: QKᵀ/√dₖ, before the mask. Each row's softmax gives the weights.");
-  if (hide) notes.push(scores ? "Special tokens hidden." : "Special tokens hidden; each row renormalised to sum to 1.");
+  if (shown !== "weights") notes.push(valuesCaption(shown, source.model));
+  if (hide) {
+    notes.push(
+      shown === "weights" || shown === "rollout"
+        ? "Special tokens hidden; each row renormalised to sum to 1."
+        : "Special tokens hidden.",
+    );
+  }
   return { z, opts, note: notes.join(" ") };
 }
 

@@ -36,6 +36,12 @@ export function adaptiveHeatmap(div) {
       }
       return canvas.draw(mat, opts);
     },
+    /** Empty the div (a choice with nothing to draw). */
+    clear() {
+      if (canvas) canvas.destroy();
+      canvas = null;
+      purge(div);
+    },
     get canvas() {
       return canvas;
     },

@@ -498,7 +498,7 @@ const mask = {
       site: ctx.model.kind === "seq2seq" ? "decoder.self" : "",
       layer: picks.layer,
       head: picks.head,
-      scores: 1,
+      show: "scores",
     });
   },
   async show(body, ctx) {

@@ -99,6 +99,14 @@ export function decodeFrame(buffer) {
   return revive(header);
 }
 
+/** A tensor of the `f16` JSON format ({dtype: "float16", shape, data: base64}) as a Tensor. */
+export function fromBase64({ shape, data }) {
+  const raw = atob(data);
+  const bytes = new Uint8Array(raw.length);
+  for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+  return new Tensor(shape, halves(bytes.buffer, 0, bytes.length / 2));
+}
+
 // ---------------------------------------------------------------------------------------
 // matrices
 

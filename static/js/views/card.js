@@ -26,12 +26,19 @@ const PART_LABEL = {
   cls_head: "[CLS] classification head",
   heads: "output heads",
 };
+/** An RNN's parts (models/rnn.py): its attention is additive, its cells recurrent. */
+const RNN_PART_LABEL = {
+  attention: "additive attention (W_a, U_a, v)",
+  encoder: "encoder cell (W_x, W_h)",
+  decoder: "decoder cell (W_x, W_h)",
+  readout: "readout (W_r)",
+};
 const partLabel = (k, m) =>
   k === "embeddings"
     ? m.positional === "learned"
       ? "embeddings (tokens + positions)"
       : "token embeddings"
-    : PART_LABEL[k] || k;
+    : (m.architecture === "rnn" && RNN_PART_LABEL[k]) || PART_LABEL[k] || k;
 const POS_LABEL = {
   sinusoidal: "sinusoidal (fixed)",
   learned: "learned table",
@@ -48,7 +55,39 @@ const BOX_W = 250;
 const BOX_H = 34;
 const GAP = 16;
 
+const CELL_LABEL = { lstm: "LSTM", gru: "GRU", tanh: "tanh RNN" };
+
+/** An RNN translator (models/rnn.py): recurrent cells and additive attention, no blocks. */
+function rnnItems(m, stack) {
+  const a = (m.card && m.card.recipe && m.card.recipe.architecture) || {};
+  const cell = CELL_LABEL[m.cell] || m.cell || "RNN";
+  const dEmbed = a.d_embed ?? m.d_model;
+  const embed = { cls: "box-embed", label: "Token embedding", sub: `${m.vocab_size} × ${dEmbed}, no positions` };
+  if (stack === "encoder") {
+    return [
+      { cls: "box-embed", label: "English tokens x_1 … x_S", sub: `vocabulary ${m.vocab_size}` },
+      embed,
+      { cls: "box-ffn", label: `${cell} encoder, left to right`, sub: `h_t = cell(x_t, h_{t−1}) · d ${m.d_model}` },
+      { cls: "box-stack", label: "encoder states h_1 … h_S", sub: "the keys and values", id: "memory" },
+    ];
+  }
+  return [
+    { cls: "box-embed", label: "French tokens (shifted right)", sub: `vocabulary ${m.vocab_size}` },
+    embed,
+    {
+      cls: "box-cross",
+      label: "Cross-attention: additive, 1 head",
+      sub: "e_ij = vᵀ tanh(W_a s_{i−1} + U_a h_j)",
+      id: "decoder-cross",
+    },
+    { cls: "box-ffn", label: `${cell} decoder cell`, sub: "s_i = cell([y_{i−1}; c_i], s_{i−1})" },
+    { cls: "box-norm", label: "Readout", sub: `tanh(W_r [s_i; c_i; y_{i−1}]) · d ${m.d_model}` },
+    { cls: "box-head", label: "Linear + softmax", sub: `${m.d_model} → ${m.vocab_size}: next-token probabilities` },
+  ];
+}
+
 function architectureItems(m, stack) {
+  if (m.architecture === "rnn") return rnnItems(m, stack);
   const a = (m.card && m.card.recipe && m.card.recipe.architecture) || {};
   const attnOnly = !!a.attn_only;
   const hasNorm = m.norm !== "none";
@@ -260,7 +299,7 @@ function drawArchitecture(m) {
           y: Math.min(sy, ty) + (sy < ty ? 40 : -10),
           "text-anchor": "middle",
           class: "note-text",
-          text: "K, V",
+          text: m.architecture === "rnn" ? "h_j" : "K, V",
         }),
       );
     }
@@ -360,28 +399,45 @@ function render() {
 
   const layers =
     m.kind === "seq2seq" ? `${m.n_layers} encoder + ${m.n_decoder_layers ?? m.n_layers} decoder` : m.n_layers;
-  factsTable($("#config-table"), [
-    [
-      "family",
-      {
-        encoder: "encoder (BERT-style)",
-        decoder: "decoder (GPT-style)",
-        seq2seq: "encoder-decoder (original Transformer)",
-      }[m.kind] || m.kind,
-    ],
-    ["layers", layers],
-    ["heads per layer", m.n_heads],
-    ["d_model", m.d_model],
-    ["d_head = d_model / heads", m.d_head],
-    ["d_ff (FFN width)", m.d_ff],
-    ["positions", POS_LABEL[m.positional] || m.positional],
-    ["normalisation", `${NORM_LABEL[m.norm] || m.norm}, ${m.norm_position}-norm`],
-    ["activation", ACT_LABEL[m.activation] || m.activation],
-    ["vocabulary", m.vocab_size],
-    ["max length", m.max_len],
-    ["labels", (m.labels || []).join(", ")],
-    ["tasks", (m.tasks || []).join(", ")],
-  ]);
+  const arch = (card.recipe && card.recipe.architecture) || {};
+  if (m.architecture === "rnn") {
+    // a recurrent translator: no heads to split, no FFN, no positions, no norms
+    factsTable($("#config-table"), [
+      ["family", "RNN encoder-decoder with additive (Bahdanau) attention"],
+      ["cell", CELL_LABEL[m.cell] || m.cell],
+      ["layers", "1 encoder + 1 decoder cell"],
+      ["hidden size d", m.d_model],
+      ["embedding size", arch.d_embed],
+      ["attention", `additive, 1 head at decoder.cross${arch.d_attn ? `, d_attn ${arch.d_attn}` : ""}`],
+      ["positions", "none: the recurrence carries the order"],
+      ["vocabulary", m.vocab_size],
+      ["max length", m.max_len],
+      ["tasks", (m.tasks || []).join(", ")],
+    ]);
+  }
+  if (m.architecture !== "rnn")
+    factsTable($("#config-table"), [
+      [
+        "family",
+        {
+          encoder: "encoder (BERT-style)",
+          decoder: "decoder (GPT-style)",
+          seq2seq: "encoder-decoder (original Transformer)",
+        }[m.kind] || m.kind,
+      ],
+      ["layers", layers],
+      ["heads per layer", m.n_heads],
+      ["d_model", m.d_model],
+      ["d_head = d_model / heads", m.d_head],
+      ["d_ff (FFN width)", m.d_ff],
+      ["positions", POS_LABEL[m.positional] || m.positional],
+      ["normalisation", `${NORM_LABEL[m.norm] || m.norm}, ${m.norm_position}-norm`],
+      ["activation", ACT_LABEL[m.activation] || m.activation],
+      ["vocabulary", m.vocab_size],
+      ["max length", m.max_len],
+      ["labels", (m.labels || []).join(", ")],
+      ["tasks", (m.tasks || []).join(", ")],
+    ]);
 
   renderSource(card);
   const curve = card.loss_curve || [];

@@ -7,12 +7,28 @@
 // head decodes again, with the same seed, to the same step. Rows the server pooled
 // (`attention_edges`) are spread back over their tokens as blocks. Past 128 keys the
 // heatmaps are canvases (lib/heatmap.js).
+//
+// Heads can be ablated (lib/ablation.js, the URL's `ablate`): the stream decodes without them
+// and its `done` event carries the whole model's decoding, shown before → after. The logit lens
+// reads, at the step shown, what every layer would already predict.
 
+import {
+  ablateField,
+  ablateList,
+  ablateSwitch,
+  defaultMode,
+  forModel,
+  renderAblationBar,
+  toggled,
+} from "../lib/ablation.js";
 import * as api from "../lib/api.js";
+import { SITE_LABEL } from "../lib/attn.js";
+import { modelSites, siteDepth } from "../lib/attnstore.js";
 import { setupControls } from "../lib/controls.js";
-import { $, $$, clear, el } from "../lib/dom.js";
+import { $, $$, clear, el, fillSelect } from "../lib/dom.js";
 import { initExports, registerExport } from "../lib/export.js";
-import { chosenToken, drawTopK, eosAt, matOf, stepRow } from "../lib/decodepanels.js";
+import { chosenToken, drawLens, drawTopK, eosAt, fetchLens, lensBody, matOf, stepRow } from "../lib/decodepanels.js";
+import { beforeAfter } from "../lib/modelsays.js";
 import { adaptiveHeatmap } from "../lib/heatmap.js";
 import { attentionPickers } from "../lib/pickers.js";
 import { bindKeys, clearError, initShell, onProjectorChange, showError } from "../lib/shell.js";
@@ -34,6 +50,7 @@ const state = urlState({
   step: int(-1), // -1: play from the start; n: show n steps, paused
   layer: int(-1), // -1: the last layer
   head: int(-1), // -1: the mean of the heads
+  ablate: ablateList(), // heads ablated: site:layer:head:mode,…
 });
 const save = (patch) => state.set(patch, { silent: true });
 
@@ -48,6 +65,10 @@ let pos = 0; // steps shown
 let playing = false;
 let timer = 0;
 let wantOne = false; // a Step press waiting for the next streamed step
+let ablateMode = defaultMode(state.ablate); // the mode the next head ablated takes
+const ablatePick = { site: "", layer: -1 }; // where the ablation chips are (not in the URL)
+const bosOf = new Map(); // model id -> a seq2seq decoder's start id, learnt from the logit lens
+const nextLens = api.latestOnly();
 
 const pickers = attentionPickers(state, { meanOfHeads: true, onChange: () => run && renderAttention() });
 const align = adaptiveHeatmap($("#align"));
@@ -63,7 +84,7 @@ const controls = await setupControls(state, {
       : `${m.id} has no output head (it was imported without one), so it generates nothing. Here is a model that does.`,
   none: "No model on this server generates text (decoders and translators do).",
   onRun: () => start({ play: true }),
-  onModelChange: () => save({ layer: -1, head: -1, step: -1 }),
+  onModelChange: () => save({ layer: -1, head: -1, step: -1, ablate: [] }),
 });
 
 // ---------------------------------------------------------------------------------------
@@ -106,6 +127,7 @@ function params(seed = null, rows = null) {
     if (seed !== null) p.seed = seed;
   }
   if (rows) Object.assign(p, { layers: rows.layers, heads: rows.heads });
+  if (state.ablate.length) p.ablate = state.ablate; // site:layer:head:mode, one query value each
   return p;
 }
 
@@ -143,6 +165,9 @@ async function start({ play = true, showSteps = 0, again = false } = {}) {
   clearError();
   const model = controls.current();
   if (!model) return;
+  const ablate = forModel(state.ablate, model); // a link may name heads this model lacks
+  if (ablate.length !== state.ablate.length) save({ ablate });
+  renderAblation(model);
   // the same seed when decoding again for other rows: the same tokens come back
   const seed = again && run ? run.seed : state.seed !== "" ? state.seed : String(Math.floor(Math.random() * 2 ** 31));
   // a seq2seq model without decoder self-attention (the RNN) has only the alignment to show
@@ -157,6 +182,8 @@ async function start({ play = true, showSteps = 0, again = false } = {}) {
     stream: null,
     rows: null,
     seed,
+    baseline: null, // under an ablation: the whole model's decoding ({output, stop_reason})
+    lens: new Map(), // step -> its logit lens answer
   };
   run = mine;
   pos = 0;
@@ -199,6 +226,7 @@ async function start({ play = true, showSteps = 0, again = false } = {}) {
     },
     onDone: (d) => {
       mine.done = d;
+      mine.baseline = d.ablation ? d.ablation.baseline : null;
       $("#status").textContent = "";
       $("#status").classList.remove("busy");
       render();
@@ -281,6 +309,14 @@ bindKeys({
   ArrowRight: (e) => (e.target instanceof HTMLInputElement ? false : (stepForward(), true)),
   ArrowLeft: (e) => (e.target instanceof HTMLInputElement ? false : (stepBack(), true)),
   Home: () => (reset(), true),
+  x: () => {
+    const model = controls.current();
+    if (!model || !run) return false;
+    const { layer, head } = shownLayerHead(model);
+    if (head < 0) return false; // the mean of the heads is no head to ablate
+    toggleAblation(run.kind === "seq2seq" ? "decoder.cross" : "decoder.self", layer, head);
+    return true;
+  },
 });
 
 // ---------------------------------------------------------------------------------------
@@ -365,9 +401,159 @@ function render({ figures = true } = {}) {
       el("a", { href: explorerLink(), text: "every head on this output in the explorer →" }),
     );
   }
+  renderCompare();
   if (!figures) return;
   renderTopK();
   renderAttention();
+  renderLens();
+}
+
+// ---------------------------------------------------------------------------------------
+// ablation
+
+function toggleAblation(site, layer, head) {
+  state.set({ ablate: toggled(state.ablate, site, layer, head, ablateMode) }, { push: true, silent: true });
+  renderAblation(controls.current());
+  start({ play: false, showSteps: Math.max(pos, 1) }); // decode again, back at the step shown
+}
+
+/** The ablation card: a site and layer, a ✂ chip per head, the mode, the heads ablated. */
+function renderAblation(model) {
+  if (!model) return;
+  const sites = modelSites(model);
+  const site = sites.includes(ablatePick.site)
+    ? ablatePick.site
+    : model.kind === "seq2seq" && sites.includes("decoder.cross")
+      ? "decoder.cross"
+      : sites[sites.length - 1];
+  const depth = siteDepth(model, site);
+  const layer = ablatePick.layer >= 0 && ablatePick.layer < depth ? ablatePick.layer : shownLayerHead(model).layer;
+  Object.assign(ablatePick, { site, layer: Math.min(layer, depth - 1) });
+  const siteSelect = $("#ablate-site");
+  fillSelect(
+    siteSelect,
+    sites.map((s) => ({ value: s, label: SITE_LABEL[s] || s })),
+    site,
+  );
+  $("#ablate-site-field").hidden = sites.length < 2;
+  fillSelect(
+    $("#ablate-layer"),
+    Array.from({ length: depth }, (_, l) => ({ value: l, label: String(l) })),
+    ablatePick.layer,
+  );
+  $("#ablate-chips").replaceChildren(
+    ...Array.from({ length: model.n_heads }, (_, h) =>
+      ablateSwitch({
+        site,
+        layer: ablatePick.layer,
+        head: h,
+        list: state.ablate,
+        label: `head ${h}`,
+        onToggle: toggleAblation,
+      }),
+    ),
+  );
+  renderAblationBar($("#ablation-bar"), {
+    list: state.ablate,
+    mode: ablateMode,
+    hint: "Take heads out of the decoding with the ✂ chips below (x: the head the attention panel shows).",
+    onChange: (list) => {
+      state.set({ ablate: list }, { push: true, silent: true });
+      renderAblation(model);
+      start({ play: false, showSteps: Math.max(pos, 1) });
+    },
+    onMode: (m) => (ablateMode = m),
+  });
+}
+$("#ablate-site").addEventListener("change", (e) => {
+  ablatePick.site = e.target.value;
+  ablatePick.layer = -1;
+  renderAblation(controls.current());
+});
+$("#ablate-layer").addEventListener("change", (e) => {
+  ablatePick.layer = Number(e.target.value);
+  renderAblation(controls.current());
+});
+
+/** Under an ablation: the step's token beside the whole model's at the same step, and the output. */
+function renderCompare() {
+  const box = $("#step-compare");
+  if (!run || !state.ablate.length || pos === 0) return box.replaceChildren();
+  const s = run.steps[pos - 1];
+  if (!run.baseline) {
+    return box.replaceChildren(
+      el("p", {
+        class: "plot-note",
+        text: "✂ Decoding with heads ablated; the whole model's decoding arrives at the end.",
+      }),
+    );
+  }
+  const base = run.baseline.output.tokens[pos - 1];
+  const label = (t) => (t ? `“${t.text}”` : "(had stopped)");
+  box.replaceChildren(
+    beforeAfter(`✂ step ${pos}, next token (whole model → ablated)`, label(base), label(s.token), {
+      same: Boolean(base) && base.id === s.token.id,
+    }),
+    ...(pos === run.steps.length && run.done
+      ? [beforeAfter(run.kind === "seq2seq" ? "translation" : "output", run.baseline.output.text, run.done.output.text)]
+      : []),
+  );
+}
+
+// ---------------------------------------------------------------------------------------
+// the logit lens
+
+async function lensAt(mine, at, signal) {
+  if (mine.lens.has(at)) return mine.lens.get(at);
+  const model = mine.model;
+  const opts = { text: state.text, bos: bosOf.get(model.id), ablate: ablateField(state.ablate) };
+  if (mine.kind === "seq2seq" && opts.bos === undefined && at > 1) {
+    const first = await fetchLens(lensBody(mine, 1, opts), { signal }); // learns `<s>`
+    opts.bos = first.tokens.target[0].id;
+  }
+  const answer = await fetchLens(lensBody(mine, at, opts), { signal });
+  if (mine.kind === "seq2seq") bosOf.set(model.id, answer.tokens.target[0].id);
+  mine.lens.set(at, answer);
+  return answer;
+}
+
+let lensShown = null; // {pos, table} of the lens on the page
+async function renderLens() {
+  const box = $("#lens");
+  const note = $("#lens-note");
+  lensShown = null;
+  if (!run || pos === 0 || !run.prompt) {
+    box.replaceChildren();
+    note.textContent = "Step through the decoding to read what each layer would predict.";
+    return;
+  }
+  if (run.model.architecture === "rnn") {
+    box.replaceChildren();
+    note.textContent =
+      `The logit lens reads a transformer's residual stream after each block; ${run.model.id} is an RNN ` +
+      "(one recurrent cell, no blocks and no residual stream), so there is nothing to read layer by layer.";
+    return;
+  }
+  const mine = run;
+  const at = pos;
+  const signal = nextLens();
+  box.setAttribute("aria-busy", "true");
+  try {
+    const lens = await lensAt(mine, at, signal);
+    if (run !== mine || pos !== at) return;
+    const table = drawLens(box, lens, mine, at);
+    lensShown = { pos: at, table };
+    note.textContent =
+      state.strategy === "sample"
+        ? "Sampling: the token drawn at this step may differ from the model's own top prediction (★)."
+        : "";
+  } catch (error) {
+    if (error && error.name === "AbortError") return;
+    if (error && error.code === "unsupported_task") note.textContent = error.message;
+    else showError(error);
+  } finally {
+    box.removeAttribute("aria-busy");
+  }
 }
 
 function explorerLink() {
@@ -482,7 +668,8 @@ function renderAttention() {
 
 onProjectorChange(() => render());
 state.subscribe((changed) => {
-  if (changed.some((k) => ["model", "text"].includes(k))) start({ play: true });
+  if (changed.includes("ablate")) ablateMode = defaultMode(state.ablate);
+  if (changed.some((k) => ["model", "text", "ablate"].includes(k))) start({ play: true });
   else if (changed.includes("step") && run) {
     stop();
     pos = Math.max(0, state.step);
@@ -498,6 +685,8 @@ const exportData = () => ({
   steps: run ? run.steps.slice(0, pos) : [],
   output: run && run.done ? run.done.output : null,
   stop_reason: run && run.done ? run.done.stop_reason : null,
+  ablate: ablateField(state.ablate) || [],
+  baseline: run && run.baseline,
 });
 registerExport("topk", {
   filename: () => `attnviz-${state.model}-decode-step${pos}-topk`,
@@ -510,6 +699,17 @@ registerExport("align", {
   plot: () => $("#align"),
   data: exportData,
 });
+registerExport("lens", {
+  filename: () => `attnviz-${state.model}-decode-step${pos}-logit-lens`,
+  data: () => ({
+    model: state.model,
+    text: state.text,
+    step: lensShown && lensShown.pos,
+    ablate: ablateField(state.ablate) || [],
+    lens: lensShown && run.lens.get(lensShown.pos),
+    rows: lensShown && lensShown.table.rows,
+  }),
+});
 registerExport("self", {
   filename: () => `attnviz-${state.model}-decode-step${pos}-self`,
   figure: () => selfHeat.canvas,
@@ -518,6 +718,7 @@ registerExport("self", {
 });
 
 // A link with step=n reopens paused at step n; without it, decoding plays from the start.
+renderAblation(controls.current());
 if (state.text) {
   if (state.step >= 0) start({ play: false, showSteps: state.step });
   else start({ play: true });

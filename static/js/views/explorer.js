@@ -5,9 +5,24 @@
 // of its layer for the head view, then every head pooled for the grid. Switching head or layer
 // fetches only what the new view lacks. Heatmaps up to 128 tokens a side are Plotly figures,
 // longer ones a canvas (lib/heatcanvas.js) that zooms and pans.
+//
+// Heads can be ablated (lib/ablation.js: the ✂ switch on a head chip, the URL's `ablate`):
+// every request of the page then carries them, "what the model says" shows before → after,
+// and a table says how far each head's attention moved.
 
+import {
+  ablateField,
+  ablateList,
+  ablateSwitch,
+  ablationOf,
+  defaultMode,
+  describe,
+  forModel,
+  renderAblationBar,
+  toggled,
+} from "../lib/ablation.js";
 import * as api from "../lib/api.js";
-import { pickSite } from "../lib/attn.js";
+import { SITE_LABEL, pickSite } from "../lib/attn.js";
 import { AttentionSource, siteDepth } from "../lib/attnstore.js";
 import { INPUT_STATE, setupControls } from "../lib/controls.js";
 import { $, afterPaint, clear, el } from "../lib/dom.js";
@@ -15,7 +30,16 @@ import { initExports, registerExport } from "../lib/export.js";
 import { headSwatch, renderGrid } from "../lib/grid.js";
 import { adaptiveHeatmap } from "../lib/heatmap.js";
 import { ALL_ROWS, renderHeadView } from "../lib/headview.js";
-import { gridLayers, headHeatmap, headMatrix, layerWeights, siteAxes } from "../lib/headpanels.js";
+import {
+  VALUES,
+  gridLayers,
+  headHeatmap,
+  headMatrix,
+  layerWeights,
+  rolloutApplies,
+  siteAxes,
+  valuesCaption,
+} from "../lib/headpanels.js";
 import { modelSays } from "../lib/modelsays.js";
 import { headStyle } from "../lib/palette.js";
 import { PICKER_STATE, attentionPickers } from "../lib/pickers.js";
@@ -38,7 +62,10 @@ const state = urlState({
   ...INPUT_STATE,
   ...PICKER_STATE,
   off: intList([]), // heads switched off in the head view
-  scores: bool(false),
+  // what the heatmap shows: a key of VALUES (not "values": the state object has that getter)
+  show: str("weights"),
+  scores: bool(false), // older links' "pre-softmax scores" (show=scores now)
+  ablate: ablateList(), // heads ablated: site:layer:head:mode,…
   hide: bool(false),
   lock: str(""), // "q3" / "k5": a token locked in the head view (original position)
   topk: int(-1), // lines per query in the head view (0: all; -1: all for short inputs, else 3)
@@ -48,6 +75,9 @@ const state = urlState({
 const status = $("#status");
 // Our own changes are written silently; subscribers only hear back/forward navigation.
 const save = (patch) => state.set(patch, { silent: true });
+if (state.scores) save({ show: "scores", scores: false });
+if (!(state.show in VALUES)) save({ show: "weights" });
+let ablateMode = defaultMode(state.ablate); // the mode the next head ablated takes
 let source = null; // the AttentionSource of the input shown
 const heatmap = adaptiveHeatmap($("#heatmap"));
 heatmap.onWindow((w) => save({ zoom: `${w.r0},${w.r1},${w.c0},${w.c1}` }));
@@ -75,7 +105,7 @@ const controls = await setupControls(state, {
     save({ zoom: "" }); // a new input starts with every token in view
     run();
   },
-  onModelChange: () => save({ site: "", layer: 0, head: 0, off: [], lock: "", zoom: "" }),
+  onModelChange: () => save({ site: "", layer: 0, head: 0, off: [], lock: "", zoom: "", ablate: [] }),
 });
 
 // ---------------------------------------------------------------------------------------
@@ -86,12 +116,14 @@ async function run() {
   performance.mark("attnviz:run");
   runStarted = performance.now();
   timedThisRun = false;
-  const next = new AttentionSource(model, state);
+  const ablate = forModel(state.ablate, model); // a link may name heads this model lacks
+  if (ablate.length !== state.ablate.length) save({ ablate });
+  const next = new AttentionSource(model, state, { ablate: ablateField(ablate) });
   const depth = Math.max(...next.sites.map((s) => siteDepth(model, s)));
   const layer = Math.min(Math.max(0, state.layer), depth - 1);
   const head = Math.min(Math.max(0, state.head), model.n_heads - 1);
   const loaded = await withProgress(status, "Running the model…", () =>
-    next.load(layer, [head], { scores: state.scores, signal }).then(() => true),
+    next.load(layer, [head], { ...headExtras(), signal }).then(() => true),
   );
   if (!loaded || signal.aborted) return;
   performance.mark("attnviz:data");
@@ -101,8 +133,12 @@ async function run() {
   const rows = [["source", source.tokens.source]];
   if (source.tokens.target) rows.push(["target", source.tokens.target]);
   renderTokenStrip($("#tokens"), rows);
-  modelSays($("#model-says"), model, state.text, source.tokens.source, signal);
+  renderAblation();
+  modelSays($("#model-says"), model, state.text, source.tokens.source, signal, { ablate: ablateField(ablate) });
 }
+
+/** What a head's request includes beyond its weights, for the values the heatmap shows. */
+const headExtras = () => ({ scores: state.show === "scores", norms: state.show === "norms" });
 
 /** Let the browser run other tasks (input, painting) before going on. */
 const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
@@ -123,9 +159,8 @@ function setupSelectors() {
     layer: state.layer,
     head: state.head,
   });
-  $("#scores-toggle").checked = state.scores;
+  $("#values-select").value = state.show;
   $("#hide-special").checked = state.hide;
-  renderHeadToggles(model.n_heads);
   const { q } = source.lengths(site);
   const select = $("#topk-select");
   select.replaceChildren(
@@ -142,6 +177,12 @@ function topk(rows) {
 
 function renderHeadToggles(H) {
   const box = $("#head-toggles");
+  // the chips are drawn again for each layer: a keyboard user's focus stays on the same chip
+  const focused = box.contains(document.activeElement) ? document.activeElement : null;
+  const again =
+    focused && focused.dataset.head !== undefined
+      ? `.${focused.classList[0]}[data-head="${focused.dataset.head}"]`
+      : null;
   clear(box);
   box.append(el("span", { class: "legend-inline", text: "heads:" }));
   for (let h = 0; h < H; h++) {
@@ -158,14 +199,22 @@ function renderHeadToggles(H) {
       `head ${h}`,
     );
     button.style.setProperty("--head", headStyle(h).color);
+    const site = currentSite();
+    const chip = el(
+      "span",
+      { class: "head-chip" },
+      button,
+      ablateSwitch({ site, layer: state.layer, head: h, list: state.ablate, onToggle: toggleAblation }),
+    );
     button.addEventListener("click", () => {
       const off = state.off.includes(h) ? state.off.filter((x) => x !== h) : [...state.off, h].sort((a, b) => a - b);
       save({ off });
       button.setAttribute("aria-pressed", String(!off.includes(h)));
       renderHeadViewPanel();
     });
-    box.append(button);
+    box.append(chip);
   }
+  if (again && box.querySelector(again)) box.querySelector(again).focus();
   const all = el("button", { type: "button", class: "head-toggle", text: "all", title: "show every head" });
   all.addEventListener("click", () => {
     save({ off: [] });
@@ -173,6 +222,73 @@ function renderHeadToggles(H) {
     renderHeadViewPanel();
   });
   box.append(all);
+}
+
+// ---------------------------------------------------------------------------------------
+// ablation
+
+/** Ablate the head, or restore it, and ask the server again with the new list. */
+function toggleAblation(site, layer, head) {
+  setAblation(toggled(state.ablate, site, layer, head, ablateMode));
+}
+
+function setAblation(list) {
+  state.set({ ablate: list }, { push: true, silent: true });
+  run();
+}
+
+/** The ablation bar (the mode, each head ablated) and the table of how far heads moved. */
+function renderAblation() {
+  renderAblationBar($("#ablation-bar"), {
+    list: state.ablate,
+    mode: ablateMode,
+    hint: "Take a head out with ✂ beside its chip in the head view (x: the head on the heatmap).",
+    onChange: setAblation,
+    onMode: (m) => (ablateMode = m),
+  });
+  renderChangedTable();
+}
+
+/** Per layer and head of the site shown, how far its attention moved under the ablation. */
+function renderChangedTable() {
+  const box = $("#ablation-changed");
+  if (!source || !state.ablate.length) return box.replaceChildren();
+  const site = currentSite();
+  const L = siteDepth(source.model, site);
+  const H = source.model.n_heads;
+  const known = source.changed.size > 0;
+  const heads = Array.from({ length: H }, (_, h) => h);
+  const cell = (layer, head) => {
+    const a = ablationOf(state.ablate, site, layer, head);
+    const v = source.changedOf(site, layer, head);
+    const text = v === undefined ? "…" : v.toFixed(3);
+    const td = el("td", { class: `num${a ? " ablated-cell" : ""}` }, a ? `✂ ${text}` : text);
+    if (v !== undefined) td.style.setProperty("--moved", String(Math.min(1, v * 2)));
+    return td;
+  };
+  box.replaceChildren(
+    el(
+      "p",
+      { class: "plot-note" },
+      `How far each head's attention moved under the ablation (${SITE_LABEL[site] || site}): the total ` +
+        "variation distance between its rows with and without the ablation, averaged over queries (0: " +
+        "unchanged, 1: disjoint). An ablated head (✂) keeps its own pattern; heads above it may move.",
+    ),
+    known
+      ? el(
+          "table",
+          { class: "changed-table", "aria-label": "attention moved per layer and head" },
+          el("thead", {}, el("tr", {}, el("th", { text: "layer" }), ...heads.map((h) => el("th", { text: `H${h}` })))),
+          el(
+            "tbody",
+            {},
+            ...Array.from({ length: L }, (_, l) =>
+              el("tr", {}, el("th", { text: `L${l}` }), ...heads.map((h) => cell(l, h))),
+            ),
+          ),
+        )
+      : null,
+  );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -188,8 +304,8 @@ function axes(site) {
   return value;
 }
 
-const shownMatrix = (site, layer, head, useScores) =>
-  headMatrix(source, axes(site), site, layer, head, { scores: useScores, hide: state.hide });
+const shownMatrix = (site, layer, head, values) =>
+  headMatrix(source, axes(site), site, layer, head, { values, hide: state.hide });
 
 function parseZoom(rows, cols) {
   const m = /^(\d+),(\d+),(\d+),(\d+)$/.exec(state.zoom);
@@ -198,24 +314,51 @@ function parseZoom(rows, cols) {
   return r1 <= rows && c1 <= cols && r0 < r1 && c0 < c1 ? { r0, r1, c0, c1 } : undefined;
 }
 
+/** Why the heatmap cannot show the chosen values for this site and model (null: it can). */
+function valuesUnavailable(site) {
+  if (state.show !== "rollout") return null;
+  if (source.model.architecture === "rnn") {
+    return (
+      `Rollout does not apply to ${source.model.id}: it multiplies self-attention through residual ` +
+      "layers, and this RNN has one additive cross-attention, no self-attention and no residual stream."
+    );
+  }
+  if (!rolloutApplies(site)) {
+    return (
+      "Rollout does not apply to cross-attention: it follows a sequence's mixing with itself through " +
+      "the layers (½A + ½I). Pick encoder or decoder self-attention to see it."
+    );
+  }
+  return null;
+}
+
 async function renderHeatmap({ timed = false } = {}) {
   const site = currentSite();
   const { layer, head } = state;
-  const useScores = state.scores;
-  if (!source.has(site, layer, head, { scores: useScores })) {
+  const values = state.show;
+  $("#values-caption").textContent = valuesCaption(values, source.model);
+  const unavailable = valuesUnavailable(site);
+  if (unavailable) {
+    heatmap.clear();
+    $("#heatmap-note").textContent = unavailable;
+    return;
+  }
+  const want = { scores: values === "scores", norms: values === "norms" };
+  if (!source.has(site, layer, head, want)) {
     const ok = await withProgress(status, "Fetching the head…", () =>
-      source.load(layer, [head], { scores: useScores }).then(() => true),
+      source.load(layer, [head], want).then(() => true),
     );
     if (!ok) return;
   }
-  if (site !== currentSite() || layer !== state.layer || head !== state.head) return; // moved on
-  const { z, opts, note } = headHeatmap(source, axes(site), site, layer, head, {
-    scores: useScores,
-    hide: state.hide,
-  });
+  if (values === "rollout" && !source.rolloutOf(site, layer)) {
+    const ok = await withProgress(status, "Rolling the attention out…", () => source.rollout().then(() => true));
+    if (!ok) return;
+  }
+  if (site !== currentSite() || layer !== state.layer || head !== state.head || values !== state.show) return; // moved on
+  const { z, opts, note } = headHeatmap(source, axes(site), site, layer, head, { values, hide: state.hide });
   const div = $("#heatmap");
   const drawn = heatmap.draw(z, { ...opts, square: true, window: parseZoom(z.rows, z.cols) });
-  $("#heatmap-note").textContent = note;
+  $("#heatmap-note").textContent = [note, ablationNote(site, layer, head)].filter(Boolean).join(" ");
   div.dataset.layer = String(layer);
   div.dataset.head = String(head);
   div.dataset.site = site;
@@ -231,6 +374,21 @@ async function renderHeatmap({ timed = false } = {}) {
       performance.measure("attnviz:switch-to-heatmap", "attnviz:switch", "attnviz:switched");
     }
   }
+}
+
+/** Under an ablation: whether the head shown is ablated, and how far its attention moved. */
+function ablationNote(site, layer, head) {
+  if (!state.ablate.length) return "";
+  const a = ablationOf(state.ablate, site, layer, head);
+  const v = state.show === "rollout" ? undefined : source.changedOf(site, layer, head); // rollout: no one head
+  const moved = v === undefined ? "" : ` Its attention moved by ${v.toFixed(3)} (total variation) under the ablation.`;
+  if (a) {
+    return (
+      `✂ This head is ablated (${describe(a, { site: false })}): its output is taken out of the forward ` +
+      `pass; where it looks is still computed and shown here.${moved}`
+    );
+  }
+  return `With ${state.ablate.length} head${state.ablate.length > 1 ? "s" : ""} ablated.${moved}`;
 }
 
 /**
@@ -335,6 +493,7 @@ async function renderGridPanel() {
     return;
   }
   if (turn !== gridTurn) return;
+  renderChangedTable(); // the pooled answers carry every head's figure
   const site = currentSite();
   const thumbs = pooled.sites[site];
   if (!thumbs) return;
@@ -373,6 +532,8 @@ function refresh() {
 
 async function render({ timed = false, grid: withGrid = false, headView: withHeadView = true } = {}) {
   if (!source || !source.tokens) return;
+  renderHeadToggles(source.model.n_heads); // their ablation switches name the layer shown
+  renderChangedTable();
   await renderHeatmap({ timed }); // the heatmap first: the other panels never delay it
   if (!withGrid) markGridSelection();
   await nextTask();
@@ -382,8 +543,12 @@ async function render({ timed = false, grid: withGrid = false, headView: withHea
 }
 
 // ---------------------------------------------------------------------------------------
-$("#scores-toggle").addEventListener("change", (e) => {
-  save({ scores: e.target.checked });
+$("#values-select").replaceChildren(
+  ...Object.entries(VALUES).map(([value, label]) => el("option", { value, text: label })),
+);
+$("#values-select").value = state.show;
+$("#values-select").addEventListener("change", (e) => {
+  save({ show: e.target.value });
   if (source && source.tokens) renderHeatmap();
 });
 $("#hide-special").addEventListener("change", (e) => {
@@ -402,24 +567,32 @@ bindKeys({
     renderHeadViewPanel();
     return true;
   },
+  x: () => {
+    if (!source || !source.tokens) return false;
+    toggleAblation(currentSite(), state.layer, state.head);
+    return true;
+  },
 });
 
 state.subscribe((changed) => {
   // back / forward in history
-  if (changed.some((k) => ["model", "text", "target"].includes(k))) run();
-  else if (source && source.tokens && changed.length) refresh();
+  if (changed.some((k) => ["model", "text", "target", "ablate"].includes(k))) {
+    ablateMode = defaultMode(state.ablate);
+    run();
+  } else if (source && source.tokens && changed.length) refresh();
 });
 onProjectorChange(() => render({ grid: true }));
 
 const fname = (part) => `attnviz-${state.model}-${part}-L${state.layer}H${state.head}`;
 registerExport("heatmap", {
-  filename: () => fname(state.scores ? "scores" : "heatmap"),
+  filename: () => fname(state.show === "weights" ? "heatmap" : state.show),
   plot: () => $("#heatmap"),
   figure: () => heatmap.canvas,
   data: () => {
     const site = currentSite();
     const { left, right } = axes(site);
-    const z = shownMatrix(site, state.layer, state.head, state.scores);
+    if (valuesUnavailable(site)) return { model: state.model, values: state.show, note: valuesUnavailable(site) };
+    const z = shownMatrix(site, state.layer, state.head, state.show);
     const w = heatmap.canvas ? heatmap.canvas.window : null; // a canvas exports the window it shows
     return {
       model: state.model,
@@ -427,7 +600,9 @@ registerExport("heatmap", {
       site,
       layer: state.layer,
       head: state.head,
-      values: state.scores ? "scores" : "weights",
+      values: state.show,
+      ablate: ablateField(state.ablate) || [],
+      attention_moved: state.ablate.length ? (source.changedOf(site, state.layer, state.head) ?? null) : null,
       hide_special: state.hide,
       window: w,
       queries: w ? left.slice(w.r0, w.r1) : left,
