@@ -244,8 +244,9 @@ def main() -> None:
     t = time.perf_counter()
     minilm = import_minilm(served)
     import_s = time.perf_counter() - t
+    import_peak_mb = rss_mb(os.getpid())[1]  # nothing heavier has run in this process yet
     gpt2 = build_gpt2_small(work)
-    r: dict = {"machine": info, "import_s": import_s}
+    r: dict = {"machine": info, "import_s": import_s, "import_peak_mb": import_peak_mb}
     r["forward"] = {
         "minilm_128": bare_forward_s(minilm, 128),
         "minilm_512": bare_forward_s(minilm, 512),
@@ -282,6 +283,7 @@ def main() -> None:
                 client, server.url, "minilm", 512, ([101], [102]), samples
             )
             print(r["minilm_512"], flush=True)
+            r["minilm_rss_mb"] = rss_mb(server.proc.pid)
     finally:
         server.stop()
     # One long input at a time: one worker with both cores (the 60 s default timeout is for
@@ -371,8 +373,10 @@ def render(r: dict) -> str:
         f"{r['minilm_128']['gzip-binary']['bytes'] / 1e3:.0f} kB, zstd "
         f"{r['minilm_128']['zstd-binary']['p50_ms']:.1f} ms / "
         f"{r['minilm_128']['zstd-binary']['bytes'] / 1e3:.0f} kB. Bare forward {f['minilm_128'] * 1e3:.0f} ms.",
-        f"MiniLM imported in {r['import_s']:.1f} s (in process, conversion and writing); the server "
-        f"was ready in {r['ready_s']:.1f} s serving it.",
+        f"MiniLM imported in {r['import_s']:.1f} s (in process, conversion and writing; the "
+        f"process's peak RSS then {r['import_peak_mb']:.0f} MB); the server was ready in "
+        f"{r['ready_s']:.1f} s serving it, RSS {r['minilm_rss_mb'][1]:.0f} MB peak after the "
+        "128- and 512-token requests above.",
         "",
         "Importance sweeps (`POST /heads/scores`, `importance` only: every head ablated alone, the "
         "ablations batched 32 to a forward pass, on the induction probe of 2 × 16 random tokens): "
