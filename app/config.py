@@ -51,7 +51,11 @@ class Settings(BaseSettings):
     memory_budget_mb: int = Field(1536, ge=1)
     # What forward passes leave for the next request on the same input (each attention
     # module's input): another head or layer then costs no forward pass. 0 turns it off.
-    trace_cache_mb: int = Field(512, ge=0)
+    # 192 MB holds two 2048-token inputs of a GPT-2-small shape (75 MB each, float32) or
+    # ~700 of 128 tokens on a shipped model, and keeps a server with every shipped model
+    # loaded under 600 MB (bench/RESULTS.md); 512 let a class's 128-token sentences grow it
+    # to 870 MB.
+    trace_cache_mb: int = Field(192, ge=0)
     trace_cache_min_tokens: int = Field(64, ge=0)  # shorter inputs: a forward pass is as cheap
     max_body_bytes: int = Field(1 << 20, ge=1024)  # larger request bodies get 413
 

@@ -25,10 +25,17 @@ class LayerNorm(nn.LayerNorm):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.hook_in(x)
-        mean = x.mean(-1, keepdim=True)
-        var = x.var(-1, unbiased=False, keepdim=True)
-        x_hat = self.hook_normalized((x - mean) * torch.rsqrt(var + self.eps))
-        return self.hook_out(x_hat * self.weight + self.bias)
+        y = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        if self.hook_normalized.is_read():
+            # Spelt out only for a capture that reads it. The output stays the fused kernel's
+            # (bit-identical with or without a capture) unless an edit changed x̂.
+            mean = x.mean(-1, keepdim=True)
+            var = x.var(-1, unbiased=False, keepdim=True)
+            x_hat = (x - mean) * torch.rsqrt(var + self.eps)
+            edited = self.hook_normalized(x_hat)
+            if edited is not x_hat:
+                y = edited * self.weight + self.bias
+        return self.hook_out(y)
 
 
 class RMSNorm(nn.RMSNorm):
@@ -43,8 +50,13 @@ class RMSNorm(nn.RMSNorm):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.hook_in(x)
-        x_hat = self.hook_normalized(x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps))
-        return self.hook_out(x_hat * self.weight)
+        y = F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
+        if self.hook_normalized.is_read():  # as LayerNorm's
+            x_hat = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+            edited = self.hook_normalized(x_hat)
+            if edited is not x_hat:
+                y = edited * self.weight
+        return self.hook_out(y)
 
 
 def make_norm(cfg: ModelConfig) -> nn.Module:

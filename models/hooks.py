@@ -49,6 +49,12 @@ class HookPoint(nn.Module):
             return x
         return trace.record(self.name, x)
 
+    def is_read(self) -> bool:
+        """Whether the running capture records or edits this hook point: then the model must
+        compute the tensor it names; otherwise it may take a fused path to the same result."""
+        trace = _active_trace.get()
+        return trace is not None and (self.name in trace.edits or trace.wants(self.name))
+
     # A hook point has no parameters and no torch hooks of its own, so it skips
     # nn.Module.__call__'s bookkeeping: a model has dozens of them per layer, and decoding
     # one token is mostly such per-call overhead.

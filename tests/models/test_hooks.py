@@ -107,6 +107,30 @@ def test_capture_without_edits_is_bit_identical():
     assert torch.equal(plain, captured)
 
 
+@pytest.mark.parametrize("norm", ["layernorm", "rmsnorm"])
+def test_reading_or_editing_a_norms_standardised_vectors(norm):
+    """A norm runs torch's fused kernel; a capture that reads hook_normalized gets the
+    standardised vectors spelt out while the output stays bit-identical, and an edit of them
+    flows on as x̂' · γ (+ β)."""
+    model = tiny("decoder", norm=norm)
+    ids = torch.randint(3, 40, (1, 6))
+    name = "decoder.blocks.0.attn_norm.hook_normalized"
+    plain = model(ids)
+    with capture(model, names=[name, "decoder.blocks.0.attn_norm.hook_out"]) as trace:
+        assert torch.equal(model(ids), plain)
+    norm_module = model.decoder.blocks[0].attn_norm
+    x_hat, out = trace[name], trace["decoder.blocks.0.attn_norm.hook_out"]
+    bias = norm_module.bias if norm == "layernorm" else 0
+    torch.testing.assert_close(x_hat * norm_module.weight + bias, out, rtol=0, atol=1e-12)
+    with capture(model, names=[], edits={name: lambda t: t * 0}):
+        edited = model(ids)
+    with capture(
+        model, names=[], edits={"decoder.blocks.0.attn_norm.hook_out": lambda t: t * 0 + bias}
+    ):
+        reference = model(ids)
+    torch.testing.assert_close(edited, reference, rtol=0, atol=1e-12)
+
+
 def test_zeroing_one_head_changes_the_output():
     model = tiny("decoder")
     ids = torch.randint(3, 40, (1, 6))
