@@ -380,7 +380,10 @@ def render(r: dict) -> str:
         "",
         "Importance sweeps (`POST /heads/scores`, `importance` only: every head ablated alone, the "
         "ablations batched 32 to a forward pass, on the induction probe of 2 × 16 random tokens): "
-        + "; ".join(f"{m} {t:.2f} s for {h} head{'s' if h > 1 else ''}" for m, (t, h) in r["importance"].items())
+        + "; ".join(
+            f"{m} {t:.2f} s for {h} head{'s' if h > 1 else ''}"
+            for m, (t, h) in r["importance"].items()
+        )
         + ". MiniLM has no vocabulary head, so it has no importance to measure.",
     ]
     return "\n".join(lines)
