@@ -30,6 +30,8 @@ JSON = "application/json"
 T = TypeVar("T")
 
 
+# Dependencies are `async def` although they never wait: FastAPI runs a plain `def` one in its
+# thread pool, a hop that cost a short request ~0.2 ms each (py-spy, encoder-mini at 32 tokens).
 async def current_settings(request: Request) -> Settings:
     return request.app.state.settings
 
@@ -42,7 +44,7 @@ async def current_engine(request: Request) -> Engine:
     return request.app.state.engine
 
 
-def current_traces(request: Request) -> TraceStore:
+async def current_traces(request: Request) -> TraceStore:
     return request.app.state.traces
 
 

@@ -696,7 +696,7 @@ def _answer_floats(
     return 3 * matrices * q * k + vectors  # ×3: the stacked copy and the rounded copy
 
 
-def get_inputs(registry: RegistryDep, settings: SettingsDep) -> Inputs:
+async def get_inputs(registry: RegistryDep, settings: SettingsDep) -> Inputs:
     return Inputs(registry, settings)
 
 
