@@ -116,6 +116,14 @@ def test_ablate_url_round_trip_and_the_x_key(ui, app_server):
     }
     assert set(pressed) == {0, 2}
     assert "zero" in pressed[0] and "mean" in pressed[2]
+    # the grid's thumbnails of the ablated heads say so (a ✂ badge and their name)
+    ui.wait("#grid .thumb.ablated")
+    marked = ui.page.locator("#grid .thumb.ablated")
+    assert sorted(
+        (int(t.get_attribute("data-layer")), int(t.get_attribute("data-head")))
+        for t in marked.all()
+    ) == [(1, 0), (1, 2)]
+    assert "(ablated)" in marked.first.get_attribute("aria-label")
     assert "✂ This head is ablated" not in ui.page.inner_text("#heatmap-note")  # head 1 is not
     ui.page.locator("body").press("x")  # ablate the head on the heatmap (L1 H1)
     ui.page.wait_for_function(

@@ -41,10 +41,11 @@ export function headSwatch(h) {
 
 /**
  * layers: [L][H] of Mats (one per thumbnail); masked(a, b): a cell of every thumbnail is masked
- * (or null); selected: {layer, head}; onPick(layer, head); note: what a thumbnail's cells are.
+ * (or null); selected: {layer, head}; onPick(layer, head); note: what a thumbnail's cells are;
+ * ablated(layer, head): whether that head is ablated (marked ✂ and named so, not by colour).
  * Returns {toSVG()} for export.
  */
-export function renderGrid(container, { layers, masked = null, selected, onPick, note = "" }) {
+export function renderGrid(container, { layers, masked = null, selected, onPick, note = "", ablated = () => false }) {
   const L = layers.length;
   const H = L ? layers[0].length : 0;
   // A group of buttons, laid out with CSS grid (not an ARIA grid: no rows, no cells).
@@ -60,18 +61,21 @@ export function renderGrid(container, { layers, masked = null, selected, onPick,
       paint(canvas, layers[l][h], masked);
       canvases.push(canvas);
       const on = selected && selected.layer === l && selected.head === h;
+      const off = ablated(l, h);
+      const name = `layer ${l}, head ${h}${off ? " (ablated)" : ""}`;
       const button = el(
         "button",
         {
           type: "button",
-          class: "thumb",
+          class: off ? "thumb ablated" : "thumb",
           "aria-pressed": String(!!on),
-          "aria-label": `layer ${l}, head ${h}`,
-          title: `layer ${l}, head ${h} — click to zoom`,
+          "aria-label": name,
+          title: `${name} — click to zoom`,
           "data-layer": l,
           "data-head": h,
         },
         canvas,
+        ...(off ? [el("span", { class: "thumb-badge", "aria-hidden": "true", text: "✂" })] : []),
       );
       button.addEventListener("click", () => onPick(l, h));
       grid.append(button);

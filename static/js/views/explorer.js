@@ -503,6 +503,7 @@ async function renderGridPanel() {
     layers: shown.layers,
     masked: shown.masked,
     selected: { layer: state.layer, head: state.head },
+    ablated: (layer, head) => !!ablationOf(state.ablate, site, layer, head),
     onPick: (layer, head) => {
       performance.mark("attnviz:switch");
       const headView = layer !== state.layer || !wholeLayer(site);
