@@ -246,10 +246,12 @@ def test_keyboard_shortcuts(ui):
     ui.page.wait_for_function("() => document.querySelector('#heatmap').dataset.head === '1'")
     q = params(ui.page.url)
     assert q["layer"] == "1" and q["head"] == "1"
-    # tokens in the head view are focusable buttons: Enter locks
+    # tokens in the head view are focusable buttons: Enter locks (once layer 1's view is drawn:
+    # it replaces layer 0's when its heads arrive)
+    ui.wait("#head-view-wrap[data-shows='encoder.self:1'] #head-view[data-drawn='true']")
     ui.page.focus("#head-view g.tok[data-side='q'][data-i='1']")
     ui.page.keyboard.press("Enter")
-    assert params(ui.page.url)["lock"] == "q1"
+    ui.page.wait_for_function("() => new URLSearchParams(location.search).get('lock') === 'q1'")
     ui.page.keyboard.press("?")
     assert ui.page.locator("#help-panel").is_visible()
     ui.page.keyboard.press("Escape")

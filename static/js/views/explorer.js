@@ -480,6 +480,7 @@ async function renderHeadViewPanel() {
     rightTitle: isCross ? "English (key)" : "key",
     onLock: (l) => save({ lock: l ? `${l.side}${(l.side === "q" ? left : right)[l.i].index}` : "" }),
   });
+  wrap.dataset.shows = `${site}:${layer}`; // which layer the drawn view is (tests wait on it)
 }
 
 let gridTurn = 0;
