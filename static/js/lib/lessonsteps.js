@@ -357,6 +357,21 @@ const positions = {
   },
 };
 
+/** Every head of one layer as the head view draws them (no lock), in a new box in `body`. */
+function layerHeadView(body, source, axes, site, layer, titles = {}) {
+  const wrap = el("div", { class: "head-view-wrap" });
+  body.append(wrap);
+  return renderHeadView(wrap, {
+    left: axes.left,
+    right: axes.right,
+    weights: layerWeights(source, axes, site, layer, false),
+    active: Array.from({ length: source.model.n_heads }, () => true),
+    lock: null,
+    onLock: () => {},
+    ...titles,
+  });
+}
+
 /** "Open in full view" at the head this step shows, on the model's self-attention. */
 const atSelfHead = (path) => (ctx) => {
   const picks = headPicks(ctx, selfSite(ctx.model));
@@ -443,16 +458,7 @@ const heads = {
       exportId: "lesson-grid",
     });
     two.append(hv.root, grid.root);
-    const wrap = el("div", { class: "head-view-wrap" });
-    hv.body.append(wrap);
-    const drawnView = renderHeadView(wrap, {
-      left: axes.left,
-      right: axes.right,
-      weights: layerWeights(source, axes, site, picks.layer, false),
-      active: everyHead.map(() => true),
-      lock: null,
-      onLock: () => {},
-    });
+    const drawnView = layerHeadView(hv.body, source, axes, site, picks.layer);
     const thumbs = gridLayers(source, axes, site, pooled.sites[site], pooled.edges, false);
     const gridBox = el("div", { class: "grid-wrap" });
     grid.body.append(gridBox);
@@ -559,15 +565,7 @@ const cross = {
     const one = panel({ title: `Head ${picks.head}`, subtitle: "Rows: French positions; columns: English tokens." });
     two.append(hv.root, one.root);
     const axes = siteAxes(source, site, false);
-    const wrap = el("div", { class: "head-view-wrap" });
-    hv.body.append(wrap);
-    const drawnView = renderHeadView(wrap, {
-      left: axes.left,
-      right: axes.right,
-      weights: layerWeights(source, axes, site, picks.layer, false),
-      active: everyHead.map(() => true),
-      lock: null,
-      onLock: () => {},
+    const drawnView = layerHeadView(hv.body, source, axes, site, picks.layer, {
       leftTitle: "French (query)",
       rightTitle: "English (key)",
     });
