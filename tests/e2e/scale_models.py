@@ -78,9 +78,11 @@ def long_decoder(out: Path) -> Path:
     return out / LONG_DECODER
 
 
-def gpt2_small(out: Path, n_positions: int = 2048) -> Path:
+def gpt2_small(out: Path, n_positions: int = 2048, vocab_size: int | None = None) -> Path:
     """out/gpt2-small-random: GPT-2 small's shape with random weights, through the import path
-    (transformers GPT2Config -> save_pretrained as safetensors -> models.convert)."""
+    (transformers GPT2Config -> save_pretrained as safetensors -> models.convert). Its
+    vocabulary is a small BPE of the test sentences, or with ``vocab_size`` (50 257: GPT-2's)
+    byte-level pieces padded to that size, so that the unembedding costs what GPT-2's does."""
     import tempfile
 
     import transformers
@@ -88,15 +90,19 @@ def gpt2_small(out: Path, n_positions: int = 2048) -> Path:
     from models.convert import import_checkpoint
     from tests.helpers import SENTENCES, byte_bpe
 
-    tokenizer = byte_bpe(SENTENCES + [PASSAGE], ["<|endoftext|>"])
+    if vocab_size is None:
+        tokenizer = byte_bpe(SENTENCES + [PASSAGE], ["<|endoftext|>"])
+    else:
+        tokenizer = padded_byte_vocabulary(vocab_size)
+    eot = tokenizer.token_to_id("<|endoftext|>")
     config = transformers.GPT2Config(
         n_layer=12,
         n_head=12,
         n_embd=768,
         n_positions=n_positions,
         vocab_size=tokenizer.get_vocab_size(),
-        bos_token_id=0,
-        eos_token_id=0,
+        bos_token_id=eot,
+        eos_token_id=eot,
     )
     torch.manual_seed(0)
     model = transformers.GPT2LMHeadModel(config).eval()
@@ -104,6 +110,22 @@ def gpt2_small(out: Path, n_positions: int = 2048) -> Path:
         model.save_pretrained(source, safe_serialization=True)
         tokenizer.save(str(Path(source) / "tokenizer.json"))
         return import_checkpoint(source, GPT2_SMALL, out)
+
+
+def padded_byte_vocabulary(size: int):
+    """A byte-level tokenizer of `size` ids: the 256 byte pieces, fillers, and <|endoftext|>
+    last (random weights never read a text, but the vocabulary's size is GPT-2's cost)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {ch: i for i, ch in enumerate(sorted(alphabet))}
+    vocab.update({f"tok{i}": i for i in range(len(vocab), size - 1)})
+    vocab["<|endoftext|>"] = size - 1
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.add_special_tokens(["<|endoftext|>"])
+    return tokenizer
 
 
 def text_of(tokenizer_json: Path, n: int, add_special: bool = True, start: int = 0) -> str:
