@@ -5,11 +5,11 @@ labelled as what it is (additive attention, no blocks)."""
 
 from __future__ import annotations
 
-import json
-import urllib.request
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import urlparse
 
 import pytest
+
+from tests.e2e.urls import params, post_json
 
 pytestmark = pytest.mark.e2e
 
@@ -18,18 +18,8 @@ INDUCTION_HEADS = ",".join(f"decoder.self:1:{h}:zero" for h in range(4))
 INDUCTION_PROMPT = "cat honey store mat dog bear cat honey store"
 
 
-def params(url: str) -> dict:
-    return {k: v[0] for k, v in parse_qs(urlparse(url).query).items()}
-
-
 def api(app_server, path: str, body: dict) -> dict:
-    req = urllib.request.Request(
-        f"{app_server.url}/api/v1{path}",
-        data=json.dumps(body).encode(),
-        headers={"content-type": "application/json"},
-    )
-    with urllib.request.urlopen(req, timeout=60) as r:
-        return json.load(r)
+    return post_json(app_server.url, path, body)
 
 
 def plus(text: str) -> str:

@@ -6,19 +6,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 
 from tests.e2e.test_accessibility import report
+from tests.e2e.urls import params
 from tests.e2e.views import VIEWS
 
 pytestmark = pytest.mark.e2e
 PANELS = VIEWS["block"][1]
-
-
-def params(url: str) -> dict:
-    return {k: v[0] for k, v in parse_qs(urlparse(url).query).items()}
 
 
 def drawn(ui):

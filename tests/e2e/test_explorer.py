@@ -6,17 +6,14 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
 
 import pytest
+
+from tests.e2e.urls import params
 
 pytestmark = pytest.mark.e2e
 
 XSS = "<img src=x onerror=alert(1)>"
-
-
-def params(url: str) -> dict:
-    return {k: v[0] for k, v in parse_qs(urlparse(url).query).items()}
 
 
 def lines_per_head(page) -> dict[int, int]:

@@ -8,13 +8,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import urllib.request
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import urlparse
 
 import pytest
 
 from tests.e2e.test_accessibility import report
+from tests.e2e.urls import params, post_json
 from tests.e2e.views import VIEWS
 
 pytestmark = pytest.mark.e2e
@@ -23,19 +23,9 @@ SCORES = ["previous_token", "induction", "duplicate_token", "first_token", "entr
 REPEATS = "the cat sat on the mat and the cat ate"
 
 
-def params(url: str) -> dict:
-    return {k: v[0] for k, v in parse_qs(urlparse(url).query).items()}
-
-
 def scores_of(app_server, body: dict) -> dict:
     """The server's answer, asked directly (what the page must show)."""
-    request = urllib.request.Request(
-        f"{app_server.url}/api/v1/heads/scores",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=60) as r:
-        return json.load(r)
+    return post_json(app_server.url, "/heads/scores", body)
 
 
 def shown(ui):

@@ -4,11 +4,10 @@ keeping the state, a teacher starting at any step, projector mode."""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlparse
-
 import pytest
 
 from tests.e2e.test_accessibility import report
+from tests.e2e.urls import params
 
 pytestmark = pytest.mark.e2e
 STEPS = 11
@@ -16,10 +15,6 @@ STEPS = 11
 PLOT = (
     "#step-body .main-svg, #step-body svg.block-order, #step-body svg.head-view, #step-body canvas"
 )
-
-
-def params(url: str) -> dict:
-    return {k: v[0] for k, v in parse_qs(urlparse(url).query).items()}
 
 
 def at_step(ui, n: int):

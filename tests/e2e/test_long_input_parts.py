@@ -6,10 +6,11 @@ a pattern one cell wide stays visible when 2048 cells share a few hundred pixels
 from __future__ import annotations
 
 import json
-import urllib.request
 
 import numpy as np
 import pytest
+
+from tests.e2e.urls import post_json
 
 pytestmark = pytest.mark.e2e
 
@@ -90,13 +91,7 @@ def test_binary_answers_decode_to_the_json_answer(ui, app_server):
            }""",
         body,
     )
-    req = urllib.request.Request(
-        app_server.url + "/api/v1/attention",
-        data=json.dumps(body).encode(),
-        headers={"content-type": "application/json"},
-    )
-    with urllib.request.urlopen(req, timeout=60) as r:
-        want = json.load(r)
+    want = post_json(app_server.url, "/attention", body)
     for site, weights in want["attention"].items():
         assert got[site]["shape"] == list(np.shape(weights))
         assert np.allclose(

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
 
 import pytest
+
+from tests.e2e.urls import params
 
 pytestmark = pytest.mark.e2e
 
@@ -70,10 +71,6 @@ def test_the_rnn_in_the_decoding_player_shows_its_alignment(ui, rnn, app_server)
         "n => document.querySelector('#align').data[0].z.length === n - 1", arg=steps
     )
     ui.shot("rnn-in-decode")
-
-
-def params(url: str) -> dict:
-    return {k: v[0] for k, v in parse_qs(urlparse(url).query).items()}
 
 
 def recomputed_and_captured(page) -> tuple[float, float]:

@@ -7,7 +7,6 @@ clean. Timing figures belong to `make bench` (tests/e2e/bench_long_inputs.py), n
 from __future__ import annotations
 
 import json
-import urllib.request
 from pathlib import Path
 from urllib.parse import parse_qs, quote_plus, urlparse
 
@@ -16,14 +15,11 @@ import pytest
 
 from app.serialize import loads_binary
 from tests.e2e.scale_models import LONG_DECODER, MINILM, text_of
+from tests.e2e.urls import params, post
 
 pytestmark = pytest.mark.e2e
 
 N = 512  # tokens, [CLS] and [SEP] included
-
-
-def params(url: str) -> dict:
-    return {k: v[0] for k, v in parse_qs(urlparse(url).query).items()}
 
 
 def attention_requests(ui) -> list[str]:
@@ -33,13 +29,7 @@ def attention_requests(ui) -> list[str]:
 def head_matrix(base: str, text: str, layer: int, head: int) -> np.ndarray:
     """The server's weights of one head, read through the binary transport."""
     body = {"model": MINILM, "text": text, "layers": [layer], "heads": [head], "format": "binary"}
-    req = urllib.request.Request(
-        base + "/api/v1/attention",
-        data=json.dumps(body).encode(),
-        headers={"content-type": "application/json"},
-    )
-    with urllib.request.urlopen(req, timeout=60) as r:
-        return loads_binary(r.read())["attention"]["encoder.self"][0, 0]
+    return loads_binary(post(base, "/attention", body))["attention"]["encoder.self"][0, 0]
 
 
 def fetched_during_last_switch(ui) -> int:
