@@ -12,51 +12,65 @@ from models.hooks import HookPoint
 from models.positional import Rotary
 
 
-class LayerNorm(nn.LayerNorm):
-    """(x − mean) / std · γ + β over each token's features, with hook points on either side
-    (hook_in: the un-normalised stream; hook_out: what the next sublayer or block reads) and
-    between (hook_normalized: mean 0 and variance 1 per token, before the gain γ and bias β)."""
+class _HookedNorm:
+    """A norm's hook points: hook_in (the un-normalised stream), hook_normalized (each token
+    standardised, before the gain and bias) and hook_out (what the next sublayer or block
+    reads). It runs torch's fused kernel; the standardised vectors are spelt out only for a
+    capture that reads them, and the output stays the kernel's (bit-identical with or without
+    a capture) unless an edit changed them."""
 
-    def __init__(self, d: int, eps: float) -> None:
-        super().__init__(d, eps=eps)
+    def _add_hooks(self) -> None:
         self.hook_in = HookPoint()  # (B, T, D)
         self.hook_normalized = HookPoint()  # (B, T, D)
         self.hook_out = HookPoint()  # (B, T, D)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.hook_in(x)
-        y = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        y = self.fused(x)
         if self.hook_normalized.is_read():
-            # Spelt out only for a capture that reads it. The output stays the fused kernel's
-            # (bit-identical with or without a capture) unless an edit changed x̂.
-            mean = x.mean(-1, keepdim=True)
-            var = x.var(-1, unbiased=False, keepdim=True)
-            x_hat = (x - mean) * torch.rsqrt(var + self.eps)
+            x_hat = self.standardised(x)
             edited = self.hook_normalized(x_hat)
             if edited is not x_hat:
-                y = edited * self.weight + self.bias
+                y = self.scaled(edited)
         return self.hook_out(y)
 
 
-class RMSNorm(nn.RMSNorm):
-    """x / rms(x) · γ over each token's features (no centring, no shift), with hook points
-    (hook_normalized: RMS 1 per token, before the gain γ)."""
+class LayerNorm(_HookedNorm, nn.LayerNorm):
+    """(x − mean) / std · γ + β over each token's features; hook_normalized: mean 0 and
+    variance 1 per token."""
 
     def __init__(self, d: int, eps: float) -> None:
         super().__init__(d, eps=eps)
-        self.hook_in = HookPoint()  # (B, T, D)
-        self.hook_normalized = HookPoint()  # (B, T, D)
-        self.hook_out = HookPoint()  # (B, T, D)
+        self._add_hooks()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.hook_in(x)
-        y = F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
-        if self.hook_normalized.is_read():  # as LayerNorm's
-            x_hat = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
-            edited = self.hook_normalized(x_hat)
-            if edited is not x_hat:
-                y = edited * self.weight
-        return self.hook_out(y)
+    def fused(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def standardised(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(-1, keepdim=True)
+        var = x.var(-1, unbiased=False, keepdim=True)
+        return (x - mean) * torch.rsqrt(var + self.eps)
+
+    def scaled(self, x_hat: torch.Tensor) -> torch.Tensor:
+        return x_hat * self.weight + self.bias
+
+
+class RMSNorm(_HookedNorm, nn.RMSNorm):
+    """x / rms(x) · γ over each token's features (no centring, no shift); hook_normalized:
+    RMS 1 per token."""
+
+    def __init__(self, d: int, eps: float) -> None:
+        super().__init__(d, eps=eps)
+        self._add_hooks()
+
+    def fused(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
+
+    def standardised(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+
+    def scaled(self, x_hat: torch.Tensor) -> torch.Tensor:
+        return x_hat * self.weight
 
 
 def make_norm(cfg: ModelConfig) -> nn.Module:
