@@ -52,9 +52,8 @@ class Settings(BaseSettings):
     # What forward passes leave for the next request on the same input (each attention
     # module's input): another head or layer then costs no forward pass. 0 turns it off.
     # 192 MB holds two 2048-token inputs of a GPT-2-small shape (75 MB each, float32) or
-    # ~700 of 128 tokens on a shipped model, and keeps a server with every shipped model
-    # loaded under 600 MB (bench/RESULTS.md); 512 let a class's 128-token sentences grow it
-    # to 870 MB.
+    # ~700 of 128 tokens on a shipped model. bench_api's server (every shipped model, 304 MB
+    # loaded) peaked at 868 MB with 512 here, 762 MB with 192, 338 MB with both caches off.
     trace_cache_mb: int = Field(192, ge=0)
     trace_cache_min_tokens: int = Field(64, ge=0)  # shorter inputs: a forward pass is as cheap
     max_body_bytes: int = Field(1 << 20, ge=1024)  # larger request bodies get 413
