@@ -708,13 +708,14 @@ def limits(r: dict, enc_id: str) -> list[str]:
         "is ~1.7 s of it on an idle core (`python -X importtime`), FastAPI ~0.45 s, loading "
         "the checkpoints and warming each worker ~0.3 s; the rest is waiting for CPU.",
         "* **RSS.** Loaded, the server holds every model in "
-        f"{r['rss_loaded_mb']:.0f} MB. What it grows to is its caches: finished answers "
-        "(`ATTNVIZ_CACHE_MAX_BYTES`, 64 MB) and the attention inputs of inputs of 64 tokens "
-        "and more (`ATTNVIZ_TRACE_CACHE_MB`, 192 MB), which the 128-token rows above fill, "
-        "plus the allocator's fragmentation around them. With both caches off the same run "
-        "peaked at 338 MB (2026-11-30). A classroom server that must stay under 600 MB "
-        "sets `ATTNVIZ_TRACE_CACHE_MB` lower; long inputs then cost a forward pass per "
-        "head more often.",
+        f"{r['rss_loaded_mb']:.0f} MB. What it grows by is mostly its caches: finished "
+        "answers (`ATTNVIZ_CACHE_MAX_BYTES`, 64 MB) and the attention inputs of inputs of 64 "
+        "tokens and more (`ATTNVIZ_TRACE_CACHE_MB`, 192 MB), which the 128-token rows above "
+        "fill. A --quick run with both caches off peaked at 338 MB (2026-11-30); with them "
+        "on, ~200 MB beyond their two budgets is not attributed (the allocator's "
+        "fragmentation is a guess, not measured). A classroom server that must stay under "
+        "600 MB sets `ATTNVIZ_TRACE_CACHE_MB` lower; long inputs then cost a forward pass "
+        "per head more often.",
         "* **bertviz.** It runs in process (no HTTP) and its time is mostly building the HTML "
         "(JSON of every weight at full precision); ours includes HTTP, the forward pass, "
         "f16 and gzip. Bytes: f16 carries attention weights on a 1e-3 grid (within the "
