@@ -85,10 +85,11 @@ train: venv
 	$(BIN)/attnviz train $(MODEL)
 
 # The API benchmark rewrites bench/RESULTS.md (keeping the sections other writers own); the
-# others then write their own sections there: the browser's time to first heatmap and its
+# others then write their own sections there (the request path's breakdown against BertViz): the browser's time to first heatmap and its
 # long-input figures (MiniLM at 512 tokens, a GPT-2-small shape at 2048: minutes).
 bench: venv bench-env bench-tools browser js
 	$(BIN)/python bench/bench_api.py
+	$(BIN)/python bench/bench_request_path.py --gpt2
 	$(BIN)/python bench/bench_overload.py
 	$(BIN)/python bench/bench_scale.py
 	ATTNVIZ_BENCH_RESULTS=bench/RESULTS.md $(BIN)/python -m pytest -q tests/e2e/test_timing.py tests/e2e/bench_long_inputs.py

@@ -137,6 +137,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "{rules}", "\n".join(f"* `{code}`: {rule}" for code, rule in RULES.items())
         ),
         lifespan=lifespan,
+        # FastAPI's built-in OpenTelemetry bridge asks three global providers on every request
+        # whether anyone listens (~0.1 ms); this service exports Prometheus metrics instead
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         docs_url=None,
         redoc_url=None,
     )
