@@ -6,10 +6,12 @@ virtual machine a page fault costs ~2 µs: a 126-token answer of encoder-mini to
 (~1 ms, a sixth of its forward pass), a GPT-2-small forward pass at 1024 tokens 650 000 (a
 quarter of its time). Measured in bench/RESULTS.md ("Where a request's time goes").
 
-* glibc: blocks under 4 MB come from (and go back to) the heap instead of a new mmap each
-  time, and the heap keeps up to 32 MB free at its top instead of giving it back after every
-  request (126 tokens: ~530 -> ~130 faults, -0.5 ms). Larger blocks are still mapped and
-  unmapped on their own, so a long input's memory goes back when its request ends.
+* glibc: blocks under 1 MB come from (and go back to) the heap instead of a new mmap each
+  time, and the heap keeps up to 8 MB free at its top instead of giving it back after every
+  request (126 tokens: ~530 -> ~200 faults). Larger blocks are still mapped and unmapped on
+  their own, so a long input's memory goes back when its request ends: with a 4 MB threshold
+  faults fell to ~130, but a server that had answered GPT-2-small's shape at 1024 tokens kept
+  ~140 MB more than with glibc's defaults (1 MB: ~45 MB more).
 * PyTorch: tensors of 2 MB and more in transparent huge pages (``THP_MEM_ALLOC_ENABLE``, read
   at torch's first allocation): 512 times fewer faults (GPT-2-small shape, 1024 tokens: the
   forward pass 2.83 -> 2.10 s, another head 167 -> 120 ms).
@@ -25,8 +27,8 @@ import ctypes.util
 import os
 import sys
 
-MMAP_THRESHOLD = 4 << 20
-TRIM_THRESHOLD = 32 << 20
+MMAP_THRESHOLD = 1 << 20
+TRIM_THRESHOLD = 8 << 20
 #: glibc's mallopt() parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
