@@ -109,8 +109,9 @@ def _base64(a: np.ndarray) -> dict:
     return {
         "dtype": {"<f2": "float16", "<f4": "float32"}[a.dtype.str],
         "shape": list(a.shape),
-        # pybase64 (SIMD) writes the same text as the standard library, ~20x faster
-        "data": pybase64.b64encode(a.data).decode("ascii"),
+        # pybase64 (SIMD) writes the same text as the standard library, ~20x faster, as a str
+        # directly (no second copy of ~1 MB through bytes.decode)
+        "data": pybase64.b64encode_as_string(a.data),
     }
 
 
