@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 
 from app.config import Settings
-from app.deps import RegistryDep, SettingsDep
 from app.errors import ApiError, invalid
 from app.registry import Entry, Registry
 from app.tokenization import Encoded
@@ -696,8 +695,10 @@ def _answer_floats(
     return 3 * matrices * q * k + vectors  # ×3: the stacked copy and the rounded copy
 
 
-async def get_inputs(registry: RegistryDep, settings: SettingsDep) -> Inputs:
-    return Inputs(registry, settings)
+async def get_inputs(request: Request) -> Inputs:
+    """The app's one Inputs (made in its lifespan: it holds nothing per request). One level
+    of dependency: FastAPI solves every nested one again on each request."""
+    return request.app.state.inputs
 
 
 InputsDep = Annotated[Inputs, Depends(get_inputs)]

@@ -20,7 +20,7 @@ from app import docs, errors
 from app.config import ROOT, Settings, get_settings
 from app.deps import Shedder
 from app.engine import Engine
-from app.inputs import RULES
+from app.inputs import RULES, Inputs
 from app.metrics import Metrics
 from app.middleware import RequestContextMiddleware
 from app.registry import Registry, resolve_device
@@ -108,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = Engine(settings, app_metrics)
         _warm_up(registry, engine)
         app.state.registry = registry
+        app.state.inputs = Inputs(registry, settings)
         app.state.engine = engine
         app.state.traces = TraceStore(
             settings.trace_cache_mb << 20, settings.trace_cache_min_tokens
