@@ -1,13 +1,13 @@
 // Add & Norm of one norm, per token: the stream it reads, the standardised vectors, its
 // output; each token's statistics before and after; the learnt gain and bias.
 
-import { clear, el } from "../dom.js";
+import { clear, el, fmt } from "../dom.js";
 import { OKABE_ITO } from "../palette.js";
 import { figure, panel } from "../panel.js";
 import { featureHeatmap } from "../heatmap.js";
-import { fontSize, plotlyText, react } from "../plots.js";
+import { LEGEND_ABOVE, react } from "../plots.js";
 import { toNested } from "../tensor.js";
-import { NORM_LABEL, bars, blockTokens, exportFigure, mat, tokenAxis } from "./common.js";
+import { bars, blockTokens, exportFigure, mat, NORM_LABEL, tokenAxis, tokenMargin } from "./common.js";
 
 const NORM_ROLE = {
   embed_norm: "the stack's embedding norm, before block 0",
@@ -23,7 +23,7 @@ export function pickNorm(data, wanted) {
   return names.includes(wanted) ? wanted : names.find((n) => n !== "embed_norm") || names[0] || "";
 }
 
-function statsChart(div, tokens, s, kind, title) {
+function statsChart(div, tokens, s, kind) {
   const traces =
     kind === "layernorm"
       ? [bars("mean", s.mean, OKABE_ITO[0], tokens), bars("standard deviation", s.std, OKABE_ITO[1], tokens)]
@@ -31,11 +31,10 @@ function statsChart(div, tokens, s, kind, title) {
   return react(div, traces, {
     height: 280,
     barmode: "group",
-    title: { text: plotlyText(title), x: 0, xanchor: "left", font: { size: fontSize() + 1 } },
-    margin: { l: 50, r: 10, t: 36, b: 70 },
+    margin: tokenMargin(tokens),
     xaxis: tokenAxis(tokens),
     yaxis: { gridcolor: "#eceef2", zeroline: true, zerolinecolor: "#9aa0aa" },
-    legend: { orientation: "h", y: 1.12, x: 1, xanchor: "right" },
+    legend: LEGEND_ABOVE,
   });
 }
 
@@ -102,20 +101,25 @@ export function renderAddNorm(container, data, { norm, prefix = "", level = 2 } 
 
   const row = el("div", { class: "split" });
   container.append(row);
+  const spread = ln ? n.stats.normalized.std : n.stats.normalized.rms;
+  const eps = n.eps.toExponential();
+  const range = `${fmt(Math.min(...spread), 4)} to ${fmt(Math.max(...spread), 4)}`;
   const stats = panel({
     title: "Each token's statistics, before and after",
-    subtitle: ln
-      ? "Before: every token has its own mean and spread. After: each one is moved to mean 0 and scaled to standard deviation 1 (up to ε) — using only its own features."
-      : "RMSNorm divides each token by its root mean square: afterwards the RMS is 1 (up to ε); the mean is not removed.",
+    subtitle:
+      (ln
+        ? `Before: every token has its own mean and standard deviation σ. After: each one is moved to mean 0 and divided by √(σ² + ε), ε = ${eps}, using only its own features; its standard deviation becomes σ / √(σ² + ε), just under 1 (here ${range}).`
+        : `RMSNorm divides each token by √(mean(x²) + ε), ε = ${eps}: its RMS becomes RMS / √(RMS² + ε), just under 1 (here ${range}); the mean is not removed.`) +
+      " ε keeps the division finite for a token whose features are all equal; it only shows where the spread is as small as √ε.",
     exportId: `${prefix}norm-stats`,
     level,
   });
-  const before = figure("");
-  const after = figure("");
+  const before = figure("before the norm");
+  const after = figure(ln ? "standardised: (x − mean) / √(σ² + ε)" : "standardised: x / √(mean(x²) + ε)");
   stats.body.append(el("div", { class: "matrices" }, before.box, after.box));
   row.append(stats.root);
-  statsChart(before.plot, tokens, n.stats.stream, n.kind, "before the norm");
-  statsChart(after.plot, tokens, n.stats.normalized, n.kind, "standardised");
+  statsChart(before.plot, tokens, n.stats.stream, n.kind);
+  statsChart(after.plot, tokens, n.stats.normalized, n.kind);
   exportFigure(
     prefix,
     "norm-stats",
@@ -151,7 +155,7 @@ export function renderAddNorm(container, data, { norm, prefix = "", level = 2 } 
     margin: { l: 50, r: 10, t: 10, b: 50 },
     xaxis: { title: { text: "feature" }, gridcolor: "#eceef2" },
     yaxis: { gridcolor: "#eceef2", zerolinecolor: "#9aa0aa" },
-    legend: { orientation: "h", y: 1.1, x: 1, xanchor: "right" },
+    legend: LEGEND_ABOVE,
   });
   exportFigure(
     prefix,

@@ -5,7 +5,7 @@
 // them.
 
 import { registerExport } from "../export.js";
-import { fontSize, plotlyText } from "../plots.js";
+import { charPx, fontSize, plotlyText } from "../plots.js";
 import { Tensor, fromNested } from "../tensor.js";
 import { labelTokens, tokenLabel } from "../tokens.js";
 
@@ -36,6 +36,20 @@ export function tokenAxis(tokens, extra = {}) {
     ticktext: labels.map(plotlyText),
     tickangle: crowded ? -45 : 0,
     tickfont: { family: "ui-monospace, monospace", size: fontSize() },
+    ...extra,
+  };
+}
+
+/** The margins of a chart over the tokens: a slanted label reaches left of its bar and down by
+ * about 0.7 of its length, so the first label and the longest one are not cut off. */
+export function tokenMargin(tokens, extra = {}) {
+  const labels = tokens.length > TICKS_MAX ? [] : tokens.map((t) => tokenLabel(t) + (t.special ? " ★" : ""));
+  const slant = (l) => (l ? 0.72 * charPx() * Math.min(l.length, 24) : 0);
+  return {
+    l: Math.max(50, slant(labels[0]) + 10),
+    r: 10,
+    t: 10,
+    b: Math.max(70, Math.max(0, ...labels.map(slant)) + 20),
     ...extra,
   };
 }

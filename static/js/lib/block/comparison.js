@@ -6,10 +6,10 @@ import { registerExport } from "../export.js";
 import { OKABE_ITO } from "../palette.js";
 import { figure, panel } from "../panel.js";
 import { featureHeatmap } from "../heatmap.js";
-import { react } from "../plots.js";
+import { LEGEND_ABOVE, react } from "../plots.js";
 import { presetsFor } from "../presets.js";
 import { maxAbs, toNested } from "../tensor.js";
-import { bars, blockTokens, mat, tokenAxis } from "./common.js";
+import { bars, blockTokens, mat, tokenAxis, tokenMargin } from "./common.js";
 
 /** The server takes at most this many other sentences for the comparison's batch. */
 export const MAX_BATCH = 8;
@@ -79,10 +79,10 @@ export function renderComparison(container, data, { choices = [], onBatch = () =
     {
       height: 300,
       barmode: "group",
-      margin: { l: 50, r: 10, t: 10, b: 70 },
+      margin: tokenMargin(tokens),
       xaxis: tokenAxis(tokens),
       yaxis: { gridcolor: "#eceef2" },
-      legend: { orientation: "h", y: 1.14, x: 1, xanchor: "right" },
+      legend: LEGEND_ABOVE,
     },
   );
   const bn = c.batchnorm;
@@ -112,7 +112,7 @@ export function renderComparison(container, data, { choices = [], onBatch = () =
       margin: { l: 50, r: 10, t: 10, b: 50 },
       xaxis: { title: { text: "feature" }, gridcolor: "#eceef2" },
       yaxis: { title: { text: "mean over the batch's tokens" }, gridcolor: "#eceef2" },
-      legend: { orientation: "h", y: 1.14, x: 1, xanchor: "right" },
+      legend: LEGEND_ABOVE,
     },
   );
 

@@ -6,10 +6,61 @@ import { clear, el, fmt } from "../dom.js";
 import { OKABE_ITO } from "../palette.js";
 import { figure, panel } from "../panel.js";
 import { featureHeatmap } from "../heatmap.js";
-import { react } from "../plots.js";
+import { LEGEND_ABOVE, react } from "../plots.js";
 import { toNested } from "../tensor.js";
 import { tokenLabel } from "../tokens.js";
-import { ACT_LABEL, bars, blockTokens, column, exportFigure, mat, tokenAxis } from "./common.js";
+import { ACT_LABEL, bars, blockTokens, column, exportFigure, mat, tokenAxis, tokenMargin } from "./common.js";
+
+/** The bands of |activation| the units of a token are counted in: [name, holds(|a|)]. ReLU's
+ * first band is its exact zeros; a smooth activation is never exactly 0, so its first band is
+ * the units that pass almost nothing. */
+const BANDS = {
+  relu: [
+    ["exactly 0 (shut)", (a) => a === 0],
+    ["0 < a < 0.1", (a) => a < 0.1],
+    ["0.1 ≤ a < 1", (a) => a < 1],
+    ["a ≥ 1", () => true],
+  ],
+  smooth: [
+    ["|a| < 0.01", (a) => a < 0.01],
+    ["0.01 ≤ |a| < 0.1", (a) => a < 0.1],
+    ["0.1 ≤ |a| < 1", (a) => a < 1],
+    ["|a| ≥ 1", () => true],
+  ],
+};
+const BAND_COLORS = ["#c4cad5", OKABE_ITO[2], OKABE_ITO[0], OKABE_ITO[5]];
+const UNIT_COLORS = [OKABE_ITO[4], OKABE_ITO[2], OKABE_ITO[3], OKABE_ITO[1]];
+
+/** The share of each token's units (rows of `post`, the activations) in each band: [{name,
+ * share (T)}], bottom band first. */
+export function activationBands(post, relu) {
+  const bands = relu ? BANDS.relu : BANDS.smooth;
+  const share = bands.map(() => new Array(post.rows).fill(0));
+  for (let i = 0; i < post.rows; i++) {
+    for (let j = 0; j < post.cols; j++) {
+      const a = Math.abs(post.data[i * post.cols + j]);
+      share[bands.findIndex(([, holds]) => holds(a))][i] += 1 / post.cols;
+    }
+  }
+  return bands.map(([name], b) => ({ name, share: share[b] }));
+}
+
+/** Unit u across the tokens, each part named by what it computes: [[name, values (T)]]. */
+function unitParts(f, pre, post, u) {
+  if (f.activation !== "swiglu") {
+    const act = ACT_LABEL[f.activation] || f.activation;
+    return [
+      ["W₁x", column(pre, u)],
+      [`${act}(W₁x)`, column(post, u)],
+    ];
+  }
+  return [
+    ["W₁x", column(pre, u)],
+    ["silu(W₁x)", column(mat(f.gate), u)],
+    ["W₃x", column(mat(f.up), u)],
+    ["silu(W₁x)·W₃x", column(post, u)],
+  ];
+}
 
 /** The k units of a token with the largest |activation| after the non-linearity. */
 export function topUnits(post, token, k = 12) {
@@ -89,39 +140,47 @@ export function renderFFN(
 
   const row = el("div", { class: "split" });
   container.append(row);
+  const relu = f.activation === "relu";
   const shut = panel({
-    title: `How much ${swiglu ? "the gate" : act} shuts, per token`,
-    subtitle:
-      f.activation === "relu"
-        ? "The share of units ReLU sets to exactly 0 (their W₁x was negative)."
-        : `${swiglu ? "silu" : act} is a soft switch: act(x) = x · s(x) with s = ${swiglu || f.activation === "silu" ? "σ" : "Φ"}. The bar is the mean of 1 − s(x) over the units: how much of the hidden layer it turns down.`,
-    exportId: `${prefix}ffn-zeroed`,
+    title: "How strongly the units fire, per token",
+    subtitle: relu
+      ? "The share of the hidden units in each band of activation a. ReLU sets every unit whose W₁x was negative to exactly 0: the bottom band is the units it shut."
+      : `${swiglu ? "SwiGLU's gate silu" : act} is a soft switch: no unit is ever exactly 0, and a negative input is damped rather than shut. So the bars show how the ${f.d_ff} |activations| spread over decades; the bottom band is the units that pass almost nothing (|a| < 0.01).`,
+    exportId: `${prefix}ffn-bands`,
     level,
   });
   const zf = figure("");
   shut.body.append(zf.box);
   row.append(shut.root);
+  const bands = activationBands(post, relu);
   react(
     zf.plot,
-    [
-      bars("share shut", f.zeroed, OKABE_ITO[2], tokens, {
-        marker: { color: tokens.map((_, i) => (i === t ? OKABE_ITO[1] : OKABE_ITO[2])) },
+    bands.map((band, b) =>
+      bars(band.name, band.share, BAND_COLORS[b], tokens, {
+        // the token whose units are listed beside it, outlined
+        marker: {
+          color: BAND_COLORS[b],
+          line: { color: "#1b2130", width: tokens.map((_, i) => (i === t ? 2 : 0)) },
+        },
+        hovertemplate: `%{customdata} (%{x})<br>${band.name}: %{y:.1%}<extra></extra>`,
       }),
-    ],
+    ),
     {
-      height: 300,
-      margin: { l: 50, r: 10, t: 10, b: 70 },
+      height: 320,
+      barmode: "stack",
+      margin: tokenMargin(tokens),
       xaxis: tokenAxis(tokens),
-      yaxis: { range: [0, 1], gridcolor: "#eceef2", tickformat: ".0%" },
+      yaxis: { range: [0, 1], gridcolor: "#eceef2", tickformat: ".0%", title: { text: "share of units" } },
+      legend: { ...LEGEND_ABOVE, traceorder: "normal" },
     },
   );
   zf.plot.on("plotly_click", (ev) => ev.points && ev.points[0] && onToken(ev.points[0].x));
   exportFigure(
     prefix,
-    "ffn-zeroed",
+    "ffn-bands",
     zf.plot,
-    () => `attnviz-${data.model}-ffn-shut`,
-    () => ({ tokens, activation: f.activation, zeroed: f.zeroed }),
+    () => `attnviz-${data.model}-ffn-bands`,
+    () => ({ tokens, activation: f.activation, bands }),
   );
 
   const top = topUnits(post, t);
@@ -177,7 +236,7 @@ export function renderFFN(
 
   const one = panel({
     title: `Unit ${u} across the sentence`,
-    subtitle: `Its input W₁x and its activation at every token. Each unit of activation moves the stream by ‖W₂[:, ${u}]‖ = ${fmt(f.unit_write[u], 3)} along its own direction.`,
+    subtitle: `${swiglu ? "Its gate input W₁x, the gate silu(W₁x), the up projection W₃x and their product silu(W₁x)·W₃x, the unit's activation (a negative W₃x flips its sign)" : `Its input W₁x and its activation ${act}(W₁x)`} at every token. Each unit of activation moves the stream by ‖W₂[:, ${u}]‖ = ${fmt(f.unit_write[u], 3)} along its own direction.`,
     exportId: `${prefix}ffn-unit`,
     level,
   });
@@ -186,17 +245,14 @@ export function renderFFN(
   container.append(one.root);
   react(
     of.plot,
-    [
-      bars("W₁x (before)", column(pre, u), OKABE_ITO[4], tokens),
-      bars(`after ${swiglu ? "the gate" : act}`, column(post, u), OKABE_ITO[1], tokens),
-    ],
+    unitParts(f, pre, post, u).map(([name, y], i) => bars(name, y, UNIT_COLORS[i], tokens)),
     {
       height: 300,
       barmode: "group",
-      margin: { l: 50, r: 10, t: 10, b: 70 },
+      margin: tokenMargin(tokens),
       xaxis: tokenAxis(tokens),
       yaxis: { gridcolor: "#eceef2", zerolinecolor: "#9aa0aa" },
-      legend: { orientation: "h", y: 1.12, x: 1, xanchor: "right" },
+      legend: LEGEND_ABOVE,
     },
   );
   exportFigure(
@@ -204,7 +260,12 @@ export function renderFFN(
     "ffn-unit",
     of.plot,
     () => `attnviz-${data.model}-ffn-unit-${u}`,
-    () => ({ unit: u, tokens, pre: column(pre, u), post: column(post, u), write: f.unit_write[u] }),
+    () => ({
+      unit: u,
+      tokens,
+      ...Object.fromEntries(unitParts(f, pre, post, u)),
+      write: f.unit_write[u],
+    }),
   );
 
   const out = panel({

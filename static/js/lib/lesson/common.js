@@ -157,10 +157,19 @@ export async function attentionOf(ctx, layer, heads, { scores = false } = {}) {
   return source;
 }
 
-/** One head's heatmap (the explorer's figure) into a new figure of `box`. */
-export function headFigure(box, source, site, layer, head, { scores = false, id, title = "" }) {
-  const axes = siteAxes(source, site, false);
-  const { z, opts, note } = headHeatmap(source, axes, site, layer, head, { scores });
+/** One head's heatmap (the explorer's figure) into a new figure of `box`; `axes` (siteAxes,
+ * its rows relabelled) and `labels` (its axis titles) where a step names them otherwise. */
+export function headFigure(
+  box,
+  source,
+  site,
+  layer,
+  head,
+  { scores = false, id, title = "", axes = siteAxes(source, site, false), labels = {} },
+) {
+  const heatmap = headHeatmap(source, axes, site, layer, head, { scores });
+  const { z, note } = heatmap;
+  const opts = { ...heatmap.opts, ...labels };
   const f = figure(title);
   box.append(f.box);
   f.note.textContent = note;
