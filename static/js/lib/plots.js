@@ -84,6 +84,12 @@ const widthWatcher =
     ? null
     : new ResizeObserver((entries) => {
         for (const { target } of entries) {
+          if (!target.isConnected) {
+            // a panel redrawn anew (its old figure removed): let the old div go
+            widthWatcher.unobserve(target);
+            watched.delete(target);
+            continue;
+          }
           const laid = target._fullLayout;
           if (laid && target.clientWidth > 0 && Math.abs(laid.width - target.clientWidth) > 1) {
             window.Plotly.Plots.resize(target);
