@@ -279,3 +279,34 @@ def test_math_scores_are_the_rotated_qk_and_the_concat_card_is_whole(ui, app_ser
     concat = np.array(card.locator(".js-plotly-plot").evaluate(TRACES)[0]["z"], dtype=float)
     z = np.array(served["qkv"]["decoder.self"]["z"][0], dtype=float)  # [H][T][d_head]
     np.testing.assert_allclose(concat, np.concatenate(list(z), axis=-1), atol=2e-3)
+
+
+def test_lesson_step3_concat_card_is_whole_with_its_subscripts(ui, app_server):
+    """The lesson's one-head arithmetic (encoder-mini) shows the same concat card: head₀ …
+    head_{h−1} in subscripts, drawn before anyone scrolls to it, every head's Z side by side."""
+    ui.goto("/lesson?step=3&model=encoder-mini&text=i+love+machine+learning&layer=0&head=1")
+    at_step(ui, 3)
+    H = app_server.models["encoder-mini"]["n_heads"]
+    last = "".join("₀₁₂₃₄₅₆₇₈₉"[int(d)] for d in str(H - 1))
+    card = ui.page.locator(
+        "section.step", has=ui.page.locator("h2", has_text="Concatenate the heads")
+    )
+    assert card.locator("code.formula").inner_text() == f"concat(head₀ … head{last})·W_O"
+    assert f"concat(Z₀ … Z{last})" in card.inner_text()
+    ui.page.wait_for_function(
+        "(card) => card.querySelector('.js-plotly-plot .main-svg')", arg=card.element_handle()
+    )
+    assert ui.page.evaluate("() => window.scrollY") == 0
+    served = post_json(
+        app_server.url,
+        "/attention",
+        {
+            "model": "encoder-mini",
+            "text": "i love machine learning",
+            "layers": [0],
+            "include": ["qkv"],
+        },
+    )
+    z = np.array(served["qkv"]["encoder.self"]["z"][0], dtype=float)  # [H][T][d_head]
+    concat = np.array(card.locator(".js-plotly-plot").evaluate(TRACES)[0]["z"], dtype=float)
+    np.testing.assert_allclose(concat, np.concatenate(list(z), axis=-1), atol=2e-3)
