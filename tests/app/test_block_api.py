@@ -103,6 +103,16 @@ def test_normalized_vectors_are_standardised_per_token(client, model_ids, infos,
                 np.testing.assert_allclose(
                     stats["output"]["rms"], np.sqrt((y**2).mean(-1)), atol=1e-3
                 )
+                # what the standardised chart plots: σ/√(σ²+ε) (LayerNorm, mean 0) or the RMS's
+                # own (RMSNorm), not 1 and not the stream's statistics
+                shown = stats["normalized"]
+                np.testing.assert_allclose(shown["mean"], x_hat.mean(-1), atol=ROUNDING)
+                if n["kind"] == "layernorm":
+                    np.testing.assert_allclose(shown["mean"], 0, atol=ROUNDING)
+                    np.testing.assert_allclose(shown["std"], np.sqrt(one), atol=2e-3)
+                np.testing.assert_allclose(shown["rms"], np.sqrt((x_hat**2).mean(-1)), atol=1e-3)
+                if n["kind"] == "rmsnorm":
+                    np.testing.assert_allclose(shown["rms"], np.sqrt(one), atol=2e-3)
 
 
 @pytest.mark.parametrize("kind", ["encoder", "decoder", "seq2seq"])

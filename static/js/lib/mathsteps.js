@@ -6,9 +6,9 @@
 // Long inputs show a window: `rows` query tokens and `cols` key tokens of every matrix (24 × 24
 // past 32 tokens); the row arithmetic still sums over every key.
 //
-// A step is {id, title, formula, body: [nodes], plot, draw(), data, cells, lazy}: `draw` fills
-// `plot` once the card is on the page (a `lazy` step once it is scrolled into view), `data` is
-// its JSON export, `cells` says that a click on a cell picks a query row. A step function
+// A step is {id, title, formula, body: [nodes], plot, draw(), data, cells}: `draw` fills `plot`
+// once the card is on the page (every card at once, so a printed page holds every figure),
+// `data` is its JSON export, `cells` says that a click on a cell picks a query row. A step function
 // returns null where the step does not apply.
 
 import { attentionBinary } from "./api.js";
@@ -35,6 +35,9 @@ export function fetchLayerZ(model, body, answer, site, maxCells) {
     Object.fromEntries(Object.entries(all.qkv).map(([s, parts]) => [s, parts.z])),
   );
 }
+
+/** n written in subscript digits: 3 → ₃, 11 → ₁₁. */
+const subscript = (n) => String(n).replace(/\d/g, (d) => "₀₁₂₃₄₅₆₇₈₉"[d]);
 
 const matmulT = (A, B) => A.map((a) => B.map((b) => a.reduce((s, x, i) => s + x * b[i], 0)));
 const shape = (m) => `${m.length} × ${m[0] ? m[0].length : 0}`;
@@ -362,12 +365,12 @@ function concatStep(h) {
   const step = {
     id: "concat",
     title: "Concatenate the heads, then W_O",
-    formula: "concat(head₀ … head₋₁)·W_O",
+    formula: `concat(head₀ … head${subscript(H - 1)})·W_O`,
     body: [
       el(
         "div",
         { class: "shape-diagram" },
-        shapeBox(`concat(Z₀ … Z${H - 1})`, `(${nq} × ${H}·${dk} = ${nq} × ${H * dk})`),
+        shapeBox(`concat(Z₀ … Z${subscript(H - 1)})`, `(${nq} × ${H}·${dk} = ${nq} × ${H * dk})`),
         op("·"),
         shapeBox("W_O", `(${H * dk} × ${dModel})`),
         op("="),
@@ -379,7 +382,6 @@ function concatStep(h) {
       caption,
     ],
     plot,
-    lazy: true, // every head's Z is one more request: made once the card is in view
     data: { heads: H, d_head: dk },
     draw: async () => {
       const all = await h.loadZ();
@@ -461,25 +463,13 @@ function stepCard(n, step) {
   );
 }
 
-/** Append a card per step that applies to `container` and draw it (a lazy one when it comes
- * into view); returns the steps shown, each with `drawn`, the promise of its figure. */
+/** Append a card per step that applies to `container` and draw it; returns the steps shown,
+ * each with `drawn`, the promise of its figure. */
 export function drawSteps(container, h) {
   const steps = STEPS.map((make) => make(h)).filter(Boolean);
   steps.forEach((step, i) => {
-    const card = stepCard(i + 1, step);
-    container.append(card);
-    if (!step.lazy || !("IntersectionObserver" in window)) {
-      step.drawn = step.draw();
-      return;
-    }
-    step.drawn = new Promise((resolve, reject) => {
-      const seen = new IntersectionObserver((entries) => {
-        if (!entries.some((e) => e.isIntersecting)) return;
-        seen.disconnect();
-        step.draw().then(resolve, reject);
-      });
-      seen.observe(card);
-    });
+    container.append(stepCard(i + 1, step));
+    step.drawn = step.draw();
   });
   return steps;
 }

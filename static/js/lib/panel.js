@@ -1,6 +1,6 @@
 // Panels built in the browser, with the markup of templates/_controls.html's panel_head: a
 // title, a subtitle and the PNG / SVG / JSON buttons that export.js wires by `data-export`.
-// Components that a view and the lesson both show (lib/blockpanels.js) build their panels here.
+// Components that a view and the lesson both show (lib/block/) build their panels here.
 
 import { el } from "./dom.js";
 

@@ -36,6 +36,20 @@ export function baseLayout(extra = {}) {
   };
 }
 
+/**
+ * A legend above the plot area, left-aligned and see-through: anchored at its bottom edge, it
+ * grows upwards as it wraps onto more lines in a narrow panel and Plotly widens the top margin
+ * to fit it, so it never hangs over the data.
+ */
+export const LEGEND_ABOVE = {
+  orientation: "h",
+  x: 0,
+  xanchor: "left",
+  y: 1.02,
+  yanchor: "bottom",
+  bgcolor: "rgba(0,0,0,0)",
+};
+
 export const PLOT_CONFIG = {
   displaylogo: false,
   responsive: true,
@@ -55,7 +69,39 @@ function ready() {
  */
 function draw(div, traces, layout) {
   div.style.height = layout.height ? `${layout.height}px` : "";
-  return ready().react(div, traces, layout, PLOT_CONFIG);
+  const drawn = ready().react(div, traces, layout, PLOT_CONFIG);
+  followWidth(div);
+  return drawn;
+}
+
+/**
+ * Plotly's `responsive` follows the window only. A figure drawn before its neighbours join
+ * its row (two figures side by side, a panel beside a panel) keeps its first, wider size and
+ * is cut off by the next one; so every figure is resized whenever its own div's width changes.
+ */
+const widthWatcher =
+  typeof ResizeObserver === "undefined"
+    ? null
+    : new ResizeObserver((entries) => {
+        for (const { target } of entries) {
+          if (!target.isConnected) {
+            // a panel redrawn anew (its old figure removed): let the old div go
+            widthWatcher.unobserve(target);
+            watched.delete(target);
+            continue;
+          }
+          const laid = target._fullLayout;
+          if (laid && target.clientWidth > 0 && Math.abs(laid.width - target.clientWidth) > 1) {
+            window.Plotly.Plots.resize(target);
+          }
+        }
+      });
+const watched = new WeakSet();
+
+function followWidth(div) {
+  if (!widthWatcher || watched.has(div)) return;
+  watched.add(div);
+  widthWatcher.observe(div);
 }
 
 /**

@@ -2,7 +2,7 @@
 
 import { fmt } from "./dom.js";
 import { OKABE_ITO } from "./palette.js";
-import { fontSize, plotlyText, react, tokenTicks } from "./plots.js";
+import { LEGEND_ABOVE, fontSize, plotlyText, react, tokenTicks } from "./plots.js";
 import { CELL_NAME } from "./recurrence.js";
 import { tokenLabel } from "./tokens.js";
 
@@ -56,7 +56,7 @@ export function drawGradients(div, data, paths = "recurrence", { height = 560 } 
   react(div, traces, {
     height,
     margin: { l: 70, r: 10, t: 20, b: 90 },
-    legend: { orientation: "h", y: 1.1, x: 0 },
+    legend: LEGEND_ABOVE,
     xaxis: {
       tickmode: "array",
       tickvals: tokens.map((_, i) => i),

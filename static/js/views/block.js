@@ -1,21 +1,15 @@
 // Inside a block (POST /block): the block drawn in the order it ran, Add & Norm per token, the
 // three normalisations side by side over a batch of lecture sentences, the FFN's hidden units
-// and the residual stream across the stack. The panels are lib/blockpanels.js components,
+// and the residual stream across the stack. The panels are lib/block/ components,
 // which the lesson mounts too.
 
 import * as api from "../lib/api.js";
-import {
-  NORM_LABEL,
-  batchChoices,
-  blockTokens,
-  droppedFrom,
-  pickNorm,
-  renderAddNorm,
-  renderComparison,
-  renderFFN,
-  renderOrder,
-  renderResidual,
-} from "../lib/blockpanels.js";
+import { pickNorm, renderAddNorm } from "../lib/block/addnorm.js";
+import { NORM_LABEL, blockTokens } from "../lib/block/common.js";
+import { batchChoices, droppedFrom, renderComparison } from "../lib/block/comparison.js";
+import { renderFFN } from "../lib/block/ffn.js";
+import { renderOrder } from "../lib/block/order.js";
+import { renderResidual } from "../lib/block/residual.js";
 import { INPUT_STATE, setupControls } from "../lib/controls.js";
 import { $, fillSelect } from "../lib/dom.js";
 import { initExports } from "../lib/export.js";
