@@ -1,0 +1,325 @@
+"""What a notebook output or an exported page shows: the /attention answer, built in-process.
+
+For a model (a shipped id, a checkpoint or Hugging Face folder, a loaded model) the request
+goes through the server's own path without HTTP: ``AttentionRequest`` (the schema) ->
+``Inputs.attention`` (every model-dependent check) -> ``app.inference.attention`` ->
+``serialize.dumps``: the same f16 JSON bytes ``POST /api/v1/attention`` answers. Attention
+that another library computed (``attention=``, ``cache=``) is put in the same shape, so the
+page reads one format.
+
+Every bad argument is a ``ValueError`` that names the argument.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pydantic
+import torch
+
+from app import inference
+from app.config import Settings, get_settings
+from app.errors import ApiError
+from app.inputs import Inputs
+from app.registry import Entry, Registry, resolve_device
+from app.schemas import AttentionRequest
+from app.serialize import dumps, tensor
+from models.checkpoint import Checkpoint, load_checkpoint
+
+VIEWS = ("heads", "grid", "heatmap", "explorer")
+SITES = ("encoder.self", "decoder.self", "decoder.cross")
+#: a token string a tokenizer reserves: [CLS], <|endoftext|>, </s>, <pad>
+SPECIAL = re.compile(r"^(<\|[^|]+\|>|<\/?[A-Za-z_]+>|\[[A-Z_]+\])$")
+
+_loaded: dict[str, Entry] = {}  # a model id or folder -> its entry: loaded once per kernel
+
+
+@dataclass
+class Payload:
+    """The answer the page draws, and what the page says about where it came from."""
+
+    answer: bytes  # the /attention answer (f16 JSON)
+    model: str
+    input: str  # the text given, or a description of the attention given
+
+
+# ---------------------------------------------------------------------------------------
+# models
+
+
+def _settings() -> Settings:
+    return get_settings()
+
+
+def _load_folder(path: Path, device: torch.device) -> Checkpoint:
+    config = path / "config.json"
+    if not config.is_file():
+        raise ValueError(f"model: {path} has no config.json (not a checkpoint folder)")
+    if '"model_type"' in config.read_text():  # a Hugging Face folder: converted, as on import
+        from models.convert import ConversionError, import_checkpoint
+
+        with tempfile.TemporaryDirectory(prefix="attnviz-") as tmp:
+            try:
+                folder = import_checkpoint(str(path), path.name or "model", tmp)
+            except ConversionError as e:
+                raise ValueError(f"model: {e}") from None
+            return load_checkpoint(folder, device)
+    return load_checkpoint(path, device)
+
+
+def resolve_model(model: Any, tokenizer: Any = None) -> Entry:
+    """An entry for ``model``: a shipped id, a checkpoint or Hugging Face folder, a
+    ``Checkpoint`` or a loaded attnviz model (``tokenizer``: a ``tokenizers.Tokenizer``)."""
+    device = resolve_device(_settings().device)
+    if isinstance(model, Entry):
+        return model
+    if isinstance(model, Checkpoint):
+        name = model.path.name if model.path else type(model.model).__name__
+        return Entry(name, model)
+    if isinstance(model, torch.nn.Module):
+        config = getattr(model, "config", None)
+        if not hasattr(model, "hook_point_names") or config is None:
+            raise ValueError(
+                f"model: a {type(model).__name__} is not an attnviz model; for a Hugging Face "
+                "model pass attention=outputs.attentions (with output_attentions=True) and "
+                "tokens=, or its saved folder as model="
+            )
+        return Entry(type(model).__name__, Checkpoint(model.eval(), config, tokenizer))
+    if not isinstance(model, (str, Path)):
+        raise ValueError(f"model: expected a model id, a folder or a model, got {type(model)!r}")
+    key = str(model)
+    if key in _loaded:
+        return _loaded[key]
+    for root in _settings().checkpoint_dir:
+        if isinstance(model, str) and (root / key / "config.json").is_file():
+            entry = Entry(key, load_checkpoint(root / key, device))
+            break
+    else:
+        path = Path(model).expanduser()
+        if not path.is_dir():
+            known = sorted(
+                p.name
+                for root in _settings().checkpoint_dir
+                if root.is_dir()
+                for p in root.iterdir()
+                if (p / "config.json").is_file()
+            )
+            raise ValueError(
+                f"model: unknown model {key!r}: neither a shipped id ({', '.join(known)}) nor "
+                "a checkpoint folder"
+            )
+        entry = Entry(path.resolve().name, _load_folder(path, device))
+    _loaded[key] = entry
+    return entry
+
+
+# ---------------------------------------------------------------------------------------
+# a model's attention, through the server's own request path
+
+
+def model_answer(
+    model: Any,
+    text: str | None,
+    *,
+    target: str | None = None,
+    token_ids: list[int] | None = None,
+    layers: list[int] | None = None,
+    heads: list[int] | None = None,
+    masks: bool = False,
+    tokenizer: Any = None,
+) -> Payload:
+    """The f16 /attention answer of ``model`` on ``text`` (or ``token_ids``)."""
+    entry = resolve_model(model, tokenizer)
+    settings = _settings()
+    registry = Registry(entry.device)
+    registry.entries[entry.id] = entry
+    fields = {"text": text, "target": target, "token_ids": token_ids}
+    try:
+        body = AttentionRequest(
+            model=entry.id,
+            **{k: v for k, v in fields.items() if v is not None},
+            layers=layers,
+            heads=heads,
+            include=["masks"] if masks else [],
+            format="f16",
+        )
+    except pydantic.ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "text"
+        raise ValueError(f"{where}: {first['msg']}") from None
+    try:
+        inp = Inputs(registry, settings).attention(body)
+        answer = inference.attention(
+            inp, body.include, body.format, settings.max_new_tokens, body.pool, None, body.weights
+        )
+    except ApiError as e:
+        raise ValueError(f"{e.field or 'model'}: {e.message}") from None
+    shown = text if text is not None else f"token ids {token_ids}"
+    if target is not None:
+        shown += f" → {target}"
+    return Payload(dumps(answer), entry.id, shown)
+
+
+# ---------------------------------------------------------------------------------------
+# attention another library computed
+
+
+def _array(x: Any, name: str) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().float().cpu().numpy()
+    try:
+        a = np.asarray(x, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a tensor or an array, got {type(x).__name__}") from None
+    return a
+
+
+def stack_layers(attention: Any, name: str) -> np.ndarray:
+    """[layers, heads, q, k] from a tuple of [batch, heads, q, k] (batch 1: Hugging Face's
+    ``outputs.attentions``) or from one [layers, heads, q, k] array."""
+    if isinstance(attention, (tuple, list)):
+        if not attention:
+            raise ValueError(f"{name}: an empty sequence of layers")
+        layers = []
+        for i, layer in enumerate(attention):
+            a = _array(layer, f"{name}[{i}]")
+            if a.ndim != 4:
+                raise ValueError(
+                    f"{name}[{i}]: expected a 4-D [batch, heads, queries, keys] tensor, got "
+                    f"{a.ndim}-D {list(a.shape)}"
+                )
+            if a.shape[0] != 1:
+                raise ValueError(f"{name}[{i}]: batch of {a.shape[0]}; pass one sequence (x[:1])")
+            layers.append(a[0])
+        shapes = {x.shape for x in layers}
+        if len(shapes) > 1:
+            raise ValueError(f"{name}: the layers' shapes differ: {sorted(shapes)}")
+        return np.stack(layers)
+    a = _array(attention, name)
+    if a.ndim != 4:
+        raise ValueError(
+            f"{name}: expected a 4-D [layers, heads, queries, keys] array (or a tuple of "
+            f"[batch, heads, queries, keys]), got {a.ndim}-D {list(a.shape)}"
+        )
+    return a
+
+
+def token_list(tokens: Any, name: str) -> list[dict]:
+    """Tokens as the API gives them ({text, special}), from strings."""
+    if tokens is None:
+        raise ValueError(f"{name}: the tokens are needed to label the attention")
+    if isinstance(tokens, str) or not isinstance(tokens, Sequence):
+        raise ValueError(f"{name}: expected a list of token strings, got {type(tokens).__name__}")
+    out = []
+    for t in tokens:
+        if not isinstance(t, str):
+            raise ValueError(f"{name}: expected strings, got a {type(t).__name__}")
+        out.append({"text": t, "special": bool(SPECIAL.match(t))})
+    return out
+
+
+def _check(a: np.ndarray, name: str, rows: list, cols: list, rows_name: str, cols_name: str):
+    q, k = a.shape[-2:]
+    if q != len(rows) or k != len(cols):
+        raise ValueError(
+            f"{name}: its matrices are {q} × {k} (queries × keys) but {rows_name} has "
+            f"{len(rows)} tokens and {cols_name} {len(cols)}"
+        )
+    if not np.isfinite(a).all() or a.min() < -1e-3 or a.max() > 1 + 1e-3:
+        raise ValueError(f"{name}: attention weights must be finite and within [0, 1]")
+
+
+def _causal(a: np.ndarray) -> bool:
+    q, k = a.shape[-2:]
+    return q == k and q > 1 and not np.triu(np.abs(a).max(axis=(0, 1)), 1).any()
+
+
+def given_answer(
+    *,
+    attention: Any = None,
+    tokens: Any = None,
+    encoder_attention: Any = None,
+    decoder_attention: Any = None,
+    cross_attention: Any = None,
+    encoder_tokens: Any = None,
+    decoder_tokens: Any = None,
+    model_name: str = "attention given",
+) -> Payload:
+    """The /attention answer's shape around attention computed elsewhere."""
+    if attention is not None:
+        source = token_list(tokens, "tokens")
+        a = stack_layers(attention, "attention")
+        _check(a, "attention", source, source, "tokens", "tokens")
+        site = "decoder.self" if _causal(a) else "encoder.self"
+        sites, kind, target = {site: a}, site.split(".")[0], None
+    else:
+        if encoder_attention is None or decoder_attention is None or cross_attention is None:
+            raise ValueError(
+                "attention: give attention= (one stack) or all of encoder_attention=, "
+                "decoder_attention= and cross_attention= (an encoder-decoder)"
+            )
+        source = token_list(encoder_tokens, "encoder_tokens")
+        target = token_list(decoder_tokens, "decoder_tokens")
+        sites = {
+            "encoder.self": stack_layers(encoder_attention, "encoder_attention"),
+            "decoder.self": stack_layers(decoder_attention, "decoder_attention"),
+            "decoder.cross": stack_layers(cross_attention, "cross_attention"),
+        }
+        _check(sites["encoder.self"], "encoder_attention", source, source,
+               "encoder_tokens", "encoder_tokens")  # fmt: skip
+        _check(sites["decoder.self"], "decoder_attention", target, target,
+               "decoder_tokens", "decoder_tokens")  # fmt: skip
+        _check(sites["decoder.cross"], "cross_attention", target, source,
+               "decoder_tokens", "encoder_tokens")  # fmt: skip
+        kind = "seq2seq"
+    n_heads = {a.shape[1] for a in sites.values()}
+    if len(n_heads) > 1:
+        raise ValueError(f"cross_attention: the sites have different numbers of heads {n_heads}")
+    n_layers = max(a.shape[0] for a in sites.values())
+    answer = {
+        "model": model_name,
+        "kind": kind,
+        "format": "f16",
+        "n_layers": n_layers,
+        "n_heads": n_heads.pop(),
+        "layers": list(range(n_layers)),
+        "heads": list(range(next(iter(sites.values())).shape[1])),
+        "tokens": {"source": source, **({"target": target} if target is not None else {})},
+        "attention": {s: tensor(a, "f16", prob=True) for s, a in sites.items()},
+    }
+    shown = " ".join(t["text"] for t in (target or source))
+    return Payload(dumps(answer), model_name, shown)
+
+
+def cache_answer(cache: Any, tokens: Any) -> Payload:
+    """A TransformerLens ``ActivationCache`` (or any mapping with its names): the
+    ``blocks.{layer}.attn.hook_pattern`` entries, [batch, heads, q, k] or [heads, q, k]."""
+    if not isinstance(cache, Mapping) and not hasattr(cache, "keys"):
+        raise ValueError(f"cache: expected an ActivationCache or a mapping, got {type(cache)!r}")
+    found = {}
+    for key in list(cache.keys()):  # an ActivationCache is no Mapping, but has keys()
+        m = re.fullmatch(r"blocks\.(\d+)\.attn\.hook_pattern", str(key))
+        if m:
+            found[int(m[1])] = key
+    if not found:
+        raise ValueError("cache: no blocks.{layer}.attn.hook_pattern entries")
+    if sorted(found) != list(range(len(found))):
+        raise ValueError(f"cache: layers {sorted(found)} are not 0 … {len(found) - 1}")
+    layers = []
+    for li in range(len(found)):
+        a = _array(cache[found[li]], f"cache[{found[li]!r}]")
+        if a.ndim == 3:
+            a = a[None]
+        layers.append(a)
+    return given_answer(attention=tuple(layers), tokens=tokens, model_name="ActivationCache")
+
+
+def answer_json(payload: Payload) -> dict:
+    return orjson.loads(payload.answer)
