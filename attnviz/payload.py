@@ -98,7 +98,8 @@ def resolve_model(model: Any, tokenizer: Any = None) -> Entry:
     if key in _loaded:
         return _loaded[key]
     for root in _settings().checkpoint_dir:
-        if isinstance(model, str) and (root / key / "config.json").is_file():
+        shipped_id = isinstance(model, str) and Path(key).name == key  # a name, not a path
+        if shipped_id and (root / key / "config.json").is_file():
             entry = Entry(key, load_checkpoint(root / key, device))
             break
     else:
@@ -152,7 +153,7 @@ def model_answer(
         )
     except pydantic.ValidationError as e:
         first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "text"
+        where = str(first["loc"][0]) if first["loc"] else "text"
         raise ValueError(f"{where}: {first['msg']}") from None
     try:
         inp = Inputs(registry, settings).attention(body)
@@ -160,7 +161,9 @@ def model_answer(
             inp, body.include, body.format, settings.max_new_tokens, body.pool, None, body.weights
         )
     except ApiError as e:
-        raise ValueError(f"{e.field or 'model'}: {e.message}") from None
+        field = (e.field or "model").split(".")[0]
+        field = {"layers": "layer", "heads": "head"}.get(field, field)  # show()'s names
+        raise ValueError(f"{field}: {e.message}") from None
     shown = text if text is not None else f"token ids {token_ids}"
     if target is not None:
         shown += f" → {target}"
