@@ -14,14 +14,21 @@ from pathlib import Path
 from typing import Any
 
 from attnviz import page as _page
-from attnviz.payload import VIEWS, Payload, cache_answer, given_answer, model_answer
+from attnviz.payload import (
+    VIEWS,
+    ArgumentError,
+    Payload,
+    cache_answer,
+    given_answer,
+    model_answer,
+)
 
 try:
     __version__ = version("attnviz")
 except PackageNotFoundError:  # run from a clone that was never installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["VIEWS", "Output", "__version__", "export_html", "show"]
+__all__ = ["VIEWS", "ArgumentError", "Output", "__version__", "export_html", "show"]
 
 
 class Output:
@@ -64,7 +71,7 @@ class Output:
 
 def _index(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name}: expected an index ≥ 0, got {value!r}")
+        raise ArgumentError(name, f"expected an index ≥ 0, got {value!r}")
     return value
 
 
@@ -102,10 +109,10 @@ def show(
       ``site`` (``encoder.self``, ``decoder.self``, ``decoder.cross``) pick what is shown first.
     """
     if view not in VIEWS:
-        raise ValueError(f"view: {view!r} is not one of {', '.join(VIEWS)}")
+        raise ArgumentError("view", f"{view!r} is not one of {', '.join(VIEWS)}")
     layer, head = _index(layer, "layer"), _index(head, "head")
     if site is not None and site not in ("encoder.self", "decoder.self", "decoder.cross"):
-        raise ValueError(f"site: {site!r} is not encoder.self, decoder.self or decoder.cross")
+        raise ArgumentError("site", f"{site!r} is not encoder.self, decoder.self or decoder.cross")
     given = [
         attention,
         encoder_attention,
@@ -114,22 +121,20 @@ def show(
     ]
     sources = sum([model is not None, any(a is not None for a in given), cache is not None])
     if sources != 1:
-        raise ValueError(
-            "model: give exactly one of model= (with text=), attention= (with tokens=) and cache="
+        raise ArgumentError(
+            "model", "give exactly one of model= (with text=), attention= (with tokens=) and cache="
         )
     if model is not None:
         if text is None and token_ids is None:
-            raise ValueError("text: a model needs text= (or token_ids=)")
-        # the heatmap alone needs one layer and one head: the output carries only those
-        only = view == "heatmap"
+            raise ArgumentError("text", "a model needs text= (or token_ids=)")
         payload = model_answer(
             model,
             text,
             target=target,
             token_ids=token_ids,
-            layers=[layer] if only else None,
-            heads=[head] if only else None,
-            masks=view in ("heatmap", "explorer", "grid"),
+            view=view,
+            layer=layer,
+            head=head,
             tokenizer=tokenizer,
         )
     elif cache is not None:
@@ -153,11 +158,13 @@ def _check_picks(payload: Payload, layer: int, head: int, site: str | None) -> N
 
     answer = answer_json(payload)
     if layer not in answer["layers"]:
-        raise ValueError(f"layer: {layer} is beyond the {answer['n_layers']} layers")
+        raise ArgumentError("layer", f"{layer} is beyond the {answer['n_layers']} layers")
     if head not in answer["heads"]:
-        raise ValueError(f"head: {head} is beyond the {answer['n_heads']} heads")
+        raise ArgumentError("head", f"{head} is beyond the {answer['n_heads']} heads")
     if site is not None and site not in answer["attention"]:
-        raise ValueError(f"site: this attention has {', '.join(answer['attention'])}, not {site}")
+        raise ArgumentError(
+            "site", f"this attention has {', '.join(answer['attention'])}, not {site}"
+        )
 
 
 def export_html(path: str | Path, model: Any = None, text: str | None = None, **kwargs) -> Path:

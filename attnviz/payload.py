@@ -7,7 +7,7 @@ goes through the server's own path without HTTP: ``AttentionRequest`` (the schem
 that another library computed (``attention=``, ``cache=``) is put in the same shape, so the
 page reads one format.
 
-Every bad argument is a ``ValueError`` that names the argument.
+Every bad argument is an ``ArgumentError`` (a ``ValueError``) that names the argument.
 """
 
 from __future__ import annotations
@@ -41,6 +41,17 @@ SPECIAL = re.compile(r"^(<\|[^|]+\|>|<\/?[A-Za-z_]+>|\[[A-Z_]+\])$")
 _loaded: dict[str, Entry] = {}  # a model id or folder -> its entry: loaded once per kernel
 
 
+class ArgumentError(ValueError):
+    """A bad argument of ``show`` (or a field of the web UI's export): "name: what is wrong"."""
+
+    def __init__(self, name: str, message: str, status: int = 422, code: str = "invalid") -> None:
+        super().__init__(f"{name}: {message}")
+        self.name = name
+        self.message = message
+        self.status = status  # what the web UI's export answers (404: an unknown model)
+        self.code = code
+
+
 @dataclass
 class Payload:
     """The answer the page draws, and what the page says about where it came from."""
@@ -61,7 +72,7 @@ def _settings() -> Settings:
 def _load_folder(path: Path, device: torch.device) -> Checkpoint:
     config = path / "config.json"
     if not config.is_file():
-        raise ValueError(f"model: {path} has no config.json (not a checkpoint folder)")
+        raise ArgumentError("model", f"{path} has no config.json (not a checkpoint folder)")
     if '"model_type"' in config.read_text():  # a Hugging Face folder: converted, as on import
         from models.convert import ConversionError, import_checkpoint
 
@@ -69,7 +80,7 @@ def _load_folder(path: Path, device: torch.device) -> Checkpoint:
             try:
                 folder = import_checkpoint(str(path), path.name or "model", tmp)
             except ConversionError as e:
-                raise ValueError(f"model: {e}") from None
+                raise ArgumentError("model", str(e)) from None
             return load_checkpoint(folder, device)
     return load_checkpoint(path, device)
 
@@ -86,14 +97,17 @@ def resolve_model(model: Any, tokenizer: Any = None) -> Entry:
     if isinstance(model, torch.nn.Module):
         config = getattr(model, "config", None)
         if not hasattr(model, "hook_point_names") or config is None:
-            raise ValueError(
-                f"model: a {type(model).__name__} is not an attnviz model; for a Hugging Face "
+            raise ArgumentError(
+                "model",
+                f"a {type(model).__name__} is not an attnviz model; for a Hugging Face "
                 "model pass attention=outputs.attentions (with output_attentions=True) and "
-                "tokens=, or its saved folder as model="
+                "tokens=, or its saved folder as model=",
             )
         return Entry(type(model).__name__, Checkpoint(model.eval(), config, tokenizer))
     if not isinstance(model, (str, Path)):
-        raise ValueError(f"model: expected a model id, a folder or a model, got {type(model)!r}")
+        raise ArgumentError(
+            "model", f"expected a model id, a folder or a model, got {type(model)!r}"
+        )
     key = str(model)
     if key in _loaded:
         return _loaded[key]
@@ -112,9 +126,10 @@ def resolve_model(model: Any, tokenizer: Any = None) -> Entry:
                 for p in root.iterdir()
                 if (p / "config.json").is_file()
             )
-            raise ValueError(
-                f"model: unknown model {key!r}: neither a shipped id ({', '.join(known)}) nor "
-                "a checkpoint folder"
+            raise ArgumentError(
+                "model",
+                f"unknown model {key!r}: neither a shipped id ({', '.join(known)}) nor "
+                "a checkpoint folder",
             )
         entry = Entry(path.resolve().name, _load_folder(path, device))
     _loaded[key] = entry
@@ -125,49 +140,82 @@ def resolve_model(model: Any, tokenizer: Any = None) -> Entry:
 # a model's attention, through the server's own request path
 
 
+def attention_request(
+    model_id: str,
+    text: str | None,
+    *,
+    target: str | None = None,
+    token_ids: list[int] | None = None,
+    view: str = "explorer",
+    layer: int = 0,
+    head: int = 0,
+) -> AttentionRequest:
+    """The /attention request a view needs: the heatmap alone reads one layer and one head;
+    the views with a heatmap or thumbnails grey the masked cells."""
+    only = view == "heatmap"
+    fields = {"text": text, "target": target, "token_ids": token_ids}
+    try:
+        return AttentionRequest(
+            model=model_id,
+            **{k: v for k, v in fields.items() if v is not None},
+            layers=[layer] if only else None,
+            heads=[head] if only else None,
+            include=["masks"] if view != "heads" else [],
+            format="f16",
+        )
+    except pydantic.ValidationError as e:
+        first = e.errors()[0]
+        where = str(first["loc"][0]) if first["loc"] else "text"
+        raise ArgumentError(where, first["msg"]) from None
+
+
+def resolve(inputs: Inputs, body: AttentionRequest):
+    """``Inputs.attention`` (every check that needs the model), errors named as show() names
+    its arguments (``layer``, not ``layers``)."""
+    try:
+        return inputs.attention(body)
+    except ApiError as e:
+        field = (e.field or "model").split(".")[0]
+        name = {"layers": "layer", "heads": "head"}.get(field, field)
+        raise ArgumentError(name, e.message, e.status, e.code or "invalid") from None
+
+
+def answer(inp, body: AttentionRequest, settings: Settings) -> bytes:
+    """What ``POST /attention`` answers ``body`` (``inp``: its resolved input), as bytes."""
+    return dumps(
+        inference.attention(
+            inp, body.include, body.format, settings.max_new_tokens, body.pool, None, body.weights
+        )
+    )
+
+
+def described(text: str | None, token_ids: list[int] | None, target: str | None) -> str:
+    """The input, as the page states it."""
+    shown = text if text is not None else f"token ids {token_ids}"
+    return shown if target is None else f"{shown} → {target}"
+
+
 def model_answer(
     model: Any,
     text: str | None,
     *,
     target: str | None = None,
     token_ids: list[int] | None = None,
-    layers: list[int] | None = None,
-    heads: list[int] | None = None,
-    masks: bool = False,
+    view: str = "explorer",
+    layer: int = 0,
+    head: int = 0,
     tokenizer: Any = None,
 ) -> Payload:
-    """The f16 /attention answer of ``model`` on ``text`` (or ``token_ids``)."""
+    """The f16 /attention answer of ``model`` on ``text`` (or ``token_ids``) for ``view``."""
     entry = resolve_model(model, tokenizer)
     settings = _settings()
     registry = Registry(entry.device)
     registry.entries[entry.id] = entry
-    fields = {"text": text, "target": target, "token_ids": token_ids}
-    try:
-        body = AttentionRequest(
-            model=entry.id,
-            **{k: v for k, v in fields.items() if v is not None},
-            layers=layers,
-            heads=heads,
-            include=["masks"] if masks else [],
-            format="f16",
-        )
-    except pydantic.ValidationError as e:
-        first = e.errors()[0]
-        where = str(first["loc"][0]) if first["loc"] else "text"
-        raise ValueError(f"{where}: {first['msg']}") from None
-    try:
-        inp = Inputs(registry, settings).attention(body)
-        answer = inference.attention(
-            inp, body.include, body.format, settings.max_new_tokens, body.pool, None, body.weights
-        )
-    except ApiError as e:
-        field = (e.field or "model").split(".")[0]
-        field = {"layers": "layer", "heads": "head"}.get(field, field)  # show()'s names
-        raise ValueError(f"{field}: {e.message}") from None
-    shown = text if text is not None else f"token ids {token_ids}"
-    if target is not None:
-        shown += f" → {target}"
-    return Payload(dumps(answer), entry.id, shown)
+    body = attention_request(
+        entry.id, text, target=target, token_ids=token_ids, view=view, layer=layer, head=head
+    )
+    inp = resolve(Inputs(registry, settings), body)
+    return Payload(answer(inp, body, settings), entry.id, described(text, token_ids, target))
 
 
 # ---------------------------------------------------------------------------------------
@@ -180,7 +228,9 @@ def _array(x: Any, name: str) -> np.ndarray:
     try:
         a = np.asarray(x, dtype=np.float32)
     except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a tensor or an array, got {type(x).__name__}") from None
+        raise ArgumentError(
+            name, f"expected a tensor or an array, got {type(x).__name__}"
+        ) from None
     return a
 
 
@@ -189,27 +239,31 @@ def stack_layers(attention: Any, name: str) -> np.ndarray:
     ``outputs.attentions``) or from one [layers, heads, q, k] array."""
     if isinstance(attention, (tuple, list)):
         if not attention:
-            raise ValueError(f"{name}: an empty sequence of layers")
+            raise ArgumentError(name, "an empty sequence of layers")
         layers = []
         for i, layer in enumerate(attention):
             a = _array(layer, f"{name}[{i}]")
             if a.ndim != 4:
-                raise ValueError(
-                    f"{name}[{i}]: expected a 4-D [batch, heads, queries, keys] tensor, got "
-                    f"{a.ndim}-D {list(a.shape)}"
+                raise ArgumentError(
+                    f"{name}[{i}]",
+                    f"expected a 4-D [batch, heads, queries, keys] tensor, got "
+                    f"{a.ndim}-D {list(a.shape)}",
                 )
             if a.shape[0] != 1:
-                raise ValueError(f"{name}[{i}]: batch of {a.shape[0]}; pass one sequence (x[:1])")
+                raise ArgumentError(
+                    f"{name}[{i}]", f"batch of {a.shape[0]}; pass one sequence (x[:1])"
+                )
             layers.append(a[0])
         shapes = {x.shape for x in layers}
         if len(shapes) > 1:
-            raise ValueError(f"{name}: the layers' shapes differ: {sorted(shapes)}")
+            raise ArgumentError(name, f"the layers' shapes differ: {sorted(shapes)}")
         return np.stack(layers)
     a = _array(attention, name)
     if a.ndim != 4:
-        raise ValueError(
-            f"{name}: expected a 4-D [layers, heads, queries, keys] array (or a tuple of "
-            f"[batch, heads, queries, keys]), got {a.ndim}-D {list(a.shape)}"
+        raise ArgumentError(
+            name,
+            f"expected a 4-D [layers, heads, queries, keys] array (or a tuple of "
+            f"[batch, heads, queries, keys]), got {a.ndim}-D {list(a.shape)}",
         )
     return a
 
@@ -217,13 +271,13 @@ def stack_layers(attention: Any, name: str) -> np.ndarray:
 def token_list(tokens: Any, name: str) -> list[dict]:
     """Tokens as the API gives them ({text, special}), from strings."""
     if tokens is None:
-        raise ValueError(f"{name}: the tokens are needed to label the attention")
+        raise ArgumentError(name, "the tokens are needed to label the attention")
     if isinstance(tokens, str) or not isinstance(tokens, Sequence):
-        raise ValueError(f"{name}: expected a list of token strings, got {type(tokens).__name__}")
+        raise ArgumentError(name, f"expected a list of token strings, got {type(tokens).__name__}")
     out = []
     for t in tokens:
         if not isinstance(t, str):
-            raise ValueError(f"{name}: expected strings, got a {type(t).__name__}")
+            raise ArgumentError(name, f"expected strings, got a {type(t).__name__}")
         out.append({"text": t, "special": bool(SPECIAL.match(t))})
     return out
 
@@ -231,12 +285,13 @@ def token_list(tokens: Any, name: str) -> list[dict]:
 def _check(a: np.ndarray, name: str, rows: list, cols: list, rows_name: str, cols_name: str):
     q, k = a.shape[-2:]
     if q != len(rows) or k != len(cols):
-        raise ValueError(
-            f"{name}: its matrices are {q} × {k} (queries × keys) but {rows_name} has "
-            f"{len(rows)} tokens and {cols_name} {len(cols)}"
+        raise ArgumentError(
+            name,
+            f"its matrices are {q} × {k} (queries × keys) but {rows_name} has "
+            f"{len(rows)} tokens and {cols_name} {len(cols)}",
         )
     if not np.isfinite(a).all() or a.min() < -1e-3 or a.max() > 1 + 1e-3:
-        raise ValueError(f"{name}: attention weights must be finite and within [0, 1]")
+        raise ArgumentError(name, "attention weights must be finite and within [0, 1]")
 
 
 def _causal(a: np.ndarray) -> bool:
@@ -264,9 +319,10 @@ def given_answer(
         sites, kind, target = {site: a}, site.split(".")[0], None
     else:
         if encoder_attention is None or decoder_attention is None or cross_attention is None:
-            raise ValueError(
-                "attention: give attention= (one stack) or all of encoder_attention=, "
-                "decoder_attention= and cross_attention= (an encoder-decoder)"
+            raise ArgumentError(
+                "attention",
+                "give attention= (one stack) or all of encoder_attention=, "
+                "decoder_attention= and cross_attention= (an encoder-decoder)",
             )
         source = token_list(encoder_tokens, "encoder_tokens")
         target = token_list(decoder_tokens, "decoder_tokens")
@@ -284,7 +340,9 @@ def given_answer(
         kind = "seq2seq"
     n_heads = {a.shape[1] for a in sites.values()}
     if len(n_heads) > 1:
-        raise ValueError(f"cross_attention: the sites have different numbers of heads {n_heads}")
+        raise ArgumentError(
+            "cross_attention", f"the sites have different numbers of heads {n_heads}"
+        )
     n_layers = max(a.shape[0] for a in sites.values())
     answer = {
         "model": model_name,
@@ -305,16 +363,18 @@ def cache_answer(cache: Any, tokens: Any) -> Payload:
     """A TransformerLens ``ActivationCache`` (or any mapping with its names): the
     ``blocks.{layer}.attn.hook_pattern`` entries, [batch, heads, q, k] or [heads, q, k]."""
     if not isinstance(cache, Mapping) and not hasattr(cache, "keys"):
-        raise ValueError(f"cache: expected an ActivationCache or a mapping, got {type(cache)!r}")
+        raise ArgumentError(
+            "cache", f"expected an ActivationCache or a mapping, got {type(cache)!r}"
+        )
     found = {}
     for key in list(cache.keys()):  # an ActivationCache is no Mapping, but has keys()
         m = re.fullmatch(r"blocks\.(\d+)\.attn\.hook_pattern", str(key))
         if m:
             found[int(m[1])] = key
     if not found:
-        raise ValueError("cache: no blocks.{layer}.attn.hook_pattern entries")
+        raise ArgumentError("cache", "no blocks.{layer}.attn.hook_pattern entries")
     if sorted(found) != list(range(len(found))):
-        raise ValueError(f"cache: layers {sorted(found)} are not 0 … {len(found) - 1}")
+        raise ArgumentError("cache", f"layers {sorted(found)} are not 0 … {len(found) - 1}")
     layers = []
     for li in range(len(found)):
         a = _array(cache[found[li]], f"cache[{found[li]!r}]")

@@ -255,3 +255,36 @@ def test_model_input_errors_name_the_field(checkpoints):
         attnviz.show(model=path, text=TEXT, target="le chat")
     with pytest.raises(ValueError, match=r"^text: "):
         attnviz.show(model=path, text="word " * 400)
+
+
+def test_the_web_ui_export_is_the_notebook_page(checkpoints, client):
+    """POST /export/standalone (the explorer's "HTML (standalone)"): the same page show() makes."""
+    body = {"model": "decoder-mini", "text": TEXT, "view": "heatmap", "layer": 1, "head": 3}
+    r = client.post("/export/standalone", json=body)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    data = unpack(r.text, "page")
+    local = attnviz.show(
+        model=str(checkpoints / "decoder-mini"), text=TEXT, view="heatmap", layer=1, head=3
+    )
+    assert data["answer"] == orjson.loads(local.payload.answer)
+    assert (data["model"], data["input"], data["view"]) == ("decoder-mini", TEXT, "heatmap")
+    assert unpack(r.text, "modules") == page.bundle()
+    assert "/export/standalone" not in client.get("/openapi.json").json()["paths"]
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "field"),
+    [
+        ({"model": "no-such-model"}, 404, "model"),
+        ({"layer": 7}, 422, "layer"),
+        ({"view": "heatmap", "head": 9}, 422, "head"),
+        ({"view": "lines"}, 422, "view"),
+        ({"site": "decoder.cross"}, 422, "site"),
+        ({"text": "word " * 400}, 422, "text"),
+        ({"target": "le chat"}, 422, "target"),
+    ],
+)
+def test_the_web_ui_export_refuses_bad_input_naming_the_field(client, change, status, field):
+    r = client.post("/export/standalone", json={"model": "decoder-mini", "text": TEXT, **change})
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["field"].split(".")[0] == field

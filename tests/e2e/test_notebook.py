@@ -14,6 +14,7 @@ import pytest
 from nbclient import NotebookClient
 
 from tests.e2e.conftest import ROOT, TIMEOUT_MS
+from tests.e2e.urls import post_json
 from tests.helpers import checkpoints_under_test
 
 TOUR = ROOT / "notebooks" / "tour.ipynb"
@@ -151,3 +152,31 @@ def test_tour_is_committed_without_outputs():
     nb = nbformat.read(TOUR, as_version=4)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
     assert os.path.getsize(TOUR) < 20_000
+
+
+def test_the_explorer_exports_the_view_as_one_offline_page(ui, chromium_browser, tmp_path):
+    text = "the dog bites the man"
+    ui.goto(
+        f"/?model=decoder-mini&text={text.replace(' ', '+')}&layer=1&head=2",
+        wait_for="#heatmap .main-svg",
+    )
+    button = ui.page.locator('.export[data-export="heatmap"] button[data-format="html"]')
+    assert button.inner_text() == "HTML (standalone)"
+    with ui.page.expect_download() as info:
+        button.click()
+    saved = tmp_path / "explorer.html"
+    info.value.save_as(saved)
+    assert info.value.suggested_filename.endswith(".html")
+
+    page, seen = open_offline(chromium_browser, saved.as_uri())
+    try:
+        heat = page.locator(".attnviz-heat")
+        assert (heat.get_attribute("data-layer"), heat.get_attribute("data-head")) == ("1", "2")
+        body = {"model": "decoder-mini", "text": text, "layers": [1], "heads": [2]}
+        weights = post_json(ui.base, "/attention", body)["attention"]["decoder.self"][0][0]
+        for i, j in [(3, 1), (5, 5)]:
+            assert hover_cell(page, heat, i, j) == pytest.approx(weights[i][j], abs=1e-3)
+        assert text in page.locator(".attnviz-about").inner_text()
+        assert seen["requests"] == [] and seen["errors"] == []
+    finally:
+        page.context.close()

@@ -586,8 +586,22 @@ state.subscribe((changed) => {
 onProjectorChange(() => render({ grid: true }));
 
 const fname = (part) => `attnviz-${state.model}-${part}-L${state.layer}H${state.head}`;
+/** "HTML (standalone)": this view of the model and sentence as one page that opens offline (built
+ * by attnviz/page.py on the server, the same as attnviz.show in a notebook). */
+const standalone = (view) => () =>
+  api.standalonePage({
+    model: state.model,
+    text: state.text,
+    ...(state.target ? { target: state.target } : {}),
+    view,
+    layer: state.layer,
+    head: state.head,
+    site: currentSite(),
+  });
+
 registerExport("heatmap", {
   filename: () => fname(state.show === "weights" ? "heatmap" : state.show),
+  html: standalone("heatmap"),
   plot: () => $("#heatmap"),
   figure: () => heatmap.canvas,
   data: () => {
@@ -615,6 +629,7 @@ registerExport("heatmap", {
 });
 registerExport("headview", {
   filename: () => `attnviz-${state.model}-headview-L${state.layer}`,
+  html: standalone("heads"),
   svg: () => headView && headView.toSVG(),
   data: () => {
     const site = currentSite();
@@ -638,6 +653,7 @@ registerExport("headview", {
 });
 registerExport("grid", {
   filename: () => `attnviz-${state.model}-all-heads`,
+  html: standalone("grid"),
   svg: () => grid && grid.toSVG(),
   data: () => ({
     model: state.model,
