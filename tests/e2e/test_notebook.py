@@ -99,7 +99,9 @@ def test_the_tour_draws_offline_from_its_saved_outputs(tour, chromium_browser):
     assert len(outputs) == 3  # the explorer, the translator's head view, the GPT-2 heatmap
     gpt2_weights = json.loads(nb.cells[-1].outputs[0]["text"])
     page_file = work / "outputs.html"
-    page_file.write_text("<!DOCTYPE html><meta charset='utf-8'><body>" + "\n".join(outputs))
+    # in a dark theme (JupyterLab dark: light text on a dark page), as a notebook shows them
+    dark = "<style>body { background: #111111; color: #eeeeee; }</style>"
+    page_file.write_text(f"<!DOCTYPE html><meta charset='utf-8'>{dark}<body>" + "\n".join(outputs))
     page, seen = open_offline(chromium_browser, page_file.as_uri())
     try:
         roots = page.locator("[data-attnviz]")
@@ -108,6 +110,12 @@ def test_the_tour_draws_offline_from_its_saved_outputs(tour, chromium_browser):
         assert len(ids) == len(set(ids)), ids
 
         explorer, translator, gpt2 = (roots.nth(k) for k in range(3))
+        colours = explorer.evaluate(
+            """(n) => [getComputedStyle(n).backgroundColor,
+                       getComputedStyle(n.querySelector('.attnviz-input')).color,
+                       getComputedStyle(n.querySelector('svg.head-view .tokens text:not(.special)')).fill]"""
+        )
+        assert colours == ["rgb(255, 255, 255)", "rgb(27, 33, 48)", "rgb(27, 33, 48)"]  # readable
         assert explorer.locator("svg.head-view line").count() > 0
         assert translator.locator("select[aria-label=attention]").input_value() == "decoder.cross"
         assert translator.locator("svg.head-view line").count() > 0
