@@ -85,6 +85,23 @@ def _load_folder(path: Path, device: torch.device) -> Checkpoint:
     return load_checkpoint(path, device)
 
 
+def _from_hugging_face(model: Any, tokenizer: Any, device: torch.device) -> Checkpoint:
+    """A loaded transformers model, converted as ``attnviz import`` converts its folder (saved
+    in safetensors to a temporary one, with its tokenizer)."""
+    if tokenizer is None:
+        raise ArgumentError("tokenizer", "a Hugging Face model needs its tokenizer= to read text")
+    with tempfile.TemporaryDirectory(prefix="attnviz-") as tmp:
+        folder = Path(tmp) / type(model).__name__
+        model.save_pretrained(folder, safe_serialization=True)
+        if hasattr(tokenizer, "save_pretrained"):  # a transformers tokenizer
+            tokenizer.save_pretrained(folder)
+        elif hasattr(tokenizer, "to_str"):  # a tokenizers.Tokenizer
+            (folder / "tokenizer.json").write_text(tokenizer.to_str())
+        else:
+            raise ArgumentError("tokenizer", f"a {type(tokenizer).__name__} is no tokenizer")
+        return _load_folder(folder, device)
+
+
 def resolve_model(model: Any, tokenizer: Any = None) -> Entry:
     """An entry for ``model``: a shipped id, a checkpoint or Hugging Face folder, a
     ``Checkpoint`` or a loaded attnviz model (``tokenizer``: a ``tokenizers.Tokenizer``)."""
@@ -94,6 +111,8 @@ def resolve_model(model: Any, tokenizer: Any = None) -> Entry:
     if isinstance(model, Checkpoint):
         name = model.path.name if model.path else type(model.model).__name__
         return Entry(name, model)
+    if isinstance(model, torch.nn.Module) and hasattr(model, "save_pretrained"):
+        return Entry(type(model).__name__, _from_hugging_face(model, tokenizer, device))
     if isinstance(model, torch.nn.Module):
         config = getattr(model, "config", None)
         if not hasattr(model, "hook_point_names") or config is None:

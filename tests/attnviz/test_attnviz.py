@@ -288,3 +288,31 @@ def test_the_web_ui_export_refuses_bad_input_naming_the_field(client, change, st
     r = client.post("/export/standalone", json={"model": "decoder-mini", "text": TEXT, **change})
     assert r.status_code == status, r.text
     assert r.json()["error"]["field"].split(".")[0] == field
+
+
+def test_a_loaded_hugging_face_model_is_converted_and_reads_as_it_does():
+    transformers = pytest.importorskip("transformers")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    words = ["<|endoftext|>", "the", "cat", "sat", "on", "mat", "[UNK]"]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(
+        n_layer=2, n_head=2, n_embd=16, vocab_size=7, n_positions=32, bos_token_id=0,
+        eos_token_id=0, initializer_range=0.5, attn_implementation="eager",
+    )  # fmt: skip
+    hf = transformers.GPT2LMHeadModel(config).eval()
+    out = attnviz.show(model=hf, tokenizer=tok, text="the cat sat on the mat", view="heads")
+    answer = orjson.loads(out.payload.answer)
+    ids = [t["id"] for t in answer["tokens"]["source"]]
+    assert ids[1:] == [1, 2, 3, 4, 1, 5]  # the model's BOS, then the words
+    with torch.no_grad():
+        want = hf(torch.tensor([ids]), output_attentions=True).attentions
+    np.testing.assert_allclose(
+        decode_f16(answer["attention"]["decoder.self"]),
+        torch.cat(want).numpy(),
+        atol=1e-3,
+    )
+    with pytest.raises(ValueError, match=r"^tokenizer: "):
+        attnviz.show(model=hf, text="the cat")
