@@ -15,6 +15,7 @@ from typing import Any
 
 from attnviz import page as _page
 from attnviz.payload import (
+    SITES,
     VIEWS,
     ArgumentError,
     Payload,
@@ -111,7 +112,7 @@ def show(
     if view not in VIEWS:
         raise ArgumentError("view", f"{view!r} is not one of {', '.join(VIEWS)}")
     layer, head = _index(layer, "layer"), _index(head, "head")
-    if site is not None and site not in ("encoder.self", "decoder.self", "decoder.cross"):
+    if site is not None and site not in SITES:
         raise ArgumentError("site", f"{site!r} is not encoder.self, decoder.self or decoder.cross")
     given = [
         attention,

@@ -65,10 +65,6 @@ class Payload:
 # models
 
 
-def _settings() -> Settings:
-    return get_settings()
-
-
 def _load_folder(path: Path, device: torch.device) -> Checkpoint:
     config = path / "config.json"
     if not config.is_file():
@@ -105,7 +101,7 @@ def _from_hugging_face(model: Any, tokenizer: Any, device: torch.device) -> Chec
 def resolve_model(model: Any, tokenizer: Any = None) -> Entry:
     """An entry for ``model``: a shipped id, a checkpoint or Hugging Face folder, a
     ``Checkpoint`` or a loaded attnviz model (``tokenizer``: a ``tokenizers.Tokenizer``)."""
-    device = resolve_device(_settings().device)
+    device = resolve_device(get_settings().device)
     if isinstance(model, Entry):
         return model
     if isinstance(model, Checkpoint):
@@ -130,7 +126,7 @@ def resolve_model(model: Any, tokenizer: Any = None) -> Entry:
     key = str(model)
     if key in _loaded:
         return _loaded[key]
-    for root in _settings().checkpoint_dir:
+    for root in get_settings().checkpoint_dir:
         shipped_id = isinstance(model, str) and Path(key).name == key  # a name, not a path
         if shipped_id and (root / key / "config.json").is_file():
             entry = Entry(key, load_checkpoint(root / key, device))
@@ -140,7 +136,7 @@ def resolve_model(model: Any, tokenizer: Any = None) -> Entry:
         if not path.is_dir():
             known = sorted(
                 p.name
-                for root in _settings().checkpoint_dir
+                for root in get_settings().checkpoint_dir
                 if root.is_dir()
                 for p in root.iterdir()
                 if (p / "config.json").is_file()
@@ -227,7 +223,7 @@ def model_answer(
 ) -> Payload:
     """The f16 /attention answer of ``model`` on ``text`` (or ``token_ids``) for ``view``."""
     entry = resolve_model(model, tokenizer)
-    settings = _settings()
+    settings = get_settings()
     registry = Registry(entry.device)
     registry.entries[entry.id] = entry
     body = attention_request(
