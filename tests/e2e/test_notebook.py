@@ -13,7 +13,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tests.e2e.conftest import ROOT, TIMEOUT_MS
+from tests.e2e.conftest import AXE_JS, AXE_TAGS, ROOT, TIMEOUT_MS
 from tests.e2e.urls import post_json
 from tests.helpers import checkpoints_under_test
 
@@ -75,6 +75,20 @@ def open_offline(browser, url: str):
     return page, seen
 
 
+def axe_violations(page) -> list[dict]:
+    """axe-core's WCAG 2.x A/AA violations (its script inlined: nothing is requested)."""
+    if not AXE_JS.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{AXE_JS} is missing: run `npm ci`")
+        pytest.skip(f"{AXE_JS} is missing: run `npm ci` (make test does)")
+    page.add_script_tag(content=AXE_JS.read_text())
+    return page.evaluate(
+        """async (tags) => (await axe.run(document, {runOnly: {type: "tag", values: tags}}))
+             .violations.map((v) => ({id: v.id, help: v.help, nodes: v.nodes.map((n) => n.target.join(" "))}))""",
+        AXE_TAGS,
+    )
+
+
 def hover_cell(page, heat, i: int, j: int) -> float:
     """Hover cell (i, j) of a canvas heatmap; the weight its tooltip reads."""
     heat.locator("canvas").scroll_into_view_if_needed()
@@ -101,7 +115,10 @@ def test_the_tour_draws_offline_from_its_saved_outputs(tour, chromium_browser):
     page_file = work / "outputs.html"
     # in a dark theme (JupyterLab dark: light text on a dark page), as a notebook shows them
     dark = "<style>body { background: #111111; color: #eeeeee; }</style>"
-    page_file.write_text(f"<!DOCTYPE html><meta charset='utf-8'>{dark}<body>" + "\n".join(outputs))
+    page_file.write_text(
+        f"<!DOCTYPE html><html lang='en'><meta charset='utf-8'><title>tour</title>{dark}<body>"
+        + "\n".join(outputs)
+    )
     page, seen = open_offline(chromium_browser, page_file.as_uri())
     try:
         roots = page.locator("[data-attnviz]")
@@ -135,6 +152,7 @@ def test_the_tour_draws_offline_from_its_saved_outputs(tour, chromium_browser):
         )
         assert "layer 2 · head 1" in heat_x.locator(".heat-title").inner_text()
         assert hover_cell(page, heat, 4, 2) == pytest.approx(gpt2_weights[4][2], abs=1e-3)
+        assert axe_violations(page) == []
         assert seen["requests"] == [] and seen["errors"] == []
     finally:
         page.context.close()
