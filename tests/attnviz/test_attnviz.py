@@ -316,3 +316,11 @@ def test_a_loaded_hugging_face_model_is_converted_and_reads_as_it_does():
     )
     with pytest.raises(ValueError, match=r"^tokenizer: "):
         attnviz.show(model=hf, text="the cat")
+
+
+def test_text_and_tokens_never_become_markup():
+    xss = "<img src=x onerror=alert(1)></script><script>alert(2)</script>"
+    out = attnviz.show(attention=softmaxed((1, 1, 2, 2)), tokens=[xss, "b"], view="heatmap")
+    html = out.html()
+    assert "<img" not in html and "alert(2)</script>" not in html
+    assert unpack(html, "page")["answer"]["tokens"]["source"][0]["text"] == xss
