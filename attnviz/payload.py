@@ -38,6 +38,12 @@ SITES = ("encoder.self", "decoder.self", "decoder.cross")
 #: a token string a tokenizer reserves: [CLS], <|endoftext|>, </s>, <pad>
 SPECIAL = re.compile(r"^(<\|[^|]+\|>|<\/?[A-Za-z_]+>|\[[A-Z_]+\])$")
 
+#: the most half floats one output carries (64 MiB of them before base64): 2048 tokens × 12 heads
+#: × 12 layers would be 1.2 GB, which no notebook should be asked to hold
+MAX_CELLS = 32 << 20
+
+FEWER = "pass some of its layers (attention[a:b]) or a shorter input"
+
 _loaded: dict[str, Entry] = {}  # a model id or folder -> its entry: loaded once per kernel
 
 
@@ -230,7 +236,23 @@ def model_answer(
         entry.id, text, target=target, token_ids=token_ids, view=view, layer=layer, head=head
     )
     inp = resolve(Inputs(registry, settings), body)
+    check_size(inp, view)
     return Payload(answer(inp, body, settings), entry.id, described(text, token_ids, target))
+
+
+def check_size(inp, view: str) -> None:
+    """Refuse, before any forward pass, an output no notebook should hold (MAX_CELLS)."""
+    cfg = inp.entry.config
+    longest = max(len(inp.source.ids), len(inp.target.ids) if inp.target else 0)
+    if (
+        view != "heatmap"
+        and len(cfg.sites) * len(inp.layers) * len(inp.heads) * longest**2 > MAX_CELLS
+    ):
+        too_large("view", "show one head (view='heatmap', layer=, head=) or a shorter input")
+
+
+def too_large(name: str, advice: str):
+    raise ArgumentError(name, f"more than {MAX_CELLS >> 20} M attention weights to carry; {advice}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -272,6 +294,8 @@ def stack_layers(attention: Any, name: str) -> np.ndarray:
         shapes = {x.shape for x in layers}
         if len(shapes) > 1:
             raise ArgumentError(name, f"the layers' shapes differ: {sorted(shapes)}")
+        if sum(x.size for x in layers) > MAX_CELLS:  # checked before any copy
+            too_large(name, FEWER)
         return np.stack(layers)
     a = _array(attention, name)
     if a.ndim != 4:
@@ -280,6 +304,8 @@ def stack_layers(attention: Any, name: str) -> np.ndarray:
             f"expected a 4-D [layers, heads, queries, keys] array (or a tuple of "
             f"[batch, heads, queries, keys]), got {a.ndim}-D {list(a.shape)}",
         )
+    if a.size > MAX_CELLS:
+        too_large(name, FEWER)
     return a
 
 
@@ -353,6 +379,8 @@ def given_answer(
         _check(sites["decoder.cross"], "cross_attention", target, source,
                "decoder_tokens", "encoder_tokens")  # fmt: skip
         kind = "seq2seq"
+    if sum(a.size for a in sites.values()) > MAX_CELLS:
+        too_large("attention", FEWER)
     n_heads = {a.shape[1] for a in sites.values()}
     if len(n_heads) > 1:
         raise ArgumentError(

@@ -15,7 +15,15 @@ from app.errors import ApiError, invalid
 from app.inputs import Inputs, InputsDep
 from app.schemas import Index, ModelId, Request, Text, TokenIds
 from attnviz import Output
-from attnviz.payload import ArgumentError, Payload, answer, attention_request, described, resolve
+from attnviz.payload import (
+    ArgumentError,
+    Payload,
+    answer,
+    attention_request,
+    check_size,
+    described,
+    resolve,
+)
 
 router = APIRouter(include_in_schema=False)
 HTML = "text/html; charset=utf-8"
@@ -47,6 +55,7 @@ async def standalone(
             head=body.head,
         )
         inp = resolve(inputs, req)
+        check_size(inp, body.view)
     except ArgumentError as e:
         raise ApiError(e.status, e.message, field=e.name, code=e.code) from None
     cfg = inp.entry.config

@@ -234,6 +234,11 @@ BAD = [
     (dict(attention=softmaxed((1, 2, 3, 3)), tokens=list("abc"), layer=1), "layer"),
     (dict(attention=softmaxed((1, 2, 3, 3)), tokens=list("abc"), head=-1), "head"),
     (dict(attention=softmaxed((1, 2, 3, 3)), tokens=list("abc"), site="decoder.cross"), "site"),
+    # more than attnviz.payload.MAX_CELLS weights (a broadcast view: no memory behind it)
+    (
+        dict(attention=np.broadcast_to(np.float32(0), (1, 1, 6000, 6000)), tokens=["a"] * 6000),
+        "attention",
+    ),
     (dict(model="no-such-model", text="hello"), "model"),
     (dict(model=torch.nn.Linear(2, 2), text="hello"), "model"),
     (dict(model="decoder-mini"), "text"),
@@ -324,3 +329,15 @@ def test_text_and_tokens_never_become_markup():
     html = out.html()
     assert "<img" not in html and "alert(2)</script>" not in html
     assert unpack(html, "page")["answer"]["tokens"]["source"][0]["text"] == xss
+
+
+def test_an_output_too_large_for_a_notebook_is_refused_before_the_forward_pass(
+    checkpoints, monkeypatch
+):
+    import attnviz.payload
+
+    monkeypatch.setattr(attnviz.payload, "MAX_CELLS", 4 * 4 * 7 * 7 - 1)  # decoder-mini, 7 tokens
+    path = str(checkpoints / "decoder-mini")
+    with pytest.raises(ValueError, match=r"^view: more than"):
+        attnviz.show(model=path, text=TEXT, view="heads")
+    assert attnviz.show(model=path, text=TEXT, view="heatmap")  # one head still fits
