@@ -19,7 +19,7 @@ const PANELS = {
   heads: ["heads"],
   grid: ["grid"],
   heatmap: ["heatmap"],
-  explorer: ["heads", "grid", "heatmap"],
+  explorer: ["heads", "heatmap", "grid"], // side by side where there is room, the grid below
 };
 
 function select(label, options, value, onChange) {
@@ -65,7 +65,7 @@ export async function mount(root, page) {
   const boxes = Object.fromEntries(
     panels.map((p) => [p, el("div", { class: `attnviz-panel attnviz-${p}`, "data-panel": p })]),
   );
-  root.replaceChildren(header, controls, ...panels.map((p) => boxes[p]));
+  root.replaceChildren(header, controls, el("div", { class: "attnviz-panels" }, ...panels.map((p) => boxes[p])));
 
   let heat = null;
   function drawControls() {
