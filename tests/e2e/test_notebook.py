@@ -193,6 +193,11 @@ def test_the_explorer_exports_the_view_as_one_offline_page(ui, chromium_browser,
     saved = tmp_path / "explorer.html"
     info.value.save_as(saved)
     assert info.value.suggested_filename.endswith(".html")
+    # scores on screen: the page (weights) would not be what is shown, and the banner says so
+    ui.page.select_option("#values-select", "scores")
+    button.click()
+    ui.wait("#error-banner")
+    assert "shows attention weights" in ui.page.locator("#error-banner").inner_text()
 
     page, seen = open_offline(chromium_browser, saved.as_uri())
     try:

@@ -588,8 +588,11 @@ onProjectorChange(() => render({ grid: true }));
 const fname = (part) => `attnviz-${state.model}-${part}-L${state.layer}H${state.head}`;
 /** "HTML (standalone)": this view of the model and sentence as one page that opens offline (built
  * by attnviz/page.py on the server, the same as attnviz.show in a notebook). */
-const standalone = (view) => () =>
-  api.standalonePage({
+const standalone = (view) => () => {
+  if (state.ablate.length) {
+    return Promise.reject(new Error("the standalone page shows the whole model: clear the ablation to export it"));
+  }
+  return api.standalonePage({
     model: state.model,
     text: state.text,
     ...(state.target ? { target: state.target } : {}),
@@ -598,10 +601,15 @@ const standalone = (view) => () =>
     head: state.head,
     site: currentSite(),
   });
+};
 
 registerExport("heatmap", {
   filename: () => fname(state.show === "weights" ? "heatmap" : state.show),
-  html: standalone("heatmap"),
+  // the standalone page shows weights: scores, norms or rollout would not be what is on screen
+  html: () =>
+    state.show === "weights"
+      ? standalone("heatmap")()
+      : Promise.reject(new Error("the standalone page shows attention weights: pick weights α to export it")),
   plot: () => $("#heatmap"),
   figure: () => heatmap.canvas,
   data: () => {
