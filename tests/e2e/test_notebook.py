@@ -114,7 +114,7 @@ def test_the_tour_draws_offline_from_its_saved_outputs(tour, chromium_browser):
     gpt2_weights = json.loads(nb.cells[-1].outputs[0]["text"])
     page_file = work / "outputs.html"
     # in a dark theme (JupyterLab dark: light text on a dark page), as a notebook shows them
-    dark = "<style>body { background: #111111; color: #eeeeee; }</style>"
+    dark = "<style>body { background: #111; color: #eee; } code { background: #333; }</style>"
     page_file.write_text(
         f"<!DOCTYPE html><html lang='en'><meta charset='utf-8'><title>tour</title>{dark}<body>"
         + "\n".join(outputs)
@@ -130,9 +130,11 @@ def test_the_tour_draws_offline_from_its_saved_outputs(tour, chromium_browser):
         colours = explorer.evaluate(
             """(n) => [getComputedStyle(n).backgroundColor,
                        getComputedStyle(n.querySelector('.attnviz-input')).color,
+                       getComputedStyle(n.querySelector('.attnviz-model')).backgroundColor,
                        getComputedStyle(n.querySelector('svg.head-view .tokens text:not(.special)')).fill]"""
         )
-        assert colours == ["rgb(255, 255, 255)", "rgb(27, 33, 48)", "rgb(27, 33, 48)"]  # readable
+        ink = "rgb(27, 33, 48)"
+        assert colours == ["rgb(255, 255, 255)", ink, "rgba(0, 0, 0, 0)", ink]  # readable
         assert explorer.locator("svg.head-view line").count() > 0
         assert translator.locator("select[aria-label=attention]").input_value() == "decoder.cross"
         assert translator.locator("svg.head-view line").count() > 0
