@@ -23,8 +23,9 @@ export default [
     },
   },
   {
-    // Loaded as a classic script before Plotly, not as a module.
-    files: ["static/js/csp-compat.js"],
+    // Classic scripts: csp-compat.js is loaded before Plotly; standalone-loader.js runs inline in
+    // a notebook output or an exported page (attnviz/page.py).
+    files: ["static/js/csp-compat.js", "static/js/standalone-loader.js"],
     languageOptions: { sourceType: "script" },
   },
   {

@@ -35,6 +35,7 @@ from app.routes import (
     pages,
     positions,
     rnn,
+    standalone,
     tasks,
     tokens,
 )
@@ -156,6 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router, prefix="/api/v1")
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     app.include_router(pages.router)  # the browser UI: page shells, Plotly from the package
+    app.include_router(standalone.router)  # its "HTML (standalone)" export
 
     app.add_middleware(
         GZipMiddleware, minimum_size=settings.gzip_min_bytes, compresslevel=settings.gzip_level

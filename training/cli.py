@@ -1,7 +1,8 @@
 """The `attnviz` command.
 
 ``attnviz train <model-id>`` reproduces a shipped checkpoint from nothing;
-``attnviz import SRC --id ID --out DIR`` converts a Hugging Face checkpoint into one of ours.
+``attnviz import SRC --id ID --out DIR`` converts a Hugging Face checkpoint into one of ours;
+``attnviz export --model ID --text "..." --out page.html`` writes one offline HTML page.
 """
 
 from __future__ import annotations
@@ -46,10 +47,27 @@ def main(argv: list[str] | None = None) -> int:
         "--out", required=True, metavar="DIR", help="the checkpoint folder to write into"
     )
     i.add_argument("--force", action="store_true", help="replace DIR/ID if it exists")
+    e = sub.add_parser(
+        "export",
+        help="write one HTML page of a model's attention that opens from disk, offline",
+        description="Write one self-contained HTML file (no server, nothing fetched: it opens "
+        "from file:// in any browser) showing MODEL's attention on TEXT, as attnviz.show does "
+        "in a notebook. The page states the model, the input and the attnviz version.",
+    )
+    e.add_argument("--model", required=True, help="a shipped model id or a checkpoint folder")
+    e.add_argument("--text", required=True, help="the input sentence (a translator's source)")
+    e.add_argument("--target", help="seq2seq: the translation to teacher-force")
+    e.add_argument("--view", default="explorer", choices=["heads", "grid", "heatmap", "explorer"])
+    e.add_argument("--layer", type=int, default=0, help="the layer shown first")
+    e.add_argument("--head", type=int, default=0, help="the head shown first")
+    e.add_argument("--site", help="encoder.self, decoder.self or decoder.cross")
+    e.add_argument("--out", required=True, help="the .html file to write")
     args = parser.parse_args(argv)
 
     if args.command == "import":
         return _import(args)
+    if args.command == "export":
+        return _export(args)
     if args.command == "recipes":
         for r in RECIPES.values():
             print(f"{r.model_id:16} {r.objective:10} {r.steps:6} steps  {r.title}")
@@ -89,6 +107,27 @@ def _import(args: argparse.Namespace) -> int:
     print(f"parameters: {card['parameters']}")
     for line in card["conversion"]["notes"]:
         print(f"note: {line}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    import attnviz
+
+    try:
+        path = attnviz.export_html(
+            args.out,
+            args.model,
+            args.text,
+            target=args.target,
+            view=args.view,
+            layer=args.layer,
+            head=args.head,
+            site=args.site,
+        )
+    except ValueError as e:
+        print(f"attnviz export: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} kB)")
     return 0
 
 

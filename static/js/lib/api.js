@@ -35,10 +35,10 @@ async function parseError(res) {
   return new ApiError(res.status, `http_${res.status}`, msg);
 }
 
-async function send(method, path, body, { signal, accept = "application/json" } = {}) {
+async function send(method, path, body, { signal, accept = "application/json", base = BASE } = {}) {
   let res;
   try {
-    res = await fetch(BASE + path, {
+    res = await fetch(base + path, {
       method,
       headers: body === undefined ? { Accept: accept } : { "Content-Type": "application/json", Accept: accept },
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -75,6 +75,11 @@ export const modelCard = (id) => get(`/models/${encodeURIComponent(id)}`);
 export const can = (model, task) => Boolean(model && model.tasks && model.tasks.includes(task));
 export const tokenize = (model, text) => post("/tokenize", { model, text });
 export const attention = (body, opts) => post("/attention", body, opts);
+
+/** One page that draws this view offline, as a Blob (the "HTML (standalone)" export; a page
+ * route, outside /api/v1: {model, text, target?, view, layer, head, site}). */
+export const standalonePage = async (body) =>
+  (await send("POST", "/export/standalone", body, { accept: "text/html", base: "" })).blob();
 
 /**
  * POST /attention in the binary transport: the answer with each tensor a Tensor (lib/tensor.js).

@@ -1,4 +1,4 @@
-// Export any panel as PNG, SVG or JSON, a table as CSV. Plotly figures use Plotly.downloadImage;
+// Export any panel as PNG, SVG or JSON, a table as CSV, a view as one standalone HTML page. Plotly figures use Plotly.downloadImage;
 // our own SVG drawings are serialised (with their computed styles inlined) and rasterised for
 // PNG; canvas figures (lib/heatcanvas.js) give their own PNG and an SVG holding their pixels.
 
@@ -8,7 +8,8 @@ const providers = new Map();
  * id matches a template's `.export[data-export=id]` group. provider: {
  *   filename(): string, data(): any (JSON), plot?(): Plotly div, svg?(): SVGSVGElement (a
  *   drawing on the page, or a detached one that is already standalone), figure?(): a canvas
- *   figure {toBlob(), toSVG()} or null, csv?(): a table as CSV text }
+ *   figure {toBlob(), toSVG()} or null, csv?(): a table as CSV text, html?(): a Promise of a Blob
+ *   (the "HTML (standalone)" page: the view as one file that opens offline) }
  */
 export function registerExport(id, provider) {
   providers.set(id, provider);
@@ -103,6 +104,10 @@ export async function exportAs(id, format) {
   if (!p) throw new Error(`nothing to export for ${id}`);
   const filename = (p.filename ? p.filename() : id).replace(/[^\w.-]+/g, "_");
   if (format === "json") return downloadJSON(p.data(), filename);
+  if (format === "html") {
+    if (!p.html) throw new Error(`no standalone page for ${id}`);
+    return downloadBlob(await p.html(), `${filename}.html`);
+  }
   if (format === "csv") {
     if (!p.csv) throw new Error(`no CSV for ${id}`);
     return downloadBlob(new Blob([p.csv()], { type: "text/csv" }), `${filename}.csv`);

@@ -27,7 +27,9 @@ const waiting = new Map(); // `${id}:${seq}` -> resolve
 
 function rasterWorker() {
   if (!worker) {
-    worker = new Worker(new URL("../workers/raster.js", import.meta.url), { type: "module" });
+    // A classic worker (raster.js imports nothing): Chromium starts no module worker from a
+    // blob: URL on a file:// page, which is how an exported page (attnviz/page.py) runs it.
+    worker = new Worker(new URL("../workers/raster.js", import.meta.url));
     worker.onmessage = (event) => {
       const { id, seq, bitmap, error } = event.data;
       const resolve = waiting.get(`${id}:${seq}`);

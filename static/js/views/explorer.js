@@ -586,8 +586,30 @@ state.subscribe((changed) => {
 onProjectorChange(() => render({ grid: true }));
 
 const fname = (part) => `attnviz-${state.model}-${part}-L${state.layer}H${state.head}`;
+/** "HTML (standalone)": this view of the model and sentence as one page that opens offline (built
+ * by attnviz/page.py on the server, the same as attnviz.show in a notebook). */
+const standalone = (view) => () => {
+  if (state.ablate.length) {
+    return Promise.reject(new Error("the standalone page shows the whole model: clear the ablation to export it"));
+  }
+  return api.standalonePage({
+    model: state.model,
+    text: state.text,
+    ...(state.target ? { target: state.target } : {}),
+    view,
+    layer: state.layer,
+    head: state.head,
+    site: currentSite(),
+  });
+};
+
 registerExport("heatmap", {
   filename: () => fname(state.show === "weights" ? "heatmap" : state.show),
+  // the standalone page shows weights: scores, norms or rollout would not be what is on screen
+  html: () =>
+    state.show === "weights"
+      ? standalone("heatmap")()
+      : Promise.reject(new Error("the standalone page shows attention weights: pick weights α to export it")),
   plot: () => $("#heatmap"),
   figure: () => heatmap.canvas,
   data: () => {
@@ -615,6 +637,7 @@ registerExport("heatmap", {
 });
 registerExport("headview", {
   filename: () => `attnviz-${state.model}-headview-L${state.layer}`,
+  html: standalone("heads"),
   svg: () => headView && headView.toSVG(),
   data: () => {
     const site = currentSite();
@@ -638,6 +661,7 @@ registerExport("headview", {
 });
 registerExport("grid", {
   filename: () => `attnviz-${state.model}-all-heads`,
+  html: standalone("grid"),
   svg: () => grid && grid.toSVG(),
   data: () => ({
     model: state.model,
