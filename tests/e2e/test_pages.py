@@ -22,7 +22,18 @@ def test_view_loads_clean_and_draws(ui, view):
     for selector in selectors:
         ui.wait(selector, state="attached")
     assert ui.page.locator("#error-banner").is_hidden()
+    assert_no_cloud_button(ui)
     ui.shot(f"view-{view}")
+
+
+def assert_no_cloud_button(ui):
+    """No mode bar offers to upload the chart (Plotly's "Share chart…" to Plotly Cloud)."""
+    buttons = ui.page.eval_on_selector_all(
+        ".modebar-btn", "els => els.map((e) => [e.dataset.title || '', e.dataset.attr || ''])"
+    )
+    assert buttons, "the view's charts have mode bars (zoom, download)"
+    offered = [b for b in buttons if "share" in b[0].lower() or "cloud" in " ".join(b).lower()]
+    assert not offered, offered
 
 
 def test_model_card_of_every_model(ui, app_server):
