@@ -41,7 +41,9 @@ def test_ablating_a_classifier_head_shows_the_probability_before_and_after(ui, a
     switch = ui.page.locator(".ablate-switch[data-layer='3'][data-head='0']")
     assert switch.get_attribute("aria-pressed") == "true"
     assert "ablated" in switch.inner_text() and "✂" in switch.inner_text()
-    assert "encoder.self L3 H0 · zero" in ui.page.inner_text("#ablation-bar .ablated-list")
+    # the site named as the rest of the UI names it, never by its internal key
+    listed = ui.page.inner_text("#ablation-bar .ablated-list")
+    assert "L3 H0 of the encoder self-attention · zero" in listed and "encoder.self" not in listed
     # the figures are the server's: the ablated answer and its baseline
     answer = api(
         app_server,
@@ -105,6 +107,8 @@ def test_ablate_url_round_trip_and_the_x_key(ui, app_server):
         for b in ui.page.locator(".ablate-switch[aria-pressed='true']").all()
     }
     assert set(pressed) == {0, 2}
+    listed = ui.page.inner_text("#ablation-bar .ablated-list")
+    assert "L1 H2 of the decoder self-attention (masked) · mean" in listed
     assert "zero" in pressed[0] and "mean" in pressed[2]
     # the grid's thumbnails of the ablated heads say so (a ✂ badge and their name)
     ui.wait("#grid .thumb.ablated")
