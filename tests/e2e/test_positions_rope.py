@@ -1,0 +1,49 @@
+"""/positions and /rope read against the server's numbers and the formulas: captions that
+follow the model's kind of positions, colour scales that follow the data, the embedding's
+scale stated, the angle table θᵢ·m, and the sinusoidal comparison on the tokens picked."""
+
+from __future__ import annotations
+
+import json
+import math
+import urllib.request
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+SINUSOID_WORDS = ("oscillate", "sine or cosine wave")
+
+
+def get_json(base: str, path: str) -> dict:
+    with urllib.request.urlopen(f"{base}/api/v1{path}", timeout=60) as r:
+        return json.load(r)
+
+
+def texts(page, selector: str) -> str:
+    return " ".join(page.eval_on_selector_all(selector, "els => els.map((e) => e.textContent)"))
+
+
+def test_positions_follow_the_models_kind_and_its_numbers(ui, app_server):
+    # a learned table: no sinusoid captions, and a colour scale to its own largest |value|
+    ui.goto("/positions?model=encoder-mini&text=the+cat+sat", wait_for="#emb-sum .main-svg")
+    ui.wait("#table .main-svg", state="attached")
+    api = get_json(app_server.url, "/models/encoder-mini/positions?n=64&text=the+cat+sat")
+    top = max(abs(v) for row in api["table"] for v in row)
+    trace = ui.page.evaluate("() => document.querySelector('#table').data[0]")
+    assert trace["zmax"] == pytest.approx(top) and trace["zmin"] == pytest.approx(-top)
+    assert f"±{top:.3f}" in ui.page.inner_text("#table-note")
+    captions = texts(ui.page, "#table-sub, #curves-sub, #similarity-sub")
+    assert "learned" in captions and not any(w in captions for w in SINUSOID_WORDS)
+    assert api["embedding"]["scale"] == 1 and ui.page.inner_text("#emb-scale") == ""
+
+    # the original Transformer: the sinusoid's captions, and the embedding's × √d_model stated
+    ui.goto("/positions?model=seq2seq-en-fr&text=the+cat+sat", wait_for="#emb-sum .main-svg")
+    ui.page.wait_for_function("() => document.querySelector('#emb-scale').textContent !== ''")
+    d = app_server.models["seq2seq-en-fr"]["d_model"]
+    recipe = get_json(app_server.url, "/models/seq2seq-en-fr")["card"].get("recipe") or {}
+    assert recipe.get("architecture", {}).get("scale_embeddings", True)  # as it was trained
+    assert ui.page.inner_text("#emb-scale") == f"× √d_model = √{d} = {math.sqrt(d):.2f}"
+    captions = texts(ui.page, "#table-sub, #curves-sub")
+    assert all(w in captions for w in SINUSOID_WORDS)
+    assert "±1.000" in ui.page.inner_text("#table-note")
