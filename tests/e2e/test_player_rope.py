@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import math
+import urllib.request
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -111,9 +114,19 @@ def test_rope_relative_matrix_is_constant_along_diagonals(ui, app_server):
         for d in range(-30, 31)
     )
     assert spread > 1e-3  # sinusoidal: not a function of m − n alone
-    # the angle table and the rotating pair
+    # the angle table is θᵢ·m (mod 2π), θᵢ = base^(−2i/d_head), from the model's base
     angles = ui.page.evaluate("() => document.querySelector('#angles').data[0].z")
-    assert len(angles) == 32 and all(0 <= a <= 6.3 for row in angles for a in row)
+    d_head = app_server.models[rope_models[0]]["d_head"]
+    with urllib.request.urlopen(
+        f"{app_server.url}/api/v1/models/{rope_models[0]}/positions?n=1"
+    ) as r:
+        base = json.load(r)["rope"]["base"]  # the model's config
+    assert len(angles) == 32 and len(angles[0]) == d_head // 2
+    for m, row in enumerate(angles):
+        for i, a in enumerate(row):
+            want = (m * base ** (-2 * i / d_head)) % (2 * math.pi)
+            gap = abs(a - want) % (2 * math.pi)
+            assert min(gap, 2 * math.pi - gap) < 2e-3, (m, i, a, want)
     ui.page.fill("#m-slider", "9")
     ui.page.dispatch_event("#m-slider", "input")
     assert "m = 9" in ui.page.inner_text("#pair-note")

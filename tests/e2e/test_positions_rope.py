@@ -10,6 +10,8 @@ import urllib.request
 
 import pytest
 
+from tests.e2e.urls import post_json
+
 pytestmark = pytest.mark.e2e
 
 SINUSOID_WORDS = ("oscillate", "sine or cosine wave")
@@ -47,3 +49,31 @@ def test_positions_follow_the_models_kind_and_its_numbers(ui, app_server):
     captions = texts(ui.page, "#table-sub, #curves-sub")
     assert all(w in captions for w in SINUSOID_WORDS)
     assert "±1.000" in ui.page.inner_text("#table-note")
+
+
+def test_rope_sliders_start_at_the_tokens_and_the_sinusoid_compares_the_same_words(ui, app_server):
+    text = "the black cat ate the mouse"
+    ui.goto(f"/rope?model=decoder-mini&text={text.replace(' ', '+')}", wait_for="#pair .main-svg")
+    ui.wait("#relative-sin .main-svg")
+    tokens = post_json(app_server.url, "/tokenize", {"model": "decoder-mini", "text": text})[
+        "tokens"
+    ]
+    query, key = len(tokens) - 1, len(tokens) - 2  # the defaults: the last token, the one before
+    assert ui.page.input_value("#m-slider") == str(query)
+    assert ui.page.input_value("#n-slider") == str(key)
+    note = ui.page.inner_text("#pair-note")
+    assert f"“{tokens[query]['text']}” at m = {query}" in note
+    assert f"“{tokens[key]['text']}” at n = {key}" in note
+    # the additive model's matrix is of the same two words (its tokens cover the same characters)
+    other = ui.page.text_content("#relative-sin .gtitle")
+    pair = f"“{tokens[query]['text']}” → “{tokens[key]['text']}”"
+    assert pair in ui.page.text_content("#relative .gtitle") and pair in other
+    assert ui.page.inner_text("#relative-sin-note").startswith("The same tokens")
+
+    # a query on the start token, which the translator's source lacks: said, not "same"
+    ui.page.select_option("#query-select", "0")
+    ui.page.wait_for_function(
+        "() => document.querySelector('#relative-sin-note').textContent.includes('instead')"
+    )
+    assert ui.page.input_value("#m-slider") == "0"  # the slider followed the token picked
+    assert tokens[0]["special"] and tokens[0]["text"] in ui.page.inner_text("#relative-sin-note")
