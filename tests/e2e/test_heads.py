@@ -149,14 +149,33 @@ def test_a_head_clicked_in_a_map_opens_in_the_explorer(ui):
     assert params(ui.page.url)["ablate"] == "decoder.self:3:2:mean"
 
 
-def test_a_seq2seq_site_and_a_table_link(ui):
-    ui.goto("/heads?model=seq2seq-en-fr&site=decoder.cross")
+def test_a_seq2seq_site_and_a_table_link(ui, app_server):
+    ui.goto("/heads?model=seq2seq-en-fr&site=decoder.cross&score=first_token")
     shown(ui)
     assert ui.page.is_visible("#site-field")
     note = ui.page.inner_text("#site-note")
     assert "previous token, induction and duplicate token do not apply" in note
-    assert table(ui)[0] == ["head ▲", "first token (sink)", "entropy", "importance"]
+    # the source has no start token: key 0 is a word, and the score says so, not "sink"
+    text = ui.page.input_value("#text-input")
+    source = post_json(app_server.url, "/tokenize", {"model": "seq2seq-en-fr", "text": text})
+    first = source["tokens"][0]
+    assert not first["special"]
+    label = f"first token (“{first['text']}”, no sink)"
+    assert table(ui)[0] == ["head ▲", label, "entropy", "importance"]
+    assert f"key 0 is the word “{first['text']}”" in ui.page.inner_text("#scores-note")
+    assert "sink" not in ui.page.inner_text("#score-select option:checked").replace("no sink", "")
     assert len(table(ui)) == 1 + 3 * 4
+    # the decoder's own keys start with its start token: there it is a sink
+    ui.page.select_option("#site-select", "decoder.self")
+    ui.page.wait_for_function(
+        "() => document.querySelector('#scores-note').textContent.includes('start token')"
+    )
+    assert "“<s>”" in ui.page.inner_text("#scores-note")
+    assert "first token (sink)" in table(ui)[0]
+    ui.page.select_option("#site-select", "decoder.cross")
+    ui.page.wait_for_function(
+        "() => document.querySelector('#site-select').value === 'decoder.cross'"
+    )
     ui.page.click("#heads-table a >> text=L2 H3")
     in_explorer(ui, 2, 3)
     q = params(ui.page.url)
@@ -248,14 +267,19 @@ def test_the_random_probe_an_error_and_the_busy_state(ui, app_server):
     assert "run_length" in ui.page.inner_text("#error-banner")
 
 
-def test_the_rnn_says_what_does_not_apply(ui):
+def test_the_rnn_says_what_does_not_apply(ui, app_server):
     ui.goto("/heads?model=rnn-en-fr&score=previous_token")
     ui.wait("#importance .main-svg", state="attached")
     assert "does not apply to cross-attention" in ui.page.inner_text("#scores-note")
     assert ui.page.is_hidden("#scores")
     assert "single attention head" in ui.page.inner_text("#site-note")
     rows = table(ui)
-    assert rows[0] == ["head ▲", "first token (sink)", "entropy", "importance"]
+    text = ui.page.input_value("#text-input")
+    first = post_json(app_server.url, "/tokenize", {"model": "rnn-en-fr", "text": text})["tokens"][
+        0
+    ]
+    sink = "first token (sink)" if first["special"] else f"first token (“{first['text']}”, no sink)"
+    assert rows[0] == ["head ▲", sink, "entropy", "importance"]
     assert len(rows) == 2 and rows[1][0] == "L0 H0"
     assert ui.page.input_value("#versus-select") == "first_token"
     ui.shot("heads-rnn")
