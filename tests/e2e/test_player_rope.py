@@ -9,6 +9,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from tests.e2e.urls import post_json
+
 pytestmark = pytest.mark.e2e
 
 SOURCE = "the black cat ate the mouse"
@@ -139,3 +141,55 @@ def test_stream_errors_reach_the_banner(ui):
     ui.wait("#error-banner")
     message = ui.page.inner_text("#error-banner")
     assert "422" in message and "max_new_tokens" in message
+
+
+def test_after_play_the_lens_shows_the_first_disagreement_or_the_step_looked_at(ui, app_server):
+    model = "seq2seq-en-fr"
+    ui.goto(f"/decode?model={model}&text={SOURCE.replace(' ', '+')}")  # plays to the end
+    ui.wait("#output-text")
+    ui.page.wait_for_function("() => document.querySelector('#lens-note').textContent !== ''")
+    # the server's lens at every step, asked directly: the first step where a block before
+    # the output has another top token than the output's
+    ids = [
+        s["token"]["id"]
+        for s in post_json(app_server.url, "/generate", {"model": model, "text": SOURCE})["steps"]
+    ]
+    bos = post_json(app_server.url, "/logit-lens", {"model": model, "text": SOURCE})["tokens"][
+        "target"
+    ][0]["id"]
+    lens = post_json(
+        app_server.url,
+        "/logit-lens",
+        {
+            "model": model,
+            "text": SOURCE,
+            "target_ids": [bos, *ids[:-1]],
+            "positions": list(range(len(ids))),
+        },
+    )
+    blocks = [li for li, name in enumerate(lens["layers"]) if name != "embed"][:-1]
+    disagree = [
+        p + 1
+        for p in range(len(ids))
+        if any(lens["top_ids"][li][p][0] != lens["final_ids"][p] for li in blocks)
+    ]
+    want = disagree[0] if disagree else 1
+    assert step_counter(ui.page) == (len(ids), len(ids))  # the player shows the last step
+    assert ui.page.get_attribute("#lens table", "aria-label") == f"logit lens at step {want}"
+    if disagree:
+        assert f"Step {want}: the first step where a block" in ui.page.inner_text("#lens-note")
+    # a step the user looked at (a click on its token), then play on: the lens stays on it
+    looked = len(ids) - 2
+    ui.page.click(f"#gen-part .out-tok >> nth={looked - 1}")
+    ui.page.wait_for_function(
+        "k => document.querySelector('#lens table')?.getAttribute('aria-label') === `logit lens at step ${k}`",
+        arg=looked,
+    )
+    ui.page.click("#play-button")
+    ui.page.wait_for_function(
+        "n => document.querySelector('#step-counter').textContent === `step ${n} / ${n}`"
+        " && document.querySelector('#play-button').getAttribute('aria-pressed') === 'false'",
+        arg=len(ids),
+    )
+    assert ui.page.get_attribute("#lens table", "aria-label") == f"logit lens at step {looked}"
+    assert "the step you last looked at" in ui.page.inner_text("#lens-note")
