@@ -77,3 +77,9 @@ def test_rope_sliders_start_at_the_tokens_and_the_sinusoid_compares_the_same_wor
     )
     assert ui.page.input_value("#m-slider") == "0"  # the slider followed the token picked
     assert tokens[0]["special"] and tokens[0]["text"] in ui.page.inner_text("#relative-sin-note")
+    # projector mode: the labels on the rotating pair grow with the rest of the page
+    label = "#pair g.textpoint text"
+    size = "s => parseFloat(getComputedStyle(document.querySelector(s)).fontSize)"
+    before = ui.page.evaluate(size, label)
+    ui.page.click("#projector-toggle")
+    ui.page.wait_for_function(f"([s, b]) => ({size})(s) > b", arg=[label, before])

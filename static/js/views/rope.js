@@ -11,7 +11,7 @@ import { $, $$, fillSelect, fmt } from "../lib/dom.js";
 import { initExports, registerExport } from "../lib/export.js";
 import { CYCLIC, DIVERGING, OKABE_ITO } from "../lib/palette.js";
 import { attentionPickers, tokenOptions } from "../lib/pickers.js";
-import { matrixHeatmap, react } from "../lib/plots.js";
+import { fontSize, matrixHeatmap, react } from "../lib/plots.js";
 import { additiveNote, relativeNote, relativePlot } from "../lib/ropepanels.js";
 import { bindKeys, initShell, onProjectorChange, showError, withProgress, withStatus } from "../lib/shell.js";
 import { int, str, urlState } from "../lib/state.js";
@@ -281,7 +281,7 @@ function renderPair() {
     x: [qm[0] * 1.12, kn[0] * 1.12],
     y: [qm[1] * 1.12, kn[1] * 1.12],
     text: [`q at m=${m}`, `k at n=${n}`],
-    textfont: { color: ["#B36B00", OKABE_ITO[0]], size: 14 },
+    textfont: { color: ["#B36B00", OKABE_ITO[0]], size: fontSize() + 2 },
     textposition: [qm[0] >= 0 ? "middle right" : "middle left", kn[0] >= 0 ? "middle right" : "middle left"],
     hoverinfo: "skip",
     showlegend: false,
