@@ -37,6 +37,7 @@ const save = (patch) => state.set(patch, { silent: true });
 const status = $("#status");
 const POSITION_CHOICES = [16, 32, 64, 128];
 const COMPARE_WORDS = 40;
+const FIRST_WORDS = new RegExp(`^(\\s*\\S+){0,${COMPARE_WORDS}}`);
 
 let tokens = null; // the sentence's tokens
 let qkv = null; // the head shown: {q, k, rot_q, rot_k} as Mats [T][d_head]
@@ -337,7 +338,8 @@ async function loadRelative() {
   if (compareModel) {
     // the comparison needs a pair of vectors, not a long input: the text's first words
     // (a small model reads at most its max_len tokens)
-    const text = state.text.split(/\s+/).slice(0, COMPARE_WORDS).join(" ");
+    // (the text itself, cut: its characters keep their offsets, so tokens match by them)
+    const text = state.text.match(FIRST_WORDS)[0];
     jobs.push(
       api.tokenize(compareModel.id, text).then((t) => {
         const query = sameToken(tokens[body.query], t.tokens, body.query);
