@@ -163,6 +163,7 @@ def test_a_seq2seq_site_and_a_table_link(ui, app_server):
     label = f"first token (“{first['text']}”, no sink)"
     assert table(ui)[0] == ["head ▲", label, "entropy", "importance"]
     assert f"key 0 is the word “{first['text']}”" in ui.page.inner_text("#scores-note")
+    assert ui.page.text_content("#scores .cbtitle") == label  # the map's colour bar too
     assert "sink" not in ui.page.inner_text("#score-select option:checked").replace("no sink", "")
     assert len(table(ui)) == 1 + 3 * 4
     # the decoder's own keys start with its start token: there it is a sink

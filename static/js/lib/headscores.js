@@ -129,7 +129,11 @@ const clickHandlers = new WeakMap(); // div -> the latest onPick
  * number of keys: entropy's top), selected: {layer, head} outlined, onPick(layer, head) on a
  * click}. Resolves once drawn.
  */
-export async function scoreHeatmap(div, z, { score, keys = 2, selected = null, onPick = null }) {
+export async function scoreHeatmap(
+  div,
+  z,
+  { score, keys = 2, selected = null, onPick = null, label = SCORE_LABEL[score] },
+) {
   const L = z.length;
   const H = L ? z[0].length : 0;
   const size = fontSize();
@@ -156,13 +160,13 @@ export async function scoreHeatmap(div, z, { score, keys = 2, selected = null, o
     texttemplate: H <= 16 ? "%{text}" : "",
     textfont: { size: size - 1 },
     customdata: hover,
-    hovertemplate: `layer %{y} · head %{x}<br>${SCORE_LABEL[score]}${unit}: %{customdata}<extra></extra>`,
+    hovertemplate: `layer %{y} · head %{x}<br>${label}${unit}: %{customdata}<extra></extra>`,
     hoverongaps: true,
     xgap: 2,
     ygap: 2,
     // importance's long name would not fit beside a half-width map: its unit says it
     colorbar: {
-      title: { text: score === "importance" ? UNIT.importance : `${SCORE_LABEL[score]}${unit}`, side: "right" },
+      title: { text: score === "importance" ? UNIT.importance : `${label}${unit}`, side: "right" },
       thickness: 14,
       len: 0.9,
     },

@@ -213,7 +213,9 @@ function drawMap(div, note, site, score, selected, onPick, withDefinition = fals
   }
   div.hidden = false;
   const z = matrixOf(data, site, score);
-  scoreHeatmap(div, z, { score, keys: keysOf(site), selected, onPick }).catch(showError);
+  scoreHeatmap(div, z, { score, keys: keysOf(site), selected, onPick, label: scoreLabel(data, site, score) }).catch(
+    showError,
+  );
 }
 
 function renderHeadLinks(site, { layer, head }) {
