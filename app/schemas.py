@@ -568,8 +568,9 @@ class PositionsResponse(Response):
     )
     embedding: dict[str, Any] | None = Field(
         None,
-        description="With `text`: `{tokens, token [T][d], position [T][d] | null, sum [T][d]}`: "
-        "what the first layer reads, token embedding + positional vector.",
+        description="With `text`: `{tokens, token [T][d], position [T][d] | null, sum [T][d], "
+        "scale}`: what the first layer reads, token embedding + positional vector; `token` is "
+        "the embedding table's row times `scale` (√d_model where the model scales it, else 1).",
     )
 
 

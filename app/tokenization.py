@@ -9,16 +9,43 @@ tokenizer, never hard-coded):
 
 A token's ``text`` is the slice of the user's text its character offsets cover, so the
 byte-level "Ġ" marker never shows; special tokens show their own name and have
-``special: true``. Nothing here knows about HTTP: app/inputs.py checks what users send.
+``special: true``. A piece that holds only part of a multi-byte character (byte-level BPE cuts
+"é" into two ids) shows its bytes, ``<0xC3>`` ``<0xA9>``, never "�": two ids never read alike.
+Nothing here knows about HTTP: app/inputs.py checks what users send.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 
 from models.config import ModelConfig
+
+BYTE_PIECE = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")  # SentencePiece's byte fallback: "<0xE2>"
+
+
+@cache
+def byte_level_alphabet() -> dict[str, int]:
+    """GPT-2's byte-level alphabet inverted: the printable character that stands for each
+    byte ("Ġ" for a space, "Ã" for 0xC3) -> the byte."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1)]
+    printable += range(ord("®"), ord("ÿ") + 1)
+    chars, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            chars[chr(b)] = b
+        else:
+            chars[chr(256 + extra)] = b
+            extra += 1
+    return chars
+
+
+def show_bytes(data: bytes) -> str:
+    """UTF-8 text where it decodes; each byte that does not, as <0xNN>."""
+    text = data.decode("utf-8", errors="surrogateescape")
+    return re.sub(r"[\udc80-\udcff]", lambda m: f"<0x{ord(m.group()) - 0xDC00:02X}>", text)
 
 
 @dataclass
@@ -38,6 +65,7 @@ class TextCodec:
         # an imported checkpoint's names for its specials (RoBERTa's mask is "<mask>")
         self.names = special_tokens or {}
         self._texts: dict[int, str] = {}  # token id -> token_text (at most the vocabulary)
+        self._partial: set[int] = set()  # ids shown as bytes (part of a character)
 
     # ---------------------------------------------------------------- special tokens
     def _id(self, role: str, *names: str) -> int | None:
@@ -84,8 +112,29 @@ class TextCodec:
             else:
                 text = self.tokenizer.decode([token_id], skip_special_tokens=False)
                 text = text or self.tokenizer.id_to_token(token_id) or ""
+                shown = self._bytes_of(token_id) if "\ufffd" in text else None
+                if shown:
+                    text = shown
+                    self._partial.add(token_id)
             self._texts[token_id] = text
         return text
+
+    def _bytes_of(self, token_id: int) -> str | None:
+        """A piece that decodes to "�" written as its bytes (None: it is no byte piece)."""
+        piece = self.piece(token_id)
+        if BYTE_PIECE.match(piece):
+            return piece.upper().replace("0X", "0x")
+        alphabet = byte_level_alphabet()
+        if type(self.tokenizer.decoder).__name__ != "ByteLevel" or not piece:
+            return None
+        if any(c not in alphabet for c in piece):
+            return None
+        return show_bytes(bytes(alphabet[c] for c in piece))
+
+    def partial_character(self, token_id: int) -> bool:
+        """True when the id holds only part of a character (its text names bytes)."""
+        self.token_text(token_id)
+        return token_id in self._partial
 
     def piece(self, token_id: int) -> str:
         """The vocabulary entry as the tokenizer stores it ("Ġcat", "▁chat", "##ing")."""
@@ -126,6 +175,8 @@ class TextCodec:
                 start += len(piece) - len(piece.lstrip())
                 end -= len(piece) - len(piece.rstrip())
                 piece = stripped
+            if self.partial_character(i):  # offsets cover the whole character: name the bytes
+                piece = self.token_text(i).strip()
             tokens.append(
                 {
                     "id": i,

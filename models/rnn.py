@@ -446,9 +446,11 @@ class RNNSeq2Seq(nn.Module):
 
     def parameter_parts(self) -> dict[str, int]:
         """Parameters per component: token embeddings, the encoder's cell, the decoder's
-        cell (with W_init), the attention (W_a, U_a, v), the readout W_r, the LM head."""
+        cell, its first state's W_init, the attention (W_a, U_a, v), the readout W_r, the LM
+        head."""
         parts = dict.fromkeys(
-            ("embeddings", "encoder", "decoder", "attention", "readout", "lm_head"), 0
+            ("embeddings", "encoder", "decoder", "decoder_init", "attention", "readout", "lm_head"),
+            0,
         )
         for name, p in self.named_parameters():
             if name.startswith("tok_embed"):
@@ -457,6 +459,8 @@ class RNNSeq2Seq(nn.Module):
                 part = "attention"
             elif name.startswith("decoder.readout"):
                 part = "readout"
+            elif name.startswith("decoder.init."):
+                part = "decoder_init"
             else:
                 part = name.split(".")[0]  # encoder, decoder, lm_head
             parts[part] += p.numel()

@@ -109,7 +109,8 @@ SCORE_DEFINITIONS = {
     "induction": "attention from a repeated token to the token after its earlier occurrence "
     "(Olsson et al. 2022), over the queries whose token occurred before",
     "duplicate_token": "attention from a token to its earlier occurrences",
-    "first_token": "attention on the first token (the attention sink: BOS, [CLS])",
+    "first_token": "attention on the first key, key 0 (an attention sink where key 0 is a start "
+    "token: BOS, [CLS], <s>)",
     "entropy": "entropy of each attention row in nats (0: one key; log n: uniform)",
     "importance": "drop in the log-probability of the model's own predictions when this head "
     "alone is ablated (mean over the predicted positions; positive: the output needs it)",

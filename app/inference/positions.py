@@ -46,6 +46,7 @@ def positions(entry: Entry, n: int, source: Sequence | None) -> dict:
             "token": rounded(tok),
             "position": None if pos is None else rounded(pos),
             "sum": rounded(tok if pos is None else tok + pos),
+            "scale": scale,  # `token` is the table's row times this (√d_model, or 1)
             "tokens": source.tokens,
         }
     return out

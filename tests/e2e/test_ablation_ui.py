@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from urllib.parse import urlparse
 
+import numpy as np
 import pytest
 
 from tests.e2e.urls import params, post_json
@@ -41,7 +42,9 @@ def test_ablating_a_classifier_head_shows_the_probability_before_and_after(ui, a
     switch = ui.page.locator(".ablate-switch[data-layer='3'][data-head='0']")
     assert switch.get_attribute("aria-pressed") == "true"
     assert "ablated" in switch.inner_text() and "✂" in switch.inner_text()
-    assert "encoder.self L3 H0 · zero" in ui.page.inner_text("#ablation-bar .ablated-list")
+    # the site named as the rest of the UI names it, never by its internal key
+    listed = ui.page.inner_text("#ablation-bar .ablated-list")
+    assert "L3 H0 of the encoder self-attention · zero" in listed and "encoder.self" not in listed
     # the figures are the server's: the ablated answer and its baseline
     answer = api(
         app_server,
@@ -105,6 +108,8 @@ def test_ablate_url_round_trip_and_the_x_key(ui, app_server):
         for b in ui.page.locator(".ablate-switch[aria-pressed='true']").all()
     }
     assert set(pressed) == {0, 2}
+    listed = ui.page.inner_text("#ablation-bar .ablated-list")
+    assert "L1 H2 of the decoder self-attention (masked) · mean" in listed
     assert "zero" in pressed[0] and "mean" in pressed[2]
     # the grid's thumbnails of the ablated heads say so (a ✂ badge and their name)
     ui.wait("#grid .thumb.ablated")
@@ -142,16 +147,23 @@ def test_ablate_url_round_trip_and_the_x_key(ui, app_server):
     assert params(ui.page.url)["ablate"] == "decoder.self:1:2:mean"
 
 
-def test_rollout_and_norms_draw_a_heatmap(ui):
-    ui.goto(
-        "/?model=encoder-mini&text=the+cat+sat+on+the+mat&layer=2", wait_for="#heatmap .main-svg"
-    )
+def test_rollout_and_norms_draw_a_heatmap(ui, app_server):
+    text = "the cat sat on the mat"
+    ui.goto(f"/?model=encoder-mini&text={plus(text)}&layer=2&head=1", wait_for="#heatmap .main-svg")
     ui.page.select_option("#values-select", "rollout")
     ui.page.wait_for_function(
         "() => document.querySelector('#heatmap .gtitle')?.textContent.includes('rollout')"
     )
-    z = ui.page.evaluate("() => document.querySelector('#heatmap').data[0].z")
+    z = np.array(ui.page.evaluate("() => document.querySelector('#heatmap').data[0].z"))
     assert all(abs(sum(row) - 1) < 5e-3 for row in z)  # rollout rows are distributions
+    # the server's rollout through layers 0–2, asked directly; the head's own weights differ
+    body = {"model": "encoder-mini", "text": text}
+    rollout = np.array(api(app_server, "/rollout", body)["rollout"]["encoder.self"][2])
+    one = {**body, "layers": [2], "heads": [1], "include": ["norms"]}
+    answer = api(app_server, "/attention", one)
+    weights = np.array(answer["attention"]["encoder.self"][0][0])
+    assert np.abs(z - rollout).max() < 2e-3
+    assert np.abs(z - weights).max() > 0.05
     assert "Abnar" in ui.page.inner_text("#values-caption")
     assert params(ui.page.url)["show"] == "rollout"
     ui.shot("explorer-rollout")
@@ -159,8 +171,10 @@ def test_rollout_and_norms_draw_a_heatmap(ui):
     ui.page.wait_for_function(
         "() => document.querySelector('#heatmap .gtitle')?.textContent.includes('‖α·f(x)‖')"
     )
-    z = ui.page.evaluate("() => document.querySelector('#heatmap').data[0].z")
-    assert all(v >= 0 for row in z for v in row) and max(max(r) for r in z) > 0
+    z = np.array(ui.page.evaluate("() => document.querySelector('#heatmap').data[0].z"))
+    norms = np.array(answer["norms"]["encoder.self"][0][0])  # ‖α·f(x)‖ of L2 H1
+    assert np.abs(z - norms).max() < 2e-3 * max(1.0, norms.max())
+    assert np.abs(z - weights).max() > 0.05  # not the weights again
     assert "Kobayashi" in ui.page.inner_text("#values-caption")
     assert "norm" in ui.page.text_content("#heatmap .cbtitle")
     ui.shot("explorer-norms")

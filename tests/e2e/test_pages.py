@@ -22,7 +22,18 @@ def test_view_loads_clean_and_draws(ui, view):
     for selector in selectors:
         ui.wait(selector, state="attached")
     assert ui.page.locator("#error-banner").is_hidden()
+    assert_no_cloud_button(ui)
     ui.shot(f"view-{view}")
+
+
+def assert_no_cloud_button(ui):
+    """No mode bar offers to upload the chart (Plotly's "Share chart…" to Plotly Cloud)."""
+    buttons = ui.page.eval_on_selector_all(
+        ".modebar-btn", "els => els.map((e) => [e.dataset.title || '', e.dataset.attr || ''])"
+    )
+    assert buttons, "the view's charts have mode bars (zoom, download)"
+    offered = [b for b in buttons if "share" in b[0].lower() or "cloud" in " ".join(b).lower()]
+    assert not offered, offered
 
 
 def test_model_card_of_every_model(ui, app_server):
@@ -63,3 +74,17 @@ def test_plotly_and_styles_come_from_this_server(app_server):
     for path in ("/vendor/plotly.min.js", "/vendor/plotly.css", "/static/css/app.css"):
         with urllib.request.urlopen(app_server.url + path, timeout=10) as r:
             assert r.status == 200 and len(r.read()) > 500
+
+
+def test_no_window_of_another_origin_can_be_sent_a_chart(ui, app_server):
+    """Plotly's cloud upload opens the cloud in a new window and posts the chart to it: the CSP
+    governs neither. The Cross-Origin-Opener-Policy does: a window of another origin opened from
+    a page is cut off from it (closed to the opener, so nothing can be posted to it)."""
+    response = ui.goto("/models/encoder-mini")
+    assert response.headers.get("cross-origin-opener-policy") == "same-origin"
+    opened = """async (url) => { const w = window.open(url, "_blank");
+                                 await new Promise((r) => setTimeout(r, 1500));
+                                 return w === null || w.closed; }"""
+    other = app_server.url.replace("127.0.0.1", "localhost") + "/healthz"  # another origin
+    assert ui.page.evaluate(opened, other)
+    assert not ui.page.evaluate(opened, app_server.url + "/healthz")  # the same origin: not cut

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import math
+import urllib.request
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+
+from tests.e2e.urls import post_json
 
 pytestmark = pytest.mark.e2e
 
@@ -111,9 +116,19 @@ def test_rope_relative_matrix_is_constant_along_diagonals(ui, app_server):
         for d in range(-30, 31)
     )
     assert spread > 1e-3  # sinusoidal: not a function of m − n alone
-    # the angle table and the rotating pair
+    # the angle table is θᵢ·m (mod 2π), θᵢ = base^(−2i/d_head), from the model's base
     angles = ui.page.evaluate("() => document.querySelector('#angles').data[0].z")
-    assert len(angles) == 32 and all(0 <= a <= 6.3 for row in angles for a in row)
+    d_head = app_server.models[rope_models[0]]["d_head"]
+    with urllib.request.urlopen(
+        f"{app_server.url}/api/v1/models/{rope_models[0]}/positions?n=1"
+    ) as r:
+        base = json.load(r)["rope"]["base"]  # the model's config
+    assert len(angles) == 32 and len(angles[0]) == d_head // 2
+    for m, row in enumerate(angles):
+        for i, a in enumerate(row):
+            want = (m * base ** (-2 * i / d_head)) % (2 * math.pi)
+            gap = abs(a - want) % (2 * math.pi)
+            assert min(gap, 2 * math.pi - gap) < 2e-3, (m, i, a, want)
     ui.page.fill("#m-slider", "9")
     ui.page.dispatch_event("#m-slider", "input")
     assert "m = 9" in ui.page.inner_text("#pair-note")
@@ -126,3 +141,55 @@ def test_stream_errors_reach_the_banner(ui):
     ui.wait("#error-banner")
     message = ui.page.inner_text("#error-banner")
     assert "422" in message and "max_new_tokens" in message
+
+
+def test_after_play_the_lens_shows_the_first_disagreement_or_the_step_looked_at(ui, app_server):
+    model = "seq2seq-en-fr"
+    ui.goto(f"/decode?model={model}&text={SOURCE.replace(' ', '+')}")  # plays to the end
+    ui.wait("#output-text")
+    ui.page.wait_for_function("() => document.querySelector('#lens-note').textContent !== ''")
+    # the server's lens at every step, asked directly: the first step where a block before
+    # the output has another top token than the output's
+    ids = [
+        s["token"]["id"]
+        for s in post_json(app_server.url, "/generate", {"model": model, "text": SOURCE})["steps"]
+    ]
+    bos = post_json(app_server.url, "/logit-lens", {"model": model, "text": SOURCE})["tokens"][
+        "target"
+    ][0]["id"]
+    lens = post_json(
+        app_server.url,
+        "/logit-lens",
+        {
+            "model": model,
+            "text": SOURCE,
+            "target_ids": [bos, *ids[:-1]],
+            "positions": list(range(len(ids))),
+        },
+    )
+    blocks = [li for li, name in enumerate(lens["layers"]) if name != "embed"][:-1]
+    disagree = [
+        p + 1
+        for p in range(len(ids))
+        if any(lens["top_ids"][li][p][0] != lens["final_ids"][p] for li in blocks)
+    ]
+    want = disagree[0] if disagree else 1
+    assert step_counter(ui.page) == (len(ids), len(ids))  # the player shows the last step
+    assert ui.page.get_attribute("#lens table", "aria-label") == f"logit lens at step {want}"
+    if disagree:
+        assert f"Step {want}: the first step where a block" in ui.page.inner_text("#lens-note")
+    # a step the user looked at (a click on its token), then play on: the lens stays on it
+    looked = len(ids) - 2
+    ui.page.click(f"#gen-part .out-tok >> nth={looked - 1}")
+    ui.page.wait_for_function(
+        "k => document.querySelector('#lens table')?.getAttribute('aria-label') === `logit lens at step ${k}`",
+        arg=looked,
+    )
+    ui.page.click("#play-button")
+    ui.page.wait_for_function(
+        "n => document.querySelector('#step-counter').textContent === `step ${n} / ${n}`"
+        " && document.querySelector('#play-button').getAttribute('aria-pressed') === 'false'",
+        arg=len(ids),
+    )
+    assert ui.page.get_attribute("#lens table", "aria-label") == f"logit lens at step {looked}"
+    assert "the step you last looked at" in ui.page.inner_text("#lens-note")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.urls import params
+from tests.e2e.urls import params, post_json
 
 pytestmark = pytest.mark.e2e
 
@@ -191,3 +191,46 @@ def test_the_rnn_view_exports_png_svg_json(ui, rnn):
             assert exported["text"] == "i love machine learning"
             if panel == "gradients":
                 assert len(exported["series"]) == 2
+
+
+def boxes(page, selector: str) -> list[tuple[str, float, float, float, float]]:
+    return page.eval_on_selector_all(
+        selector,
+        """els => els.map((e) => { const b = e.getBoundingClientRect();
+                                   return [e.textContent, b.left, b.right, b.top, b.bottom]; })""",
+    )
+
+
+def touch(a, b, pad: float = 2) -> bool:
+    """Two boxes (text, left, right, top, bottom) closer than 2 * pad px on both axes."""
+    return (
+        a[1] - pad < b[2] + pad
+        and b[1] - pad < a[2] + pad
+        and (a[3] - pad < b[4] + pad and b[3] - pad < a[4] + pad)
+    )
+
+
+def test_the_gate_means_are_told_apart_and_the_colour_bar_title_stands_clear(ui, rnn, app_server):
+    if app_server.models[rnn]["cell"] != "lstm":
+        pytest.skip("no LSTM served")
+    text = "the dog bites the man"
+    ui.goto(f"/rnn?model={rnn}&text={text.replace(' ', '+')}", wait_for="#gates .main-svg")
+    lines = ui.page.evaluate(
+        """() => document.querySelector('#gates').data.filter((t) => t.type === 'scatter')
+                   .map((t) => ({name: t.name, y: t.y, dash: t.line.dash, symbol: t.marker.symbol}))"""
+    )
+    # every mean line its own dash pattern and marker (the input and output gates overlap)
+    assert len(lines) == 3
+    assert len({line["dash"] for line in lines}) == 3
+    assert len({line["symbol"] for line in lines}) == 3
+    # and the means are the captured gates' means over units, step by step
+    steps = post_json(app_server.url, "/rnn/unroll", {"model": rnn, "text": text})["encoder"]
+    for line, gate in zip(lines, ("i", "f", "o"), strict=True):
+        assert line["name"].endswith(f" {gate}")
+        want = [sum(row) / len(row) for row in steps["gates"][gate]]
+        assert line["y"] == pytest.approx(want, abs=2e-4)
+    # the states' colour-bar title does not sit against any of its tick labels
+    title = boxes(ui.page, "#states .cbtitle text")
+    ticks = boxes(ui.page, "#states .cbaxis text")
+    assert len(title) == 1 and len(ticks) >= 3
+    assert not [t for t in ticks if touch(title[0], t)], (title, ticks)

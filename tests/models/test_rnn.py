@@ -232,7 +232,8 @@ def test_parameter_parts_add_up_with_the_textbook_sizes():
     E, d, A, V = 6, 8, 5, 40
     assert parts["encoder"] == 4 * (E * d + d) + 4 * (d * d + d)  # W_x, b_x, W_h, b_h
     assert parts["attention"] == d * A + d * A + A  # W_a, U_a, v
-    assert parts["decoder"] == (d * d + d) + 4 * ((E + d) * d + d) + 4 * (d * d + d)
+    assert parts["decoder"] == 4 * ((E + d) * d + d) + 4 * (d * d + d)  # its cell alone
+    assert parts["decoder_init"] == d * d + d  # s_0 = tanh(W_init h_S + b)
     assert parts["readout"] == (2 * d + E) * d + d and parts["lm_head"] == d * V + V
 
 

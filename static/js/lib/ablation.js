@@ -7,6 +7,7 @@
 // its output (`hook_z`, before W_O): `zero` writes nothing, `mean` writes its mean over the
 // input's positions. Its own attention pattern is unchanged; later layers see the difference.
 
+import { SITE_LABEL } from "./attn.js";
 import { siteDepth } from "./attnstore.js";
 import { el } from "./dom.js";
 
@@ -70,9 +71,9 @@ export function toggled(list, site, layer, head, mode) {
   return rest.length < list.length ? rest : [...rest, itemText({ site, layer, head, mode })];
 }
 
-/** A head in words: "decoder.self L1 H0 · mean". */
+/** A head in words, its site named as everywhere else: "L1 H0 of the decoder self-attention (masked) · mean". */
 export function describe(a, { site = true } = {}) {
-  return `${site ? `${a.site} ` : ""}L${a.layer} H${a.head} · ${a.mode}`;
+  return `L${a.layer} H${a.head}${site ? ` of the ${SITE_LABEL[a.site] || a.site}` : ""} · ${a.mode}`;
 }
 
 /**

@@ -147,6 +147,44 @@ export function lensBody(run, pos, { text, bos, k = 5, ablate }) {
   return { model: run.model.id, text, target_ids: [bos, ...before], positions: [pos - 1], k, ...extra };
 }
 
+/**
+ * The /logit-lens body that reads every step's position at once (one forward pass over the
+ * decoding): the answer's position p is step p + 1. Needs the seq2seq decoder's `bos`.
+ */
+export function lensBodyAll(run, { text, bos, k = 5, ablate }) {
+  const n = run.steps.length;
+  const body = lensBody(run, n, { text, bos, k, ablate });
+  if (!body || (run.kind === "seq2seq" && !body.target_ids)) return null;
+  const last = body.positions[0];
+  return { ...body, positions: Array.from({ length: n }, (_, i) => last - (n - 1) + i) };
+}
+
+/** The answer of lensBodyAll cut into one answer per step (as lensBody's would be). */
+export function lensPerStep(all) {
+  return all.positions.map((_, p) => ({
+    ...all,
+    positions: [all.positions[p]],
+    top_ids: all.top_ids.map((layer) => [layer[p]]),
+    top_probs: all.top_probs.map((layer) => [layer[p]]),
+    final_ids: [all.final_ids[p]],
+    final_probs: all.final_probs.map((layer) => [layer[p]]),
+  }));
+}
+
+/**
+ * The first step (1-based) where a block before the output already predicts another token than
+ * the model's (the lens's own row of the output aside), or 0 when every block agrees at every
+ * step. `perStep`: lensPerStep's answers.
+ */
+export function firstDisagreement(perStep) {
+  const i = perStep.findIndex((lens) =>
+    lens.layers.some(
+      (layer, li) => layer !== "embed" && li < lens.layers.length - 1 && lens.top_ids[li][0][0] !== lens.final_ids[0],
+    ),
+  );
+  return i + 1;
+}
+
 /** POST /logit-lens for step `pos`; resolves to the answer (its `tokens.target[0]` is `<s>`). */
 export const fetchLens = (body, opts) => post("/logit-lens", body, opts);
 

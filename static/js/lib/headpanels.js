@@ -26,7 +26,7 @@ const additive = (model) => model.architecture === "rnn";
 export function valuesCaption(values, model) {
   if (values === "scores") {
     return additive(model)
-      ? "The additive score e_ij = vᵀ tanh(W_a s_{i−1} + U_a h_j) (Bahdanau): a small network scores each pair, no dot product, no √dₖ."
+      ? "The additive score eᵢⱼ = vᵀ tanh(W_a sᵢ₋₁ + U_a hⱼ) (Bahdanau): a small network scores each pair, no dot product, no √dₖ."
       : "The scores QKᵀ/√dₖ before the mask and the softmax: each row's softmax gives the weights.";
   }
   if (values === "norms") {

@@ -6,6 +6,7 @@ import { SITE_LABEL } from "./attn.js";
 import { clear, el, fmt } from "./dom.js";
 import { DIVERGING, MASKED, SEQUENTIAL } from "./palette.js";
 import { fontSize, react } from "./plots.js";
+import { displayToken } from "./tokens.js";
 
 /** Every score the server computes, in the order the pickers and the table show them. */
 export const SCORES = ["previous_token", "induction", "duplicate_token", "first_token", "entropy", "importance"];
@@ -20,6 +21,39 @@ export const SCORE_LABEL = {
   importance: "importance",
 };
 const UNIT = { entropy: "nats", importance: "Δ log-prob" };
+
+/** The tokens a site's keys are: the source for the encoder and cross-attention, else the
+ * decoder's own (the target of a translator, the prompt of a decoder). */
+function keysOf(data, site) {
+  const { source, target } = data.tokens || {};
+  return (site === "decoder.self" && target ? target : source) || [];
+}
+
+/**
+ * What "first token" measures at a site: attention on key 0, a sink only where key 0 is a start
+ * token (BOS, [CLS], <s>). A translator's source has none: there key 0 is a word.
+ * {label, note}: the score's name there, and a sentence naming key 0.
+ */
+export function firstTokenAt(data, site) {
+  const first = keysOf(data, site)[0];
+  if (!first) return { label: SCORE_LABEL.first_token, note: "" };
+  const name = displayToken(first.text);
+  if (first.special) {
+    return {
+      label: SCORE_LABEL.first_token,
+      note: `Here key 0 is “${name}”, a start token: no word, always visible, where heads park attention they do not need (the attention sink).`,
+    };
+  }
+  const where = site === "decoder.cross" ? "The source" : "This sequence";
+  return {
+    label: `first token (“${name}”, no sink)`,
+    note: `${where} has no start token: key 0 is the word “${name}”, so this score is attention on that word, not on a sink.`,
+  };
+}
+
+/** A score's name at a site (the first token's says what key 0 is there). */
+export const scoreLabel = (data, site, score) =>
+  score === "first_token" ? firstTokenAt(data, site).label : SCORE_LABEL[score];
 
 /** "L1 H0": a head's short name. */
 export const headName = (layer, head) => `L${layer} H${head}`;
@@ -49,7 +83,7 @@ export function missingReason(data, site, score, model) {
   if (site === "decoder.cross" && !z) {
     const rnn =
       model && model.architecture === "rnn"
-        ? " The RNN's one attention head is this kind: it still has a sink and an entropy, and an importance."
+        ? " The RNN's one attention head is this kind: it still has a first-token score and an entropy, and an importance."
         : "";
     return `"${label}" does not apply to cross-attention: its queries (the target) and its keys (the source) are two different sequences, so there is no token "before" a query and no earlier copy of it among the keys.${rnn}`;
   }
@@ -95,7 +129,11 @@ const clickHandlers = new WeakMap(); // div -> the latest onPick
  * number of keys: entropy's top), selected: {layer, head} outlined, onPick(layer, head) on a
  * click}. Resolves once drawn.
  */
-export async function scoreHeatmap(div, z, { score, keys = 2, selected = null, onPick = null }) {
+export async function scoreHeatmap(
+  div,
+  z,
+  { score, keys = 2, selected = null, onPick = null, label = SCORE_LABEL[score] },
+) {
   const L = z.length;
   const H = L ? z[0].length : 0;
   const size = fontSize();
@@ -122,13 +160,13 @@ export async function scoreHeatmap(div, z, { score, keys = 2, selected = null, o
     texttemplate: H <= 16 ? "%{text}" : "",
     textfont: { size: size - 1 },
     customdata: hover,
-    hovertemplate: `layer %{y} · head %{x}<br>${SCORE_LABEL[score]}${unit}: %{customdata}<extra></extra>`,
+    hovertemplate: `layer %{y} · head %{x}<br>${label}${unit}: %{customdata}<extra></extra>`,
     hoverongaps: true,
     xgap: 2,
     ygap: 2,
     // importance's long name would not fit beside a half-width map: its unit says it
     colorbar: {
-      title: { text: score === "importance" ? UNIT.importance : `${SCORE_LABEL[score]}${unit}`, side: "right" },
+      title: { text: score === "importance" ? UNIT.importance : `${label}${unit}`, side: "right" },
       thickness: 14,
       len: 0.9,
     },
@@ -216,7 +254,10 @@ export function nextSort(sort, key) {
  * per column that sorts (aria-sort on the sorted one), a row per head whose name links to
  * hrefOf(layer, head). selected: {layer, head} marked. onSort(sort) on a header click.
  */
-export function renderHeadTable(table, { rows, scores, sort, selected, hrefOf, onSort }) {
+export function renderHeadTable(
+  table,
+  { rows, scores, sort, selected, hrefOf, onSort, label = (s) => SCORE_LABEL[s] },
+) {
   clear(table);
   const { key, desc } = parseSort(sort);
   const header = (column, label, title) => {
@@ -247,7 +288,7 @@ export function renderHeadTable(table, { rows, scores, sort, selected, hrefOf, o
         "tr",
         {},
         header("head", "head", "sort by layer, then head"),
-        scores.map((s) => header(s, SCORE_LABEL[s], `sort by ${SCORE_LABEL[s]}${UNIT[s] ? ` (${UNIT[s]})` : ""}`)),
+        scores.map((s) => header(s, label(s), `sort by ${label(s)}${UNIT[s] ? ` (${UNIT[s]})` : ""}`)),
       ),
     ),
   );

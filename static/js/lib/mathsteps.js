@@ -268,16 +268,19 @@ function ropeStep(h) {
 }
 
 function compareStep(h) {
+  // with RoPE the dot products are of the rotated vectors: named Q′K′ᵀ wherever they show
+  const [qk, q, k, dot] = h.rope ? ["Q′K′ᵀ", "Q′", "K′", "q′·k′"] : ["QKᵀ", "Q", "K", "q·k"];
   return squareStep(h, {
     id: "qk",
     title: "Compare every query with every key",
-    formula: h.rope ? "Q′K′ᵀ" : "QKᵀ",
-    matrixTitle: "QKᵀ (dot products)",
+    formula: qk,
+    matrixTitle: `${qk} (dot products)`,
     z: h.QK,
     text:
-      `Row i, column j: q_i · k_j, a sum of ${h.dk} products. Big means "this key matches what this ` +
-      `query looks for". Computed here from the server's Q and K.`,
-    plot: { value: "q·k", diverging: true, colorbarTitle: "q·k" },
+      `Row i, column j: ${h.rope ? "q′_i · k′_j" : "q_i · k_j"}, a sum of ${h.dk} products. Big means ` +
+      `"this key matches what this query looks for". Computed here from the server's ${q} and ${k}` +
+      `${h.rope ? " (its queries and keys after the rotation)" : ""}.`,
+    plot: { value: dot, diverging: true, colorbarTitle: dot },
     data: { QK: h.QK },
   });
 }
@@ -293,7 +296,7 @@ function scaleStep(h) {
   return squareStep(h, {
     id: "scaled",
     title: `Scale by √dₖ = √${h.dk} = ${Math.sqrt(h.dk).toFixed(3)}`,
-    formula: "QKᵀ / √dₖ",
+    formula: h.rope ? "Q′K′ᵀ / √dₖ" : "QKᵀ / √dₖ",
     matrixTitle: "scores",
     z: h.scaled,
     text:

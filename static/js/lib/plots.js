@@ -50,10 +50,16 @@ export const LEGEND_ABOVE = {
   bgcolor: "rgba(0,0,0,0)",
 };
 
+// An offline classroom tool never offers to upload a student's chart: no "Share chart…"
+// button, and no address to send it to. The CSP would not stop it (Plotly opens the cloud in
+// a new window and posts the chart to it); the Cross-Origin-Opener-Policy the server sends
+// would (the opened window and this page cannot message each other).
 export const PLOT_CONFIG = {
   displaylogo: false,
   responsive: true,
-  modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines"],
+  showSendToCloud: false,
+  plotlyServerURL: "",
+  modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines", "sendChartToCloud"],
   toImageButtonOptions: { format: "png", scale: 2 },
 };
 

@@ -4,7 +4,7 @@
 
 import { clearFeatureHeatmap, featureHeatmap } from "./heatmap.js";
 import { OKABE_ITO } from "./palette.js";
-import { matrixHeatmap, react } from "./plots.js";
+import { matrixHeatmap, maxAbsOf, react } from "./plots.js";
 import { fromNested } from "./tensor.js";
 import { labelTokens } from "./tokens.js";
 
@@ -21,20 +21,64 @@ export function positionTable(data) {
   return null;
 }
 
-/** The table as a heatmap; false when the model has no positions. */
+/**
+ * What the table, its waves and its similarity show, in words that hold for the model's kind of
+ * positions (a learned table has no formula and no waves by design).
+ */
+export function positionCaptions(data) {
+  const kind = data.positional;
+  if (kind === "sinusoidal") {
+    const layout =
+      data.pairing === "halves"
+        ? "The first half of the dimensions holds sines, the second half cosines; in each half, low dimensions oscillate fast, high ones slowly."
+        : "Even dimensions are sines, odd ones cosines; low dimensions oscillate fast, high ones slowly.";
+    return {
+      table: `Each row is the vector added at that position, computed from the formula. ${layout}`,
+      curves: "Each dimension is a sine or cosine wave; its wavelength grows with the dimension.",
+      similarity: "PE(m)·PE(n) for every pair of positions: for sinusoids it depends mostly on the distance m − n.",
+    };
+  }
+  if (kind === "learned") {
+    return {
+      table:
+        "Each row is the vector added at that position, learned in training (one trained vector per position): no formula sets it, so no wave is built in.",
+      curves:
+        "A few dimensions of the learned vectors along the positions: trained values, not sine waves; any regularity is what training found.",
+      similarity:
+        "PE(m)·PE(n) for every pair of learned vectors: whether nearby positions are alike was learned, not built in.",
+    };
+  }
+  if (kind === "rope") {
+    return {
+      table:
+        "RoPE adds no vector: each row is cos(θᵢ·m) for the angle pair i of a query or key at position m is turned by. Low pairs turn fast, high ones slowly.",
+      curves: "cos(θᵢ·m) of a few pairs along the positions: pair i turns by θᵢ per position.",
+      similarity:
+        "Σᵢ cos(θᵢ·m)·cos(θᵢ·n) over the pairs: a picture of the angles only; the RoPE view shows what a head's scores do.",
+    };
+  }
+  return { table: "This model has no positional information.", curves: "", similarity: "" };
+}
+
+/**
+ * The table as a heatmap on a colour scale symmetric around its own largest |value| (a learned
+ * table's ±0.1 would look blank on ±1). Returns that largest |value|, or null when the model has
+ * no positions.
+ */
 export function drawTable(div, data, { height = 420 } = {}) {
   const shown = positionTable(data);
-  if (!shown) return false;
+  if (!shown) return null;
+  const top = maxAbsOf(shown.table);
   matrixHeatmap(div, shown.table, {
     diverging: true,
-    zmin: -1,
-    zmax: 1,
+    zmin: -top,
+    zmax: top,
     value: "value",
     xLabel: shown.xLabel,
     yLabel: "position",
     height,
   });
-  return true;
+  return top;
 }
 
 /** A few dimensions along the positions, fast to slow: the wavelength grows with the dimension. */
@@ -114,5 +158,20 @@ export function drawEmbedding(divs, data) {
     }
   }
   if (divs.sum) plotRows(divs.sum, emb.sum, "sum", !divs.token && !divs.position);
-  return { token: `(${T} × ${d})`, position: emb.position ? `(${T} × ${d})` : "none (RoPE)", sum: `(${T} × ${d})` };
+  return {
+    token: `(${T} × ${d})`,
+    position: emb.position ? `(${T} × ${d})` : "none (RoPE)",
+    sum: `(${T} × ${d})`,
+    scale: embeddingScale(emb, d),
+  };
+}
+
+/**
+ * The token embedding's scale in words, where the model multiplies the table's rows before
+ * adding positions (the original Transformer: by √d_model); "" where it does not.
+ */
+export function embeddingScale(emb, d) {
+  if (!emb.scale || Math.abs(emb.scale - 1) < 1e-9) return "";
+  const root = Math.abs(emb.scale - Math.sqrt(d)) < 1e-6 ? `√d_model = √${d} = ` : "";
+  return `× ${root}${emb.scale.toFixed(2)}`;
 }

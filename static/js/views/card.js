@@ -5,6 +5,7 @@
 import * as api from "../lib/api.js";
 import { $, clear, el, fillSelect, svg } from "../lib/dom.js";
 import { initExports, registerExport } from "../lib/export.js";
+import { metricWords } from "../lib/metricwords.js";
 import { OKABE_ITO } from "../lib/palette.js";
 import { react } from "../lib/plots.js";
 import { initShell, onProjectorChange, showError, withStatus } from "../lib/shell.js";
@@ -31,6 +32,7 @@ const RNN_PART_LABEL = {
   attention: "additive attention (W_a, U_a, v)",
   encoder: "encoder cell (W_x, W_h)",
   decoder: "decoder cell (W_x, W_h)",
+  decoder_init: "decoder's first state (W_init)",
   readout: "readout (W_r)",
 };
 const partLabel = (k, m) =>
@@ -57,31 +59,51 @@ const GAP = 16;
 
 const CELL_LABEL = { lstm: "LSTM", gru: "GRU", tanh: "tanh RNN" };
 
+/** The gap between a translator's two columns; its token embedding spans both. */
+const COLUMN_GAP = 120;
+
+/**
+ * The token embedding box. A translator has one table for both languages (models/: one
+ * tok_embed): one box across both columns, drawn by the encoder's, which the decoder's column
+ * leaves room for.
+ */
+function embeddingBox(m, stack, sub) {
+  if (m.kind !== "seq2seq") return { cls: "box-embed", label: "Token embedding", sub };
+  if (stack === "decoder") return { hidden: true, sub };
+  return {
+    cls: "box-embed",
+    label: "Token embedding: one table, shared by both sides",
+    sub,
+    span: 2 * BOX_W + COLUMN_GAP,
+  };
+}
+
 /** An RNN translator (models/rnn.py): recurrent cells and additive attention, no blocks. */
 function rnnItems(m, stack) {
   const a = (m.card && m.card.recipe && m.card.recipe.architecture) || {};
   const cell = CELL_LABEL[m.cell] || m.cell || "RNN";
   const dEmbed = a.d_embed ?? m.d_model;
-  const embed = { cls: "box-embed", label: "Token embedding", sub: `${m.vocab_size} × ${dEmbed}, no positions` };
+  const embed = embeddingBox(m, stack, `${m.vocab_size} × ${dEmbed}, no positions`);
   if (stack === "encoder") {
     return [
-      { cls: "box-embed", label: "English tokens x_1 … x_S", sub: `vocabulary ${m.vocab_size}` },
+      { cls: "box-embed", label: "English tokens x₁ … xₛ", sub: `vocabulary ${m.vocab_size}` },
       embed,
-      { cls: "box-ffn", label: `${cell} encoder, left to right`, sub: `h_t = cell(x_t, h_{t−1}) · d ${m.d_model}` },
-      { cls: "box-stack", label: "encoder states h_1 … h_S", sub: "the keys and values", id: "memory" },
+      { cls: "box-ffn", label: `${cell} encoder, left to right`, sub: `hₜ = cell(xₜ, hₜ₋₁) · d ${m.d_model}` },
+      { cls: "box-stack", label: "encoder states h₁ … hₛ", sub: "the keys and values", id: "memory" },
     ];
   }
   return [
     { cls: "box-embed", label: "French tokens (shifted right)", sub: `vocabulary ${m.vocab_size}` },
     embed,
+    { cls: "box-norm", label: "First state s₀, from hₛ", sub: "s₀ = tanh(W_init hₛ)" },
     {
       cls: "box-cross",
       label: "Cross-attention: additive, 1 head",
-      sub: "e_ij = vᵀ tanh(W_a s_{i−1} + U_a h_j)",
+      sub: "eᵢⱼ = vᵀ tanh(W_a sᵢ₋₁ + U_a hⱼ)",
       id: "decoder-cross",
     },
-    { cls: "box-ffn", label: `${cell} decoder cell`, sub: "s_i = cell([y_{i−1}; c_i], s_{i−1})" },
-    { cls: "box-norm", label: "Readout", sub: `tanh(W_r [s_i; c_i; y_{i−1}]) · d ${m.d_model}` },
+    { cls: "box-ffn", label: `${cell} decoder cell`, sub: "sᵢ = cell([yᵢ₋₁; cᵢ], sᵢ₋₁)" },
+    { cls: "box-norm", label: "Readout", sub: `tanh(W_r [sᵢ; cᵢ; yᵢ₋₁]) · d ${m.d_model}` },
     { cls: "box-head", label: "Linear + softmax", sub: `${m.d_model} → ${m.vocab_size}: next-token probabilities` },
   ];
 }
@@ -102,11 +124,7 @@ function architectureItems(m, stack) {
     label: decoder && m.kind === "seq2seq" ? "French tokens (shifted right)" : "Input tokens",
     sub: `vocabulary ${m.vocab_size}`,
   });
-  items.push({
-    cls: "box-embed",
-    label: "Token embedding",
-    sub: `${m.vocab_size} × ${m.d_model}${a.scale_embeddings ? ", × √d_model" : ""}`,
-  });
+  items.push(embeddingBox(m, stack, `${m.vocab_size} × ${m.d_model}${a.scale_embeddings ? ", × √d_model" : ""}`));
   if (m.positional === "sinusoidal" || m.positional === "learned") {
     items.push({ cls: "box-pos", label: `+ positional encoding`, sub: POS_LABEL[m.positional] });
   }
@@ -187,7 +205,9 @@ function drawColumn(root, items, x, y, title) {
         "marker-end": "url(#arrowhead)",
       }),
     );
-  const box = (it, bx, by, w) => {
+  const box = (it, bx, by, width) => {
+    if (it.hidden) return by + BOX_H + (it.sub ? 12 : 0); // room for a box another column draws
+    const w = it.span || width;
     root.append(svg("rect", { class: it.cls, x: bx, y: by, width: w, height: BOX_H + (it.sub ? 12 : 0), rx: 7 }));
     root.append(
       svg("text", { x: bx + w / 2, y: by + 17, "text-anchor": "middle", "font-weight": 600, text: it.label }),
@@ -248,7 +268,7 @@ function drawColumn(root, items, x, y, title) {
 
 function drawArchitecture(m) {
   const twoStacks = m.kind === "seq2seq";
-  const width = twoStacks ? 40 + 2 * BOX_W + 120 + 70 : 40 + BOX_W + 80;
+  const width = twoStacks ? 40 + 2 * BOX_W + COLUMN_GAP + 70 : 40 + BOX_W + 80;
   const root = svg("svg", {
     class: "arch",
     id: "arch-svg",
@@ -278,7 +298,7 @@ function drawArchitecture(m) {
   let bottom;
   if (twoStacks) {
     const enc = drawColumn(root, architectureItems(m, "encoder"), 40, 24, "Encoder (English)");
-    const dec = drawColumn(root, architectureItems(m, "decoder"), 40 + BOX_W + 120, 24, "Decoder (French)");
+    const dec = drawColumn(root, architectureItems(m, "decoder"), 40 + BOX_W + COLUMN_GAP, 24, "Decoder (French)");
     const from = enc.anchors.memory;
     const to = dec.anchors["decoder-cross"];
     if (from && to) {
@@ -299,7 +319,7 @@ function drawArchitecture(m) {
           y: Math.min(sy, ty) + (sy < ty ? 40 : -10),
           "text-anchor": "middle",
           class: "note-text",
-          text: m.architecture === "rnn" ? "h_j" : "K, V",
+          text: m.architecture === "rnn" ? "hⱼ" : "K, V",
         }),
       );
     }
@@ -465,7 +485,7 @@ function render() {
   }
   const recipe = card.recipe || {};
   factsTable($("#metrics-table"), [
-    ...flatten(card.metrics || {}),
+    ...flatten(card.metrics || {}).map(([k, v]) => [metricWords(k), v]),
     ["final training loss", card.final_train_loss],
     ["training steps", card.steps ?? recipe.steps],
     ["batch size", recipe.batch_size],

@@ -27,7 +27,19 @@ import { modelSites, siteDepth } from "../lib/attnstore.js";
 import { setupControls } from "../lib/controls.js";
 import { $, $$, clear, el, fillSelect } from "../lib/dom.js";
 import { initExports, registerExport } from "../lib/export.js";
-import { chosenToken, drawLens, drawTopK, eosAt, fetchLens, lensBody, matOf, stepRow } from "../lib/decodepanels.js";
+import {
+  chosenToken,
+  drawLens,
+  drawTopK,
+  eosAt,
+  fetchLens,
+  firstDisagreement,
+  lensBody,
+  lensBodyAll,
+  lensPerStep,
+  matOf,
+  stepRow,
+} from "../lib/decodepanels.js";
 import { beforeAfter } from "../lib/modelsays.js";
 import { adaptiveHeatmap } from "../lib/heatmap.js";
 import { attentionPickers } from "../lib/pickers.js";
@@ -63,6 +75,10 @@ const PROMPT_SHOWN = 40;
 let run = null; // {kind, prompt, steps, done, stream, rows, wanted, seed, marks}
 let pos = 0; // steps shown
 let playing = false;
+// The logit lens after play: the step the user last stepped, slid or clicked to, else the first
+// step where the layers disagree (the last step, </s>, is the least instructive).
+let played = false; // the steps shown were reached by play, not by the user
+let lookedAt = 0; // the step the user last looked at (0: none)
 let timer = 0;
 let wantOne = false; // a Step press waiting for the next streamed step
 let ablateMode = defaultMode(state.ablate); // the mode the next head ablated takes
@@ -188,6 +204,8 @@ async function start({ play = true, showSteps = 0, again = false } = {}) {
   run = mine;
   pos = 0;
   wantOne = false;
+  played = false;
+  if (!again) lookedAt = showSteps; // a link's step=n is a step looked at
   const target = showSteps;
   $("#status").textContent = again ? "Decoding again for this layer and head…" : "Decoding…";
   $("#status").classList.add("busy");
@@ -244,6 +262,7 @@ async function start({ play = true, showSteps = 0, again = false } = {}) {
 
 function setPlaying(on) {
   playing = on;
+  if (on) played = true;
   const b = $("#play-button");
   b.setAttribute("aria-pressed", String(on));
   b.textContent = on ? "❚❚ pause" : "▶ play";
@@ -263,6 +282,7 @@ function stop() {
 }
 
 function stepForward() {
+  played = false;
   if (!run) {
     start({ play: false });
     wantOne = true;
@@ -276,6 +296,7 @@ function stepForward() {
 }
 function stepBack() {
   stop();
+  played = false;
   if (run && pos > 0) {
     pos -= 1;
     render();
@@ -283,6 +304,7 @@ function stepBack() {
 }
 function reset() {
   stop();
+  played = false;
   pos = 0;
   render();
 }
@@ -297,6 +319,7 @@ $("#back-button").addEventListener("click", stepBack);
 $("#reset-button").addEventListener("click", reset);
 $("#step-slider").addEventListener("input", (e) => {
   stop();
+  played = false;
   pos = Number(e.target.value);
   render();
 });
@@ -380,6 +403,7 @@ function render({ figures = true } = {}) {
     });
     chip.addEventListener("click", () => {
       stop();
+      played = false;
       pos = i + 1;
       render();
     });
@@ -517,6 +541,33 @@ async function lensAt(mine, at, signal) {
   return answer;
 }
 
+/**
+ * The step the lens reads, and why when it is not the step shown: the step shown when the user
+ * got there; after play, the step the user last looked at, else (once decoding is done) the
+ * first step where a block disagrees with the output (one request reads every step).
+ */
+async function lensStep(mine, signal) {
+  if (!played) return { at: pos, why: "" };
+  if (lookedAt > 0 && lookedAt <= pos) {
+    return { at: lookedAt, why: `Step ${lookedAt}, the step you last looked at: step through to read another.` };
+  }
+  if (!mine.done || pos < mine.steps.length) return { at: pos, why: "" };
+  if (!mine.lensAll) {
+    const opts = { text: state.text, bos: bosOf.get(mine.model.id), ablate: ablateField(state.ablate) };
+    if (mine.kind === "seq2seq" && opts.bos === undefined)
+      opts.bos = (await lensAt(mine, 1, signal)).tokens.target[0].id;
+    const perStep = lensPerStep(await fetchLens(lensBodyAll(mine, opts), { signal }));
+    perStep.forEach((lens, i) => mine.lens.set(i + 1, lens));
+    mine.lensAll = firstDisagreement(perStep);
+  }
+  return mine.lensAll > 0
+    ? {
+        at: mine.lensAll,
+        why: `Step ${mine.lensAll}: the first step where a block before the output predicts another token. Step through to read another.`,
+      }
+    : { at: 1, why: "Every block already predicts the output's token at every step: step 1 shown." };
+}
+
 let lensShown = null; // {pos, table} of the lens on the page
 async function renderLens() {
   const box = $("#lens");
@@ -535,18 +586,24 @@ async function renderLens() {
     return;
   }
   const mine = run;
-  const at = pos;
+  const shownPos = pos;
   const signal = nextLens();
   box.setAttribute("aria-busy", "true");
   try {
+    if (!played) lookedAt = pos;
+    const { at, why } = await lensStep(mine, signal);
     const lens = await lensAt(mine, at, signal);
-    if (run !== mine || pos !== at) return;
+    if (run !== mine || pos !== shownPos) return;
     const table = drawLens(box, lens, mine, at);
     lensShown = { pos: at, table };
-    note.textContent =
+    note.textContent = [
+      why,
       state.strategy === "sample"
         ? "Sampling: the token drawn at this step may differ from the model's own top prediction (★)."
-        : "";
+        : "",
+    ]
+      .filter(Boolean)
+      .join(" ");
   } catch (error) {
     if (error && error.name === "AbortError") return;
     if (error && error.code === "unsupported_task") note.textContent = error.message;

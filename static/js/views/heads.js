@@ -14,6 +14,7 @@ import {
   WEIGHT_SCORES,
   digitsFor,
   explorerHref,
+  firstTokenAt,
   hasValues,
   headName,
   headRows,
@@ -22,6 +23,7 @@ import {
   renderHeadTable,
   rowsCSV,
   scoreHeatmap,
+  scoreLabel,
   siteLabel,
   spearman,
   topHead,
@@ -154,7 +156,7 @@ function versusScore(site, main) {
 }
 
 const scoreOptions = (site, scores) =>
-  scores.map((s) => ({ value: s, label: SCORE_LABEL[s] + (hasValues(data, site, s) ? "" : " (n/a here)") }));
+  scores.map((s) => ({ value: s, label: scoreLabel(data, site, s) + (hasValues(data, site, s) ? "" : " (n/a here)") }));
 
 function hrefOf(site, layer, head, ablated = false) {
   const { model, input } = scoredWith;
@@ -198,8 +200,11 @@ function render() {
 /** One score's map in `div` (or why there is none in `note`), its definition under it. */
 function drawMap(div, note, site, score, selected, onPick, withDefinition = false) {
   const why = missingReason(data, site, score, scoredWith.model);
-  const definition = data.definitions[score] ? `${SCORE_LABEL[score]}: ${data.definitions[score]}.` : "";
-  note.textContent = why || (withDefinition || score === "importance" ? definition : "");
+  const definition = data.definitions[score] ? `${scoreLabel(data, site, score)}: ${data.definitions[score]}.` : "";
+  const shown = withDefinition || score === "importance" ? definition : "";
+  // what key 0 is at this site, wherever the first-token score is shown
+  const firstToken = score === "first_token" ? firstTokenAt(data, site).note : "";
+  note.textContent = why || [shown, firstToken].filter(Boolean).join(" ");
   note.classList.toggle("missing", Boolean(why));
   if (why) {
     purge(div);
@@ -208,7 +213,9 @@ function drawMap(div, note, site, score, selected, onPick, withDefinition = fals
   }
   div.hidden = false;
   const z = matrixOf(data, site, score);
-  scoreHeatmap(div, z, { score, keys: keysOf(site), selected, onPick }).catch(showError);
+  scoreHeatmap(div, z, { score, keys: keysOf(site), selected, onPick, label: scoreLabel(data, site, score) }).catch(
+    showError,
+  );
 }
 
 function renderHeadLinks(site, { layer, head }) {
@@ -242,7 +249,7 @@ function renderSiteNote(model, site) {
   if (model.architecture === "rnn") {
     text =
       "The RNN translator has a single attention head: additive attention from each decoder state to the encoder's states (one layer, one head). " +
-      `It has a sink, an entropy and an importance like any head; ${absent} do not apply to it, as to any cross-attention.`;
+      `It has a first-token score, an entropy and an importance like any head; ${absent} do not apply to it, as to any cross-attention.`;
   } else if (absent) {
     text = `On cross-attention ${absent} do not apply: the queries (the target) and the keys (the source) are two different sequences.`;
   }
@@ -266,7 +273,7 @@ function renderComparison(site, versus) {
     rho === null
       ? `${n} head${n === 1 ? "" : "s"}: too few to rank. `
       : `Rank correlation over the ${n} heads: ρ = ${fmt(rho, 2)}. `,
-    `Highest ${SCORE_LABEL[versus]}: ${headName(top.layer, top.head)} (${fmt(top.value, dw)}), `,
+    `Highest ${scoreLabel(data, site, versus)}: ${headName(top.layer, top.head)} (${fmt(top.value, dw)}), `,
     link(top, "ablated"),
     `; most needed: ${headName(needed.layer, needed.head)} (${fmt(needed.value, di)}), `,
     link(needed, "ablated"),
@@ -288,6 +295,7 @@ function renderTable(site, selected) {
     sort: state.sort,
     selected,
     hrefOf: (layer, head) => hrefOf(site, layer, head),
+    label: (score) => scoreLabel(data, site, score),
     onSort: (sort) => {
       state.set({ sort }, { push: true, silent: true });
       renderTable(site, selected);

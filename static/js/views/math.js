@@ -48,7 +48,7 @@ const controls = await setupControls(state, {
   // an RNN's attention is additive: a small network scores each pair, there is no QKᵀ to spell out
   filter: (m) => m.architecture !== "rnn",
   unfit: (m) =>
-    `${m.id} scores with additive attention, e_ij = vᵀ tanh(W_a s_{i−1} + U_a h_j): a small network, not ` +
+    `${m.id} scores with additive attention, eᵢⱼ = vᵀ tanh(W_a sᵢ₋₁ + U_a hⱼ): a small network, not ` +
     "a dot product of queries and keys, so there is no QKᵀ / √dₖ to spell out here. Its steps are in the RNN " +
     "view; here is a transformer.",
   none: "No transformer is loaded on this server: the arithmetic here is a dot-product head's.",

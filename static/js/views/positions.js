@@ -5,7 +5,7 @@ import * as api from "../lib/api.js";
 import { setupControls } from "../lib/controls.js";
 import { $, fillSelect } from "../lib/dom.js";
 import { initExports, registerExport } from "../lib/export.js";
-import { drawCurves, drawEmbedding, drawSimilarity, drawTable } from "../lib/positionpanels.js";
+import { drawCurves, drawEmbedding, drawSimilarity, drawTable, positionCaptions } from "../lib/positionpanels.js";
 import { initShell, onProjectorChange, showError, withStatus } from "../lib/shell.js";
 import { int, str, urlState } from "../lib/state.js";
 
@@ -44,6 +44,7 @@ async function run() {
   render();
 }
 const status = () => $("#status");
+const fmtScale = (x) => (x >= 0.1 ? x.toFixed(3) : x.toPrecision(3));
 
 function render() {
   const kind = data.positional;
@@ -55,11 +56,19 @@ function render() {
         : kind === "rope"
           ? "RoPE: no vector is added. The table shows cos of the rotation angles; see the RoPE view."
           : "This model has no positional information.";
-  if (drawTable($("#table"), data)) {
+  const captions = positionCaptions(data);
+  $("#table-sub").textContent = captions.table;
+  $("#curves-sub").textContent = captions.curves;
+  $("#similarity-sub").textContent = captions.similarity;
+  const top = drawTable($("#table"), data);
+  $("#table-note").textContent =
+    top === null ? "" : `Colour scale ±${fmtScale(top)}: symmetric around 0, to the table's largest |value|.`;
+  if (top !== null) {
     drawCurves($("#curves"), data);
     drawSimilarity($("#similarity"), data);
   }
   const shapes = drawEmbedding({ token: $("#emb-token"), position: $("#emb-pos"), sum: $("#emb-sum") }, data);
+  $("#emb-scale").textContent = shapes ? shapes.scale : "";
   if (shapes) {
     $("#shape-token").textContent = shapes.token;
     $("#shape-pos").textContent = shapes.position;

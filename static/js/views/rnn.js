@@ -214,7 +214,8 @@ function renderStates() {
         colorscale: DIVERGING,
         zmin: -zmax,
         zmax,
-        colorbar: { title: { text: state.show === "c" ? "c" : s.h, side: "right" }, thickness: 14, len: 0.9 },
+        // on top: beside the bar, the title sat against the middle tick label
+        colorbar: { title: { text: state.show === "c" ? "c" : s.h, side: "top" }, thickness: 14, len: 0.9 },
       },
     ],
     {
@@ -332,6 +333,14 @@ function moveStep(delta) {
 
 // ---------------------------------------------------------------------------------------
 // (b) the gates
+// The means often lie on top of each other: each gate its own dash pattern and marker, not
+// only a hue, and the first line drawn wider with open markers so one on top leaves it visible.
+const GATE_LINE = [
+  { dash: "solid", width: 4, symbol: "circle-open", size: 12 },
+  { dash: "dash", width: 2.5, symbol: "square", size: 7 },
+  { dash: "dot", width: 2.5, symbol: "diamond", size: 7 },
+];
+
 function renderGates() {
   const div = $("#gates");
   const note = $("#gates-note");
@@ -376,7 +385,8 @@ function renderGates() {
       name: GATE_LABEL[g],
       x: tokens.map((_, i) => i),
       y: stepMeans(steps.gates[g]),
-      line: { color: OKABE_ITO[j], width: 2.5 },
+      line: { color: OKABE_ITO[j], width: GATE_LINE[j].width, dash: GATE_LINE[j].dash },
+      marker: { symbol: GATE_LINE[j].symbol, size: GATE_LINE[j].size },
       customdata: tokens.map((tok) => plotlyText(displayToken(tok.text))),
       hovertemplate: `${GATE_LABEL[g]}<br>step %{x} “%{customdata}”: mean %{y:.3f}<extra></extra>`,
     });

@@ -11,7 +11,7 @@ import { $, $$, fillSelect, fmt } from "../lib/dom.js";
 import { initExports, registerExport } from "../lib/export.js";
 import { CYCLIC, DIVERGING, OKABE_ITO } from "../lib/palette.js";
 import { attentionPickers, tokenOptions } from "../lib/pickers.js";
-import { matrixHeatmap, react } from "../lib/plots.js";
+import { fontSize, matrixHeatmap, react } from "../lib/plots.js";
 import { additiveNote, relativeNote, relativePlot } from "../lib/ropepanels.js";
 import { bindKeys, initShell, onProjectorChange, showError, withProgress, withStatus } from "../lib/shell.js";
 import { int, str, urlState } from "../lib/state.js";
@@ -28,8 +28,8 @@ const state = urlState({
   query: int(-1), // token index; -1: the last token
   key: int(-1), // -1: the token before it
   pair: int(0),
-  m: int(6),
-  n: int(2),
+  m: int(-1), // where the query is placed; -1: at its own position in the sentence
+  n: int(-1), // where the key is placed; -1: at its own position
   positions: int(32),
   mode: str("wrap"),
 });
@@ -37,6 +37,7 @@ const save = (patch) => state.set(patch, { silent: true });
 const status = $("#status");
 const POSITION_CHOICES = [16, 32, 64, 128];
 const COMPARE_WORDS = 40;
+const FIRST_WORDS = new RegExp(`^(\\s*\\S+){0,${COMPARE_WORDS}}`);
 
 let tokens = null; // the sentence's tokens
 let qkv = null; // the head shown: {q, k, rot_q, rot_k} as Mats [T][d_head]
@@ -66,7 +67,7 @@ const controls = await setupControls(state, {
     "nothing rotates. The Positions view shows what it does instead; here is a model that rotates.",
   none: "No model on this server uses RoPE. The Positions view shows how the others encode positions.",
   onRun: run,
-  onModelChange: () => save({ layer: 0, head: 0, query: -1, key: -1, pair: 0 }),
+  onModelChange: () => save({ layer: 0, head: 0, query: -1, key: -1, pair: 0, m: -1, n: -1 }),
 });
 if (controls.models.length) {
   const all = await api.listModels().catch(() => []);
@@ -77,6 +78,10 @@ if (controls.models.length) {
 const qIndex = () => (state.query >= 0 && state.query < tokens.length ? state.query : tokens.length - 1);
 const kIndex = () => (state.key >= 0 && state.key < tokens.length ? state.key : Math.max(0, tokens.length - 2));
 const P = () => (POSITION_CHOICES.includes(state.positions) ? state.positions : 32);
+// The positions the pair figure places q and k at: the sliders', else the tokens' own.
+const placed = (v, own) => Math.min(v >= 0 ? v : own, P() - 1);
+const mPos = () => placed(state.m, qIndex());
+const nPos = () => placed(state.n, kIndex());
 
 async function run() {
   const model = controls.current();
@@ -140,10 +145,13 @@ function setupSelectors(model) {
     Math.min(state.pair, pairs - 1),
   );
   save({ pair: Math.min(state.pair, pairs - 1) });
-  for (const id of ["m", "n"]) {
+  for (const [id, at] of [
+    ["m", mPos()],
+    ["n", nPos()],
+  ]) {
     const slider = $(`#${id}-slider`);
     slider.max = String(P() - 1);
-    slider.value = String(Math.min(state[id], P() - 1));
+    slider.value = String(at);
     $(`#${id}-value`).textContent = slider.value;
   }
   for (const r of $$('input[name="angle-mode"]')) r.checked = r.value === state.mode;
@@ -189,8 +197,8 @@ function renderPair() {
   const ki = kIndex();
   const qp = pairOf(qkv.q, qi, i);
   const kp = pairOf(qkv.k, ki, i);
-  const m = Math.min(state.m, rope.angles.length - 1);
-  const n = Math.min(state.n, rope.angles.length - 1);
+  const m = Math.min(mPos(), rope.angles.length - 1);
+  const n = Math.min(nPos(), rope.angles.length - 1);
   const rq = Math.hypot(...qp);
   const rk = Math.hypot(...kp);
   const R = Math.max(rq, rk, 1e-6) * 1.25;
@@ -274,7 +282,7 @@ function renderPair() {
     x: [qm[0] * 1.12, kn[0] * 1.12],
     y: [qm[1] * 1.12, kn[1] * 1.12],
     text: [`q at m=${m}`, `k at n=${n}`],
-    textfont: { color: ["#B36B00", OKABE_ITO[0]], size: 14 },
+    textfont: { color: ["#B36B00", OKABE_ITO[0]], size: fontSize() + 2 },
     textposition: [qm[0] >= 0 ? "middle right" : "middle left", kn[0] >= 0 ? "middle right" : "middle left"],
     hoverinfo: "skip",
     showlegend: false,
@@ -306,9 +314,10 @@ function renderPair() {
   $("#n-value").textContent = String(n);
   const wrapped = Math.atan2(Math.sin(delta), Math.cos(delta));
   const [query, key] = [tokens[qi], tokens[ki]].map((t) => tokenLabel(t));
+  const where = (at, own) => (at === own ? "its place in the sentence" : `in the sentence at ${own}`);
   $("#pair-note").textContent =
     `Pair ${i} turns by θ = ${fmt(rope.frequencies[i], 4)} rad per position. ` +
-    `Query “${query}” at m = ${m}, key “${key}” at n = ${n}: ` +
+    `Query “${query}” at m = ${m} (${where(m, qi)}), key “${key}” at n = ${n} (${where(n, ki)}): ` +
     `the angle between them is ${fmt(wrapped, 3)} rad, and this pair adds |q||k|cos = ${fmt(dot, 4)} to q·k. ` +
     `Move both sliders by the same amount: the angle, and so the score, stays the same.`;
 }
@@ -329,19 +338,23 @@ async function loadRelative() {
   if (compareModel) {
     // the comparison needs a pair of vectors, not a long input: the text's first words
     // (a small model reads at most its max_len tokens)
-    const text = state.text.split(/\s+/).slice(0, COMPARE_WORDS).join(" ");
+    // (the text itself, cut: its characters keep their offsets, so tokens match by them)
+    const text = state.text.match(FIRST_WORDS)[0];
     jobs.push(
       api.tokenize(compareModel.id, text).then((t) => {
-        const T = t.tokens.length;
-        return api.ropeRelative({
-          model: compareModel.id,
-          text,
-          layer: Math.min(state.layer, compareModel.n_layers - 1),
-          head: Math.min(state.head, compareModel.n_heads - 1),
-          query: Math.min(body.query, T - 1),
-          key: Math.min(body.key, T - 1),
-          max_position: Math.min(body.max_position, compareModel.max_len),
-        });
+        const query = sameToken(tokens[body.query], t.tokens, body.query);
+        const key = sameToken(tokens[body.key], t.tokens, body.key);
+        return api
+          .ropeRelative({
+            model: compareModel.id,
+            text,
+            layer: Math.min(state.layer, compareModel.n_layers - 1),
+            head: Math.min(state.head, compareModel.n_heads - 1),
+            query: query.index,
+            key: key.index,
+            max_position: Math.min(body.max_position, compareModel.max_len),
+          })
+          .then((answer) => ({ ...answer, same: query.same && key.same }));
       }),
     );
   }
@@ -355,22 +368,42 @@ async function loadRelative() {
   );
   $("#relative-note").textContent = relativeNote(relative.scores);
   if (relativeSin) {
+    const pairText = (r) => `“${tokenLabel(r.query)}” → “${tokenLabel(r.key)}”`;
     await relativePlot(
       $("#relative-sin"),
       relativeSin.scores,
-      `${relativeSin.model} (${relativeSin.positional}): same tokens`,
+      `${relativeSin.model} (${relativeSin.positional}): ${pairText(relativeSin)}`,
     );
-    $("#relative-sin-note").textContent = additiveNote(relativeSin.scores);
+    $("#relative-sin-note").textContent =
+      (relativeSin.same
+        ? `The same tokens, ${pairText(relativeSin)}. `
+        : `${relative.model}'s ${pairText(relative)} is not a pair of words ${relativeSin.model} reads ` +
+          `(a start token it lacks, or a word cut elsewhere): compared ${pairText(relativeSin)} instead. `) +
+      additiveNote(relativeSin.scores);
   } else {
     $("#relative-sin-note").textContent =
       "No model with sinusoidal or learned positions is loaded on this server to compare with.";
   }
 }
 
+/**
+ * The token of another tokenization of the same text that covers the same characters as
+ * `token` ({index, same: true}); a special token or a word cut differently has none: then the
+ * token at the same index, or the last ({index, same: false}).
+ */
+function sameToken(token, others, index) {
+  const words = others.map((t, i) => ({ ...t, i })).filter((t) => !t.special);
+  const match = token && !token.special && words.find((t) => t.start === token.start && t.end === token.end);
+  if (match) return { index: match.i, same: true };
+  return { index: Math.min(index, others.length - 1), same: false };
+}
+
 // ---------------------------------------------------------------------------------------
 for (const key of ["query", "key"]) {
   $(`#${key}-select`).addEventListener("change", (e) => {
-    save({ [key]: Number(e.target.value) });
+    // the sliders follow the token picked (it sits at its own position)
+    save({ [key]: Number(e.target.value), [key === "query" ? "m" : "n"]: -1 });
+    setupSelectors(controls.current());
     renderPair();
     loadRelative();
   });
@@ -397,10 +430,11 @@ for (const r of $$('input[name="angle-mode"]')) {
 }
 function shiftBoth(delta) {
   const max = P() - 1;
-  if (state.m + delta < 0 || state.n + delta < 0 || state.m + delta > max || state.n + delta > max) return;
-  save({ m: state.m + delta, n: state.n + delta });
-  $("#m-slider").value = String(state.m);
-  $("#n-slider").value = String(state.n);
+  const [m, n] = [mPos() + delta, nPos() + delta];
+  if (m < 0 || n < 0 || m > max || n > max) return;
+  save({ m, n });
+  $("#m-slider").value = String(m);
+  $("#n-slider").value = String(n);
   renderPair();
 }
 bindKeys({ "+": () => shiftBoth(1), "=": () => shiftBoth(1), "-": () => shiftBoth(-1) });
@@ -437,8 +471,8 @@ registerExport("pair", {
   data: () => ({
     ...base(),
     pair: state.pair,
-    m: state.m,
-    n: state.n,
+    m: mPos(),
+    n: nPos(),
     query: tokens && tokens[qIndex()],
     key: tokens && tokens[kIndex()],
   }),
