@@ -7,6 +7,8 @@ environment variables alone, e.g. ``ATTNVIZ_MAX_CONCURRENCY=4 ATTNVIZ_CACHE_SIZE
 from __future__ import annotations
 
 import os
+import site
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -14,7 +16,21 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-ROOT = Path(__file__).resolve().parent.parent
+
+def _root() -> Path:
+    """The folder that holds static/, templates/ and checkpoints/: the clone this code runs
+    from, else where a non-editable install put them (setup.py: <prefix>/share/attnviz)."""
+    here = Path(__file__).resolve().parent.parent
+    if (here / "static").is_dir():
+        return here
+    for base in (sys.prefix, site.getuserbase()):
+        installed = Path(base) / "share" / "attnviz"
+        if (installed / "static").is_dir():
+            return installed
+    return here
+
+
+ROOT = _root()
 
 #: The UI is served from this origin only: no inline script, no third-party host. Plotly sets
 #: element styles through the CSSOM (allowed by style-src 'self'); `img-src data: blob:` lets
