@@ -501,17 +501,23 @@ class Inputs:
             raise invalid(
                 "max_new_tokens", f"max_new_tokens is {body.max_new_tokens}; the limit is {limit}"
             )
-        source = self.text(entry, body.text)
+        source = self.source(entry, body.text, body.token_ids)
+        target = self.target(entry, None, body.target_ids)
         cfg = entry.config
-        if cfg.kind == "decoder" and len(source.ids) >= cfg.max_len:
+        # what the decoding continues: a decoder's prompt, or a seq2seq target given as ids
+        if target is not None:
+            start, field = target, "target_ids"
+        else:
+            start, field = source, "text" if body.text is not None else "token_ids"
+        if (cfg.kind == "decoder" or target is not None) and len(start.ids) >= cfg.max_len:
             raise invalid(
-                "text",
+                field,
                 f"the prompt leaves no room to generate (max_len {cfg.max_len})",
                 "too_many_tokens",
             )
         rows = None
         pool = body.pool
-        context = len(source.ids) + body.max_new_tokens
+        context = len(source.ids) + len(target.ids if target else ()) + body.max_new_tokens
         picked = body.layers is not None or body.heads is not None
         if pool is None and not picked and context > self.settings.stream_full_rows_tokens:
             pool = 64
@@ -521,7 +527,9 @@ class Inputs:
                 self.indices(body.heads, cfg.n_heads, "heads", "head"),
                 pool,
             )
-        return ModelInput(entry, source, rows=rows, ablate=self.ablations(entry, body.ablate))
+        return ModelInput(
+            entry, source, target, rows=rows, ablate=self.ablations(entry, body.ablate)
+        )
 
     def fill_mask(self, body) -> ModelInput:
         entry = self.model_of_kind(body.model, ("encoder",), "fill-mask")
