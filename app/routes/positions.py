@@ -3,8 +3,10 @@
 from fastapi import APIRouter, Path, Query
 
 from app import inference
-from app.deps import RunJob, cache_key
-from app.inputs import InputsDep
+from app.config import Settings
+from app.deps import RunJob
+from app.inputs import Inputs, InputsDep
+from app.routes.jobs import engine_post
 from app.schemas import (
     INFERENCE_ERRORS,
     TEXT_SCHEMA,
@@ -47,9 +49,11 @@ async def positions(
     return await run("positions", (model_id, n, text), job)
 
 
-@router.post(
+@engine_post(
+    router,
     "/rope/relative",
-    response_model=RopeRelativeResponse,
+    RopeRelativeResponse,
+    job="rope_relative",
     summary="Relative position, seen by one head",
     description="Take the query vector of token `query` and the key vector of token `key` "
     "(layer `layer`, head `head`) and place them at every pair of positions (m, n) below "
@@ -64,12 +68,7 @@ async def positions(
     "**Rules the schema cannot state** (422, `code` in brackets): `layer` below the layers "
     "of the model's first stack, `head` below its heads, `query` and `key` below the number "
     "of tokens of `text`, `max_position` at most the model's `max_len` [`out_of_range`].",
-    responses=INFERENCE_ERRORS,
 )
-async def rope_relative(body: RopeRelativeRequest, inputs: InputsDep, run: RunJob):
+def rope_relative(inputs: Inputs, body: RopeRelativeRequest, settings: Settings):
     inp = inputs.rope_relative(body)
-
-    def job() -> bytes:
-        return dumps(inference.rope_relative(inp, body.query, body.key, body.max_position))
-
-    return await run("rope_relative", cache_key(body), job)
+    return lambda: inference.rope_relative(inp, body.query, body.key, body.max_position)
