@@ -49,26 +49,24 @@ async def positions(
     return await run("positions", (model_id, n, text), job)
 
 
-@engine_post(
-    router,
-    "/rope/relative",
-    RopeRelativeResponse,
-    job="rope_relative",
-    summary="Relative position, seen by one head",
-    description="Take the query vector of token `query` and the key vector of token `key` "
-    "(layer `layer`, head `head`) and place them at every pair of positions (m, n) below "
-    "`max_position`: `scores[m][n] = q·k / √d_head`.\n\n"
-    "* **RoPE** models (`method: rope`): the un-rotated q and k are rotated by m and n; the "
-    "score depends only on m − n, so the matrix is **constant along its diagonals**.\n"
-    "* **Sinusoidal / learned** models (`method: additive`): the two tokens' embeddings plus "
-    "the positional vectors of m and n, projected by that layer's W_q / W_k. Absolute "
-    "position leaks in, so diagonals are **not** constant — the contrast RoPE was made for. "
-    "(Above layer 0 this is the layer's view of bare embeddings, not of the full residual "
-    "stream.)\n\n"
-    "**Rules the schema cannot state** (422, `code` in brackets): `layer` below the layers "
-    "of the model's first stack, `head` below its heads, `query` and `key` below the number "
-    "of tokens of `text`, `max_position` at most the model's `max_len` [`out_of_range`].",
-)
+@engine_post(router, "/rope/relative", RopeRelativeResponse, job="rope_relative")
 def rope_relative(inputs: Inputs, body: RopeRelativeRequest, settings: Settings):
+    """Relative position, seen by one head
+
+    Take the query vector of token `query` and the key vector of token `key` (layer `layer`,
+    head `head`) and place them at every pair of positions (m, n) below `max_position`:
+    `scores[m][n] = q·k / √d_head`.
+
+    * **RoPE** models (`method: rope`): the un-rotated q and k are rotated by m and n; the score
+      depends only on m − n, so the matrix is **constant along its diagonals**.
+    * **Sinusoidal / learned** models (`method: additive`): the two tokens' embeddings plus the
+      positional vectors of m and n, projected by that layer's W_q / W_k. Absolute position
+      leaks in, so diagonals are **not** constant — the contrast RoPE was made for. (Above layer
+      0 this is the layer's view of bare embeddings, not of the full residual stream.)
+
+    **Rules the schema cannot state** (422, `code` in brackets): `layer` below the layers of the
+    model's first stack, `head` below its heads, `query` and `key` below the number of tokens of
+    `text`, `max_position` at most the model's `max_len` [`out_of_range`].
+    """
     inp = inputs.rope_relative(body)
     return lambda: inference.rope_relative(inp, body.query, body.key, body.max_position)

@@ -17,33 +17,34 @@ router = APIRouter(tags=["encoder tasks"])
     FillMaskResponse,
     job="fill_mask",
     response_model_exclude_none=True,
-    summary="Guess the words hidden behind [MASK]",
-    description="Write `[MASK]` (one or more) in the text; for each, the encoder's `top_k` "
-    "most likely tokens with their probabilities (special tokens are never proposed). "
-    "`include_attention` adds `attention: {encoder.self: [L][H][T][T]}`. `[MASK]` alone is "
-    "a valid text (the encoder's guess at a one-word sentence).\n\n"
-    "**Rules the schema cannot state** (422, `code` in brackets): an encoder model "
-    "[`unsupported_task`]; at least one `[MASK]` in the text [`no_mask`]; at most "
-    "`max_input_tokens` and the model's `max_len` tokens [`too_many_tokens`].",
 )
 def fill_mask(inputs: Inputs, body: FillMaskRequest, settings: Settings):
+    """Guess the words hidden behind [MASK]
+
+    Write `[MASK]` (one or more) in the text; for each, the encoder's `top_k` most likely tokens
+    with their probabilities (special tokens are never proposed). `include_attention` adds
+    `attention: {encoder.self: [L][H][T][T]}`. `[MASK]` alone is a valid text (the encoder's
+    guess at a one-word sentence).
+
+    **Rules the schema cannot state** (422, `code` in brackets): an encoder model
+    [`unsupported_task`]; at least one `[MASK]` in the text [`no_mask`]; at most
+    `max_input_tokens` and the model's `max_len` tokens [`too_many_tokens`].
+    """
     inp = inputs.fill_mask(body)
     return lambda: inference.fill_mask(inp, body.top_k, body.include_attention)
 
 
-@engine_post(
-    router,
-    "/classify",
-    ClassifyResponse,
-    job="classify",
-    summary="Sentiment of a sentence (the encoder's [CLS] head)",
-    description="The probability of each label (`positive`, `negative`, `neutral` for the "
-    "shipped encoder), read from the [CLS] position, and how [CLS] attends to every token "
-    "in the last layer, per head.\n\n"
-    "**Rules the schema cannot state** (422, `code` in brackets): an encoder with a "
-    "classification head [`unsupported_task`]; at most `max_input_tokens` and the model's "
-    "`max_len` tokens [`too_many_tokens`].",
-)
+@engine_post(router, "/classify", ClassifyResponse, job="classify")
 def classify(inputs: Inputs, body: ClassifyRequest, settings: Settings):
+    """Sentiment of a sentence (the encoder's [CLS] head)
+
+    The probability of each label (`positive`, `negative`, `neutral` for the shipped encoder),
+    read from the [CLS] position, and how [CLS] attends to every token in the last layer, per
+    head.
+
+    **Rules the schema cannot state** (422, `code` in brackets): an encoder with a
+    classification head [`unsupported_task`]; at most `max_input_tokens` and the model's
+    `max_len` tokens [`too_many_tokens`].
+    """
     inp = inputs.classification(body)
     return lambda: inference.classify(inp)
