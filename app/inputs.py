@@ -238,13 +238,9 @@ class Inputs:
             raise invalid(field, f"{field} is empty")
         self._check_length(entry, len(ids), field)
         vocab = entry.config.vocab_size
-        for k, i in enumerate(ids):
-            if not 0 <= i < vocab:
-                raise invalid(
-                    f"{field}.{k}",
-                    f"token id {i} is outside the vocabulary [0, {vocab})",
-                    "out_of_range",
-                )
+        self.each_below(
+            ids, vocab, field, lambda i: f"token id {i} is outside the vocabulary [0, {vocab})"
+        )
         return Sequence(list(ids), entry.codec.ids_view(ids) if entry.codec else None)
 
     def source(self, entry: Entry, text: str | None, token_ids: list[int] | None) -> Sequence:
@@ -309,14 +305,20 @@ class Inputs:
         """Layer / head indices: default all; each must be in [0, n); duplicates dropped."""
         if values is None:
             return list(range(n))
+        Inputs.each_below(
+            values,
+            n,
+            field,
+            lambda v: f"{what} index {v} is out of range: this model has {n} {what}s",
+        )
+        return list(dict.fromkeys(values))
+
+    @staticmethod
+    def each_below(values: list[int], n: int, field: str, message) -> None:
+        """Every value in [0, n), else a 422 naming ``field.k`` with ``message(value)``."""
         for k, v in enumerate(values):
             if not 0 <= v < n:
-                raise invalid(
-                    f"{field}.{k}",
-                    f"{what} index {v} is out of range: this model has {n} {what}s",
-                    "out_of_range",
-                )
-        return list(dict.fromkeys(values))
+                raise invalid(f"{field}.{k}", message(v), "out_of_range")
 
     @staticmethod
     def index(value: int, n: int, field: str, what: str) -> int:
