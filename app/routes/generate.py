@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from typing import Annotated, Literal
@@ -53,17 +54,12 @@ tokens [`too_many_tokens`].
 """
 
 
+SAMPLING = {f.name for f in dataclasses.fields(Sampling)}
+
+
 def sampling_of(body: GenerateRequest) -> Sampling:
     try:
-        return Sampling(
-            strategy=body.strategy,
-            temperature=body.temperature,
-            top_k=body.top_k,
-            top_p=body.top_p,
-            seed=body.seed,
-            max_new_tokens=body.max_new_tokens,
-            n_top=body.n_top,
-        )
+        return Sampling(**body.model_dump(include=SAMPLING))
     except ValueError as exc:  # the schema checks the same rules; this is a safety net
         raise invalid("body", str(exc)) from None
 
