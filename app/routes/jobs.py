@@ -15,6 +15,7 @@ The decorated function resolves the body and returns the job; ``engine_post`` wr
 FastAPI endpoint around it: its body type is the function's ``body`` annotation, its name the
 function's, its summary and description the docstring's (``from_docstring``), so the OpenAPI
 document and the route's metrics label are the ones a hand-written endpoint would have.
+``documented`` gives any other route its summary and description the same way.
 """
 
 # No `from __future__ import annotations`: the endpoint's `body: body_type` must be evaluated
@@ -45,6 +46,20 @@ def from_docstring(doc: str) -> tuple[str, str]:
         else:
             lines.append(text)
     return first, "\n".join(lines)
+
+
+def documented(register: Callable, path: str, response: type, **route: Any) -> Callable:
+    """``register`` (e.g. ``router.get``) ``path`` with the function's docstring as its
+    summary and description (``from_docstring``)."""
+
+    def decorate(fn: Callable) -> Callable:
+        summary, description = from_docstring(fn.__doc__)
+        register(path, response_model=response, summary=summary, description=description, **route)(
+            fn
+        )
+        return fn
+
+    return decorate
 
 
 def engine_post(

@@ -6,7 +6,7 @@ from app import inference
 from app.config import Settings
 from app.deps import RunJob
 from app.inputs import Inputs, InputsDep
-from app.routes.jobs import engine_post
+from app.routes.jobs import documented, engine_post
 from app.schemas import (
     INFERENCE_ERRORS,
     TEXT_SCHEMA,
@@ -19,18 +19,8 @@ from app.serialize import dumps
 router = APIRouter(tags=["positions"])
 
 
-@router.get(
-    "/models/{model_id}/positions",
-    response_model=PositionsResponse,
-    summary="The positional encoding of a model",
-    description="For `n` positions (1 … max_len, default 64 or max_len): the sinusoidal "
-    "table (computed from the formula), the learned table, or for RoPE the rotation angle "
-    "of each pair of dimensions at each position. With `text`, also `embedding`: each "
-    "token's embedding, its positional vector and their sum — what the first layer reads "
-    "(the encoder's for seq2seq; RoPE models add no vector, so `position` is null).\n\n"
-    "**Rules the schema cannot state** (422, `code` in brackets): `n` at most the model's "
-    "`max_len` [`out_of_range`]; `text` within its token limits [`too_many_tokens`].",
-    responses=INFERENCE_ERRORS,
+@documented(
+    router.get, "/models/{model_id}/positions", PositionsResponse, responses=INFERENCE_ERRORS
 )
 async def positions(
     inputs: InputsDep,
@@ -44,6 +34,17 @@ async def positions(
         json_schema_extra=TEXT_SCHEMA,
     ),
 ):
+    """The positional encoding of a model
+
+    For `n` positions (1 … max_len, default 64 or max_len): the sinusoidal table (computed from
+    the formula), the learned table, or for RoPE the rotation angle of each pair of dimensions
+    at each position. With `text`, also `embedding`: each token's embedding, its positional
+    vector and their sum — what the first layer reads (the encoder's for seq2seq; RoPE models
+    add no vector, so `position` is null).
+
+    **Rules the schema cannot state** (422, `code` in brackets): `n` at most the model's
+    `max_len` [`out_of_range`]; `text` within its token limits [`too_many_tokens`].
+    """
     entry, n, source = inputs.positions(model_id, n, text)
     job = lambda: dumps(inference.positions(entry, n, source))  # noqa: E731
     return await run("positions", (model_id, n, text), job)
