@@ -121,6 +121,7 @@ def test_role_swap_the_rnn_falls_behind_the_transformer_as_its_card_says():
         card = ckpt(model_id).card["metrics"]
         assert card["n_role_swap"] == len(pairs)
         assert math.isclose(em, card["exact_match_role_swap"], abs_tol=1e-4), (model_id, em)
+        assert f"translates {100 * em:.1f} % exactly" in ckpt(model_id).card["description"]
     assert ckpt("rnn-en-fr").card["comparison"]["exact_match_role_swap"] == {
         "rnn-en-fr": ckpt("rnn-en-fr").card["metrics"]["exact_match_role_swap"],
         "seq2seq-en-fr": ckpt("seq2seq-en-fr").card["metrics"]["exact_match_role_swap"],
