@@ -64,6 +64,7 @@ def sampling_of(body: GenerateRequest) -> Sampling:
         raise invalid("body", str(exc)) from None
 
 
+TokenId = Annotated[int, Field(ge=0)]
 ABLATE_PATTERN = r"^(encoder\.self|decoder\.self|decoder\.cross):\d+:\d+(:(zero|mean))?$"
 
 
@@ -125,10 +126,10 @@ async def generate_stream(
         description="The prompt / source sentence (or `token_ids`)",
         json_schema_extra=TEXT_SCHEMA,
     ),
-    token_ids: list[int] = Query(
+    token_ids: list[TokenId] = Query(
         [], description="Instead of `text`: the exact ids to feed (repeat the parameter)."
     ),
-    target_ids: list[int] = Query(
+    target_ids: list[TokenId] = Query(
         [], description="seq2seq only: the decoder input to continue, `<s>` included."
     ),
     max_new_tokens: int = Query(
