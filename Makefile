@@ -46,8 +46,8 @@ run: venv
 	$(BIN)/python -m app.server --host 127.0.0.1 --port 8000
 
 # A real model beside the shipped ones, offline: all-MiniLM-L6-v2 (from the test package) is
-# imported once into imported/ (git-ignored), then served with checkpoints/ through a folder of
-# links (the server reads one checkpoint folder).
+# imported once into imported/ (git-ignored), then served beside checkpoints/ (the server reads
+# several folders, separated by ':'), through app.server like `make run`.
 IMPORTED := imported
 .PHONY: import-minilm run-minilm
 import-minilm: venv
@@ -56,7 +56,7 @@ import-minilm: venv
 	  --id all-minilm-l6-v2 --out $(IMPORTED)
 
 run-minilm: import-minilm
-	ATTNVIZ_CHECKPOINT_DIR=checkpoints:$(IMPORTED) $(BIN)/uvicorn app.main:app --host 127.0.0.1 --port 8000
+	ATTNVIZ_CHECKPOINT_DIR=checkpoints:$(IMPORTED) $(BIN)/python -m app.server --host 127.0.0.1 --port 8000
 
 # Debian's chromium for the browser tests: installed when missing and we can (root + apt).
 browser:

@@ -237,13 +237,9 @@ class Inputs:
             raise invalid(field, f"{field} is empty")
         self._check_length(entry, len(ids), field)
         vocab = entry.config.vocab_size
-        for k, i in enumerate(ids):
-            if not 0 <= i < vocab:
-                raise invalid(
-                    f"{field}.{k}",
-                    f"token id {i} is outside the vocabulary [0, {vocab})",
-                    "out_of_range",
-                )
+        self.each_below(
+            ids, vocab, field, lambda i: f"token id {i} is outside the vocabulary [0, {vocab})"
+        )
         return Sequence(list(ids), entry.codec.ids_view(ids) if entry.codec else None)
 
     def source(self, entry: Entry, text: str | None, token_ids: list[int] | None) -> Sequence:
@@ -308,14 +304,20 @@ class Inputs:
         """Layer / head indices: default all; each must be in [0, n); duplicates dropped."""
         if values is None:
             return list(range(n))
+        Inputs.each_below(
+            values,
+            n,
+            field,
+            lambda v: f"{what} index {v} is out of range: this model has {n} {what}s",
+        )
+        return list(dict.fromkeys(values))
+
+    @staticmethod
+    def each_below(values: list[int], n: int, field: str, message) -> None:
+        """Every value in [0, n), else a 422 naming ``field.k`` with ``message(value)``."""
         for k, v in enumerate(values):
             if not 0 <= v < n:
-                raise invalid(
-                    f"{field}.{k}",
-                    f"{what} index {v} is out of range: this model has {n} {what}s",
-                    "out_of_range",
-                )
-        return list(dict.fromkeys(values))
+                raise invalid(f"{field}.{k}", message(v), "out_of_range")
 
     @staticmethod
     def index(value: int, n: int, field: str, what: str) -> int:
@@ -500,17 +502,23 @@ class Inputs:
             raise invalid(
                 "max_new_tokens", f"max_new_tokens is {body.max_new_tokens}; the limit is {limit}"
             )
-        source = self.text(entry, body.text)
+        source = self.source(entry, body.text, body.token_ids)
+        target = self.target(entry, None, body.target_ids)
         cfg = entry.config
-        if cfg.kind == "decoder" and len(source.ids) >= cfg.max_len:
+        # what the decoding continues: a decoder's prompt, or a seq2seq target given as ids
+        if target is not None:
+            start, field = target, "target_ids"
+        else:
+            start, field = source, "text" if body.text is not None else "token_ids"
+        if (cfg.kind == "decoder" or target is not None) and len(start.ids) >= cfg.max_len:
             raise invalid(
-                "text",
+                field,
                 f"the prompt leaves no room to generate (max_len {cfg.max_len})",
                 "too_many_tokens",
             )
         rows = None
         pool = body.pool
-        context = len(source.ids) + body.max_new_tokens
+        context = len(source.ids) + len(target.ids if target else ()) + body.max_new_tokens
         picked = body.layers is not None or body.heads is not None
         if pool is None and not picked and context > self.settings.stream_full_rows_tokens:
             pool = 64
@@ -520,7 +528,9 @@ class Inputs:
                 self.indices(body.heads, cfg.n_heads, "heads", "head"),
                 pool,
             )
-        return ModelInput(entry, source, rows=rows, ablate=self.ablations(entry, body.ablate))
+        return ModelInput(
+            entry, source, target, rows=rows, ablate=self.ablations(entry, body.ablate)
+        )
 
     def fill_mask(self, body) -> ModelInput:
         entry = self.model_of_kind(body.model, ("encoder",), "fill-mask")

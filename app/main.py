@@ -8,6 +8,7 @@ already compress).
 from __future__ import annotations
 
 import logging
+import os
 import time
 from contextlib import asynccontextmanager
 
@@ -39,7 +40,7 @@ from app.routes import (
     tasks,
     tokens,
 )
-from app.server import SHED_STATE
+from app.server import GUARDED, SERVER_ENV, SHED_STATE
 from app.traces import TraceStore
 
 log = logging.getLogger("attnviz")
@@ -95,13 +96,25 @@ def configure_logging(level: str) -> None:
         logger.addHandler(handler)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+UNGUARDED = (
+    "app.main:app is served by `python -m app.server` (make run, the container's entrypoint), "
+    "which adds the guards plain uvicorn lacks: a request-head deadline, a connection limit "
+    "and load shedding before the app. To embed the app elsewhere, build it with "
+    "app.main.create_app() and give your server those guards."
+)
+
+
+def create_app(settings: Settings | None = None, *, require_guards: bool = False) -> FastAPI:
+    """The app. ``require_guards``: refuse to start unless ``python -m app.server`` serves it
+    (the module's ``app``, so that no launcher can serve the product without its guards)."""
     settings = settings or get_settings()
     configure_logging(settings.log_level)
     app_metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        if require_guards and os.environ.get(SERVER_ENV) != GUARDED:
+            raise RuntimeError(UNGUARDED)
         t0 = time.perf_counter()
         app.state.ready = False
         device = resolve_device(settings.device)
@@ -180,4 +193,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-app = create_app()
+app = create_app(require_guards=True)

@@ -382,7 +382,18 @@ class AttentionResponse(Response):
 # ---------------------------------------------------------------------------- generation
 class GenerateRequest(Request):
     model: ModelId
-    text: Text
+    text: Text | None = None
+    token_ids: TokenIds | None = Field(
+        None,
+        description="Instead of `text`: the exact prompt (decoder, BOS included if wanted) or "
+        "source (seq2seq, `</s>` included if wanted) ids, nothing added, each below the "
+        "model's `vocab_size`. With an answer's `prompt` ids this replays it token for token.",
+    )
+    target_ids: TokenIds | None = Field(
+        None,
+        description="seq2seq only: the decoder input to continue, `<s>` included (default: "
+        "`<s>` alone). An answer's `<s>` + its first k token ids replays the rest.",
+    )
     max_new_tokens: Int = Field(
         32,
         ge=1,
@@ -488,6 +499,9 @@ class GenerateResponse(BaseModel):
     kind: str
     prompt: list[Token] = Field(
         description="The decoder's prompt (decoder) or the source sentence (seq2seq)."
+    )
+    target: list[Token] | None = Field(
+        None, description="seq2seq, with `target_ids`: the decoder input it continued."
     )
     rows: RowsInfo | None = None
     steps: list[StepInfo]

@@ -3,8 +3,10 @@
     python -m app.server [uvicorn options]     e.g. --host 0.0.0.0 --port 8000 --workers 2
 
 is ``uvicorn app.main:app --http app.server:GuardedHttpProtocol --no-server-header`` (any
-uvicorn option may follow). Every way of running the service (``make run``, the container's
-entrypoint, the benchmarks) goes through it.
+uvicorn option may follow). Every way of running the service (``make run``, ``make
+run-minilm``, the container's entrypoint, the benchmarks, the browser tests) goes through it:
+``app.main:app`` refuses to start under any other launcher (``SERVER_ENV``), so a plain
+``uvicorn app.main:app`` cannot serve the product without its guards.
 
 uvicorn closes a keep-alive connection that stays idle between requests
 (``--timeout-keep-alive``, 5 s), but arms no timer on a new connection and cancels its timer
@@ -29,6 +31,7 @@ time, holds its connection (a file descriptor) forever. ``GuardedHttpProtocol`` 
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
 import sys
 import urllib.parse
@@ -44,6 +47,10 @@ from app.errors import error_body
 SHED_STATE = "attnviz_shed"
 #: The key of a request's ASGI state under which the app notes its answer's Retry-After.
 PACE_STATE = "attnviz_retry_after"
+#: Set by ``main()`` (and inherited by uvicorn's worker processes): ``app.main:app`` starts only
+#: where it says ``GUARDED``.
+SERVER_ENV = "ATTNVIZ_SERVED_BY"
+GUARDED = "app.server"
 BUSY_BODY = error_body("overloaded", "the server is busy; retry after Retry-After seconds")
 
 #: File descriptors kept for everything but client connections (logs, checkpoints, sockets
@@ -209,6 +216,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 def main(argv: list[str] | None = None) -> None:
     from uvicorn.main import main as uvicorn_main
 
+    os.environ[SERVER_ENV] = GUARDED
     args = [
         "app.main:app",
         "--http",

@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_api.py                 # full run (~3 minutes on 2 cores)
     .venv/bin/python bench/bench_api.py --quick         # fewer samples
 
-It starts a real uvicorn on 127.0.0.1 (default settings: cache on, 2 workers) and measures:
+It starts a real server (`python -m app.server`) on 127.0.0.1 (default settings: cache on, 2 workers) and measures:
 
 1. ready time and RSS (all checkpoints loaded);
 2. p50 / p95 latency of POST /api/v1/attention (all layers and heads) per model at 8, 32 and
@@ -171,7 +171,7 @@ class Server:
         self.ready_s = float("nan")
 
     def start(self) -> None:
-        cmd = [PY, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
+        cmd = [PY, "-m", "app.server", "--host", "127.0.0.1",
                "--port", str(self.port), "--no-access-log", "--log-level", "warning"]  # fmt: skip
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=self.log, stderr=self.log)
@@ -554,7 +554,7 @@ def render(r: dict) -> str:
     else:
         lines += [f"Models: the trained checkpoints in `{r['checkpoint_dir']}`.", ""]
     lines += [
-        "Server: `uvicorn app.main:app` on 127.0.0.1, default settings (2 worker threads, "
+        "Server: `python -m app.server` on 127.0.0.1, default settings (2 worker threads, "
         "1 torch thread each, cache on). Latencies are client-side over HTTP with keep-alive; "
         "every request is a distinct input (one token id changed), so **no cache hits**.",
         "",

@@ -21,8 +21,10 @@ sampled every 10 s: the drift from the first quarter to the end), and 200 slow c
 idle connections and 100 sending their headers a line a second) beside 4 normal ones: how
 long the slow ones are held and what the normal ones see.
 
-`--app-dir` and `--launch uvicorn` measure another checkout (e.g. the code before issue 14,
-which has no app.server) with the same load.
+`--app-dir` measures another checkout (e.g. the code before issue 14, which has no
+app.server) with the same load; `--launch uvicorn` serves it with plain uvicorn
+(`uvicorn --factory app.main:create_app`: the app without the server's guards, which
+`app.main:app` itself refuses).
 """
 
 from __future__ import annotations
@@ -177,7 +179,10 @@ class Server:
     def __init__(self, app_dir: Path, launch: str, workers: int, env: dict, log: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        head = ["-m", "app.server"] if launch == "app.server" else ["-m", "uvicorn", "app.main:app"]
+        # "uvicorn": the app without the server's guards, on purpose, for the comparison (the
+        # factory: app.main:app itself refuses to start without them)
+        plain = ["-m", "uvicorn", "--factory", "app.main:create_app"]
+        head = ["-m", "app.server"] if launch == "app.server" else plain
         self.cmd = [sys.executable, *head, "--host", "127.0.0.1", "--port", str(self.port),
                     "--workers", str(workers), "--no-access-log", "--log-level", "warning"]  # fmt: skip
         cpus = os.cpu_count() or 1

@@ -304,7 +304,7 @@ def render(r: dict) -> str:
     lines = [
         "## Real models at real scale (`bench/bench_scale.py`)",
         "",
-        f"{m['date']}, load average {m['load'][0]:.2f} at the start. Server: `uvicorn app.main:app`, "
+        f"{m['date']}, load average {m['load'][0]:.2f} at the start. Server: `python -m app.server`, "
         "default settings (2 workers × 1 torch thread, caches on); every request is a new input "
         "unless it is a switch (another head or layer of the input just sent). Bare forward: the "
         "stacks alone, in process, with the worker's torch threads (MiniLM 1; the GPT-2 shape is "

@@ -77,8 +77,12 @@ def write_checkpoint(
     if tokenizer is not None:
         tokenizer.save(str(path / TOKENIZER))
     if card is not None:
-        (path / CARD).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+        write_card(path, card)
     return path
+
+
+def write_card(path: str | Path, card: dict) -> None:
+    (Path(path) / CARD).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:

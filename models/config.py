@@ -13,8 +13,23 @@ Activation = Literal["relu", "gelu", "gelu_tanh", "silu", "swiglu"]
 PairLayout = Literal["interleaved", "halves"]
 
 
+class SavedConfig:
+    """A config dataclass as config.json holds it: a dict of its fields, no unknown key."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown config fields: {sorted(unknown)}")
+        return cls(**data)
+
+
 @dataclass
-class ModelConfig:
+class ModelConfig(SavedConfig):
     """Every option defaults to the shipped models' behaviour; imported models (models/convert)
     set the few that their family needs."""
 
@@ -118,17 +133,6 @@ class ModelConfig:
         if self.kind == "seq2seq":
             out["decoder.cross"] = self.depth("decoder")
         return out
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown config fields: {sorted(unknown)}")
-        return cls(**data)
 
 
 #: the options that take one of a few names, checked when a config is built or loaded

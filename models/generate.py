@@ -102,12 +102,15 @@ def generate(
     use_cache: bool = True,
     capture_attention: bool = True,
     edits: dict[str, Edit] | None = None,
+    start: Sequence[int] | None = None,
 ) -> Iterator[Step]:
     """Decode step by step.
 
     decoder: ``ids`` is the prompt (with its BOS, if the model uses one) and generation
-    continues it. seq2seq: ``ids`` is the source sentence; the target starts with BOS.
-    ``edits`` (hook name -> edit, e.g. a head ablation) apply to every forward pass.
+    continues it. seq2seq: ``ids`` is the source sentence; the target starts with BOS, or
+    continues ``start`` (the decoder's input so far, BOS included), e.g. to replay a decoding
+    from one of its steps. ``edits`` (hook name -> edit, e.g. a head ablation) apply to every
+    forward pass.
     """
     s = sampling or Sampling()
     cfg = model.config
@@ -122,7 +125,9 @@ def generate(
         src = torch.tensor([list(ids)], device=device)
         with capture(model, names=[], edits=edits):
             memory = model.encode(src)
-        tokens = [cfg.bos_id]
+        tokens = [cfg.bos_id] if start is None else list(start)
+    elif start is not None:
+        raise TypeError("only a seq2seq decoding starts from a given decoder input")
     elif cfg.kind == "decoder":
         tokens = list(ids)
     else:

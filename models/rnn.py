@@ -39,20 +39,22 @@ ran; the gates, the projections and the attention's scores and pattern only repo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.config import SavedConfig
 from models.hooks import HookPoint, capture, hook_name, name_hook_points
+from models.interface import TokenModel
 
 Cell = Literal["tanh", "lstm", "gru"]
 
 
 @dataclass
-class RNNConfig:
+class RNNConfig(SavedConfig):
     """What builds an ``RNNSeq2Seq``. ``config.json`` says ``"architecture": "rnn"``.
 
     The properties below answer, for this architecture, what code written for ``ModelConfig``
@@ -104,17 +106,6 @@ class RNNConfig:
     def sites(self) -> dict[str, int]:
         """Attention site -> its number of layers."""
         return {"decoder.cross": 1}
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> RNNConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown config fields: {sorted(unknown)}")
-        return cls(**data)
 
 
 # ---------------------------------------------------------------------------- cells
@@ -378,7 +369,7 @@ class RNNDecoder(nn.Module):
         return self.hook_out(torch.tanh(self.readout(torch.cat([s, context, y], dim=-1))))
 
 
-class RNNSeq2Seq(nn.Module):
+class RNNSeq2Seq(TokenModel):
     """The whole translator. Weights start from torch's defaults: nn.Linear U(±1/√fan_in),
     nn.Embedding N(0, 1)."""
 
@@ -392,57 +383,21 @@ class RNNSeq2Seq(nn.Module):
         self.hook_logits = HookPoint()  # (B, T, V)
         name_hook_points(self)
 
-    def embed(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.tok_embed(ids)
-
     def encode(self, ids: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, S) token ids -> (B, S, d) encoder states h_1..h_S (right padding: the last
         column is each sentence's final state)."""
         return self.encoder(self.embed(ids), pad_mask)
 
-    def decode(
-        self,
-        ids: torch.Tensor,
-        memory: torch.Tensor | None = None,
-        memory_pad_mask: torch.Tensor | None = None,
-        pad_mask: torch.Tensor | None = None,
-        cache: RNNCache | None = None,
-    ) -> torch.Tensor:
-        """(B, T) ids (only the new ones when a cache is given) -> (B, T, V) next-token logits.
+    def run_decoder(self, x, memory, memory_pad_mask, pad_mask, cache: RNNCache | None):
+        """The readout states. ``pad_mask`` has no effect: a target is right-padded and the
+        recurrence runs left to right, so padding never reaches a real position."""
+        return self.decoder(x, memory, memory_pad_mask, cache)
 
-        ``pad_mask`` is accepted for the Transformer's signature and has no effect: a target
-        is right-padded and the recurrence runs left to right, so padding never reaches a
-        real position."""
-        h = self.decode_states(ids, memory, memory_pad_mask, pad_mask, cache)
+    def vocab_logits(self, h: torch.Tensor) -> torch.Tensor:
         return self.hook_logits(self.lm_head(h))
-
-    def decode_states(
-        self,
-        ids: torch.Tensor,
-        memory: torch.Tensor | None = None,
-        memory_pad_mask: torch.Tensor | None = None,
-        pad_mask: torch.Tensor | None = None,
-        cache: RNNCache | None = None,
-    ) -> torch.Tensor:
-        """decode() without the vocabulary head: the readout states (B, T, d)."""
-        if memory is None:
-            raise ValueError("seq2seq decoding needs the encoder's output (memory)")
-        return self.decoder(self.embed(ids), memory, memory_pad_mask, cache)
 
     def new_cache(self) -> RNNCache:
         return RNNCache()
-
-    def forward(
-        self,
-        ids: torch.Tensor,
-        pad_mask: torch.Tensor | None = None,
-        target_ids: torch.Tensor | None = None,
-        target_pad_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Teacher-forced logits of the next target token given the source."""
-        if target_ids is None:
-            raise ValueError("seq2seq forward needs target_ids")
-        return self.decode(target_ids, self.encode(ids, pad_mask), pad_mask, target_pad_mask)
 
     def parameter_parts(self) -> dict[str, int]:
         """Parameters per component: token embeddings, the encoder's cell, the decoder's

@@ -16,6 +16,7 @@ from models.attention import LayerKV
 from models.blocks import MLMTransform, TransformerBlock, make_norm
 from models.config import ModelConfig
 from models.hooks import HookPoint, name_hook_points
+from models.interface import TokenModel
 from models.positional import PositionalEmbedding, Rotary
 
 
@@ -126,7 +127,7 @@ class TransformerStack(nn.Module):
         return self_mask, memory_mask, rope
 
 
-class Transformer(nn.Module):
+class Transformer(TokenModel):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.config = cfg
@@ -153,9 +154,6 @@ class Transformer(nn.Module):
             self.lm_head.weight = self.tok_embed.weight  # one matrix, in and out
         name_hook_points(self)
 
-    def embed(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.tok_embed(ids)
-
     def encode(
         self,
         ids: torch.Tensor,
@@ -181,32 +179,10 @@ class Transformer(nn.Module):
         """Final states (B, T, D) -> (B, T, V) scores over the vocabulary."""
         return self.hook_logits(self.unembed(h))
 
-    def decode(
-        self,
-        ids: torch.Tensor,
-        memory: torch.Tensor | None = None,
-        memory_pad_mask: torch.Tensor | None = None,
-        pad_mask: torch.Tensor | None = None,
-        cache: KVCache | None = None,
-    ) -> torch.Tensor:
-        """(B, T) ids (only the new ones when a cache is given) -> (B, T, V) next-token logits."""
-        return self.vocab_logits(self.decode_states(ids, memory, memory_pad_mask, pad_mask, cache))
-
-    def decode_states(
-        self,
-        ids: torch.Tensor,
-        memory: torch.Tensor | None = None,
-        memory_pad_mask: torch.Tensor | None = None,
-        pad_mask: torch.Tensor | None = None,
-        cache: KVCache | None = None,
-    ) -> torch.Tensor:
-        """decode() without the vocabulary head: (B, T, D) states (what attention views need;
-        the head of a 50k vocabulary can cost a third of a long forward pass)."""
+    def run_decoder(self, x, memory, memory_pad_mask, pad_mask, cache: KVCache | None):
         if self.decoder is None:
             raise TypeError(f"a {self.config.kind} model has no decoder")
-        if self.config.kind == "seq2seq" and memory is None:
-            raise ValueError("seq2seq decoding needs the encoder's output (memory)")
-        return self.decoder(self.embed(ids), pad_mask, memory, memory_pad_mask, cache)
+        return self.decoder(x, pad_mask, memory, memory_pad_mask, cache)
 
     def mlm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Encoder states (B, S, D) -> (B, S, V) scores for the token at each position."""
@@ -220,25 +196,6 @@ class Transformer(nn.Module):
 
     def new_cache(self) -> KVCache:
         return KVCache(self.config.depth("decoder"))
-
-    def forward(
-        self,
-        ids: torch.Tensor,
-        pad_mask: torch.Tensor | None = None,
-        target_ids: torch.Tensor | None = None,
-        target_pad_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Logits of the model's own objective: MLM (encoder), next token (decoder), or the
-        next target token given the source (seq2seq, teacher-forced ``target_ids``)."""
-        kind = self.config.kind
-        if kind == "encoder":
-            return self.mlm_logits(self.encode(ids, pad_mask))
-        if kind == "decoder":
-            return self.decode(ids, pad_mask=pad_mask)
-        if target_ids is None:
-            raise ValueError("seq2seq forward needs target_ids")
-        memory = self.encode(ids, pad_mask)
-        return self.decode(target_ids, memory, pad_mask, target_pad_mask)
 
 
 def _init_weights(module: nn.Module) -> None:

@@ -1,6 +1,7 @@
 """The `attnviz` command.
 
 ``attnviz train <model-id>`` reproduces a shipped checkpoint from nothing;
+``attnviz evaluate <model-id>`` measures a trained translator again into its card;
 ``attnviz import SRC --id ID --out DIR`` converts a Hugging Face checkpoint into one of ours;
 ``attnviz export --model ID --text "..." --out page.html`` writes one offline HTML page.
 """
@@ -29,6 +30,16 @@ def main(argv: list[str] | None = None) -> int:
         help="torch CPU threads (0: torch's choice). The shipped checkpoints were trained with "
         "1, which reproduces them bit for bit and is the fastest on a busy machine.",
     )
+    e = sub.add_parser(
+        "evaluate",
+        help="measure a trained translator again and write the figures into its card",
+        description="Re-measure a translator's metrics (exact match on validation, held-out "
+        "and role-swap pairs, the lecture sentences; an RNN's gradient norms) with this "
+        "evaluation code, and its comparison's, and write them into its card.json. Its "
+        "training record (recipe, wall time, loss curve, timing) is kept.",
+    )
+    e.add_argument("model_id", choices=sorted(r.model_id for r in RECIPES.values()))
+    e.add_argument("--path", help="checkpoint folder (default: checkpoints/<model-id>)")
     sub.add_parser("recipes", help="list the recipes")
     i = sub.add_parser(
         "import",
@@ -68,6 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         return _import(args)
     if args.command == "export":
         return _export(args)
+    if args.command == "evaluate":
+        from training.train import reevaluate
+
+        card = reevaluate(args.model_id, args.path)
+        json.dump(card["metrics"], sys.stdout, indent=2, ensure_ascii=False)
+        print()
+        return 0
     if args.command == "recipes":
         for r in RECIPES.values():
             print(f"{r.model_id:16} {r.objective:10} {r.steps:6} steps  {r.title}")

@@ -615,3 +615,36 @@ def write_splits(out_dir: Path, seed: int = 0) -> None:
             examples = getattr(split, name)
             lines = (json.dumps(to_json(ex), ensure_ascii=False) + "\n" for ex in examples)
             (folder / f"{name}.jsonl").write_text("".join(lines), encoding="utf-8")
+
+
+# ------------------------------------------------------------------------- role swap
+#: nouns the grammar never makes a subject (only animate nouns act), so no model ever read
+#: "the cheese ..." at the start of a sentence in training
+NEVER_SUBJECTS = tuple(n for n in NOUNS if n not in ANIMATE)
+
+
+def role_swap_pairs(seed: int = 0, per_noun: int = 10) -> list[tuple[str, str]]:
+    """English -> French pairs that put a noun in a role it never had in training: a
+    transitive sentence whose subject is one of ``NEVER_SUBJECTS`` ("the white cheese saw
+    the cat" -> "le fromage blanc a vu le chat"), ``per_noun`` for each, with any verb, an
+    object it accepts and the adjectives each noun may take, and none of the combinations
+    held out for ``seed``: the role is the one thing training never showed. Outside the
+    grammar (so outside every split), translated by its rules (``_french_np``). Seeded."""
+    rng = random.Random(f"{seed}:role-swap")
+    held = heldout_combinations(seed)
+    out: dict[str, str] = {}
+    for subj in NEVER_SUBJECTS:
+        made = 0
+        while made < per_noun:
+            verb = rng.choice(sorted(VERBS))
+            verb_fr, objects = VERBS[verb]
+            obj = rng.choice([o for o in objects if o != subj])
+            a1, a2 = rng.choice(_adjective_choices(subj)), rng.choice(_adjective_choices(obj))
+            en = f"{_english_np(subj, a1)} {verb} {_english_np(obj, a2)}"
+            combos = _adj_combo(a1, subj) | _adj_combo(a2, obj) | {_pair_combo(subj, obj)}
+            if en in out or combos & held:
+                continue
+            out[en] = f"{_french_np(subj, a1)} {verb_fr} {_french_np(obj, a2)}"
+            made += 1
+    assert not any(en in _grammar() for en in out)
+    return list(out.items())

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from models import load_checkpoint, save_checkpoint
-from models.checkpoint import config_from_dict, model_from_config
+from models.checkpoint import config_from_dict, model_from_config, write_card
 from models.rnn import RNNSeq2Seq
 from models.transformer import Transformer, count_parameters
 from training import corpus, evaluate
@@ -51,9 +51,13 @@ class Task:
     def prepare(self) -> None: ...
     def batch(self, model: Model, step: int, rng: random.Random) -> Batch: ...
     def metrics(self, model: Model) -> dict: ...
-    def findings(self, metrics: dict) -> str:
-        """What the metrics show, in a sentence or two for the card's description."""
+    def findings(self, metrics: dict, comparison: dict | None = None) -> str:
+        """What the metrics (and the comparison with another model, if any) show, in a
+        sentence or two for the card's description."""
         return ""
+
+    def describe(self, metrics: dict, comparison: dict | None = None) -> str:
+        return " ".join(filter(None, [self.recipe.description, self.findings(metrics, comparison)]))
 
 
 class MaskedLMThenClassify(Task):
@@ -178,8 +182,11 @@ class LanguageModel(Task):
 class Translation(Task):
     """English -> French. Source: sentence </s>. Target: <s> phrase </s>, teacher-forced."""
 
-    def prepare(self) -> None:
+    def load_pairs(self) -> None:
         self.tr = corpus.translation_splits(self.recipe.seed)
+
+    def prepare(self) -> None:
+        self.load_pairs()
         self.tokenizer = tok = train_shared_bpe([t for pair in self.tr.train for t in pair])
         self.ids = dict(
             pad_id=tok.token_to_id("<pad>"),
@@ -206,13 +213,20 @@ class Translation(Task):
         )
 
     def metrics(self, model, tokenizer=None):
-        """Exact match on validation and held-out pairs, the lecture sentences, and for an RNN
-        the gradient norms of its encoder states. ``tokenizer``: the model's own, when it
-        comes from another checkpoint (default: the one trained here)."""
+        """Exact match on validation and held-out pairs, on the role-swap pairs (a noun as
+        the subject it never was in training, ``corpus.role_swap_pairs``), the lecture
+        sentences, and for an RNN the gradient norms of its encoder states. ``tokenizer``:
+        the model's own, when it comes from another checkpoint (default: the one trained
+        here)."""
         tokenizer = tokenizer or self.tokenizer
         out = {}
-        for split in ("validation", "heldout"):
-            data = self.limit(getattr(self.tr, split))
+        splits = {
+            "validation": self.tr.validation,
+            "heldout": self.tr.heldout,
+            "role_swap": corpus.role_swap_pairs(self.recipe.seed),
+        }
+        for split, data in splits.items():
+            data = self.limit(data)
             preds = evaluate.greedy_translate(model, tokenizer, [e for e, _ in data])
             out[f"exact_match_{split}"] = round(
                 evaluate.exact_match(preds, [f for _, f in data]), 4
@@ -228,6 +242,23 @@ class Translation(Task):
         if isinstance(model, RNNSeq2Seq):
             out["encoder_state_gradients"] = evaluate.state_gradient_profile(model, tokenizer)
         return out
+
+    def findings(self, metrics, comparison=None):
+        if "exact_match_role_swap" not in metrics:
+            return ""
+
+        def percent(x: float) -> str:
+            return f"{100 * x:.1f} %"
+
+        text = (
+            f"On {metrics['n_role_swap']} role-swap sentences, whose subject is a noun that is "
+            'never a subject in training ("the black cheese bites the boy"), it translates '
+            f"{percent(metrics['exact_match_role_swap'])} exactly"
+        )
+        if comparison and "exact_match_role_swap" in comparison:
+            other = comparison["model"]
+            text += f" ({other}: {percent(comparison['exact_match_role_swap'][other])})"
+        return text + "."
 
 
 class InductionTask(Task):
@@ -279,7 +310,7 @@ class InductionTask(Task):
             n=64 if self.eval_limit is None else self.eval_limit,
         )
 
-    def findings(self, m):
+    def findings(self, m, comparison=None):
         def per_length(values: dict, percent: bool = False) -> str:
             return " / ".join(f"{v * 100:.0f}" if percent else f"{v:.2f}" for v in values.values())
 
@@ -414,7 +445,6 @@ def compare(
     other_id = recipe.extra["compare_with"]
     other = load_checkpoint(ROOT / "checkpoints" / other_id, device)
     other_metrics = task.metrics(other.model, other.tokenizer)
-    keys = ("exact_match_validation", "exact_match_heldout", "lecture_exact")
     steps = min(recipe.extra.get("timing_steps", 30), recipe.steps)
     load_before = os.getloadavg()[0]
     speed = {
@@ -423,7 +453,7 @@ def compare(
     }
     return {
         "model": other_id,
-        **{k: {recipe.model_id: metrics[k], other_id: other_metrics[k]} for k in keys},
+        **side_by_side(recipe.model_id, metrics, other_id, other_metrics),
         "train_tokens_per_second": speed,
         "timing": {
             "steps": steps,
@@ -438,6 +468,47 @@ def compare(
             ),
         },
     }
+
+
+COMPARED = (
+    "exact_match_validation",
+    "exact_match_heldout",
+    "exact_match_role_swap",
+    "lecture_exact",
+)
+
+
+def side_by_side(model_id: str, metrics: dict, other_id: str, other_metrics: dict) -> dict:
+    return {k: {model_id: metrics[k], other_id: other_metrics[k]} for k in COMPARED}
+
+
+def reevaluate(model_id: str, path: str | Path | None = None) -> dict:
+    """Measure a trained translator again with this evaluation code and write the figures
+    into its card (with a comparison, the other model's too, measured the same way), keeping
+    what only its training knows: recipe, wall time, loss curve, the comparison's timing.
+    A metric added after a model was trained (the role swap) needs no retraining."""
+    recipe = RECIPES[model_id]
+    if recipe.objective != "seq2seq":
+        raise ValueError(f"{model_id} is not a translator: only translators are re-evaluated")
+    path = Path(path) if path is not None else ROOT / "checkpoints" / model_id
+    ckpt = load_checkpoint(path)
+    task = Translation(recipe)
+    task.load_pairs()
+    card = dict(ckpt.card)
+    card["metrics"] = task.metrics(ckpt.model, ckpt.tokenizer)
+    if "comparison" in card:
+        before = card["comparison"]
+        other = load_checkpoint(path.parent / before["model"])
+        other_metrics = task.metrics(other.model, other.tokenizer)
+        card["comparison"] = {
+            "model": before["model"],
+            **side_by_side(model_id, card["metrics"], before["model"], other_metrics),
+            "train_tokens_per_second": before["train_tokens_per_second"],
+            "timing": before["timing"],
+        }
+    card["description"] = task.describe(card["metrics"], card.get("comparison"))
+    write_card(path, card)
+    return card
 
 
 def loss_curve(losses: list[float], points: int = 50) -> list[float]:
@@ -499,7 +570,7 @@ def train(
     card = {
         "id": model_id,
         "title": recipe.title,
-        "description": " ".join(filter(None, [recipe.description, task.findings(metrics)])),
+        "description": task.describe(metrics),
         "tasks": recipe.tasks,
         "recipe": recipe.to_dict(),
         "seed": recipe.seed,
@@ -517,6 +588,7 @@ def train(
     }
     if recipe.extra.get("compare_with"):
         card["comparison"] = compare(model, task, recipe, metrics, dev)
+        card["description"] = task.describe(metrics, card["comparison"])
     if out_dir is not None:
         save_checkpoint(out_dir, model.cpu(), task.tokenizer, card)
     return card

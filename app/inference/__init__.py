@@ -18,10 +18,10 @@ from app.inference.analyses import attribution, head_scores, logit_lens, rollout
 from app.inference.block import block
 from app.inference.decoding import (
     baseline,
-    decode_steps,
     generation,
     generation_output,
-    rows_info,
+    prompt_info,
+    steps_of,
 )
 from app.inference.encoder_tasks import classify, fill_mask
 from app.inference.positions import positions, rope_relative
@@ -34,15 +34,15 @@ __all__ = [
     "baseline",
     "block",
     "classify",
-    "decode_steps",
     "fill_mask",
     "generation",
     "generation_output",
     "head_scores",
     "logit_lens",
     "positions",
+    "prompt_info",
     "rollout",
     "rope_relative",
-    "rows_info",
+    "steps_of",
     "unroll",
 ]

@@ -44,17 +44,22 @@ def decode_steps(
     sampling: Sampling,
     rows: Rows | None = None,
     edits: dict | None = None,
+    start: list[int] | None = None,
 ) -> Iterator[DecodedStep]:
     """Steps, each made as soon as its token is decoded (KV cache on), carrying the attention
-    rows asked for (``rows``; None: every layer and head in full).
+    rows asked for (``rows``; None: every layer and head in full); a seq2seq decoding continues
+    ``start`` (its decoder input so far) when one is given.
 
     A step's token text is what it adds to the decoded output (so " chat" keeps the space
-    that a Metaspace or byte-level token carries), falling back to the token alone.
+    that a Metaspace or byte-level token carries), falling back to the token alone; a decoding
+    that continues ``start`` counts its tokens as output already (as the decoding it replays).
     """
     codec, tok = entry.codec, entry.tokenizer
     out_ids: list[int] = []
-    text = ""
-    for step in generate(entry.model, ids, sampling, edits=edits):
+    if start is not None and codec is not None:
+        out_ids = [i for i in start if i not in codec.special_ids]
+    text = tok.decode(out_ids, skip_special_tokens=True) if out_ids else ""
+    for step in generate(entry.model, ids, sampling, edits=edits, start=start):
 
         def ref(i: int) -> dict:
             """id, readable text, and the vocabulary piece itself (its Ġ / ▁ / ## says
@@ -88,18 +93,31 @@ def generation_output(entry: Entry, steps: list[DecodedStep]) -> dict:
     return {"text": text, "tokens": tokens}
 
 
-def rows_info(inp: ModelInput) -> dict:
-    """What the answer says of its rows (nothing when they are every head's, in full)."""
-    if inp.rows is None:
-        return {}
-    return {"rows": {"layers": inp.rows.layers, "heads": inp.rows.heads, "pool": inp.rows.pool}}
+def start_of(inp: ModelInput) -> list[int] | None:
+    """The decoder input a seq2seq decoding continues (`target_ids`), None: from `<s>`."""
+    return inp.target.ids if inp.target is not None else None
+
+
+def steps_of(inp: ModelInput, sampling: Sampling, rows: Rows | None, edits: dict | None):
+    return decode_steps(inp.entry, inp.source.ids, sampling, rows, edits, start_of(inp))
+
+
+def prompt_info(inp: ModelInput) -> dict:
+    """What the answer says of its input: the prompt or source, the given target (if any),
+    and its rows (nothing when they are every head's, in full)."""
+    out = {"prompt": inp.source.tokens}
+    if inp.target is not None:
+        out["target"] = inp.target.tokens
+    if inp.rows is not None:
+        out["rows"] = {"layers": inp.rows.layers, "heads": inp.rows.heads, "pool": inp.rows.pool}
+    return out
 
 
 def baseline(inp: ModelInput, sampling: Sampling) -> dict:
     """Under an ablation: what the same decoding (same seed) says without it."""
     if not inp.ablate:
         return {}
-    steps = list(decode_steps(inp.entry, inp.source.ids, sampling, Rows([], [], None)))
+    steps = list(steps_of(inp, sampling, Rows([], [], None), None))
     done = {"output": generation_output(inp.entry, steps), "stop_reason": steps[-1].stop_reason}
     return ablation_info(inp, baseline=done)
 
@@ -107,12 +125,11 @@ def baseline(inp: ModelInput, sampling: Sampling) -> dict:
 def generation(inp: ModelInput, sampling: Sampling) -> dict:
     """POST /generate: every step, the output and why it stopped."""
     entry = inp.entry
-    steps = list(decode_steps(entry, inp.source.ids, sampling, inp.rows, inp.edits))
+    steps = list(steps_of(inp, sampling, inp.rows, inp.edits))
     return {
         "model": entry.id,
         "kind": entry.config.kind,
-        "prompt": inp.source.tokens,
-        **rows_info(inp),
+        **prompt_info(inp),
         "steps": [s.view for s in steps],
         "output": generation_output(entry, steps),
         "stop_reason": steps[-1].stop_reason,

@@ -3,10 +3,10 @@
 from fastapi import APIRouter
 
 from app import inference
-from app.deps import RunJob, SettingsDep, cache_key
-from app.inputs import InputsDep
+from app.config import Settings
+from app.inputs import Inputs
+from app.routes.jobs import engine_post
 from app.schemas import (
-    INFERENCE_ERRORS,
     AttributionRequest,
     AttributionResponse,
     HeadScoresRequest,
@@ -16,7 +16,6 @@ from app.schemas import (
     RolloutRequest,
     RolloutResponse,
 )
-from app.serialize import dumps
 
 router = APIRouter(tags=["analysis"])
 
@@ -26,96 +25,63 @@ SEQ2SEQ_NOTE = (
 )
 
 
-@router.post(
-    "/logit-lens",
-    response_model=LogitLensResponse,
-    summary="What each layer would predict (the logit lens)",
-    description="The residual stream after every layer (and before the first: `embed`), put "
-    "through the model's final norm and unembedding as if the model stopped there: at each "
-    "position the `k` most likely tokens, and the probability each layer already gives the "
-    "model's final prediction. The last layer's row is the model's own output. Decoders are "
-    "read at every position, encoders at their `[MASK]` tokens." + SEQ2SEQ_NOTE,
-    responses=INFERENCE_ERRORS,
-)
-async def logit_lens(body: LogitLensRequest, inputs: InputsDep, settings: SettingsDep, run: RunJob):
+@engine_post(router, "/logit-lens", LogitLensResponse, job="logit_lens", appendix=SEQ2SEQ_NOTE)
+def logit_lens(inputs: Inputs, body: LogitLensRequest, settings: Settings):
+    """What each layer would predict (the logit lens)
+
+    The residual stream after every layer (and before the first: `embed`), put through the
+    model's final norm and unembedding as if the model stopped there: at each position the `k`
+    most likely tokens, and the probability each layer already gives the model's final
+    prediction. The last layer's row is the model's own output. Decoders are read at every
+    position, encoders at their `[MASK]` tokens.
+    """
     inp = inputs.logit_lens(body)
-
-    def job() -> bytes:
-        return dumps(inference.logit_lens(inp, body.k, settings.max_new_tokens))
-
-    return await run("logit_lens", cache_key(body), job)
+    return lambda: inference.logit_lens(inp, body.k, settings.max_new_tokens)
 
 
-@router.post(
-    "/rollout",
-    response_model=RolloutResponse,
-    summary="Attention rollout through the layers",
-    description="For each self-attention site, the rollout after every layer (Abnar & "
-    "Zuidema 2020): the heads' mean attention plus the residual connection (½·A + ½·I, rows "
-    "renormalised), multiplied through the layers. Row i says how much of each input token "
-    "could have reached position i; it assumes heads mix linearly and equally, so it is an "
-    "approximation." + SEQ2SEQ_NOTE,
-    responses=INFERENCE_ERRORS,
-)
-async def rollout(body: RolloutRequest, inputs: InputsDep, settings: SettingsDep, run: RunJob):
+@engine_post(router, "/rollout", RolloutResponse, job="rollout", appendix=SEQ2SEQ_NOTE)
+def rollout(inputs: Inputs, body: RolloutRequest, settings: Settings):
+    """Attention rollout through the layers
+
+    For each self-attention site, the rollout after every layer (Abnar & Zuidema 2020): the
+    heads' mean attention plus the residual connection (½·A + ½·I, rows renormalised),
+    multiplied through the layers. Row i says how much of each input token could have reached
+    position i; it assumes heads mix linearly and equally, so it is an approximation.
+    """
     inp = inputs.rollout(body)
-
-    def job() -> bytes:
-        return dumps(inference.rollout(inp, body.format, settings.max_new_tokens))
-
-    return await run("rollout", cache_key(body), job)
+    return lambda: inference.rollout(inp, body.format, settings.max_new_tokens)
 
 
-@router.post(
-    "/attribution",
-    response_model=AttributionResponse,
-    summary="Direct logit attribution: which heads wrote the prediction",
-    description="The logit of `token` (default: the model's prediction) at `position`, split "
-    "exactly into what each component wrote into the residual stream: every head (through "
-    "its slice of W_O), the embeddings, the FFNs, the biases and the norm shifts, each read "
-    "by the unembedding through the norms frozen at their measured scale. `total` equals "
-    "`logit`. With `head`, that head's share is also split over its key positions. Direct "
-    "effects only: a head that matters through later layers can score near 0 here — compare "
-    "with ablation." + SEQ2SEQ_NOTE,
-    responses=INFERENCE_ERRORS,
-)
-async def attribution(
-    body: AttributionRequest, inputs: InputsDep, settings: SettingsDep, run: RunJob
-):
+@engine_post(router, "/attribution", AttributionResponse, job="attribution", appendix=SEQ2SEQ_NOTE)
+def attribution(inputs: Inputs, body: AttributionRequest, settings: Settings):
+    """Direct logit attribution: which heads wrote the prediction
+
+    The logit of `token` (default: the model's prediction) at `position`, split exactly into
+    what each component wrote into the residual stream: every head (through its slice of W_O),
+    the embeddings, the FFNs, the biases and the norm shifts, each read by the unembedding
+    through the norms frozen at their measured scale. `total` equals `logit`. With `head`, that
+    head's share is also split over its key positions. Direct effects only: a head that matters
+    through later layers can score near 0 here — compare with ablation.
+    """
     inp = inputs.attribution(body)
-
-    def job() -> bytes:
-        return dumps(inference.attribution(inp, body.token, body.head, settings.max_new_tokens))
-
-    return await run("attribution", cache_key(body), job)
+    return lambda: inference.attribution(inp, body.token, body.head, settings.max_new_tokens)
 
 
-@router.post(
-    "/heads/scores",
-    response_model=HeadScoresResponse,
-    summary="What kind of head is each one: scores for every layer and head",
-    description="Per site, an [L][H] matrix per score: `previous_token`, `induction`, "
-    "`duplicate_token`, `first_token` (the attention sink), `entropy` — read off the "
-    "attention patterns (definitions after Olsson et al. 2022 and TransformerLens "
-    "`detect_head`) — and `importance`, the drop in the log-probability of the model's own "
-    "predictions when that head alone is ablated (all heads' ablations run as one batched "
-    "sweep). Weights and importance side by side: a head can look somewhere striking and "
-    "matter little. Without `text`, the heads are scored on the induction probe: BOS + a run "
-    "of `run_length` random tokens, twice, drawn from `seed`.",
-    responses=INFERENCE_ERRORS,
-)
-async def head_scores(
-    body: HeadScoresRequest, inputs: InputsDep, settings: SettingsDep, run: RunJob
-):
+@engine_post(router, "/heads/scores", HeadScoresResponse, job="head_scores")
+def head_scores(inputs: Inputs, body: HeadScoresRequest, settings: Settings):
+    """What kind of head is each one: scores for every layer and head
+
+    Per site, an [L][H] matrix per score: `previous_token`, `induction`, `duplicate_token`,
+    `first_token` (the attention sink), `entropy` — read off the attention patterns (definitions
+    after Olsson et al. 2022 and TransformerLens `detect_head`) — and `importance`, the drop in
+    the log-probability of the model's own predictions when that head alone is ablated (all
+    heads' ablations run as one batched sweep). Weights and importance side by side: a head can
+    look somewhere striking and matter little. Without `text`, the heads are scored on the
+    induction probe: BOS + a run of `run_length` random tokens, twice, drawn from `seed`.
+    """
     inp = inputs.head_scores(body)
     probe = None
     if body.text is None and body.token_ids is None:
         probe = {"seed": body.seed, "run_length": body.run_length}
-
-    def job() -> bytes:
-        answer = inference.head_scores(
-            inp, body.scores, body.importance_mode, settings.max_new_tokens, probe
-        )
-        return dumps(answer)
-
-    return await run("head_scores", cache_key(body), job)
+    mode, limit = body.importance_mode, settings.max_new_tokens
+    return lambda: inference.head_scores(inp, body.scores, mode, limit, probe)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from typing import Annotated, Literal
@@ -30,7 +31,10 @@ log = logging.getLogger("attnviz.generate")
 DESCRIPTION = """
 Decode step by step with a KV cache. A **decoder** continues `text` (BOS + text is the
 prompt); a **seq2seq** model translates it (`text` + `</s>` is the source, the target
-starts with `<s>`).
+starts with `<s>`). `token_ids` instead of `text` gives the prompt or source exactly
+(nothing added), and a seq2seq `target_ids` the decoder input to continue (`<s>` included):
+with the ids of an answer's prompt and its first k tokens, greedy decoding replays the
+rest token for token.
 
 Each step reports the chosen token, its probability, the `n_top` most likely candidates,
 and the attention row of the query that chose it, for every layer and head:
@@ -43,26 +47,24 @@ softmax(logits / temperature) restricted to `top_k` tokens and the `top_p` nucle
 temperature near 0 (any value > 0 works) or a tiny `top_p` gives greedy decoding.
 
 **Rules the schema cannot state** (422, `code` in brackets): a decoder or seq2seq model
-[`unsupported_task`]; a decoder's prompt must leave room before its `max_len`, and no text
-may pass `max_input_tokens` tokens [`too_many_tokens`].
+[`unsupported_task`]; exactly one of `text` / `token_ids` [`exclusive_fields`];
+`target_ids` for a seq2seq model only [`unsupported_field`]; a decoder's prompt (or a given
+`target_ids`) must leave room before its `max_len`, and no input may pass `max_input_tokens`
+tokens [`too_many_tokens`].
 """
+
+
+SAMPLING = {f.name for f in dataclasses.fields(Sampling)}
 
 
 def sampling_of(body: GenerateRequest) -> Sampling:
     try:
-        return Sampling(
-            strategy=body.strategy,
-            temperature=body.temperature,
-            top_k=body.top_k,
-            top_p=body.top_p,
-            seed=body.seed,
-            max_new_tokens=body.max_new_tokens,
-            n_top=body.n_top,
-        )
+        return Sampling(**body.model_dump(include=SAMPLING))
     except ValueError as exc:  # the schema checks the same rules; this is a safety net
         raise invalid("body", str(exc)) from None
 
 
+TokenId = Annotated[int, Field(ge=0)]
 ABLATE_PATTERN = r"^(encoder\.self|decoder\.self|decoder\.cross):\d+:\d+(:(zero|mean))?$"
 
 
@@ -105,7 +107,7 @@ def sse(event: str, data: bytes) -> bytes:
     "/generate/stream",
     summary="The same generation as Server-Sent Events",
     description="Same parameters as `POST /generate`, as query parameters. Events: "
-    "`prompt` (`{model, kind, prompt, rows?}`), then one `step` per token as soon as it is decoded "
+    "`prompt` (`{model, kind, prompt, target?, rows?}`), then one `step` per token as soon as it is decoded "
     "(the objects of `steps`), then `done` (`{output, stop_reason}`). An error after the "
     "stream started arrives as an `error` event with the usual error object; errors before "
     "it are plain JSON 4xx/503.\n\n" + DESCRIPTION,
@@ -118,8 +120,17 @@ async def generate_stream(
     model: str = Query(
         min_length=1, max_length=100, description="A model id", examples=["seq2seq-en-fr"]
     ),
-    text: str = Query(
-        min_length=1, description="The prompt / source sentence", json_schema_extra=TEXT_SCHEMA
+    text: str | None = Query(
+        None,
+        min_length=1,
+        description="The prompt / source sentence (or `token_ids`)",
+        json_schema_extra=TEXT_SCHEMA,
+    ),
+    token_ids: list[TokenId] = Query(
+        [], description="Instead of `text`: the exact ids to feed (repeat the parameter)."
+    ),
+    target_ids: list[TokenId] = Query(
+        [], description="seq2seq only: the decoder input to continue, `<s>` included."
     ),
     max_new_tokens: int = Query(
         32,
@@ -149,6 +160,8 @@ async def generate_stream(
     body = GenerateRequest(
         model=model,
         text=text,
+        token_ids=token_ids or None,
+        target_ids=target_ids or None,
         max_new_tokens=max_new_tokens,
         strategy=strategy,
         temperature=temperature,
@@ -165,10 +178,10 @@ async def generate_stream(
     entry = inp.entry
 
     def frames() -> Iterator[bytes]:
-        prompt = {"model": entry.id, "kind": entry.config.kind, "prompt": inp.source.tokens}
-        yield sse("prompt", dumps({**prompt, **inference.rows_info(inp)}))
+        prompt = {"model": entry.id, "kind": entry.config.kind, **inference.prompt_info(inp)}
+        yield sse("prompt", dumps(prompt))
         steps = []
-        for step in inference.decode_steps(entry, inp.source.ids, sampling, inp.rows, inp.edits):
+        for step in inference.steps_of(inp, sampling, inp.rows, inp.edits):
             steps.append(step)
             yield sse("step", dumps(step.view))
         done = {

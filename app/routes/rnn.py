@@ -3,10 +3,10 @@
 from fastapi import APIRouter
 
 from app import inference
-from app.deps import RunJob, SettingsDep, cache_key
-from app.inputs import InputsDep
-from app.schemas import INFERENCE_ERRORS, UnrollRequest, UnrollResponse
-from app.serialize import dumps
+from app.config import Settings
+from app.inputs import Inputs
+from app.routes.jobs import engine_post
+from app.schemas import UnrollRequest, UnrollResponse
 
 router = APIRouter(tags=["rnn"])
 
@@ -33,18 +33,15 @@ that is not an RNN is a 422 naming `model`.
 """
 
 
-@router.post(
+@engine_post(
+    router,
     "/rnn/unroll",
-    response_model=UnrollResponse,
+    UnrollResponse,
+    job="rnn_unroll",
     response_model_exclude_none=True,
     summary="An RNN's states, gates and gradient norms, step by step",
     description=DESCRIPTION,
-    responses=INFERENCE_ERRORS,
 )
-async def unroll(body: UnrollRequest, inputs: InputsDep, settings: SettingsDep, run: RunJob):
+def unroll(inputs: Inputs, body: UnrollRequest, settings: Settings):
     inp, compare = inputs.unroll(body)
-
-    def job() -> bytes:
-        return dumps(inference.unroll(inp, compare, body.format, settings.max_new_tokens))
-
-    return await run("rnn_unroll", cache_key(body), job)
+    return lambda: inference.unroll(inp, compare, body.format, settings.max_new_tokens)

@@ -162,3 +162,77 @@ def test_long_decodings_pool_their_rows_by_default(checkpoint_dir, model_ids):
         picked = c.get(f"{API}/generate/stream", params={**params, "layers": 0, "heads": 1})
         first = orjson.loads(picked.text.split("\n\n")[0].split("\n", 1)[1].removeprefix("data: "))
         assert first["rows"] == {"layers": [0], "heads": [1], "pool": None}
+
+
+# ---------------------------------------------------------------------------- token ids
+def _ids(tokens: list[dict]) -> list[int]:
+    return [t["id"] for t in tokens]
+
+
+@pytest.mark.parametrize("kind", ["decoder", "seq2seq", "rnn"])
+def test_token_ids_replay_a_generation_token_for_token(client, model_ids, kind):
+    """The prompt ids an answer reports reproduce it exactly (a sampled one too, same seed), and
+    its prompt + first k tokens (decoder) or `<s>` + first k tokens as `target_ids` (seq2seq)
+    continue with exactly its remaining tokens, in the POST and in the stream."""
+    model = model_ids[kind]
+    text = "the black cat" if kind == "decoder" else "the black cat ate the mouse"
+    body = {"model": model, "text": text, "max_new_tokens": 8}
+    sample = {"strategy": "sample", "temperature": 3.0, "seed": 5}
+    for extra in ({}, sample):
+        first = client.post(f"{API}/generate", json={**body, **extra}).json()
+        prompt = _ids(first["prompt"])
+        by_ids = {"model": model, "token_ids": prompt, "max_new_tokens": 8, **extra}
+        again = client.post(f"{API}/generate", json=by_ids).json()
+        assert _ids(again.pop("prompt")) == _ids(first.pop("prompt"))  # ids have no offsets
+        assert again == first
+    first = client.post(f"{API}/generate", json=body).json()
+
+    out = _ids(first["output"]["tokens"])
+    assert len(out) >= 4, first["output"]
+    k = 2
+    if kind == "decoder":
+        resume = {"model": model, "token_ids": prompt + out[:k]}
+    else:
+        bos = client.app.state.registry.get(model).config.bos_id
+        resume = {"model": model, "token_ids": prompt, "target_ids": [bos, *out[:k]]}
+    resume["max_new_tokens"] = len(out) - k
+    rest = client.post(f"{API}/generate", json=resume).json()
+    assert _ids(rest["output"]["tokens"]) == out[k:]
+    for a, b in zip(rest["steps"], first["steps"][k:], strict=True):
+        assert a["token"] == b["token"] and a["prob"] == pytest.approx(b["prob"], abs=2e-4)
+        for site, rows in a["attention"].items():
+            _rows_equal(rows, b["attention"][site])
+    if kind != "decoder":
+        assert _ids(rest["target"]) == resume["target_ids"]
+
+    with client.stream("GET", f"{API}/generate/stream", params=resume) as r:
+        assert r.status_code == 200
+        events = parse_sse("".join(r.iter_text()))
+    assert events[0][1]["prompt"] == rest["prompt"]
+    assert [d for e, d in events if e == "step"] == rest["steps"]
+
+
+@pytest.mark.parametrize(
+    "extra, field, code",
+    [
+        ({"text": "the cat", "token_ids": [1, 2]}, "text", "exclusive_fields"),
+        ({}, "text", "exclusive_fields"),
+        ({"token_ids": [10**6]}, "token_ids.0", "out_of_range"),
+        ({"token_ids": [1, 2], "target_ids": [1]}, "target_ids", "unsupported_field"),
+    ],
+)
+def test_generation_ids_are_checked(client, model_ids, extra, field, code):
+    r = client.post(f"{API}/generate", json={"model": model_ids["decoder"], **extra})
+    assert r.status_code == 422
+    assert r.json()["error"]["field"] == field and r.json()["error"]["code"] == code
+    params = {"model": model_ids["decoder"], **extra}
+    r = client.get(f"{API}/generate/stream", params=params)
+    assert r.status_code == 422 and r.json()["error"]["field"] == field
+
+
+def test_a_seq2seq_target_must_leave_room(client, model_ids, infos):
+    model = model_ids["seq2seq"]
+    full = [1] * infos[model]["max_len"]
+    body = {"model": model, "text": "the cat", "target_ids": full}
+    r = client.post(f"{API}/generate", json=body)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "target_ids"

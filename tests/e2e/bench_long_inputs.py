@@ -372,7 +372,7 @@ def test_write_results(bench):
     lines = [
         "## Long inputs in the browser",
         "",
-        "`tests/e2e/bench_long_inputs.py` (headless Chromium, `make bench`), against `uvicorn app.main:app`",
+        "`tests/e2e/bench_long_inputs.py` (headless Chromium, `make bench`), against `python -m app.server`",
         f"on this machine: CPU, 2 workers × {THREADS} torch thread. *Forward* is the model's bare forward",
         "pass over the same number of tokens in this process (no hooks, no HTTP, same threads): the",
         "floor under every figure beside it. Long tasks: main-thread tasks over 50 ms seen by a",

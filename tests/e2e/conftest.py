@@ -1,5 +1,5 @@
-"""Browser tests: the real app (uvicorn on a free 127.0.0.1 port) driven by Debian's Chromium
-through Playwright.
+"""Browser tests: the real app (`python -m app.server` on a free 127.0.0.1 port) driven by
+Debian's Chromium through Playwright.
 
 * One server and one browser per session; each test gets a fresh context and page (`ui`).
 * Every page must load with zero console errors, zero uncaught exceptions, zero CSP
@@ -125,7 +125,8 @@ def _wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 12
 
 
 def start_server(folders: list[Path], log: Path, **env_overrides) -> tuple[subprocess.Popen, str]:
-    """uvicorn serving the checkpoint folders on a free port (the e2e settings): (process, url)."""
+    """`python -m app.server` (as `make run`) serving the checkpoint folders on a free port
+    (the e2e settings): (process, url)."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
@@ -139,7 +140,7 @@ def start_server(folders: list[Path], log: Path, **env_overrides) -> tuple[subpr
     }
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
+            [sys.executable, "-m", "app.server", "--host", "127.0.0.1",
              "--port", str(port), "--log-level", "warning"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip

@@ -6,11 +6,15 @@ the self-attention sites it does not have."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
 from tests.e2e.urls import params, post_json
+from training import corpus
+from training.evaluate import GRADIENT_PAIR
 
 pytestmark = pytest.mark.e2e
 
@@ -81,9 +85,25 @@ def recomputed_and_captured(page) -> tuple[float, float]:
     return float(x), float(y)
 
 
+def sci(x: float) -> str:
+    """1.12e-4 -> "1.1·10⁻⁴" (0.0114 -> "0.011", 1.7 -> "1.70"): as the figure's note
+    writes a ratio."""
+    if 0.01 <= x < 100:
+        return f"{x:.{3 if x < 1 else 2}f}"
+    exponent = math.floor(math.log10(x))
+    mantissa = round(x / 10**exponent, 1)
+    if mantissa >= 10:
+        mantissa, exponent = mantissa / 10, exponent + 1
+    return f"{mantissa:.1f}·10" + str(exponent).translate(
+        str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+    )
+
+
 def test_the_rnn_view_draws_the_recurrence_gates_gradients_and_alignments(ui, rnn, app_server):
     info = app_server.models[rnn]
-    ui.goto(f"/rnn?model={rnn}", wait_for="#states .main-svg")
+    text, target = GRADIENT_PAIR  # the 20-token preset, where the cards measure the gradients
+    query = urlencode({"model": rnn, "text": text, "target": target})
+    ui.goto(f"/rnn?{query}", wait_for="#states .main-svg")
     for selector in ("#gates .main-svg", "#gradients .main-svg", "#align-transformer .main-svg"):
         ui.wait(selector, state="attached")
     # (a) each state a column: d units × one step per token of the 20-token preset
@@ -102,10 +122,13 @@ def test_the_rnn_view_draws_the_recurrence_gates_gradients_and_alignments(ui, rn
     assert len(curves) == 2 and all(len(c["y"]) == 20 and min(c["y"]) > 0 for c in curves)
     axis = ui.page.evaluate("() => document.querySelector('#gradients').layout.yaxis.type")
     assert axis == "log"
+    note = ui.page.inner_text("#gradients-note")
+    for curve in curves:  # the note's ratio is the plotted curve's first point over its last
+        ratio = curve["y"][0] / curve["y"][-1]
+        assert f"= {sci(ratio)} over 19 steps" in note, (sci(ratio), note)
     if app_server.shipped:  # the plain RNN's first word gets < 1/10 of the last one's
         plain = next(c["y"] for c in curves if "plain" in c["name"])
         assert plain[0] / plain[-1] < 0.1
-        assert "1.1·10⁻⁴" in ui.page.inner_text("#gradients-note")
     # (d) the two alignments over the same pair, rows summing to 1
     for div in ("#align-rnn", "#align-transformer"):
         rows = ui.page.evaluate(f"() => document.querySelector('{div}').data[0].z")
@@ -113,6 +136,37 @@ def test_the_rnn_view_draws_the_recurrence_gates_gradients_and_alignments(ui, rn
     assert "transformer" in ui.page.inner_text("#translations")
     assert ui.page.locator("#error-banner").is_hidden()
     ui.shot("rnn-view")
+
+
+def translations_shown(page) -> dict[str, str]:
+    """#translations: "who" (the RNN's or the transformer's line) -> the translation shown."""
+    lines = page.eval_on_selector_all(
+        "#translations p.translation", "ps => ps.map(p => [...p.children].map(s => s.innerText))"
+    )
+    return {("transformer" if "transformer" in who else "rnn"): text for who, text in lines}
+
+
+def test_the_rnn_view_opens_on_a_sentence_both_translate_and_shows_where_the_rnn_fails(
+    ui, rnn, app_server
+):
+    if not app_server.shipped:
+        pytest.skip("the translations are the trained checkpoints'")
+    ui.goto(f"/rnn?model={rnn}", wait_for="#states .main-svg")
+    ui.wait("#translations p.translation:nth-child(2)")
+    text = params(ui.page.url)["text"]
+    shown = translations_shown(ui.page)
+    assert shown == {"rnn": corpus.translate(text), "transformer": corpus.translate(text)}
+    ui.page.click("button.preset:has-text('where the RNN fails')")
+    ui.page.wait_for_function(
+        "t => document.querySelector('#translations').innerText !== t",
+        arg=ui.page.inner_text("#translations"),
+    )
+    ui.wait("#translations p.translation:nth-child(2)")
+    text = params(ui.page.url)["text"]
+    gold = dict(corpus.role_swap_pairs())[text]  # a noun as a subject it never was in training
+    shown = translations_shown(ui.page)
+    assert shown["transformer"] == gold and shown["rnn"] != gold, shown
+    assert ui.page.locator("#error-banner").is_hidden()
 
 
 def test_the_rnn_view_steps_by_click_and_keys_and_keeps_its_state_in_the_url(ui, rnn):

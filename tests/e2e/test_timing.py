@@ -85,7 +85,7 @@ def test_time_from_run_to_first_heatmap(ui, app_server):
         "From the Run click to the first heatmap painted in the explorer (`performance.mark` at",
         "Run; the mark after Plotly has drawn and the browser painted, two animation frames",
         "later). Headless Chromium driven by `tests/e2e/test_timing.py` against",
-        "`uvicorn app.main:app` on this machine (CPU, 2 workers × 1 torch thread), 5 distinct",
+        "`python -m app.server` on this machine (CPU, 2 workers × 1 torch thread), 5 distinct",
         "sentences per model so the server's cache never answers. Written by `make bench`.",
         "",
         "| model | tokens (last run) | runs | median ms | min ms | max ms |",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -16,8 +17,8 @@ import torch
 from models import capture
 from models.rnn import RNNSeq2Seq, encoder_state_gradients
 from tests.models.rnn_reference import textbook_encoder, torch_encoder
-from tests.quality.test_checkpoints import ROOT, ckpt
-from training import evaluate
+from tests.quality.test_checkpoints import ROOT, SEED, ckpt
+from training import corpus, evaluate
 
 pytestmark = pytest.mark.quality
 
@@ -90,3 +91,52 @@ def test_through_the_attention_the_first_word_is_not_out_of_reach():
         "rnn-tanh-en-fr", "recurrence"
     )
     assert _first_over_last("rnn-en-fr", "all") > 0.1
+
+
+# ---------------------------------------------------------------------------- role swap
+def _role_swap(model_id: str) -> tuple[float, list[str]]:
+    c = ckpt(model_id)
+    pairs = corpus.role_swap_pairs(SEED)
+    preds = evaluate.greedy_translate(c.model, c.tokenizer, [e for e, _ in pairs])
+    return evaluate.exact_match(preds, [f for _, f in pairs]), preds
+
+
+def _preset(name: str) -> tuple[str, str]:
+    """A preset's (text, target) from the front end's presets.js."""
+    source = (ROOT.parent / "static" / "js" / "lib" / "presets.js").read_text()
+    found = re.search(rf'export const {name} = \{{\s*text: "([^"]+)",\s*target: "([^"]+)"', source)
+    assert found, f"{name} not found in presets.js"
+    return found.group(1), found.group(2)
+
+
+def test_role_swap_the_rnn_falls_behind_the_transformer_as_its_card_says():
+    """A noun as the subject it never was in training ("the black cheese bites the boy"): the
+    figures on the cards are recomputed here, the LSTM's beside the transformer's."""
+    pairs = corpus.role_swap_pairs(SEED)
+    assert len(pairs) == 60 and not any(corpus.is_english_sentence(e) for e, _ in pairs)
+    subjects = {e.split()[1 if e.split()[1] in corpus.NOUNS else 2] for e, _ in pairs}
+    assert subjects == set(corpus.NEVER_SUBJECTS)
+    measured = {m: _role_swap(m)[0] for m in ("rnn-en-fr", "seq2seq-en-fr", "rnn-tanh-en-fr")}
+    for model_id, em in measured.items():
+        card = ckpt(model_id).card["metrics"]
+        assert card["n_role_swap"] == len(pairs)
+        assert math.isclose(em, card["exact_match_role_swap"], abs_tol=1e-4), (model_id, em)
+        assert f"translates {100 * em:.1f} % exactly" in ckpt(model_id).card["description"]
+    assert ckpt("rnn-en-fr").card["comparison"]["exact_match_role_swap"] == {
+        "rnn-en-fr": ckpt("rnn-en-fr").card["metrics"]["exact_match_role_swap"],
+        "seq2seq-en-fr": ckpt("seq2seq-en-fr").card["metrics"]["exact_match_role_swap"],
+    }
+    assert measured["seq2seq-en-fr"] >= measured["rnn-en-fr"] + 0.2, measured
+
+
+def test_the_rnn_views_failure_preset_is_one_the_rnns_fail_and_the_transformer_does_not():
+    text, target = _preset("RNN_ROLE_SWAP_PRESET")
+    assert (text, target) in corpus.role_swap_pairs(SEED)
+    for model_id, right in (
+        ("seq2seq-en-fr", True),
+        ("rnn-en-fr", False),
+        ("rnn-tanh-en-fr", False),
+    ):
+        c = ckpt(model_id)
+        (pred,) = evaluate.greedy_translate(c.model, c.tokenizer, [text])
+        assert (pred == target) is right, (model_id, pred)

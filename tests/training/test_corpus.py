@@ -249,3 +249,27 @@ def test_write_splits(tmp_path):
     lines = (tmp_path / "sentiment" / "heldout.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 1000 and set(json.loads(lines[0])) == {"text", "label"}
     assert (tmp_path / "lm" / "validation.jsonl").exists()
+
+
+def test_role_swap_pairs_put_only_the_role_out_of_training():
+    """Each noun that is never a subject, as the subject; nothing else unseen (no held-out
+    combination); French by the grammar's own rules."""
+    pairs = corpus.role_swap_pairs(0)
+    assert pairs == corpus.role_swap_pairs(0) and len(dict(pairs)) == len(pairs) == 60
+    held = corpus.heldout_combinations(0)
+    subjects = Counter()
+    for en, fr in pairs:
+        words = en.split()
+        verb = next(w for w in words if w in corpus.VERBS)
+        (a1, subject), (a2, obj) = (
+            (np[-2] if len(np) == 3 else None, np[-1])
+            for np in (words[: words.index(verb)], words[words.index(verb) + 1 :])
+        )
+        combos = {("pair", *sorted((subject, obj)))}
+        combos |= {("adj", a, n) for a, n in ((a1, subject), (a2, obj)) if a}
+        subjects[subject] += 1
+        assert subject not in corpus.ANIMATE and not corpus.is_english_sentence(en)
+        assert not combos & held, en
+        assert corpus.NOUNS[subject][0] in fr.split()[:3], fr  # the French subject too
+    assert subjects == dict.fromkeys(corpus.NEVER_SUBJECTS, 10)
+    assert dict(pairs)["the black cheese bites the boy"] == "le fromage noir mord le garçon"

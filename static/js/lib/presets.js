@@ -51,8 +51,18 @@ export const RNN_GRADIENT_PRESET = {
   note: "20 tokens: the four first lecture sentences in a row, the distance a gradient must travel",
 };
 
+/** A role-swap sentence (training/corpus.py role_swap_pairs): "cheese" is never a subject in
+ * training. The LSTM writes a subject it has seen instead ("le chien noir…"), the
+ * transformer translates it; tests/quality and tests/e2e measure both. */
+export const RNN_ROLE_SWAP_PRESET = {
+  text: "the black cheese bites the boy",
+  target: "le fromage noir mord le garçon",
+  label: "where the RNN fails and the transformer does not",
+  note: "a noun as a subject it never was in training",
+};
+
 const BY_ARCHITECTURE = {
-  rnn: [...BY_KIND.seq2seq, RNN_GRADIENT_PRESET],
+  rnn: [...BY_KIND.seq2seq, RNN_GRADIENT_PRESET, RNN_ROLE_SWAP_PRESET],
 };
 
 const BY_MODEL = {

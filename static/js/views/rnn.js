@@ -10,7 +10,6 @@ import { $, $$, clear, el, fillSelect, fmt } from "../lib/dom.js";
 import { initExports, registerExport } from "../lib/export.js";
 import { DIVERGING, OKABE_ITO, SEQUENTIAL } from "../lib/palette.js";
 import { fontSize, plotlyText, purge, react, tokenHeatmap, tokenTicks } from "../lib/plots.js";
-import { RNN_GRADIENT_PRESET } from "../lib/presets.js";
 import { drawGradients, gradientsOf } from "../lib/rnnpanels.js";
 import {
   CELL_NAME,
@@ -52,9 +51,8 @@ let data = null; // the /rnn/unroll answer
 let translations = null; // {rnn, transformer}: /generate outputs
 let crossAttention = null; // the transformer's /attention answer on the same pair
 
-// The gradient figure is the point of the view: open on the sentence its cards measure.
-if (!state.text) save({ text: RNN_GRADIENT_PRESET.text, target: RNN_GRADIENT_PRESET.target });
-
+// No sentence in the URL: the first preset, which every translator translates (the long one,
+// where both fail, is a preset for the gradient figure).
 const controls = await setupControls(state, {
   filter: (m) => m.architecture === "rnn",
   prefer: (m) => m.cell !== "tanh",
