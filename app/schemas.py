@@ -169,6 +169,11 @@ class ModelInfo(BaseModel):
     labels: list[str] = Field(
         default_factory=list, description="Classes of the [CLS] head (encoder), if any."
     )
+    snapshots: int = Field(
+        0,
+        description="How many snapshots of its training run the model was saved with "
+        "(GET /models/{id}/snapshots); 0: none.",
+    )
 
 
 class ModelList(BaseModel):
