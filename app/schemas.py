@@ -1050,7 +1050,7 @@ class SnapshotsResponse(Response):
         description="Measured when the snapshots were written, on /heads/scores's default "
         "probe: the induction heads, the step where their mean induction score first passes "
         "`threshold`, the previous-token head, and where the loss fell fastest (the card's "
-        "`snapshots`)."
+        "`snapshots`); `probe`: that probe's `{seed, run_length}`."
     )
     definitions: dict[str, str]
 

@@ -186,6 +186,7 @@ def formed(manifest: dict) -> dict:
     steepest = max(range(len(drops)), key=drops.__getitem__) if drops else 0
     return {
         "threshold": FORMED,
+        "snapshot_steps": [s["step"] for s in snaps],
         "induction_heads": [_head(*lh) for lh in induction],
         "induction_heads_mean_score": ind,
         "induction_formed_at_step": at,
@@ -201,3 +202,32 @@ def formed(manifest: dict) -> dict:
             "loss": [round(means[steepest], 4), round(means[steepest + window], 4)],
         },
     }
+
+
+def findings(f: dict) -> str:
+    """The card's sentence on when the circuit formed (from `formed`)."""
+    at = f["induction_formed_at_step"]
+    if at is None:
+        return f"In the run's snapshots no head's induction score passed {f['threshold']}."
+    i = f["snapshot_steps"].index(at)
+    scores, loss = f["induction_heads_mean_score"], f["loss_at_snapshots"]
+    fall = f["loss_fell_fastest"]
+    text = f"Snapshots of the run: the induction heads ({', '.join(f['induction_heads'])}) formed "
+    if i == 0:
+        text += f"by step {at}"
+    else:
+        text += (
+            f"between steps {f['snapshot_steps'][i - 1]} and {at}: their mean induction score "
+            f"went {scores[i - 1]:.2f} -> {scores[i]:.2f} while the training loss went "
+            f"{loss[i - 1]:.2f} -> {loss[i]:.2f}"
+        )
+    text += (
+        f"; the loss fell fastest between steps {fall['from_step']} and {fall['to_step']} "
+        f"({fall['loss'][0]:.2f} -> {fall['loss'][1]:.2f})"
+    )
+    if f["previous_token_formed_at_step"] is not None:
+        text += (
+            f"; the previous-token head {f['previous_token_head']} passed {f['threshold']} at "
+            f"step {f['previous_token_formed_at_step']}"
+        )
+    return text + "."

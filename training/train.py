@@ -535,6 +535,7 @@ def train(
         card["snapshots"] = snap.measure(
             out_dir, snap.probe_ids(model.config, task.tokenizer), model.config
         )
+        card["description"] += " " + snap.findings(card["snapshots"])
     if out_dir is not None:
         save_checkpoint(out_dir, model.cpu(), task.tokenizer, card)
     return card

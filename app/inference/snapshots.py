@@ -51,7 +51,10 @@ def snapshots(inp: ModelInput, seed: int, run_length: int) -> dict:
         "probe": _probe(seed, run_length),
         "tokens": tokens_of(inp, None),
         "snapshots": out,
-        "formed": manifest["formed"],
+        "formed": {
+            **manifest["formed"],
+            "probe": _probe(manifest["probe"]["seed"], manifest["probe"]["run_length"]),
+        },
         "definitions": DEFINITIONS,
     }
 

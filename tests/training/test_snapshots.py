@@ -157,3 +157,12 @@ def test_snapshots_need_an_output_folder_and_a_decoder():
         train("encoder-mini", "/nonexistent", steps=2, snapshots=2)
     with pytest.raises(ValueError, match="at least 2"):
         snap.Recorder(1, 10)
+
+
+def test_findings_say_when_in_figures():
+    f = snap.formed(manifest_with([0.02, 0.3, 0.8, 0.95], [0.1, 0.6, 0.7, 0.8], [6, 5, 1, 0.1]))
+    text = snap.findings(f)
+    assert "between steps 100 and 200" in text and "0.30 -> 0.80" in text
+    assert "5.00 -> 1.00" in text and "L0H2 passed 0.5 at step 100" in text
+    none = snap.formed(manifest_with([0.02, 0.1, 0.2, 0.3], [0.1] * 4, [6, 6, 6, 6]))
+    assert "no head's induction score passed 0.5" in snap.findings(none)

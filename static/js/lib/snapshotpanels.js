@@ -139,7 +139,8 @@ export function trainingPanels({ onStep, onError }) {
           ? `The previous-token head ${f.previous_token_head} never passed ${f.threshold} here.`
           : `The previous-token head ${f.previous_token_head} they read through first passed ${f.threshold} at step ${f.previous_token_formed_at_step}.`;
     }
-    box.textContent = `${text} (Measured when the snapshots were written, on the default probe: seed 0, a run of 24.)`;
+    const { seed, run_length: n } = f.probe;
+    box.textContent = `${text} (Measured when the snapshots were written, on the probe of seed ${seed}, a run of ${n}.)`;
   }
 
   function drawLoss(step) {
@@ -251,7 +252,6 @@ export function trainingPanels({ onStep, onError }) {
       value: "weight",
       zmin: 0,
       zmax: 1,
-      title,
     });
     const s = answer.scores;
     $("#snap-attn-note").textContent =
