@@ -1052,6 +1052,12 @@ class SnapshotsResponse(Response):
         "`threshold`, the previous-token head, and where the loss fell fastest (the card's "
         "`snapshots`); `probe`: that probe's `{seed, run_length}`."
     )
+    run: dict[str, Any] | None = Field(
+        None,
+        description="Shipped with a checkpoint by `attnviz attach-snapshots`: whether the run's "
+        "last weights are the checkpoint's (`identical_to_checkpoint`, the largest weight "
+        "difference) and the run's own final metrics.",
+    )
     definitions: dict[str, str]
 
 

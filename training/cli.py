@@ -36,6 +36,15 @@ def main(argv: list[str] | None = None) -> int:
         help="torch CPU threads (0: torch's choice). The shipped checkpoints were trained with "
         "1, which reproduces them bit for bit and is the fastest on a busy machine.",
     )
+    a = sub.add_parser(
+        "attach-snapshots",
+        help="ship the snapshots of a run with the checkpoint of the same recipe",
+        description="Copy RUN/snapshots (from `attnviz train <id> --out RUN --snapshots N`) into "
+        "CHECKPOINT/snapshots, measure them again, record whether the run's last weights are the "
+        "checkpoint's, and say on CHECKPOINT/card.json when the induction heads formed.",
+    )
+    a.add_argument("run", metavar="RUN", help="the run's output folder")
+    a.add_argument("checkpoint", metavar="CHECKPOINT", help="e.g. checkpoints/induction-2l")
     sub.add_parser("recipes", help="list the recipes")
     i = sub.add_parser(
         "import",
@@ -58,6 +67,15 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "import":
         return _import(args)
+    if args.command == "attach-snapshots":
+        from training.snapshots import attach
+
+        try:
+            print(json.dumps(attach(args.run, args.checkpoint), indent=2))
+        except ValueError as e:
+            print(f"attnviz attach-snapshots: {e}", file=sys.stderr)
+            return 2
+        return 0
     if args.command == "recipes":
         for r in RECIPES.values():
             print(f"{r.model_id:16} {r.objective:10} {r.steps:6} steps  {r.title}")

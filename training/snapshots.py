@@ -15,13 +15,14 @@ snapshot the induction heads formed.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 
 from models.analysis.scores import induction_probe
-from models.checkpoint import TIED_HEAD
+from models.checkpoint import CARD, TIED_HEAD
 from models.snapshots import (
     FOLDER,
     MANIFEST,
@@ -231,3 +232,70 @@ def findings(f: dict) -> str:
             f"step {f['previous_token_formed_at_step']}"
         )
     return text + "."
+
+
+def attach(run_dir: str | Path, checkpoint_dir: str | Path) -> dict:
+    """Ship the snapshots of the run in ``run_dir`` (a folder `attnviz train --out RUN_DIR
+    --snapshots N` wrote) with the checkpoint in ``checkpoint_dir`` trained by the same recipe:
+    copy them, measure them again, say in snapshots.json whether the run's last weights are
+    the checkpoint's (a rerun with other code or threads need not be bit-identical), and put
+    when the circuit formed on the checkpoint's card. Returns the card's ``snapshots``."""
+    from models import load_checkpoint
+
+    run_dir, checkpoint_dir = Path(run_dir), Path(checkpoint_dir)
+    run, shipped = load_checkpoint(run_dir), load_checkpoint(checkpoint_dir)
+    if run.card.get("recipe") != shipped.card.get("recipe"):
+        raise ValueError(f"{run_dir} was not trained with {checkpoint_dir}'s recipe")
+    if run.tokenizer.to_str() != shipped.tokenizer.to_str():
+        raise ValueError(f"{run_dir} has another tokenizer than {checkpoint_dir}")
+    target = checkpoint_dir / FOLDER
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(run_dir / FOLDER, target)
+    mine, theirs = run.model.state_dict(), shipped.model.state_dict()
+    gap = max(float((mine[k] - theirs[k]).abs().max()) for k in theirs)
+    m = run.card["metrics"]
+    summary = {
+        "identical_to_checkpoint": gap == 0.0,
+        "max_abs_weight_difference_from_checkpoint": round(gap, 6),
+        "wall_time_seconds": run.card["wall_time_seconds"],
+        "torch": run.card["torch"],
+        "torch_threads": run.card["torch_threads"],
+        "final_train_loss": run.card["final_train_loss"],
+        "induction_heads": m.get("induction_heads"),
+        "previous_token_head": m.get("previous_token_head"),
+        "copy_accuracy": m.get("copy_accuracy"),
+    }
+    manifest_path = target / MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    manifest["run"] = summary
+    manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
+    result = {
+        **measure(checkpoint_dir, probe_ids(shipped.config, shipped.tokenizer)),
+        "run": summary,
+    }
+    card = dict(shipped.card)
+    sentence = findings(result)
+    if not summary["identical_to_checkpoint"]:
+        same = (m.get("induction_heads"), m.get("previous_token_head")) == (
+            shipped.card["metrics"].get("induction_heads"),
+            shipped.card["metrics"].get("previous_token_head"),
+        )
+        heads = ", ".join(m.get("induction_heads") or []) or "no induction head"
+        circuit = f"{heads} with {m.get('previous_token_head')}"
+        sentence = (
+            f"The snapshots come from a rerun of this recipe (seed {run.card['seed']}, "
+            f"{run.card['steps']} steps, torch {summary['torch']}), not bit-identical to these "
+            f"weights (largest difference {gap:.3g}); "
+            + (f"it learns the same circuit ({circuit}). " if same else f"its circuit: {circuit}. ")
+            + sentence
+        )
+    old = card.get("snapshots_description")
+    description = card["description"]
+    if old and description.endswith(" " + old):
+        description = description[: -len(old) - 1]
+    card["description"] = f"{description} {sentence}"
+    card["snapshots_description"] = sentence
+    card["snapshots"] = result
+    (checkpoint_dir / CARD).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+    return result

@@ -55,6 +55,7 @@ def snapshots(inp: ModelInput, seed: int, run_length: int) -> dict:
             **manifest["formed"],
             "probe": _probe(manifest["probe"]["seed"], manifest["probe"]["run_length"]),
         },
+        "run": manifest.get("run"),
         "definitions": DEFINITIONS,
     }
 

@@ -114,7 +114,14 @@ export function trainingPanels({ onStep, onError }) {
     const box = $("#training-explain");
     clear(box);
     const [first, last] = [data.snapshots[0], data.snapshots.at(-1)];
-    let text =
+    let text = "";
+    if (data.run && !data.run.identical_to_checkpoint) {
+      text +=
+        `These snapshots come from a rerun of the model's recipe and seed (torch ${data.run.torch}, ${data.run.torch_threads} thread): ` +
+        `it is not bit-identical to the weights the rest of this page reads (largest weight difference ${fmt(data.run.max_abs_weight_difference_from_checkpoint, 2)}), ` +
+        `and its own induction heads are ${(data.run.induction_heads || []).join(", ") || "none"}, its previous-token head ${data.run.previous_token_head}. `;
+    }
+    text +=
       `${data.snapshots.length} snapshots of the ${data.steps}-step run (seed ${data.seed}), ` +
       `from the initial weights (loss ${fmt(first.loss, 2)}) to the trained model (loss ${fmt(last.loss, 3)}). `;
     if (f.induction_formed_at_step === null) {
