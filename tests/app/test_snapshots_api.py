@@ -8,6 +8,7 @@ import json
 
 import pytest
 import torch
+from jsonschema import Draft202012Validator
 
 from models.analysis import scores
 from models.hooks import capture
@@ -92,6 +93,25 @@ def test_models_list_the_snapshot_count(client, folder):
     models = {m["id"]: m for m in client.get("/api/v1/models").json()["models"]}
     assert models[MODEL]["snapshots"] == len(client.get(BASE).json()["snapshots"])
     assert models["decoder-mini"]["snapshots"] == 0
+
+
+def test_answers_match_the_openapi_schema(client, folder):
+    spec = client.get("/openapi.json").json()
+    step = client.get(BASE).json()["snapshots"][-1]["step"]
+    for template, url, params in [
+        ("/api/v1/models/{model_id}/snapshots", BASE, {"run_length": 5}),
+        (
+            "/api/v1/models/{model_id}/snapshots/{step}/attention",
+            f"{BASE}/{step}/attention",
+            {"layer": 0, "head": 1},
+        ),
+    ]:
+        r = client.get(url, params=params)
+        assert r.status_code == 200, r.text
+        content = spec["paths"][template]["get"]["responses"]["200"]["content"]
+        schema = {**content["application/json"]["schema"], "components": spec["components"]}
+        errors = list(Draft202012Validator(schema).iter_errors(r.json()))
+        assert not errors, errors[0].message
 
 
 @pytest.mark.parametrize(
