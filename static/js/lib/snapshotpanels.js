@@ -189,7 +189,12 @@ export function trainingPanels({ onStep, onError }) {
       height: 300,
       margin: { l: 60, r: 20, t: 12, b: 50 },
       xaxis: { title: { text: "training step" }, zeroline: false },
-      yaxis: { title: { text: "loss (log scale)" }, type: "log" },
+      yaxis: {
+        title: { text: "loss (log scale)" },
+        type: "log",
+        tickvals: [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10],
+        ticktext: ["0.001", "0.003", "0.01", "0.03", "0.1", "0.3", "1", "3", "10"],
+      },
       legend: { orientation: "h", y: 1.12 },
       shapes,
     });
@@ -263,8 +268,9 @@ export function trainingPanels({ onStep, onError }) {
     const s = answer.scores;
     $("#snap-attn-note").textContent =
       `${headName(layer, head)} on the probe at step ${step}: induction ${fmt(s.induction, 3)}, previous token ${fmt(s.previous_token, 3)}. ` +
-      "An induction head lights the diagonal just above the repeat's (each token of the second run looks at the token after its first occurrence); " +
-      "a previous-token head the diagonal just below the main one. Grey cells are masked (a token sees only the ones before it).";
+      "In the second run an induction head lights a stripe parallel to the main diagonal, starting at the first run's second token " +
+      "(each token looks at the one that followed its earlier occurrence); a previous-token head lights the diagonal just below the main one. " +
+      "Grey cells are masked (a token sees only the ones before it).";
   }
 
   slider.addEventListener("input", () => {
