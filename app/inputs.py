@@ -37,6 +37,8 @@ RULES = {
     "no_mask": "fill-mask: the text has no [MASK]",
     "no_tokenizer": "the model ships no tokenizer: send token ids",
     "no_such_stack": "/block: the model has no stack of that name (a decoder has no encoder)",
+    "no_snapshots": "404: the model was saved without training snapshots "
+    "(`attnviz train <id> --snapshots N`)",
     "too_much_memory": "the request would hold more than the server's memory budget: the "
     "message says how many heads (or which pool) would fit",
 }
@@ -576,9 +578,14 @@ class Inputs:
                     f"{name} goes with text or token_ids, not with the probe",
                     "unsupported_field",
                 )
+        return self.probe(entry, body.seed, body.run_length)
+
+    def probe(self, entry: Entry, seed: int, run_length: int) -> ModelInput:
+        """The induction probe of ``seed``: a run of ``run_length`` distinct random
+        non-special tokens, twice, framed as the model reads it."""
         cfg, codec = entry.config, entry.codec
         framing = 2 if cfg.kind != "decoder" else 1  # [CLS] … [SEP], BOS …, … </s>
-        need = 2 * body.run_length + framing
+        need = 2 * run_length + framing
         if need > self.max_tokens(entry):
             raise invalid(
                 "run_length",
@@ -587,13 +594,13 @@ class Inputs:
                 "too_many_tokens",
             )
         specials = sorted(codec.special_ids) if codec else []
-        if cfg.vocab_size - len(specials) < body.run_length:
+        if cfg.vocab_size - len(specials) < run_length:
             raise invalid(
                 "run_length",
-                f"the vocabulary has fewer than {body.run_length} tokens",
+                f"the vocabulary has fewer than {run_length} tokens",
                 "out_of_range",
             )
-        run = induction_probe(body.run_length, cfg.vocab_size, seed=body.seed, exclude=specials)
+        run = induction_probe(run_length, cfg.vocab_size, seed=seed, exclude=specials)
         run = run[0].tolist()
         if cfg.kind == "encoder":
             cls, sep = codec.cls_id if codec else None, codec.sep_id if codec else None
@@ -673,6 +680,42 @@ class Inputs:
                 "max_position", f"max_position must be ≤ max_len={cfg.max_len}", "out_of_range"
             )
         return ModelInput(entry, source, layers=[layer], heads=[head])
+
+    def snapshots(
+        self,
+        model_id: str,
+        seed: int,
+        run_length: int,
+        step: int | None = None,
+        layer: int | None = None,
+        head: int | None = None,
+    ) -> ModelInput:
+        """GET /models/{id}/snapshots[/{step}/attention]: a model saved with training
+        snapshots (else 404), one of their steps, a layer and head, and the probe."""
+        entry = self.model(model_id, "model_id")
+        if entry.snapshots is None:
+            raise ApiError(
+                404,
+                f"{entry.id} was saved without training snapshots (attnviz train --snapshots N)",
+                field="model_id",
+                code="no_snapshots",
+            )
+        if step is not None:
+            steps = [s["step"] for s in entry.snapshots["snapshots"]]
+            if step not in steps:
+                raise invalid(
+                    "step",
+                    f"no snapshot at step {step}; the snapshots are at steps "
+                    + ", ".join(map(str, steps)),
+                    "out_of_range",
+                )
+        inp = self.probe(entry, seed, run_length)
+        cfg = entry.config
+        if layer is not None:
+            inp.layers = [self.index(layer, cfg.depth("decoder"), "layer", "layer")]
+        if head is not None:
+            inp.heads = [self.index(head, cfg.n_heads, "head", "head")]
+        return inp
 
 
 def _same_vocabulary(a: Entry, b: Entry) -> bool:

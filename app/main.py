@@ -36,6 +36,7 @@ from app.routes import (
     pages,
     positions,
     rnn,
+    snapshots,
     standalone,
     tasks,
     tokens,
@@ -166,7 +167,18 @@ def create_app(settings: Settings | None = None, *, require_guards: bool = False
 
     app.include_router(health.router)
     app.include_router(metrics.router)
-    for module in (models, tokens, attention, generate, tasks, positions, analysis, block, rnn):
+    for module in (
+        models,
+        tokens,
+        attention,
+        generate,
+        tasks,
+        positions,
+        analysis,
+        block,
+        rnn,
+        snapshots,
+    ):
         app.include_router(module.router, prefix="/api/v1")
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     app.include_router(pages.router)  # the browser UI: page shells, Plotly from the package

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -12,9 +14,13 @@ import torch
 from app.tokenization import TextCodec
 from models import load_checkpoint
 from models.checkpoint import Checkpoint
-from models.transformer import count_parameters
+from models.snapshots import load_snapshot, read_manifest
+from models.transformer import Transformer, count_parameters
 
 log = logging.getLogger("attnviz.registry")
+
+#: snapshot models kept loaded per model (each the size of the model: ~1.2 MB for induction-2l)
+SNAPSHOTS_KEPT = 16
 
 
 def resolve_device(name: str) -> torch.device:
@@ -29,6 +35,8 @@ def resolve_device(name: str) -> torch.device:
 class Entry:
     id: str
     checkpoint: Checkpoint
+    _snapshots: OrderedDict = field(default_factory=OrderedDict, repr=False)
+    _snapshots_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def model(self):
@@ -64,6 +72,26 @@ class Entry:
     @cached_property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    @cached_property
+    def snapshots(self) -> dict | None:
+        """The training run's snapshots.json (models/snapshots.py); None without one."""
+        path = self.checkpoint.path
+        return read_manifest(path) if path is not None else None
+
+    def snapshot(self, step: int) -> Transformer:
+        """The model after ``step`` training steps, loaded on first use; the last
+        SNAPSHOTS_KEPT used stay loaded."""
+        with self._snapshots_lock:
+            if step in self._snapshots:
+                self._snapshots.move_to_end(step)
+                return self._snapshots[step]
+        model = load_snapshot(self.checkpoint.path, step, self.config).to(self.device)
+        with self._snapshots_lock:
+            self._snapshots[step] = model
+            while len(self._snapshots) > SNAPSHOTS_KEPT:
+                self._snapshots.popitem(last=False)
+        return model
 
 
 class Registry:

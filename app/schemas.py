@@ -169,6 +169,11 @@ class ModelInfo(BaseModel):
     labels: list[str] = Field(
         default_factory=list, description="Classes of the [CLS] head (encoder), if any."
     )
+    snapshots: int = Field(
+        0,
+        description="How many snapshots of its training run the model was saved with "
+        "(GET /models/{id}/snapshots); 0: none.",
+    )
 
 
 class ModelList(BaseModel):
@@ -1033,4 +1038,55 @@ class UnrollResponse(Response):
     )
     compare: GradientComparison | None = Field(
         None, description="With `compare`: that model's gradient norms on the same token ids."
+    )
+
+
+# ---------------------------------------------------------------------------- snapshots
+class SnapshotInfo(BaseModel):
+    step: int = Field(description="Optimizer steps taken when the snapshot was kept (0: init).")
+    loss: float = Field(description="The training loss there, averaged over `loss_window` batches.")
+    scores: dict[str, list[list[float | None]]] = Field(
+        description="`induction` and `previous_token`, [L][H], measured on the probe asked for "
+        "from this snapshot's weights (null: nothing to measure)."
+    )
+
+
+class SnapshotsResponse(Response):
+    model: str
+    steps: int = Field(description="The run's length in optimizer steps.")
+    seed: int = Field(description="The run's seed.")
+    selection: str = Field(description="How the snapshot steps were chosen.")
+    loss_window: int
+    loss: list[float] = Field(description="The training loss at every step of the run.")
+    probe: dict[str, int] = Field(description="`{seed, run_length}` of the probe scored on.")
+    tokens: AttentionTokens
+    snapshots: list[SnapshotInfo]
+    formed: dict[str, Any] = Field(
+        description="Measured when the snapshots were written, on /heads/scores's default "
+        "probe: the induction heads, the step where their mean induction score first passes "
+        "`threshold`, the previous-token head, and where the loss fell fastest (the card's "
+        "`snapshots`); `probe`: that probe's `{seed, run_length}`."
+    )
+    run: dict[str, Any] | None = Field(
+        None,
+        description="Shipped with a checkpoint by `attnviz attach-snapshots`: whether the run's "
+        "last weights are the checkpoint's (`identical_to_checkpoint`, the largest weight "
+        "difference) and the run's own final metrics.",
+    )
+    definitions: dict[str, str]
+
+
+class SnapshotAttentionResponse(Response):
+    model: str
+    step: int
+    loss: float
+    layer: int
+    head: int
+    probe: dict[str, int]
+    tokens: AttentionTokens
+    attention: list[list[float]] = Field(
+        description="[T][T]: the head's attention on the probe at this snapshot, rows queries."
+    )
+    scores: dict[str, float | None] = Field(
+        description="This head's `induction` and `previous_token`."
     )

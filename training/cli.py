@@ -24,6 +24,14 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--steps", type=int, help="override the recipe's number of steps")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     t.add_argument(
+        "--snapshots",
+        type=int,
+        default=0,
+        metavar="N",
+        help="keep N snapshots of the run (denser where the loss moves) in OUT/snapshots, "
+        "each head's induction and previous-token score measured on each",
+    )
+    t.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -40,6 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     e.add_argument("model_id", choices=sorted(r.model_id for r in RECIPES.values()))
     e.add_argument("--path", help="checkpoint folder (default: checkpoints/<model-id>)")
+    a = sub.add_parser(
+        "attach-snapshots",
+        help="ship the snapshots of a run with the checkpoint of the same recipe",
+        description="Copy RUN/snapshots (from `attnviz train <id> --out RUN --snapshots N`) into "
+        "CHECKPOINT/snapshots, measure them again, record whether the run's last weights are the "
+        "checkpoint's, and say on CHECKPOINT/card.json when the induction heads formed.",
+    )
+    a.add_argument("run", metavar="RUN", help="the run's output folder")
+    a.add_argument("checkpoint", metavar="CHECKPOINT", help="e.g. checkpoints/induction-2l")
     sub.add_parser("recipes", help="list the recipes")
     i = sub.add_parser(
         "import",
@@ -86,6 +103,15 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(card["metrics"], sys.stdout, indent=2, ensure_ascii=False)
         print()
         return 0
+    if args.command == "attach-snapshots":
+        from training.snapshots import attach
+
+        try:
+            print(json.dumps(attach(args.run, args.checkpoint), indent=2))
+        except ValueError as e:
+            print(f"attnviz attach-snapshots: {e}", file=sys.stderr)
+            return 2
+        return 0
     if args.command == "recipes":
         for r in RECIPES.values():
             print(f"{r.model_id:16} {r.objective:10} {r.steps:6} steps  {r.title}")
@@ -98,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     out = args.out or ROOT / "checkpoints" / args.model_id
-    card = train(args.model_id, out, steps=args.steps, device=args.device)
+    card = train(args.model_id, out, steps=args.steps, device=args.device, snapshots=args.snapshots)
     json.dump(
         {"wall_time_seconds": card["wall_time_seconds"], "metrics": card["metrics"]},
         sys.stdout,

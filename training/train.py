@@ -24,6 +24,7 @@ from models.checkpoint import config_from_dict, model_from_config, write_card
 from models.rnn import RNNSeq2Seq
 from models.transformer import Transformer, count_parameters
 from training import corpus, evaluate
+from training import snapshots as snap
 from training.data import mask_tokens, pad_batch, repeated_runs_batch, sample_batch
 from training.recipes import RECIPES, Recipe
 from training.tokenizer import train_byte_bpe, train_shared_bpe, train_wordpiece
@@ -527,8 +528,15 @@ def train(
     device: str | None = None,
     eval_limit: int | None = None,
     progress: bool = True,
+    snapshots: int = 0,
 ) -> dict:
-    """Train `model_id` from nothing and save it; returns the card (also in card.json)."""
+    """Train `model_id` from nothing and save it; returns the card (also in card.json).
+    ``snapshots``: keep that many snapshots of the run in ``out_dir/snapshots`` and measure
+    them (`training.snapshots`)."""
+    if snapshots and out_dir is None:
+        raise ValueError("snapshots are written beside the checkpoint: give out_dir")
+    if snapshots and RECIPES[model_id].architecture.get("kind") != "decoder":
+        raise ValueError("snapshots are scored on the induction probe: decoders only")
     recipe = RECIPES[model_id]
     total = steps if steps is not None else recipe.steps
     if steps is not None and recipe.extra.get("cls_steps"):
@@ -553,10 +561,15 @@ def train(
     start, tokens, losses = time.perf_counter(), 0, []
     bar = tqdm(range(total), desc=model_id, disable=not progress, mininterval=1.0)
     model.train()
+    recorder = snap.Recorder(snapshots, total) if snapshots else None
+    if recorder:
+        recorder.keep(0, model)
     for step in bar:
         b = train_step(model, task, opt, recipe, step, total, rng)
         tokens += b.tokens
         losses.append(b.loss.item())
+        if recorder:
+            recorder.keep(step + 1, model)
         if step % 20 == 0 or step == total - 1:
             elapsed = time.perf_counter() - start
             bar.set_postfix(
@@ -589,6 +602,12 @@ def train(
     if recipe.extra.get("compare_with"):
         card["comparison"] = compare(model, task, recipe, metrics, dev)
         card["description"] = task.describe(metrics, card["comparison"])
+    if recorder:
+        snap.write(out_dir, recorder, losses, {"model": model_id, "seed": recipe.seed})
+        card["snapshots"] = snap.measure(
+            out_dir, snap.probe_ids(model.config, task.tokenizer), model.config
+        )
+        card["description"] += " " + snap.findings(card["snapshots"])
     if out_dir is not None:
         save_checkpoint(out_dir, model.cpu(), task.tokenizer, card)
     return card

@@ -12,6 +12,7 @@ response as a dict for ``serialize.dumps``. Nothing here knows about HTTP.
 * ``analyses``: /logit-lens, /rollout, /attribution
 * ``block``: /block — one block's Add & Norm, FFN and stream; the normalisation comparison
 * ``recurrence``: /rnn/unroll (an RNN's states, gates and gradient norms)
+* ``snapshots``: /models/{id}/snapshots — a training run's snapshots scored on the probe
 """
 
 from app.inference.analyses import attribution, head_scores, logit_lens, rollout
@@ -26,6 +27,7 @@ from app.inference.decoding import (
 from app.inference.encoder_tasks import classify, fill_mask
 from app.inference.positions import positions, rope_relative
 from app.inference.recurrence import unroll
+from app.inference.snapshots import snapshot_attention, snapshots
 from app.inference.weights import attention
 
 __all__ = [
@@ -43,6 +45,8 @@ __all__ = [
     "prompt_info",
     "rollout",
     "rope_relative",
+    "snapshot_attention",
+    "snapshots",
     "steps_of",
     "unroll",
 ]

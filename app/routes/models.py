@@ -36,6 +36,7 @@ def model_info(entry: Entry) -> ModelInfo:
         n_params=entry.n_params,
         tasks=entry.card.get("tasks", default_tasks(entry)),
         labels=list(cfg.labels),
+        snapshots=len(entry.snapshots["snapshots"]) if entry.snapshots else 0,
     )
 
 

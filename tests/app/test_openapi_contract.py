@@ -53,6 +53,13 @@ def catalogue(ids: dict[str, str]) -> list[tuple[str, str, dict, int]]:
         ("POST", f"{API}/heads/scores", {"json": {"model": dec, "run_length": 4}}, 200),
         ("POST", f"{API}/heads/scores", {"json": {"model": s2s, "text": "the cat"}}, 200),
         ("POST", f"{API}/heads/scores", {"json": {"model": enc, "run_length": 999}}, 422),
+        ("GET", f"{API}/models/{enc}/snapshots", {}, 404),
+        (
+            "GET",
+            f"{API}/models/nope/snapshots/0/attention",
+            {"params": {"layer": 0, "head": 0}},
+            404,
+        ),
         ("POST", f"{API}/block", {"json": {"model": dec, "text": "a", "layer": 99}}, 422),
         ("POST", f"{API}/block", {"json": {"model": "nope", "text": "a"}}, 404),
         (

@@ -1,6 +1,7 @@
 // Heads (POST /heads/scores): every head's scores as layers × heads heatmaps, the weights beside
 // the importance measured by ablation ("attention is not explanation"), and a sortable table of
 // every head. A head clicked anywhere opens in the explorer; from the importance map, ablated.
+// A model saved with training snapshots also shows its heads forming (lib/snapshotpanels.js).
 
 import * as api from "../lib/api.js";
 import { SITE_ORDER, pickSite } from "../lib/attn.js";
@@ -31,6 +32,7 @@ import {
 import { PICKER_STATE, attentionPickers } from "../lib/pickers.js";
 import { purge } from "../lib/plots.js";
 import { bindKeys, initShell, onProjectorChange, showError, withProgress } from "../lib/shell.js";
+import { trainingPanels } from "../lib/snapshotpanels.js";
 import { bool, int, str, urlState } from "../lib/state.js";
 import { labelTokens } from "../lib/tokens.js";
 import { renderTokenStrip } from "../lib/tokenstrip.js";
@@ -48,6 +50,7 @@ const state = urlState({
   score: str(""), // the score of the first map ("": induction on the probe, else previous token)
   versus: str(""), // the weight score beside importance ("": the first map's, if a weight score)
   sort: str(""), // the table's order: "importance", "-importance" (descending); "": by head
+  snap: int(-1), // the training snapshot shown (its step; -1: where the induction heads formed)
 });
 const save = (patch) => state.set(patch, { silent: true });
 const status = $("#status");
@@ -57,12 +60,13 @@ let data = null; // the /heads/scores answer shown
 let scoredWith = null; // {model, input: {text, target}} of that answer, for the explorer's links
 
 const pickers = attentionPickers(state, { onChange: () => render() });
+const training = trainingPanels({ onStep: (snap) => save({ snap }), onError: showError });
 
 const controls = await setupControls(state, {
   prefer: (m) => m.id === "induction-2l",
   allowTarget: true,
   onRun: run,
-  onModelChange: () => save({ site: "", layer: 0, head: 0, sort: "" }),
+  onModelChange: () => save({ site: "", layer: 0, head: 0, sort: "", snap: -1 }),
 });
 
 // ---------------------------------------------------------------------------------------
@@ -195,6 +199,16 @@ function render() {
   );
   renderComparison(site, versus);
   renderTable(site, selected);
+  renderTraining(model, site, selected);
+}
+
+/** The training snapshots' panels, for a model saved with them (their heads are decoder.self's). */
+function renderTraining(model, site, { layer, head }) {
+  if (!model.snapshots || site !== "decoder.self") {
+    training.hide();
+    return;
+  }
+  training.update({ model, seed: state.seed, run: state.run, layer, head, step: state.snap });
 }
 
 /** One score's map in `div` (or why there is none in `note`), its definition under it. */
