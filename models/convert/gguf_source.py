@@ -93,7 +93,7 @@ def open_gguf(file: Path, origin: str, *, max_bytes: int | None = None) -> GGUFS
             "--memory-budget-mb): import a smaller model"
         )
     types = collections.Counter(t.tensor_type.name for t in reader.tensors)
-    config, tensors, tokenizer_config = _dequantized(file)
+    config, tensors, tokenizer_config = _dequantized(file, reader)
     info = {
         "file": file.name,
         "architecture": architecture,
@@ -154,12 +154,24 @@ def _special_tokens(reader) -> dict[str, str]:
     return out
 
 
-def _dequantized(file: Path) -> tuple[dict, dict, dict]:
-    """(the HF config as a dict, its tensors by HF name in float32, the tokenizer config)."""
+def _dequantized(file: Path, reader) -> tuple[dict, dict, dict]:
+    """(the HF config as a dict, its tensors by HF name in float32, the tokenizer config).
+
+    The loop of transformers' ``load_gguf_checkpoint(return_tensors=True)`` on the reader we
+    already hold (each new reader parses the 49k-token vocabulary again, seconds), with its
+    per-architecture tensor processor and name map (asked once, of the model class's
+    parameter names: its recursion into every submodule takes seconds more)."""
     try:
+        import numpy as np
         import torch
+        from gguf import dequantize
         from transformers import AutoConfig, AutoModelForCausalLM
-        from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
+        from transformers.modeling_gguf_pytorch_utils import (
+            TENSOR_PROCESSORS,
+            TensorProcessor,
+            get_gguf_hf_weights_map,
+            load_gguf_checkpoint,
+        )
     except ImportError:
         raise ConversionError(f"importing a GGUF needs transformers: {INSTALL_GGUF}") from None
     try:
@@ -167,22 +179,45 @@ def _dequantized(file: Path) -> tuple[dict, dict, dict]:
         hf_config = AutoConfig.for_model(**meta["config"])
         with torch.device("meta"):  # only for its parameter names
             skeleton = AutoModelForCausalLM.from_config(hf_config)
-        parsed = load_gguf_checkpoint(str(file), return_tensors=True, model_to_load=skeleton)
+        processor = TENSOR_PROCESSORS.get(_field(reader, "general.architecture"), TensorProcessor)
+        processor = processor(config=meta["config"])
+        names = get_gguf_hf_weights_map(_Names(skeleton), processor)
+        tensors = {}
+        for tensor in reader.tensors:
+            weights = dequantize(tensor.data, tensor.tensor_type)
+            result = processor.process(
+                weights=weights, name=tensor.name, tensor_key_mapping=names, parsed_parameters={}
+            )
+            if result.name in names:
+                tensors[names[result.name]] = torch.from_numpy(np.copy(result.weights))
     except (ValueError, KeyError, TypeError, NotImplementedError) as e:
         raise ConversionError(
             f"{file}: transformers could not read this GGUF ({type(e).__name__}: {e})"
         ) from None
     config = hf_config.to_dict()
     config["architectures"] = [type(skeleton).__name__]
-    return config, parsed["tensors"], meta.get("tokenizer_config", {})
+    return config, tensors, meta.get("tokenizer_config", {})
+
+
+class _Names:
+    """A model's config and parameter names, without its submodules."""
+
+    def __init__(self, model) -> None:
+        self.config, self._names = model.config, dict.fromkeys(model.state_dict())
+
+    def state_dict(self) -> dict:
+        return self._names
+
+    def named_children(self) -> list:
+        return []
 
 
 def gguf_tokenizer(file: Path) -> Any:
     """The file's tokenizer as transformers builds it from the GGUF (a `tokenizers.Tokenizer`)."""
-    from transformers import AutoTokenizer
+    from transformers import PreTrainedTokenizerFast
 
-    try:
-        built = AutoTokenizer.from_pretrained(str(file.parent), gguf_file=file.name)
+    try:  # (AutoTokenizer would first parse the file's whole metadata for its config again)
+        built = PreTrainedTokenizerFast.from_pretrained(str(file.parent), gguf_file=file.name)
     except Exception as e:
         raise ConversionError(
             f"{file}: transformers could not build the tokenizer of this GGUF "
