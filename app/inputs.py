@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import Depends
 
+from app import memory
 from app.config import Settings
 from app.deps import RegistryDep, SettingsDep
 from app.errors import ApiError, invalid
@@ -71,6 +72,7 @@ class ModelInput:
     rows: Rows | None = None  # decoding: which attention rows each step carries (None: all)
     window: tuple[int, int] | None = None  # /attention: [start, stop) of the query rows
     ablate: tuple[HeadAblation, ...] = ()  # heads taken out of every forward pass
+    chunk: int | None = None  # what memory planning allows: a sweep's batch, a lens's vocabulary
 
     @property
     def edits(self) -> dict | None:
@@ -461,6 +463,18 @@ class Inputs:
         self.transformer(inp.entry, "the logit lens")
         self.vocabulary_head(inp.entry, "the logit lens")
         inp.positions = self._predicted_positions(inp, body.positions, "positions")
+        cfg, tokens = inp.entry.config, self._longest(inp)
+        shown = len(inp.positions) if inp.positions is not None else tokens
+        layers = cfg.depth(inp.predicting) + 1
+        inp.chunk = memory.largest_chunk(
+            memory.forward_bytes(cfg, tokens) + layers * tokens * cfg.d_model * memory.FLOAT,
+            3 * shown * memory.FLOAT,  # a chunk's scores, and log-sum-exp's temporaries
+            memory.budget_bytes(self.settings),
+            cfg.vocab_size,
+            "text",
+            f"the logit lens on {tokens} tokens",
+            "send a shorter text",
+        )
         return inp
 
     def attribution(self, body) -> ModelInput:
@@ -489,6 +503,7 @@ class Inputs:
                 )
             self.index(body.head.layer, cfg.sites[site], "head.layer", "layer")
             self.index(body.head.head, cfg.n_heads, "head.head", "head")
+        memory.check_forward(self.settings, cfg, self._longest(inp), "direct logit attribution")
         return inp
 
     def generation(self, body) -> ModelInput:
@@ -521,6 +536,7 @@ class Inputs:
                 self.indices(body.heads, cfg.n_heads, "heads", "head"),
                 pool,
             )
+        memory.check_forward(self.settings, cfg, context, "decoding")
         return ModelInput(entry, source, rows=rows, ablate=self.ablations(entry, body.ablate))
 
     def fill_mask(self, body) -> ModelInput:
@@ -559,7 +575,7 @@ class Inputs:
         if body.text is not None or body.token_ids is not None:
             inp = self.sequence(body)
             inp.positions = self._importance_positions(inp)
-            return inp
+            return self._plan_head_scores(inp, body, "text")
         for name in ("target", "target_ids"):
             if getattr(body, name) is not None:
                 raise invalid(
@@ -594,10 +610,51 @@ class Inputs:
                 *([sep] if sep is not None else []),
             ]
             return ModelInput(entry, self.ids(entry, source, "run_length"))
+        bos = [cfg.bos_id] if cfg.bos_id is not None else []  # (a GGUF import may have none)
         if cfg.kind == "decoder":
-            return ModelInput(entry, self.ids(entry, [cfg.bos_id, *run], "run_length"))
-        source = self.ids(entry, [*run, cfg.eos_id], "run_length")
-        return ModelInput(entry, source, self.ids(entry, [cfg.bos_id, *run], "run_length"))
+            probe = ModelInput(entry, self.ids(entry, [*bos, *run], "run_length"))
+        else:
+            source = self.ids(entry, [*run, cfg.eos_id], "run_length")
+            probe = ModelInput(entry, source, self.ids(entry, [*bos, *run], "run_length"))
+        return self._plan_head_scores(probe, body, "run_length")
+
+    def _plan_head_scores(self, inp: ModelInput, body, field: str) -> ModelInput:
+        """Every layer's patterns are kept for the scores (one layer at a time in float64);
+        the importance sweep then runs in batches as large as the budget allows."""
+        cfg, tokens = inp.entry.config, self._longest(inp)
+        budget = memory.budget_bytes(self.settings)
+        layers = sum(cfg.sites.values())
+        wanted = body.scores or ["importance", "entropy"]  # no scores named: all of them
+        if set(wanted) - {"importance"}:
+            memory.require(
+                memory.forward_bytes(cfg, tokens)
+                + memory.patterns_bytes(cfg, tokens, tokens, layers)
+                + memory.patterns_bytes(cfg, tokens, tokens, 2),
+                budget,
+                field,
+                f"the scores of {layers} layers × {cfg.n_heads} heads on {tokens} tokens",
+                "send a shorter text",
+            )
+        if "importance" in wanted and getattr(cfg, "lm_head", False):
+            shown = len(inp.positions) if inp.positions is not None else tokens
+            inp.chunk = memory.largest_chunk(
+                2 * memory.logits_bytes(cfg, tokens),  # the clean run's log-probabilities
+                memory.forward_bytes(cfg, tokens) + memory.logits_bytes(cfg, shown),
+                budget,
+                32,
+                "scores",
+                f"the importance sweep on {tokens} tokens",
+                "leave importance out of scores, or send a shorter text",
+            )
+        return inp
+
+    def _longest(self, inp: ModelInput) -> int:
+        """The longest sequence a forward pass of ``inp`` reads (an undecoded translation: the
+        longest it may become)."""
+        if inp.entry.config.kind != "seq2seq":
+            return len(inp.source.ids)
+        target = len(inp.target.ids) if inp.target else self.settings.max_new_tokens + 1
+        return max(len(inp.source.ids), target)
 
     @staticmethod
     def _importance_positions(inp: ModelInput) -> list[int] | None:
@@ -629,6 +686,17 @@ class Inputs:
         """POST /rollout: a transformer (rollout multiplies self-attention through layers)."""
         inp = self.sequence(body)
         self.transformer(inp.entry, "attention rollout")
+        cfg, tokens = inp.entry.config, self._longest(inp)
+        layers = sum(n for s, n in cfg.sites.items() if s.endswith(".self"))
+        memory.require(
+            memory.forward_bytes(cfg, tokens)
+            + memory.patterns_bytes(cfg, tokens, tokens, layers)
+            + 4 * layers * tokens * tokens * memory.FLOAT,  # the rollout, in float64, twice
+            memory.budget_bytes(self.settings),
+            "text",
+            f"attention rollout of {layers} layers on {tokens} tokens",
+            "send a shorter text",
+        )
         return inp
 
     def block(self, body) -> BlockInput:
@@ -647,6 +715,8 @@ class Inputs:
             )
         layer = self.index(body.layer, cfg.depth(stack), "layer", "layer")
         batch = [self.text(entry, text, f"batch.{k}") for k, text in enumerate(body.batch)]
+        longest = max([self._longest(inp), *(len(b.ids) for b in batch)])
+        memory.check_forward(self.settings, cfg, longest, "/block", batch=1 + len(batch))
         return BlockInput(inp, stack, layer, batch, list(body.batch))
 
     def rope_relative(self, body) -> ModelInput:

@@ -157,6 +157,27 @@ def test_the_logit_lens_last_layer_is_the_models_own_distribution(kind, override
     assert not torch.allclose(lens.final_probs[0], lens.final_probs[-1])  # earlier layers differ
 
 
+@pytest.mark.parametrize("chunk", [1, 7, 10_000])
+def test_the_logit_lens_over_vocabulary_chunks_equals_every_layers_full_softmax(chunk):
+    from models.analysis.lens import residual_hooks
+
+    model = widen(tiny("decoder"))
+    ids, _ = inputs(model)
+    lens = run_logit_lens(model, ids, k=4, vocab_chunk=chunk)
+    names = residual_hooks("decoder", model.config.n_layers)
+    with capture(model, names=names) as trace:
+        model.decode(ids)
+    final = None
+    for layer, name in reversed(list(enumerate(names))):  # the output's layer first
+        states = model.decoder.final_norm(trace[name][0])
+        probs = torch.softmax(model.unembed(states).float(), dim=-1)
+        top = probs.topk(4)
+        final = probs.argmax(-1) if final is None else final
+        torch.testing.assert_close(lens.top_probs[layer], top.values, atol=1e-6, rtol=0)
+        assert torch.equal(lens.top_ids[layer], top.indices)
+        torch.testing.assert_close(lens.final_probs[layer], probs.gather(-1, final[:, None])[:, 0])
+
+
 @pytest.mark.parametrize(
     ("kind", "overrides", "mode"),
     [("encoder", {}, "zero"), ("decoder", {}, "mean"), ("seq2seq", {}, "zero")],
