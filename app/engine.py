@@ -37,6 +37,7 @@ import torch
 import zstandard
 from isal import igzip
 
+from app import memory
 from app.config import Settings
 from app.errors import ApiError
 from app.metrics import Metrics
@@ -285,6 +286,8 @@ class Engine:
                 return fn()
         finally:
             elapsed = time.perf_counter() - start
+            if elapsed > memory.TRIM_AFTER_S:
+                memory.release()  # a large job's freed tensors go back to the system
             self._finish(job, elapsed)
             self.metrics.inference.labels(job.endpoint).observe(elapsed)
             self.metrics.running.dec()

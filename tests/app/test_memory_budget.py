@@ -4,6 +4,8 @@ and answers what the whole sweep answers."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -104,3 +106,14 @@ def test_an_importance_sweep_that_cannot_fit_one_head_names_scores(one_mb, model
     err = r.json()["error"]
     assert r.status_code == 422 and err["code"] == "too_much_memory"
     assert err["field"] == "scores" and "leave importance out of scores" in err["message"]
+
+
+def test_metrics_carry_the_process_resident_memory(client):
+    from pathlib import Path
+
+    text = client.get("/metrics").text
+    line = next(ln for ln in text.splitlines() if ln.startswith("process_resident_memory_bytes"))
+    reported = float(line.split()[1])
+    pages = int(Path("/proc/self/statm").read_text().split()[1])  # this process: the server
+    measured = pages * os.sysconf("SC_PAGE_SIZE")
+    assert abs(reported - measured) <= 0.1 * measured
