@@ -19,7 +19,7 @@ from app.config import Settings
 from app.deps import RegistryDep, SettingsDep
 from app.errors import ApiError, invalid
 from app.registry import Entry, Registry
-from app.tokenization import Encoded
+from app.tokenization import Encoded, chat_prompt
 from models.analysis.ablation import HeadAblation, ablation_edits
 from models.analysis.scores import induction_probe
 
@@ -186,6 +186,21 @@ class Inputs:
     def text(self, entry: Entry, text: str, field: str = "text") -> Sequence:
         """The sequence the model reads for ``text`` (its specials added), or a 422."""
         return self._encode(entry, text, field, entry.codec.encode_source)
+
+    def chat(self, entry: Entry, text: str) -> Sequence:
+        """``text`` as the user's question in the model's chat template (a 422 naming
+        ``chat`` for a model without one)."""
+        template = entry.card.get("chat_template")
+        if not template:
+            raise invalid(
+                "chat", f"{entry.id} has no chat template (its card has none)", "unsupported_field"
+            )
+        self._check_text(text, "text")
+        try:
+            prompt = chat_prompt(template, text, entry.card.get("special_tokens"))
+        except ValueError as e:
+            raise invalid("chat", f"{entry.id}'s chat template failed: {e}") from None
+        return self._encode(entry, prompt, "text", entry.codec.encode_chat)
 
     def target_text(self, entry: Entry, text: str) -> Sequence:
         """seq2seq: the decoder input <s> + target (teacher forcing), or a 422."""
@@ -516,7 +531,7 @@ class Inputs:
             raise invalid(
                 "max_new_tokens", f"max_new_tokens is {body.max_new_tokens}; the limit is {limit}"
             )
-        source = self.text(entry, body.text)
+        source = self.chat(entry, body.text) if body.chat else self.text(entry, body.text)
         cfg = entry.config
         if cfg.kind == "decoder" and len(source.ids) >= cfg.max_len:
             raise invalid(

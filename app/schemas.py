@@ -425,6 +425,12 @@ class GenerateRequest(Request):
         "except past 256 tokens of context with no `layers`/`heads`: then 64 blocks, so a long "
         "decoding never sends every head's full row each step.",
     )
+    chat: bool = Field(
+        False,
+        description="Put `text` through the model's chat template as the user's message (a "
+        "question), with the assistant's turn opened: for models whose card has a "
+        "`chat_template` (its `tasks` list `chat`), e.g. an imported instruct LLM.",
+    )
 
     model_config = examples(
         {"model": "seq2seq-en-fr", "text": "the black cat ate the mouse"},

@@ -172,6 +172,7 @@ def make_card(model_id: str, source: Source, converted: Converted) -> dict:
         card["gguf"] = gguf
         if source.gguf["chat_template"]:
             card["chat_template"] = source.gguf["chat_template"]
+            card["tasks"] = [*card["tasks"], "chat"]  # /decode offers "ask it a question"
     return card
 
 
