@@ -650,7 +650,17 @@ class Inputs:
                 f"the scores of {layers} layers × {cfg.n_heads} heads on {tokens} tokens",
                 "send a shorter text",
             )
-        if "importance" in wanted and getattr(cfg, "lm_head", False):
+        approximate = getattr(body, "importance_method", "exact") == "attribution_patching"
+        if "importance" in wanted and getattr(cfg, "lm_head", False) and approximate:
+            memory.require(  # the backward pass keeps every layer's activations
+                layers * memory.forward_bytes(cfg, tokens, logits=False)
+                + 3 * memory.logits_bytes(cfg, tokens),
+                budget,
+                field,
+                f"attribution patching on {tokens} tokens",
+                "send a shorter text",
+            )
+        elif "importance" in wanted and getattr(cfg, "lm_head", False):
             shown = len(inp.positions) if inp.positions is not None else tokens
             inp.chunk = memory.largest_chunk(
                 2 * memory.logits_bytes(cfg, tokens),  # the clean run's log-probabilities

@@ -730,6 +730,13 @@ class HeadScoresRequest(SequenceInput):
     importance_mode: Literal["zero", "mean"] = Field(
         "zero", description="How `importance` ablates each head."
     )
+    importance_method: Literal["exact", "attribution_patching"] = Field(
+        "exact",
+        description="`exact`: every head ablated in turn (batched forward passes). "
+        "`attribution_patching`: an approximation from one forward and one backward pass "
+        "(gradient × the change the ablation makes to the head's output), labelled so in "
+        "`definitions`; seconds instead of minutes on a real LLM.",
+    )
 
     model_config = examples(
         {"model": "induction-2l"},

@@ -17,7 +17,7 @@ from app.inputs import ModelInput, Sequence
 from app.serialize import Format, rounded, tensor
 from models.analysis import scores
 from models.analysis.attribution import direct_logit_attribution
-from models.analysis.importance import head_importance
+from models.analysis.importance import attribution_patching, head_importance
 from models.analysis.lens import run_logit_lens
 from models.analysis.rollout import rollout as attention_rollout
 from models.hooks import hook_name
@@ -116,10 +116,23 @@ SCORE_DEFINITIONS = {
     "importance": "drop in the log-probability of the model's own predictions when this head "
     "alone is ablated (mean over the predicted positions; positive: the output needs it)",
 }
+APPROXIMATE_IMPORTANCE = (
+    "APPROXIMATION (attribution patching): the first-order estimate, from one forward and "
+    "one backward pass, of the drop in the log-probability of the model's own predictions "
+    "when this head alone is ablated (gradient × the change the ablation makes to the head's "
+    "output); ask importance_method exact for the measured drop"
+)
 PATTERN_SCORES = ("previous_token", "induction", "duplicate_token", "first_token", "entropy")
 
 
-def head_scores(inp: ModelInput, wanted, mode: str, max_new_tokens: int, probe: dict | None):
+def head_scores(
+    inp: ModelInput,
+    wanted,
+    mode: str,
+    max_new_tokens: int,
+    probe: dict | None,
+    method: str = "exact",
+):
     """POST /heads/scores: every head's scores per site, [L][H] each."""
     entry, cfg, model = inp.entry, inp.entry.config, inp.entry.model
     wanted = list(wanted or SCORE_DEFINITIONS)
@@ -131,12 +144,13 @@ def head_scores(inp: ModelInput, wanted, mode: str, max_new_tokens: int, probe: 
     if "importance" in wanted:
         has_head = getattr(model, "lm_head", None) is not None
         ids, target_ids = _forward_ids(inp, target)
-        chunk = inp.chunk or 32
-        sweep = (
-            head_importance(model, ids, target_ids, inp.positions, mode, chunk=chunk)
-            if has_head
-            else {}
-        )
+        if not has_head:
+            sweep = {}
+        elif method == "attribution_patching":
+            sweep = attribution_patching(model, ids, target_ids, inp.positions, mode)
+        else:
+            chunk = inp.chunk or 32
+            sweep = head_importance(model, ids, target_ids, inp.positions, mode, chunk=chunk)
         for site in cfg.sites:
             out[site]["importance"] = sweep.get(site)
     return {
@@ -149,7 +163,7 @@ def head_scores(inp: ModelInput, wanted, mode: str, max_new_tokens: int, probe: 
             site: {name: None if v is None else _nullable(v) for name, v in per.items()}
             for site, per in out.items()
         },
-        "definitions": {name: SCORE_DEFINITIONS[name] for name in wanted},
+        "definitions": {name: _definition(name, method) for name in wanted},
     }
 
 
@@ -196,6 +210,12 @@ def _layer_scores(patterns: torch.Tensor, tokens, causal: bool, wanted: list[str
             value = getattr(scores, name)(patterns)
         per[name] = value
     return per
+
+
+def _definition(name: str, method: str) -> str:
+    if name == "importance" and method == "attribution_patching":
+        return APPROXIMATE_IMPORTANCE
+    return SCORE_DEFINITIONS[name]
 
 
 def _nullable(values: torch.Tensor) -> list:

@@ -114,7 +114,12 @@ async def head_scores(
 
     def job() -> bytes:
         answer = inference.head_scores(
-            inp, body.scores, body.importance_mode, settings.max_new_tokens, probe
+            inp,
+            body.scores,
+            body.importance_mode,
+            settings.max_new_tokens,
+            probe,
+            body.importance_method,
         )
         return dumps(answer)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -117,3 +118,23 @@ def test_metrics_carry_the_process_resident_memory(client):
     pages = int(Path("/proc/self/statm").read_text().split()[1])  # this process: the server
     measured = pages * os.sysconf("SC_PAGE_SIZE")
     assert abs(reported - measured) <= 0.1 * measured
+
+
+@pytest.mark.parametrize("kind", ["decoder", "seq2seq"])
+def test_importance_by_attribution_patching_is_labelled_as_an_approximation(
+    client, model_ids, kind
+):
+    # on the induction probe (random tokens): predictions far from certain, drops far from 0
+    body = {"model": model_ids[kind], "scores": ["importance"], "run_length": 12}
+    exact = client.post(f"{API}/heads/scores", json=body).json()
+    r = client.post(
+        f"{API}/heads/scores", json={**body, "importance_method": "attribution_patching"}
+    )
+    assert r.status_code == 200, r.text
+    approx = r.json()
+    assert approx["definitions"]["importance"].startswith("APPROXIMATION (attribution patching)")
+    assert not exact["definitions"]["importance"].startswith("APPROXIMATION")
+    a = np.concatenate([np.ravel(approx["scores"][s]["importance"]) for s in exact["scores"]])
+    e = np.concatenate([np.ravel(per["importance"]) for per in exact["scores"].values()])
+    assert a.shape == e.shape and np.isfinite(a.astype(float)).all()
+    assert not np.allclose(a, e)  # an estimate, not the measurement (how close: bench)

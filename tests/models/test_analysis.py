@@ -200,3 +200,33 @@ def test_batched_importance_equals_one_ablation_at_a_time(kind, overrides, mode)
                     lp = torch.log_softmax(logits_of(model, ids, target)[0], dim=-1)
                 expected = clean_lp - lp.gather(-1, predicted[:, None]).mean()
                 assert float(got[site][layer, head]) == pytest.approx(float(expected), abs=1e-4)
+
+
+@pytest.mark.parametrize(("kind", "mode"), [("decoder", "zero"), ("seq2seq", "mean")])
+def test_attribution_patching_is_the_first_order_change_of_each_ablation(kind, mode):
+    """∇M · (z − z') per head, against the finite difference of M moving that head's output
+    a step ε of the way to its ablated value (float64)."""
+    from models.analysis.importance import attribution_patching
+
+    model = widen(tiny(kind))
+    ids, target = inputs(model)
+    got = attribution_patching(model, ids, target, mode=mode)
+    clean = torch.log_softmax(logits_of(model, ids, target)[0], dim=-1)
+    predicted = clean.argmax(-1)
+    metric = clean.gather(-1, predicted[:, None]).mean()
+    eps = 1e-6
+    for site, n in model.config.sites.items():
+        for layer in range(n):
+            for head in range(model.config.n_heads):
+
+                def nudge(z, head=head):
+                    z = z.clone()
+                    toward = 0.0 if mode == "zero" else z[:, head].mean(dim=-2, keepdim=True)
+                    z[:, head] = z[:, head] + eps * (toward - z[:, head])
+                    return z
+
+                with capture(model, edits={hook_name(site, layer, "z"): nudge}):
+                    lp = torch.log_softmax(logits_of(model, ids, target)[0], dim=-1)
+                moved = lp.gather(-1, predicted[:, None]).mean()
+                expected = float(((metric - moved) / eps).detach())
+                assert float(got[site][layer, head]) == pytest.approx(expected, rel=1e-4, abs=1e-7)
