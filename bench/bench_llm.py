@@ -14,6 +14,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -77,7 +78,7 @@ class Server:
         env.setdefault("ATTNVIZ_DEVICE", "cpu")
         env.setdefault("ATTNVIZ_REQUEST_TIMEOUT_S", "600")
         cmd = [PY, "-m", "app.server", "--host", "127.0.0.1", "--port", str(self.port)]
-        self.log = open(ROOT / "bench" / ".bench_llm.log", "w")  # noqa: SIM115
+        self.log = open(Path(tempfile.gettempdir()) / "bench_llm.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=self.log)
         deadline = time.time() + 120
         while time.time() < deadline:
