@@ -651,6 +651,13 @@ class Inputs:
                 "send a shorter text",
             )
         approximate = getattr(body, "importance_method", "exact") == "attribution_patching"
+        if approximate and "importance" in wanted and cfg.architecture != "transformer":
+            raise invalid(
+                "importance_method",
+                f"attribution patching follows a transformer's residual stream; {inp.entry.id} "
+                f"is an {cfg.architecture}: use importance_method exact",
+                "unsupported_field",
+            )
         if "importance" in wanted and getattr(cfg, "lm_head", False) and approximate:
             memory.require(  # the backward pass keeps every layer's activations
                 layers * memory.forward_bytes(cfg, tokens, logits=False)

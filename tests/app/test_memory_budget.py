@@ -138,3 +138,11 @@ def test_importance_by_attribution_patching_is_labelled_as_an_approximation(
     e = np.concatenate([np.ravel(per["importance"]) for per in exact["scores"].values()])
     assert a.shape == e.shape and np.isfinite(a.astype(float)).all()
     assert not np.allclose(a, e)  # an estimate, not the measurement (how close: bench)
+
+
+def test_attribution_patching_on_the_rnn_names_the_field(client, model_ids):
+    body = {"model": model_ids["rnn"], "scores": ["importance"]}
+    r = client.post(
+        f"{API}/heads/scores", json={**body, "importance_method": "attribution_patching"}
+    )
+    assert r.status_code == 422 and r.json()["error"]["field"] == "importance_method"
