@@ -393,7 +393,7 @@ class Inputs:
         """A 422 naming what to shrink (pool, heads or layers) when the request would need more
         than the memory budget, with what would fit."""
         cfg = inp.entry.config
-        budget = self.settings.memory_budget_mb << 20
+        budget = memory.budget_bytes(self.settings)
         lengths = {"source": len(inp.source.ids)}
         if cfg.kind == "seq2seq":  # an undecoded translation: its longest possible length
             lengths["target"] = (
@@ -408,7 +408,7 @@ class Inputs:
             answer_shapes = {s: (min(q, rows), k) for s, (q, k) in shapes.items()}
         else:
             answer_shapes = shapes
-        forward = max(3 * cfg.n_heads * q * k * 4 for q, k in shapes.values())
+        forward = max(memory.attention_bytes(cfg, q, k) for q, k in shapes.values())
         per_head_layer = sum(
             _answer_floats(q, k, cfg.d_head, body.include, body.pool, body.weights) * 4
             for q, k in answer_shapes.values()

@@ -427,6 +427,7 @@ class GenerateRequest(Request):
     )
     chat: bool = Field(
         False,
+        strict=True,
         description="Put `text` through the model's chat template as the user's message (a "
         "question), with the assistant's turn opened: for models whose card has a "
         "`chat_template` (its `tasks` list `chat`), e.g. an imported instruct LLM.",
