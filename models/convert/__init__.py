@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch.overrides import TorchFunctionMode
 
-from models.checkpoint import TIED_HEAD, write_checkpoint
+from models.checkpoint import EMBEDDINGS, TIED_HEAD, write_checkpoint
 from models.config import ModelConfig
 from models.convert import bart, bert, gpt2, llama
 from models.convert.gguf_source import GGUFSource, find_gguf, gguf_tokenizer, open_gguf
@@ -192,6 +192,21 @@ def _gguf_tokenizer(file: Path, source: GGUFSource, converted: Converted):
     return tokenizer
 
 
+def _measured_heads(converted: Converted) -> dict:
+    """The heads' roles on the card, measured on the converted weights (`heads.py`)."""
+    from models.convert.heads import head_summary
+
+    cfg = converted.config
+    with _SkipNormalInit():  # every weight is loaded next
+        model = Transformer(cfg)
+    state = dict(converted.state)
+    if cfg.tie_embeddings:
+        state[TIED_HEAD] = state[EMBEDDINGS]
+    model.load_state_dict(state, strict=True)
+    specials = [i for i in (cfg.bos_id, cfg.eos_id, cfg.pad_id) if i is not None]
+    return head_summary(model.eval(), specials)
+
+
 def _plain_permissions(folder: Path) -> None:
     """mkdtemp makes the folder private (0700): give it the modes of any folder the operator
     creates, so a server running as another user (the Docker image's) can read it."""
@@ -237,6 +252,8 @@ def import_checkpoint(
         tokenizer, notes = load_tokenizer(source)
         converted.notes += notes
     card = make_card(model_id, source, converted)
+    if isinstance(source, GGUFSource) and converted.config.kind == "decoder":
+        card["heads"] = _measured_heads(converted)
     # Written one level further down, then renamed: a server scanning `out` for folders
     # with a config.json never loads half a model, even one an interrupted import left.
     work = Path(out) / ".attnviz-import"

@@ -114,3 +114,21 @@ def test_the_card_says_the_weights_were_dequantized_from_q4_1(imported):
     assert imported.config.bos_id is None and imported.config.eos_id == 2
     assert imported.config.n_kv_heads == 3 and imported.config.rope_base == 1e5
     assert card["parameters"]["total"] == 134_515_008
+
+
+def test_the_card_says_which_heads_are_previous_token_induction_and_sink_heads(imported):
+    """Measured at import on the converted weights; recomputed here on the weights read back."""
+    from models.analysis import scores
+    from models.convert import heads
+
+    summary = imported.card["heads"]
+    assert summary["induction"]["count"] >= 1 and summary["previous_token"]["count"] >= 1
+    assert summary["first_token"]["count"] > 100  # most of the 270 heads rest on the sink
+    layer, head, value = summary["induction"]["top"][0]
+    cfg = imported.config
+    ids = scores.induction_probe(heads.RUN, cfg.vocab_size, seed=heads.SEED, exclude=[2])
+    name = hook_name("decoder.self", layer, "pattern")
+    with torch.no_grad(), capture(imported.model, names=[name]) as trace:
+        imported.model(ids)
+    again = scores.induction(trace[name][:, head : head + 1].double(), ids[0], causal=True)
+    assert float(again) == pytest.approx(value, abs=1e-3)
