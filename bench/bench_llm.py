@@ -145,6 +145,12 @@ def main() -> None:
             "≤ 3 s",
         )
         timed("/block layer 0, 256 tokens", "/block", {**body, "layer": 0}, "≤ 2 s")
+        timed(
+            "importance by attribution patching, 270 heads, 256 tokens",
+            "/heads/scores",
+            {**body, "scores": ["importance"], "importance_method": "attribution_patching"},
+            "≤ 10 s (an approximation)",
+        )
         if args.importance:
             timed(
                 "importance, all 270 heads, 256 tokens",
