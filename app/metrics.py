@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+)
 
 disable_created_metrics()  # no *_created series: they double the exposition for no use here
 
@@ -13,6 +20,9 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        # process_resident_memory_bytes, process_cpu_seconds_total...: what operators' dashboards
+        # read (Linux; elsewhere the collector reports nothing)
+        ProcessCollector(registry=r)
         self.requests = Counter(
             "attnviz_requests",
             "HTTP requests answered, by route template, method and status code.",

@@ -441,6 +441,13 @@ class GenerateRequest(Request):
         "except past 256 tokens of context with no `layers`/`heads`: then 64 blocks, so a long "
         "decoding never sends every head's full row each step.",
     )
+    chat: bool = Field(
+        False,
+        strict=True,
+        description="Put `text` through the model's chat template as the user's message (a "
+        "question), with the assistant's turn opened: for models whose card has a "
+        "`chat_template` (its `tasks` list `chat`), e.g. an imported instruct LLM.",
+    )
 
     model_config = examples(
         {"model": "seq2seq-en-fr", "text": "the black cat ate the mouse"},
@@ -743,6 +750,13 @@ class HeadScoresRequest(SequenceInput):
     )
     importance_mode: Literal["zero", "mean"] = Field(
         "zero", description="How `importance` ablates each head."
+    )
+    importance_method: Literal["exact", "attribution_patching"] = Field(
+        "exact",
+        description="`exact`: every head ablated in turn (batched forward passes). "
+        "`attribution_patching`: an approximation from one forward and one backward pass "
+        "(gradient × the change the ablation makes to the head's output), labelled so in "
+        "`definitions`; seconds instead of minutes on a real LLM.",
     )
 
     model_config = examples(

@@ -212,6 +212,11 @@ class TextCodec:
                 enc.tokens.append(self.special_token(eos, len(text)))
         return enc
 
+    def encode_chat(self, prompt: str) -> Encoded:
+        """A rendered chat template, as it is: the template writes every special token
+        itself (transformers encodes it so too, without the post-processor's)."""
+        return self._encode(prompt, add_special_tokens=False)
+
     def encode_target(self, text: str) -> Encoded:
         """seq2seq decoder input for a given target: <s> target (teacher forcing)."""
         enc = self._encode(text, add_special_tokens=False)
@@ -226,3 +231,29 @@ class TextCodec:
             ids.insert(0, bos)
             tokens.insert(0, self.special_token(bos, 0))
         return Encoded(ids, tokens)
+
+
+def chat_prompt(template: str, question: str, special_tokens: dict | None = None) -> str:
+    """A chat template (Jinja, as Hugging Face and llama.cpp store it) rendered for one user
+    message with the assistant's turn opened, as transformers' apply_chat_template does
+    (the same environment options; the special tokens, e.g. ``bos_token``, by name).
+    Sandboxed: a template cannot reach Python."""
+    from jinja2 import TemplateError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
+    )
+
+    def raise_exception(message):  # what Hugging Face's templates call on a bad conversation
+        raise TemplateError(message)
+
+    env.globals["raise_exception"] = raise_exception
+    try:
+        return env.from_string(template).render(
+            messages=[{"role": "user", "content": question}],
+            add_generation_prompt=True,
+            **{"bos_token": "", "eos_token": "", **(special_tokens or {})},
+        )
+    except TemplateError as e:
+        raise ValueError(str(e)) from None

@@ -12,12 +12,17 @@ named after its place in the module tree (TransformerLens-style), e.g.
 The active trace lives in a ``contextvars.ContextVar``: two threads (or two asyncio tasks)
 capturing on one shared model each see their own trace, with no lock and no hook state on
 the model itself. With no active trace a hook point costs one context-variable read.
+
+Work run under ``stoppable(event)`` stops at the next recorded hook point once the event is
+set (the server sets it when the request's client has gone or timed out): `Cancelled` is
+raised there, and the forward pass's tensors are freed as it unwinds.
 """
 
 from __future__ import annotations
 
 import contextvars
 import fnmatch
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
@@ -123,6 +128,25 @@ def _is_glob(name: str) -> bool:
     return any(c in name for c in "*?[")
 
 
+_stop_event: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
+    "attnviz_stop", default=None
+)
+
+
+class Cancelled(RuntimeError):
+    """The work was stopped (its requester went away) at a hook point."""
+
+
+@contextmanager
+def stoppable(event: threading.Event) -> Iterator[None]:
+    """Captures opened inside stop at their next hook point once ``event`` is set."""
+    token = _stop_event.set(event)
+    try:
+        yield
+    finally:
+        _stop_event.reset(token)
+
+
 class Trace:
     """What one forward pass recorded, plus the edits it applies.
 
@@ -142,6 +166,7 @@ class Trace:
         self.edits = dict(edits or {})
         self.tensors: dict[str, torch.Tensor] = {}
         self._wanted: dict[str, bool] = {}
+        self._stop = _stop_event.get()
 
     def wants(self, name: str) -> bool:
         hit = self._wanted.get(name)
@@ -155,6 +180,8 @@ class Trace:
         return hit
 
     def record(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        if self._stop is not None and self._stop.is_set():
+            raise Cancelled(f"stopped at {name}")
         edit = self.edits.get(name)
         if edit is not None:
             x = edit(x)

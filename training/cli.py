@@ -60,14 +60,16 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("recipes", help="list the recipes")
     i = sub.add_parser(
         "import",
-        help="convert a Hugging Face checkpoint (safetensors) into DIR/ID",
+        help="convert a Hugging Face checkpoint (safetensors) or a GGUF file into DIR/ID",
         description="Convert a Hugging Face checkpoint into attnviz's format (config.json, "
         "model.safetensors, tokenizer.json, card.json) in DIR/ID. SRC is a local folder with "
-        "config.json, *.safetensors and tokenizer.json, or a hub id (needs the network). "
-        "Supported: BERT, RoBERTa, DistilBERT, GPT-2, Llama, Mistral, Qwen2, BART, Marian. "
+        "config.json, *.safetensors and tokenizer.json, a .gguf file (or a folder holding "
+        "one: dequantized to float32), or a hub id (needs the network). "
+        "Supported: BERT, RoBERTa, DistilBERT, GPT-2, Llama, Mistral, Qwen2, BART, Marian; "
+        "from GGUF: Llama, Mistral, Qwen2, GPT-2. "
         "Pickle (.bin) weights are refused; no code from the checkpoint ever runs.",
     )
-    i.add_argument("src", metavar="SRC", help="checkpoint folder or hub id (e.g. gpt2)")
+    i.add_argument("src", metavar="SRC", help="checkpoint folder, .gguf file or hub id (e.g. gpt2)")
     i.add_argument(
         "--id", required=True, dest="model_id", metavar="ID", help="the model id to serve it as"
     )
@@ -75,6 +77,13 @@ def main(argv: list[str] | None = None) -> int:
         "--out", required=True, metavar="DIR", help="the checkpoint folder to write into"
     )
     i.add_argument("--force", action="store_true", help="replace DIR/ID if it exists")
+    i.add_argument(
+        "--memory-budget-mb",
+        type=int,
+        metavar="MB",
+        help="refuse a GGUF whose float32 weights are larger (default: the server's "
+        "ATTNVIZ_MEMORY_BUDGET_MB)",
+    )
     e = sub.add_parser(
         "export",
         help="write one HTML page of a model's attention that opens from disk, offline",
@@ -138,11 +147,15 @@ def main(argv: list[str] | None = None) -> int:
 def _import(args: argparse.Namespace) -> int:
     import time
 
+    from app.config import Settings
     from models.convert import ConversionError, import_checkpoint
 
+    budget_mb = args.memory_budget_mb or Settings().memory_budget_mb
     start = time.perf_counter()
     try:
-        path = import_checkpoint(args.src, args.model_id, args.out, overwrite=args.force)
+        path = import_checkpoint(
+            args.src, args.model_id, args.out, overwrite=args.force, max_bytes=budget_mb << 20
+        )
     except ConversionError as e:
         print(f"attnviz import: {e}", file=sys.stderr)
         return 2

@@ -17,7 +17,7 @@ from app.inputs import ModelInput, Sequence
 from app.serialize import Format, rounded, tensor
 from models.analysis import scores
 from models.analysis.attribution import direct_logit_attribution
-from models.analysis.importance import head_importance
+from models.analysis.importance import attribution_patching, head_importance
 from models.analysis.lens import run_logit_lens
 from models.analysis.rollout import rollout as attention_rollout
 from models.hooks import hook_name
@@ -33,7 +33,9 @@ def logit_lens(inp: ModelInput, k: int, max_new_tokens: int) -> dict:
     entry, cfg = inp.entry, inp.entry.config
     target = target_of(inp, max_new_tokens)
     ids, target_ids = _forward_ids(inp, target)
-    lens = run_logit_lens(entry.model, ids, target_ids, inp.positions, k, edits=inp.edits)
+    lens = run_logit_lens(
+        entry.model, ids, target_ids, inp.positions, k, edits=inp.edits, vocab_chunk=inp.chunk
+    )
     ids_seen = sorted(set(lens.top_ids.flatten().tolist()) | set(lens.final_ids.tolist()))
     shown = entry.codec.token_text if entry.codec else str
     return {
@@ -115,43 +117,41 @@ SCORE_DEFINITIONS = {
     "importance": "drop in the log-probability of the model's own predictions when this head "
     "alone is ablated (mean over the predicted positions; positive: the output needs it)",
 }
+APPROXIMATE_IMPORTANCE = (
+    "APPROXIMATION (attribution patching): the first-order estimate, from one forward and "
+    "one backward pass, of the drop in the log-probability of the model's own predictions "
+    "when this head alone is ablated (gradient × the change the ablation makes to the head's "
+    "output); ask importance_method exact for the measured drop"
+)
 PATTERN_SCORES = ("previous_token", "induction", "duplicate_token", "first_token", "entropy")
 
 
-def head_scores(inp: ModelInput, wanted, mode: str, max_new_tokens: int, probe: dict | None):
+def head_scores(
+    inp: ModelInput,
+    wanted,
+    mode: str,
+    max_new_tokens: int,
+    probe: dict | None,
+    method: str = "exact",
+):
     """POST /heads/scores: every head's scores per site, [L][H] each."""
     entry, cfg, model = inp.entry, inp.entry.config, inp.entry.model
     wanted = list(wanted or SCORE_DEFINITIONS)
     target = target_of(inp, max_new_tokens)
-    names = [hook_name(s, li, "pattern") for s, n in cfg.sites.items() for li in range(n)]
-    trace = forward(entry, inp.source.ids, target.ids if target else None, names)
-    reads = {"encoder.self": inp.source, "decoder.self": target or inp.source}
-    out: dict = {}
-    for site, n in cfg.sites.items():
-        patterns = torch.stack([trace[hook_name(site, li, "pattern")][0] for li in range(n)])
-        patterns = patterns.double()  # (L, H, Tq, Tk)
-        causal = site != "encoder.self"
-        tokens = torch.tensor(reads[site].ids) if site in reads else None
-        per = {}
-        for name in wanted:
-            if name == "importance" or (tokens is None and name not in ("first_token", "entropy")):
-                continue
-            if name == "previous_token":
-                if patterns.shape[-1] < 2:  # one token: no previous one to look at
-                    continue
-                value = scores.previous_token(patterns)
-            elif name == "induction":
-                value = scores.induction(patterns, tokens, causal)
-            elif name == "duplicate_token":
-                value = scores.duplicate_token(patterns, tokens, causal)
-            else:
-                value = getattr(scores, name)(patterns)
-            per[name] = value
-        out[site] = {name: per.get(name) for name in wanted if name != "importance"}
+    if set(wanted) - {"importance"}:
+        out = _pattern_scores(inp, target, wanted)  # its patterns are freed before the sweep
+    else:
+        out = {site: {} for site in cfg.sites}
     if "importance" in wanted:
         has_head = getattr(model, "lm_head", None) is not None
         ids, target_ids = _forward_ids(inp, target)
-        sweep = head_importance(model, ids, target_ids, inp.positions, mode) if has_head else {}
+        if not has_head:
+            sweep = {}
+        elif method == "attribution_patching":
+            sweep = attribution_patching(model, ids, target_ids, inp.positions, mode)
+        else:
+            chunk = inp.chunk or 32
+            sweep = head_importance(model, ids, target_ids, inp.positions, mode, chunk=chunk)
         for site in cfg.sites:
             out[site]["importance"] = sweep.get(site)
     return {
@@ -164,8 +164,59 @@ def head_scores(inp: ModelInput, wanted, mode: str, max_new_tokens: int, probe: 
             site: {name: None if v is None else _nullable(v) for name, v in per.items()}
             for site, per in out.items()
         },
-        "definitions": {name: SCORE_DEFINITIONS[name] for name in wanted},
+        "definitions": {name: _definition(name, method) for name in wanted},
     }
+
+
+def _pattern_scores(inp: ModelInput, target: Sequence | None, wanted: list[str]) -> dict:
+    """site -> score -> (L, H): the scores read off the patterns, one layer at a time in
+    float64 (all layers at once in float64 would be 2 × the patterns' memory again)."""
+    entry, cfg = inp.entry, inp.entry.config
+    names = [hook_name(s, li, "pattern") for s, n in cfg.sites.items() for li in range(n)]
+    trace = forward(entry, inp.source.ids, target.ids if target else None, names)
+    reads = {"encoder.self": inp.source, "decoder.self": target or inp.source}
+    out: dict = {}
+    for site, n in cfg.sites.items():
+        causal = site != "encoder.self"
+        tokens = torch.tensor(reads[site].ids) if site in reads else None
+        layers = [
+            _layer_scores(
+                trace[hook_name(site, li, "pattern")][0][None].double(), tokens, causal, wanted
+            )
+            for li in range(n)
+        ]
+        out[site] = {
+            name: None if layers[0].get(name) is None else torch.cat([per[name] for per in layers])
+            for name in wanted
+            if name != "importance"
+        }
+    return out
+
+
+def _layer_scores(patterns: torch.Tensor, tokens, causal: bool, wanted: list[str]) -> dict:
+    """patterns (1, H, Tq, Tk) -> score -> (1, H); a score that does not apply is left out."""
+    per = {}
+    for name in wanted:
+        if name == "importance" or (tokens is None and name not in ("first_token", "entropy")):
+            continue
+        if name == "previous_token":
+            if patterns.shape[-1] < 2:  # one token: no previous one to look at
+                continue
+            value = scores.previous_token(patterns)
+        elif name == "induction":
+            value = scores.induction(patterns, tokens, causal)
+        elif name == "duplicate_token":
+            value = scores.duplicate_token(patterns, tokens, causal)
+        else:
+            value = getattr(scores, name)(patterns)
+        per[name] = value
+    return per
+
+
+def _definition(name: str, method: str) -> str:
+    if name == "importance" and method == "attribution_patching":
+        return APPROXIMATE_IMPORTANCE
+    return SCORE_DEFINITIONS[name]
 
 
 def _nullable(values: torch.Tensor) -> list:

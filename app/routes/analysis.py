@@ -83,5 +83,5 @@ def head_scores(inputs: Inputs, body: HeadScoresRequest, settings: Settings):
     probe = None
     if body.text is None and body.token_ids is None:
         probe = {"seed": body.seed, "run_length": body.run_length}
-    mode, limit = body.importance_mode, settings.max_new_tokens
-    return lambda: inference.head_scores(inp, body.scores, mode, limit, probe)
+    mode, limit, method = body.importance_mode, settings.max_new_tokens, body.importance_method
+    return lambda: inference.head_scores(inp, body.scores, mode, limit, probe, method)

@@ -156,6 +156,7 @@ async def generate_stream(
         description="Heads to ablate, each `site:layer:head[:mode]`, e.g. `decoder.self:1:0` "
         "or `decoder.cross:2:3:mean`; the `done` event then carries the baseline output.",
     ),
+    chat: bool = Query(False, description="`text` as a question through the chat template."),
 ):
     body = GenerateRequest(
         model=model,
@@ -173,6 +174,7 @@ async def generate_stream(
         heads=heads or None,
         pool=pool,
         ablate=parse_ablations(ablate),
+        chat=chat,
     )
     inp, sampling = inputs.generation(body), sampling_of(body)
     entry = inp.entry

@@ -40,25 +40,60 @@ def residual_hooks(stack: str, depth: int) -> list[str]:
 
 @torch.inference_mode()
 def logit_lens(
-    model, stack: str, states: list[torch.Tensor], positions: list[int], k: int = 5
+    model,
+    stack: str,
+    states: list[torch.Tensor],
+    positions: list[int],
+    k: int = 5,
+    vocab_chunk: int | None = None,
 ) -> LogitLens:
-    """``states``: the residual stream (T, D) at each of residual_hooks(stack, depth)."""
+    """``states``: the residual stream (T, D) at each of residual_hooks(stack, depth).
+
+    The vocabulary is read ``vocab_chunk`` ids at a time (default: all at once): each layer
+    keeps only its running top-k, log-sum-exp and the logit of the final prediction, so the
+    lens holds (P, vocab_chunk) scores at most, never a (layers, P, V) tensor."""
     final_norm = getattr(model, stack).final_norm
     pos = torch.tensor(positions, device=states[0].device)
-    probs = []
-    for resid in states:  # one layer at a time: (P, V) stays small even for big vocabularies
-        logits = model.unembed(final_norm(resid[pos]))
-        probs.append(F.softmax(logits.float(), dim=-1))
-    final_ids = probs[-1].argmax(-1)  # (P,)
-    top = [p.topk(min(k, p.shape[-1]), dim=-1) for p in probs]
+    chunk = vocab_chunk or model.config.vocab_size
+    read = [_read_layer(model, final_norm(resid[pos]), k, chunk) for resid in states[-1:]]
+    final_ids = read[0][0][:, 0]  # (P,) the output's own prediction: its top-1
+    read = [_read_layer(model, final_norm(resid[pos]), k, chunk, final_ids) for resid in states]
     return LogitLens(
         layers=["embed", *[str(li) for li in range(len(states) - 1)]],
         positions=list(positions),
-        top_ids=torch.stack([t.indices for t in top]),
-        top_probs=torch.stack([t.values for t in top]),
+        top_ids=torch.stack([r[0] for r in read]),
+        top_probs=torch.stack([r[1] for r in read]),
         final_ids=final_ids,
-        final_probs=torch.stack([p.gather(-1, final_ids[:, None])[:, 0] for p in probs]),
+        final_probs=torch.stack([r[2] for r in read]),
     )
+
+
+def _read_layer(model, h: torch.Tensor, k: int, chunk: int, final_ids=None):
+    """(top ids (P, k), their probabilities, the probability of ``final_ids`` (P,)) of
+    softmax(unembed(h)), over the vocabulary in chunks."""
+    if model.lm_head is None:
+        raise TypeError("this model has no vocabulary head (it was imported without one)")
+    if model.mlm_transform is not None:
+        h = model.mlm_transform(h)
+    weight, bias = model.lm_head.weight, model.lm_head.bias
+    vocab, n = weight.shape[0], h.shape[0]
+    lse = torch.full((n,), -torch.inf, device=h.device)
+    top_v = torch.empty(n, 0, device=h.device)
+    top_i = torch.empty(n, 0, dtype=torch.long, device=h.device)
+    final = torch.zeros(n, device=h.device)
+    rows = torch.arange(n, device=h.device)
+    for a in range(0, vocab, chunk):
+        b = min(vocab, a + chunk)
+        logits = F.linear(h, weight[a:b], None if bias is None else bias[a:b]).float()
+        lse = torch.logaddexp(lse, logits.logsumexp(-1))
+        v, i = logits.topk(min(k, b - a), dim=-1)
+        top_v, order = torch.cat([top_v, v], -1).topk(min(k, top_v.shape[1] + v.shape[1]), -1)
+        top_i = torch.cat([top_i, i + a], -1).gather(-1, order)
+        if final_ids is not None:
+            inside = (final_ids >= a) & (final_ids < b)
+            final[inside] = logits[rows[inside], final_ids[inside] - a]
+        del logits
+    return top_i, (top_v - lse[:, None]).exp(), (final - lse).exp()
 
 
 def run_logit_lens(
@@ -68,6 +103,7 @@ def run_logit_lens(
     positions: list[int] | None = None,
     k: int = 5,
     edits=None,
+    vocab_chunk: int | None = None,
 ) -> LogitLens:
     """One forward pass, then the lens on the stack that predicts tokens: the decoder (decoder,
     seq2seq with ``target_ids``) or the encoder (MLM; pass the [MASK] positions).
@@ -87,4 +123,4 @@ def run_logit_lens(
     states = [trace[n][0] for n in names]
     if positions is None:
         positions = list(range(states[0].shape[0]))
-    return logit_lens(model, stack, states, positions, k)
+    return logit_lens(model, stack, states, positions, k, vocab_chunk)

@@ -8,7 +8,10 @@ and every view work on it unchanged. One module per family (`bert`, `gpt2`, `lla
 shape fits, and writes the checkpoint folder: config.json, model.safetensors, tokenizer.json
 and card.json (source, architecture, license, parameters per part).
 
-Only json, text and safetensors files are read: no pickle, no code from the checkpoint.
+A GGUF file (or a folder holding one) is read through transformers' GGUF reader and
+dequantized (`gguf_source`), then converted like any Hugging Face checkpoint.
+
+Only json, text, safetensors and GGUF files are read: no pickle, no code from the checkpoint.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from pathlib import Path
 import torch
 from torch.overrides import TorchFunctionMode
 
-from models.checkpoint import TIED_HEAD, write_checkpoint
+from models.checkpoint import EMBEDDINGS, TIED_HEAD, write_checkpoint
 from models.config import ModelConfig
 from models.convert import bart, bert, gpt2, llama
+from models.convert.gguf_source import GGUFSource, find_gguf, gguf_tokenizer, open_gguf
 from models.convert.mapping import Converted
 from models.convert.source import ConversionError, Source, download, looks_like_hub_id
 from models.convert.tokenizer import load_tokenizer
@@ -137,12 +141,15 @@ def make_card(model_id: str, source: Source, converted: Converted) -> dict:
         else f"{cfg.n_layers} layers"
     )
     kv = f" ({cfg.n_kv_heads} key/value heads)" if cfg.n_kv_heads else ""
-    return {
+    origin = "Hugging Face weights"
+    if isinstance(source, GGUFSource):
+        origin = f"a GGUF file ({source.gguf['quantization']}, dequantized to float32)"
+    card = {
         "id": model_id,
         "title": f"{model_id} (imported)",
         "description": (
-            f"{source.architecture or source.config['model_type']}, imported from Hugging Face "
-            f"weights: {layers} × {cfg.n_heads} heads{kv}, d_model {cfg.d_model}, "
+            f"{source.architecture or source.config['model_type']}, imported from {origin}: "
+            f"{layers} × {cfg.n_heads} heads{kv}, d_model {cfg.d_model}, "
             f"{cfg.vocab_size} tokens."
         ),
         "tasks": converted.tasks,
@@ -158,6 +165,46 @@ def make_card(model_id: str, source: Source, converted: Converted) -> dict:
         "parameters": converted.parameters,
         "conversion": {"notes": converted.notes, "dropped": converted.dropped},
     }
+    if isinstance(source, GGUFSource):
+        gguf = {
+            k: v for k, v in source.gguf.items() if k not in ("special_tokens", "chat_template")
+        }
+        card["gguf"] = gguf
+        if source.gguf["chat_template"]:
+            card["chat_template"] = source.gguf["chat_template"]
+            card["tasks"] = [*card["tasks"], "chat"]  # /decode offers "ask it a question"
+    return card
+
+
+def _gguf_tokenizer(file: Path, source: GGUFSource, converted: Converted):
+    tokenizer = gguf_tokenizer(file)
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    cfg = converted.config
+    converted.notes.append("tokenizer.json built with transformers from the GGUF's tokenizer")
+    if not source.gguf["add_bos_token"] and cfg.bos_id is not None:
+        # attnviz puts bos_id before a decoder's prompt; this model was not trained so
+        converted.notes.append(
+            f"the GGUF's tokenizer adds no BOS (add_bos_token false): bos_id {cfg.bos_id} "
+            "unset, prompts are fed as the tokenizer encodes them"
+        )
+        cfg.bos_id = None
+    return tokenizer
+
+
+def _measured_heads(converted: Converted) -> dict:
+    """The heads' roles on the card, measured on the converted weights (`heads.py`)."""
+    from models.convert.heads import head_summary
+
+    cfg = converted.config
+    with _SkipNormalInit():  # every weight is loaded next
+        model = Transformer(cfg)
+    state = dict(converted.state)
+    if cfg.tie_embeddings:
+        state[TIED_HEAD] = state[EMBEDDINGS]
+    model.load_state_dict(state, strict=True)
+    specials = [i for i in (cfg.bos_id, cfg.eos_id, cfg.pad_id) if i is not None]
+    return head_summary(model.eval(), specials)
 
 
 def _plain_permissions(folder: Path) -> None:
@@ -170,8 +217,16 @@ def _plain_permissions(folder: Path) -> None:
         file.chmod(0o666 & ~umask)
 
 
-def import_checkpoint(src: str, model_id: str, out: str | Path, *, overwrite: bool = False) -> Path:
-    """Convert ``src`` (a local folder, or a hub id when online) into ``out/model_id``."""
+def import_checkpoint(
+    src: str,
+    model_id: str,
+    out: str | Path,
+    *,
+    overwrite: bool = False,
+    max_bytes: int | None = None,
+) -> Path:
+    """Convert ``src`` (a local folder, a GGUF file, or a hub id when online) into
+    ``out/model_id``; a GGUF whose float32 weights exceed ``max_bytes`` is refused."""
     if not MODEL_ID.fullmatch(model_id):
         raise ConversionError(
             f"--id {model_id!r}: use letters, digits, '.', '_' and '-' (at most 64)"
@@ -180,7 +235,10 @@ def import_checkpoint(src: str, model_id: str, out: str | Path, *, overwrite: bo
     if target.exists() and not overwrite:
         raise ConversionError(f"{target} exists (pass --force to replace it)")
     path = Path(src).expanduser()
-    if path.is_dir():
+    gguf_file = find_gguf(path) if path.exists() else None
+    if gguf_file is not None:
+        source = open_gguf(gguf_file, str(gguf_file.resolve()), max_bytes=max_bytes)
+    elif path.is_dir():
         source = Source.open(path, str(path.resolve()))
     elif not path.exists() and looks_like_hub_id(src):
         source = Source.open(download(src), f"hub:{src}")
@@ -188,9 +246,14 @@ def import_checkpoint(src: str, model_id: str, out: str | Path, *, overwrite: bo
         raise ConversionError(f"{src!r} is neither a checkpoint folder nor a hub id")
 
     converted = convert(source)
-    tokenizer, notes = load_tokenizer(source)
-    converted.notes += notes
+    if isinstance(source, GGUFSource):
+        tokenizer = _gguf_tokenizer(gguf_file, source, converted)
+    else:
+        tokenizer, notes = load_tokenizer(source)
+        converted.notes += notes
     card = make_card(model_id, source, converted)
+    if isinstance(source, GGUFSource) and converted.config.kind == "decoder":
+        card["heads"] = _measured_heads(converted)
     # Written one level further down, then renamed: a server scanning `out` for folders
     # with a config.json never loads half a model, even one an interrupted import left.
     work = Path(out) / ".attnviz-import"

@@ -91,7 +91,15 @@ class Source:
     @classmethod
     def open(cls, path: Path, origin: str | None = None) -> Source:
         if not (path / "config.json").is_file():
-            raise ConversionError(f"{path} has no config.json: not a Hugging Face checkpoint")
+            pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+            if pickles:
+                raise ConversionError(
+                    f"{path} holds only pickle weights ({', '.join(pickles)}) and no "
+                    f"config.json. {CONVERT_HINT}"
+                )
+            raise ConversionError(
+                f"{path} has no config.json and no .gguf file: not a Hugging Face checkpoint"
+            )
         config = json.loads((path / "config.json").read_text())
         generation_file = path / "generation_config.json"
         generation = json.loads(generation_file.read_text()) if generation_file.is_file() else {}

@@ -149,6 +149,20 @@ def test_a_head_clicked_in_a_map_opens_in_the_explorer(ui):
     assert params(ui.page.url)["ablate"] == "decoder.self:3:2:mean"
 
 
+def test_importance_by_attribution_patching_is_labelled_an_approximation(ui, app_server):
+    ui.goto(f"/heads?model=decoder-mini&text={REPEATS.replace(' ', '+')}")
+    shown(ui)
+    ui.page.select_option("#method-select", "attribution_patching")
+    ui.page.wait_for_function(
+        "() => document.querySelector('#importance-note').textContent.includes('APPROXIMATION')"
+    )
+    assert params(ui.page.url)["method"] == "attribution_patching"
+    body = {"model": "decoder-mini", "text": REPEATS, "importance_method": "attribution_patching"}
+    note = scores_of(app_server, body)["definitions"]["importance"]
+    assert note.startswith("APPROXIMATION (attribution patching)")
+    assert note in ui.page.inner_text("#importance-note")
+
+
 def test_a_seq2seq_site_and_a_table_link(ui, app_server):
     ui.goto("/heads?model=seq2seq-en-fr&site=decoder.cross&score=first_token")
     shown(ui)

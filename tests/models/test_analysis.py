@@ -157,6 +157,27 @@ def test_the_logit_lens_last_layer_is_the_models_own_distribution(kind, override
     assert not torch.allclose(lens.final_probs[0], lens.final_probs[-1])  # earlier layers differ
 
 
+@pytest.mark.parametrize("chunk", [1, 7, 10_000])
+def test_the_logit_lens_over_vocabulary_chunks_equals_every_layers_full_softmax(chunk):
+    from models.analysis.lens import residual_hooks
+
+    model = widen(tiny("decoder"))
+    ids, _ = inputs(model)
+    lens = run_logit_lens(model, ids, k=4, vocab_chunk=chunk)
+    names = residual_hooks("decoder", model.config.n_layers)
+    with capture(model, names=names) as trace:
+        model.decode(ids)
+    final = None
+    for layer, name in reversed(list(enumerate(names))):  # the output's layer first
+        states = model.decoder.final_norm(trace[name][0])
+        probs = torch.softmax(model.unembed(states).float(), dim=-1)
+        top = probs.topk(4)
+        final = probs.argmax(-1) if final is None else final
+        torch.testing.assert_close(lens.top_probs[layer], top.values, atol=1e-6, rtol=0)
+        assert torch.equal(lens.top_ids[layer], top.indices)
+        torch.testing.assert_close(lens.final_probs[layer], probs.gather(-1, final[:, None])[:, 0])
+
+
 @pytest.mark.parametrize(
     ("kind", "overrides", "mode"),
     [("encoder", {}, "zero"), ("decoder", {}, "mean"), ("seq2seq", {}, "zero")],
@@ -179,3 +200,33 @@ def test_batched_importance_equals_one_ablation_at_a_time(kind, overrides, mode)
                     lp = torch.log_softmax(logits_of(model, ids, target)[0], dim=-1)
                 expected = clean_lp - lp.gather(-1, predicted[:, None]).mean()
                 assert float(got[site][layer, head]) == pytest.approx(float(expected), abs=1e-4)
+
+
+@pytest.mark.parametrize(("kind", "mode"), [("decoder", "zero"), ("seq2seq", "mean")])
+def test_attribution_patching_is_the_first_order_change_of_each_ablation(kind, mode):
+    """∇M · (z − z') per head, against the finite difference of M moving that head's output
+    a step ε of the way to its ablated value (float64)."""
+    from models.analysis.importance import attribution_patching
+
+    model = widen(tiny(kind))
+    ids, target = inputs(model)
+    got = attribution_patching(model, ids, target, mode=mode)
+    clean = torch.log_softmax(logits_of(model, ids, target)[0], dim=-1)
+    predicted = clean.argmax(-1)
+    metric = clean.gather(-1, predicted[:, None]).mean()
+    eps = 1e-6
+    for site, n in model.config.sites.items():
+        for layer in range(n):
+            for head in range(model.config.n_heads):
+
+                def nudge(z, head=head):
+                    z = z.clone()
+                    toward = 0.0 if mode == "zero" else z[:, head].mean(dim=-2, keepdim=True)
+                    z[:, head] = z[:, head] + eps * (toward - z[:, head])
+                    return z
+
+                with capture(model, edits={hook_name(site, layer, "z"): nudge}):
+                    lp = torch.log_softmax(logits_of(model, ids, target)[0], dim=-1)
+                moved = lp.gather(-1, predicted[:, None]).mean()
+                expected = float(((metric - moved) / eps).detach())
+                assert float(got[site][layer, head]) == pytest.approx(expected, rel=1e-4, abs=1e-7)

@@ -513,9 +513,23 @@ function renderSource(card) {
     ["transformers version", src.transformers_version],
     ["imported on", src.imported],
     ...Object.entries(card.special_tokens || {}).map(([role, token]) => [role.replace(/_/g, " "), token]),
+    ...(card.gguf ? [["quantization", `${card.gguf.quantization} (GGUF): ${card.gguf.note}`]] : []),
+    ...headRoles(card.heads),
     ...(conversion.notes || []).map((note) => ["conversion note", note]),
     ...(conversion.dropped || []).map((why) => ["left out", why]),
   ]);
+}
+
+const HEAD_ROLES = { previous_token: "previous-token heads", induction: "induction heads", first_token: "sink heads" };
+
+/** What the heads do, measured at import (card.heads): how many of each kind, the strongest. */
+function headRoles(heads) {
+  if (!heads) return [];
+  return Object.entries(HEAD_ROLES).map(([key, label]) => {
+    const { count, top } = heads[key];
+    const strongest = top.map(([l, h, v]) => `L${l} H${h} (${v.toFixed(2)})`).join(", ");
+    return [label, `${count}${strongest ? `, strongest ${strongest}` : ""}: ${heads.measured_on}`];
+  });
 }
 
 // ---------------------------------------------------------------------------------------

