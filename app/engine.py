@@ -37,7 +37,7 @@ import torch
 import zstandard
 from isal import igzip
 
-from app import memory
+from app import allocator
 from app.config import Settings
 from app.errors import ApiError
 from app.metrics import Metrics
@@ -286,8 +286,8 @@ class Engine:
                 return fn()
         finally:
             elapsed = time.perf_counter() - start
-            if elapsed > memory.TRIM_AFTER_S:
-                memory.release()  # a large job's freed tensors go back to the system
+            if elapsed > allocator.TRIM_AFTER_S:
+                allocator.release()  # a large job's freed tensors go back to the system
             self._finish(job, elapsed)
             self.metrics.inference.labels(job.endpoint).observe(elapsed)
             self.metrics.running.dec()

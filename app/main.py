@@ -17,7 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
 
-from app import docs, errors, memory
+from app import docs, errors
 from app.config import ROOT, Settings, get_settings
 from app.deps import Shedder
 from app.engine import Engine
@@ -119,7 +119,6 @@ def create_app(settings: Settings | None = None, *, require_guards: bool = False
         t0 = time.perf_counter()
         app.state.ready = False
         device = resolve_device(settings.device)
-        memory.limit_arenas()
         registry = Registry.load(settings.checkpoint_dir, device)
         engine = Engine(settings, app_metrics)
         _warm_up(registry, engine)

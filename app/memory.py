@@ -96,39 +96,3 @@ def check_forward(settings, cfg: ModelConfig, tokens: int, what: str, *, batch: 
         f"{what} on {tokens} tokens",
         "send a shorter text",
     )
-
-
-# --- giving memory back to the system -----------------------------------------------------
-
-#: after a job this long (a large input: its tensors were large), free memory goes back
-TRIM_AFTER_S = 0.25
-_M_ARENA_MAX = -8  # glibc's mallopt parameter
-
-
-def _libc():
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
-    except OSError:  # not glibc (musl, macOS): the system allocator returns memory itself
-        return None
-
-
-_LIBC = _libc()
-
-
-def limit_arenas(n: int = 2) -> None:
-    """glibc gives each thread that allocates its own arena (up to 8 × cores), and each keeps
-    the peak of the tensors its thread freed: after one large request the process stays at
-    several times its loaded size. Two arenas for the whole process (set before the worker
-    threads start) keep that memory where `release` can hand it back."""
-    if _LIBC is not None:
-        _LIBC.mallopt(_M_ARENA_MAX, n)
-
-
-def release() -> None:
-    """Return the freed heap (every arena's top and free pages) to the system."""
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
