@@ -98,8 +98,8 @@ def show(
 ) -> Output:
     """A view of a model's attention on ``text``, or of attention computed elsewhere.
 
-    * ``model``: a shipped id (``"decoder-mini"``), a checkpoint or Hugging Face folder, or a
-      loaded attnviz model (``tokenizer=`` a ``tokenizers.Tokenizer``, or pass ``token_ids``);
+    * ``model``: a shipped id (``"decoder-mini"``), a checkpoint or Hugging Face folder, a
+      ``.gguf`` file (dequantized as ``attnviz import`` does), or a loaded attnviz model (``tokenizer=`` a ``tokenizers.Tokenizer``, or pass ``token_ids``);
       ``target``: a translator's output to teacher-force (default: its own translation).
     * ``attention=outputs.attentions, tokens=[...]``: what a Hugging Face model returns with
       ``output_attentions=True`` (a tuple of [batch, heads, q, k]), or one [layers, heads, q, k]

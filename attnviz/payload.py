@@ -87,6 +87,26 @@ def _load_folder(path: Path, device: torch.device) -> Checkpoint:
     return load_checkpoint(path, device)
 
 
+def _is_gguf(path: Path) -> bool:
+    """A .gguf file, or a folder holding one and no checkpoint of ours."""
+    if path.is_file():
+        return path.suffix == ".gguf"
+    return path.is_dir() and not (path / "config.json").exists() and any(path.glob("*.gguf"))
+
+
+def _load_gguf(path: Path, device: torch.device) -> Checkpoint:
+    """A GGUF file (llama.cpp, Ollama, LM Studio), dequantized as ``attnviz import`` does."""
+    from models.convert import ConversionError, import_checkpoint
+
+    model_id = re.sub(r"[^A-Za-z0-9._-]", "-", path.stem)[:64] or "model"
+    with tempfile.TemporaryDirectory(prefix="attnviz-") as tmp:
+        try:
+            folder = import_checkpoint(str(path), model_id, tmp)
+        except ConversionError as e:
+            raise ArgumentError("model", str(e)) from None
+        return load_checkpoint(folder, device)
+
+
 def _from_hugging_face(model: Any, tokenizer: Any, device: torch.device) -> Checkpoint:
     """A loaded transformers model, converted as ``attnviz import`` converts its folder (saved
     in safetensors to a temporary one, with its tokenizer)."""
@@ -105,8 +125,8 @@ def _from_hugging_face(model: Any, tokenizer: Any, device: torch.device) -> Chec
 
 
 def resolve_model(model: Any, tokenizer: Any = None) -> Entry:
-    """An entry for ``model``: a shipped id, a checkpoint or Hugging Face folder, a
-    ``Checkpoint`` or a loaded attnviz model (``tokenizer``: a ``tokenizers.Tokenizer``)."""
+    """An entry for ``model``: a shipped id, a checkpoint or Hugging Face folder, a .gguf
+    file, a ``Checkpoint`` or a loaded attnviz model (``tokenizer``: a ``tokenizers.Tokenizer``)."""
     device = resolve_device(get_settings().device)
     if isinstance(model, Entry):
         return model
@@ -139,6 +159,9 @@ def resolve_model(model: Any, tokenizer: Any = None) -> Entry:
             break
     else:
         path = Path(model).expanduser()
+        if _is_gguf(path):
+            _loaded[key] = Entry(path.resolve().stem, _load_gguf(path, device))
+            return _loaded[key]
         if not path.is_dir():
             known = sorted(
                 p.name
@@ -150,7 +173,7 @@ def resolve_model(model: Any, tokenizer: Any = None) -> Entry:
             raise ArgumentError(
                 "model",
                 f"unknown model {key!r}: neither a shipped id ({', '.join(known)}) nor "
-                "a checkpoint folder",
+                "a checkpoint folder nor a .gguf file",
             )
         entry = Entry(path.resolve().name, _load_folder(path, device))
     _loaded[key] = entry

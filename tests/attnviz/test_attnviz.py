@@ -341,3 +341,32 @@ def test_an_output_too_large_for_a_notebook_is_refused_before_the_forward_pass(
     with pytest.raises(ValueError, match=r"^view: more than"):
         attnviz.show(model=path, text=TEXT, view="heads")
     assert attnviz.show(model=path, text=TEXT, view="heatmap")  # one head still fits
+
+
+def test_a_gguf_file_is_dequantized_and_drawn_as_transformers_reads_it(tmp_path):
+    """model= a .gguf file (llama.cpp's format): the weights transformers reads from the same
+    file give the attention drawn (every layer and head, to the f16 grid)."""
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("gguf")
+    from tests.models.convert.tiny_gguf import write_llama
+
+    write_llama(tmp_path / "tiny chat.gguf")
+    text = "the cat sat on the mat"
+    out = attnviz.show(model=str(tmp_path / "tiny chat.gguf"), text=text, view="explorer")
+    answer = orjson.loads(out.payload.answer)
+    got = decode_f16(answer["attention"]["decoder.self"])
+    hf = transformers.AutoModelForCausalLM.from_pretrained(
+        str(tmp_path), gguf_file="tiny chat.gguf", dtype=torch.float32, attn_implementation="eager"
+    ).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(
+        str(tmp_path), gguf_file="tiny chat.gguf"
+    )
+    ids = tokenizer(text)["input_ids"]
+    assert [t["id"] for t in answer["tokens"]["source"]] == ids
+    with torch.no_grad():
+        want = torch.cat(hf(torch.tensor([ids]), output_attentions=True).attentions).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-3)
+    assert out.payload.model == "tiny chat"
+    with pytest.raises(ValueError, match="^model"):
+        (tmp_path / "broken.gguf").write_bytes(b"GGUF" + b"\0" * 12)
+        attnviz.show(model=str(tmp_path / "broken.gguf"), text=text)
