@@ -237,6 +237,30 @@ def _write_rows(values: list[tuple[int, torch.Tensor]]) -> Callable:
     return edit
 
 
+def _plan(cfg, sites: list[str]) -> tuple[dict[str, dict[str, int]], dict[str, str]]:
+    """site -> its groups (stack or attention site -> layers), and site -> why it has none."""
+    plan, reasons = {}, {}
+    for site in sites:
+        groups, reason = site_groups(cfg, site)
+        if reason:
+            reasons[site] = reason
+        else:
+            plan[site] = groups
+    return plan, reasons
+
+
+def _hooks_read(cfg, plan: dict[str, dict[str, int]]) -> set[str]:
+    """The hook points whose clean and corrupted values the cells of ``plan`` need."""
+    names = set()
+    for site, groups in plan.items():
+        for group, n in groups.items():
+            for li in range(n):
+                names.add(_hook(site, group, li))
+                if site == "head_pattern":
+                    names |= {hook_name(group, li, h) for h in ("pattern", "v")}
+    return names
+
+
 # ------------------------------------------------------------------------ exact patching
 class _Sweep:
     """The clean and corrupted runs, captured once, and the patched runs built on them."""
@@ -245,35 +269,20 @@ class _Sweep:
         self.model, self.inp, self.chunk = model, inp, max(1, chunk)
         cfg = model.config
         self.causal = {"decoder"} if cfg.kind == "decoder" else set()
-        self.plan: dict[str, dict[str, int]] = {}
-        self.reasons: dict[str, str] = {}
-        for site in sites:
-            groups, reason = site_groups(cfg, site)
-            if reason:
-                self.reasons[site] = reason
-            else:
-                self.plan[site] = groups
-        names = set()
+        self.plan, self.reasons = _plan(cfg, sites)
+        names = _hooks_read(cfg, self.plan)
         for stack in cfg.stacks if cfg.architecture == "transformer" else ():
             for li in range(cfg.depth(stack)):
                 names.add(hook_name(stack, li, "resid_pre"))
-        for site, groups in self.plan.items():
-            for group, n in groups.items():
-                for li in range(n):
-                    names.add(_hook(site, group, li))
-                    if site == "head_pattern":
-                        names |= {hook_name(group, li, h) for h in ("pattern", "v")}
+        self.rotary_k = "rot_k" if cfg.positional == "rope" else "k"
         if "decoder" in self.causal:
-            rotary = cfg.positional == "rope"
             for li in range(cfg.depth("decoder")):
-                k = "rot_k" if rotary else "k"
-                names |= {hook_name("decoder.self", li, k), hook_name("decoder.self", li, "v")}
+                names |= {hook_name("decoder.self", li, h) for h in (self.rotary_k, "v")}
         if cfg.kind == "seq2seq":
             names.add(hook_name("encoder", None, "out"))
         (self.clean, self.m_clean), (self.corr, self.m_corr) = _capture_runs(
             model, inp, sorted(names)
         )
-        self.rotary_k = "rot_k" if cfg.positional == "rope" else "k"
 
     # the corrupted run's keys and values of one causal stack's blocks
     def prefix(self, stack: str, start: int):
@@ -384,3 +393,62 @@ def _first_change(a: torch.Tensor, b: torch.Tensor) -> int | None:
 def patch(model, inp: Inputs, sites: list[str], chunk: int = 64) -> PatchResult:
     """Exact activation patching of every cell of ``sites``: m(patched) per cell."""
     return _Sweep(model, inp, sites, chunk).run()
+
+
+# ------------------------------------------------------------------------ attribution patching
+def _delta(store: dict, name: str) -> Callable:
+    """Edit adding a zero tensor that requires grad: ∂m/∂(it) is ∂m/∂(the hook's tensor), along
+    every path, and the forward pass is unchanged."""
+
+    def edit(x: torch.Tensor) -> torch.Tensor:
+        delta = torch.zeros_like(x, requires_grad=True)
+        store[name] = delta
+        return x + delta
+
+    return edit
+
+
+def attribute(model, inp: Inputs, sites: list[str]) -> PatchResult:
+    """Attribution patching: every cell's m(patched) estimated as m(corrupted) + (a_clean −
+    a_corrupted) · ∂m/∂a, the gradient taken once on the corrupted run. head_pattern: through
+    z = A · V, ∂m/∂A = ∂m/∂z · Vᵀ."""
+    cfg = model.config
+    plan, reasons = _plan(cfg, sites)
+    names = sorted(_hooks_read(cfg, plan))
+    with torch.inference_mode():
+        ((clean, m_clean),) = [_capture_runs(model, inp, names)[0]]
+    edited = {
+        _hook(site, g, li) for site, gs in plan.items() for g, n in gs.items() for li in range(n)
+    }
+    deltas: dict[str, torch.Tensor] = {}
+    with torch.inference_mode(False), torch.enable_grad():
+        ids = inp.corrupted.clone()
+        target = None if inp.target is None else inp.target.clone()
+        with capture(model, names, edits={n: _delta(deltas, n) for n in edited}) as corr:
+            h = _predicting_states(model, ids, target)
+        m = inp.metric(_logits(model, h[:, inp.metric.position]))[0]
+        order = sorted(deltas)
+        grads = dict(zip(order, torch.autograd.grad(m, [deltas[n] for n in order]), strict=True))
+    m_corr = float(m.detach())
+    result = PatchResult(m_clean, m_corr, reasons=reasons)
+    with torch.inference_mode():
+        for site, groups in plan.items():
+            result.values[site] = {}
+            for group, n in groups.items():
+                rows = []
+                for li in range(n):
+                    name = _hook(site, group, li)
+                    g = grads[name][0].detach()
+                    if site == "head_pattern":
+                        pn, vn = hook_name(group, li, "pattern"), hook_name(group, li, "v")
+                        v = corr[vn][0]
+                        v = v.repeat_interleave(cfg.n_heads // v.shape[0], dim=0)
+                        g_pattern = g @ v.transpose(-2, -1)  # (H, Tq, Tk)
+                        diff = clean[pn][0] - corr[pn][0]
+                        row = (diff * g_pattern).flatten(1).sum(-1)
+                    else:
+                        diff = clean[name][0] - corr[name][0]
+                        row = (diff * g).flatten(1).sum(-1)  # per position, or per head
+                    rows.append(m_corr + row.double().cpu())
+                result.values[site][group] = torch.stack(rows)
+    return result
