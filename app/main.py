@@ -33,6 +33,7 @@ from app.routes import (
     metrics,
     models,
     pages,
+    patching,
     positions,
     rnn,
     tasks,
@@ -150,6 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     for module in (models, tokens, attention, generate, tasks, positions, analysis, block, rnn):
         app.include_router(module.router, prefix="/api/v1")
+    app.include_router(patching.router, prefix="/api/v1")
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     app.include_router(pages.router)  # the browser UI: page shells, Plotly from the package
 

@@ -12,6 +12,7 @@ response as a dict for ``serialize.dumps``. Nothing here knows about HTTP.
 * ``analyses``: /logit-lens, /rollout, /attribution
 * ``block``: /block — one block's Add & Norm, FFN and stream; the normalisation comparison
 * ``recurrence``: /rnn/unroll (an RNN's states, gates and gradient norms)
+* ``patching``: /patch (activation patching of a clean / corrupted pair)
 """
 
 from app.inference.analyses import attribution, head_scores, logit_lens, rollout
@@ -24,6 +25,7 @@ from app.inference.decoding import (
     rows_info,
 )
 from app.inference.encoder_tasks import classify, fill_mask
+from app.inference.patching import patching
 from app.inference.positions import positions, rope_relative
 from app.inference.recurrence import unroll
 from app.inference.weights import attention
@@ -40,6 +42,7 @@ __all__ = [
     "generation_output",
     "head_scores",
     "logit_lens",
+    "patching",
     "positions",
     "rollout",
     "rope_relative",

@@ -1,0 +1,136 @@
+"""POST /patch: activation patching of one clean / corrupted pair (models/analysis/patching)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from app.errors import invalid
+from app.inference.common import as_batch, greedy_target
+from app.inputs import PatchQuery
+from models.analysis.patching import Inputs, Metric, attribute, patch
+
+EFFECT_DECIMALS = 6
+
+DEFINITIONS = {
+    "effect": "(m(patched) − m(corrupted)) / (m(clean) − m(corrupted)): 1 when the patched "
+    "activation alone restores the clean metric, 0 when it changes nothing",
+    "patch": "the corrupted input runs with one activation of the clean input written in "
+    "(denoising)",
+    "logit_diff": "logit(answer) − logit(wrong) at the position",
+    "logprob": "log p(answer) at the position",
+    "resid_pre": "the stream entering a block, at one position: [L][T] per stack",
+    "attn_out": "a block's self-attention output (after W_O), at one position: [L][T] per stack",
+    "cross_out": "a decoder block's cross-attention output, at one position: [L][T]",
+    "mlp_out": "a block's FFN output, at one position: [L][T] per stack",
+    "head_z": "one head's output before W_O, at every position: [L][H] per attention site",
+    "head_pattern": "one head's attention pattern at every position, its values the corrupted "
+    "run's: [L][H] per attention site",
+    "memory": "seq2seq: the encoder's output at one source position, as the decoder reads it: "
+    "[1][S]",
+    "attribution": "an approximation: m(patched) − m(corrupted) ≈ (a_clean − a_corrupted) · "
+    "∂m/∂a, the gradient taken on the corrupted run (attribution patching, Nanda 2023)",
+}
+
+
+def _token(entry, token_id: int | None) -> dict | None:
+    if token_id is None:
+        return None
+    codec = entry.codec
+    return {
+        "id": token_id,
+        "text": codec.token_text(token_id) if codec else str(token_id),
+        "piece": codec.piece(token_id) if codec else None,
+    }
+
+
+def _position(q: PatchQuery, predicted_len: int) -> int:
+    """The predicting position: given (negative from the end), else the family's default."""
+    if q.position is not None:
+        if not -predicted_len <= q.position < predicted_len:
+            raise invalid(
+                "metric.position",
+                f"position {q.position} is outside the {predicted_len} target tokens",
+                "out_of_range",
+            )
+        return q.position % predicted_len
+    if q.entry.config.kind == "encoder":
+        return q.clean.ids.index(q.entry.codec.mask_id)
+    return predicted_len - 1
+
+
+def patching(q: PatchQuery, max_new_tokens: int) -> dict:
+    entry, cfg = q.entry, q.entry.config
+    target = q.target
+    if cfg.kind == "seq2seq" and target is None:
+        target = greedy_target(entry, q.clean.ids, max_new_tokens)
+    predicted = target if cfg.kind == "seq2seq" else q.clean
+    metric = Metric(q.kind, q.answer, q.wrong, _position(q, len(predicted.ids)))
+    inp = Inputs(
+        as_batch(q.clean.ids, entry),
+        as_batch(q.corrupted.ids, entry),
+        None if target is None else as_batch(target.ids, entry),
+        metric,
+    )
+    if q.method == "attribution":
+        result = attribute(entry.model, inp, q.sites)
+    else:
+        result = patch(entry.model, inp, q.sites, q.chunk)
+    denominator = result.clean - result.corrupted
+    flat = abs(denominator) <= 1e-9 * max(1.0, abs(result.clean))
+    reasons = dict(result.reasons)
+    effects: dict = {}
+    for site in q.sites:
+        if site not in result.values:
+            effects[site] = None
+        elif flat and not q.raw:
+            effects[site] = None
+            reasons[site] = (
+                f"m(clean) = m(corrupted) = {result.clean:.6g}: the inputs do not differ in "
+                "this metric, so no activation can restore anything (ask for raw values, or "
+                "pick another answer, wrong token or position)"
+            )
+        else:
+            effects[site] = {
+                group: _values(grid, result.corrupted, denominator, q.raw)
+                for group, grid in result.values[site].items()
+            }
+    tokens = {}
+    for name, seq in (("clean", q.clean), ("corrupted", q.corrupted)):
+        tokens[name] = {"source": seq.tokens}
+        if target is not None:
+            tokens[name]["target"] = target.tokens
+    return {
+        "model": entry.id,
+        "kind": cfg.kind,
+        "method": q.method,
+        "approximation": q.method == "attribution",
+        "raw": q.raw,
+        "tokens": tokens,
+        "differing": [
+            k for k, (a, b) in enumerate(zip(q.clean.ids, q.corrupted.ids, strict=True)) if a != b
+        ],
+        "metric": {
+            "kind": q.kind,
+            "answer": _token(entry, q.answer),
+            "wrong": _token(entry, q.wrong),
+            "position": metric.position,
+            "clean": round(result.clean, EFFECT_DECIMALS),
+            "corrupted": round(result.corrupted, EFFECT_DECIMALS),
+        },
+        "effects": effects,
+        "reasons": reasons,
+        "definitions": {
+            k: v
+            for k, v in DEFINITIONS.items()
+            if k in ("effect", "patch", q.kind, *q.sites)
+            or (k == "attribution" and q.method == "attribution")
+        },
+    }
+
+
+def _values(grid: torch.Tensor, corrupted: float, denominator: float, raw: bool) -> list:
+    values = grid if raw else (grid - corrupted) / denominator
+    out = values.tolist()
+    return [[round(v, EFFECT_DECIMALS) if math.isfinite(v) else None for v in row] for row in out]
