@@ -772,7 +772,12 @@ class Inputs:
             body.sites is not None,
             body.method,
             body.raw,
-            self._patch_chunk(entry, len(clean.ids), n_target),
+            self._patch_chunk(
+                entry,
+                len(clean.ids),
+                n_target,
+                "clean.text" if body.clean.text is not None else "clean.token_ids",
+            ),
         )
 
     def _patch_target(self, entry: Entry, body) -> Sequence | None:
@@ -837,14 +842,16 @@ class Inputs:
             "not_one_token",
         )
 
-    def _patch_chunk(self, entry: Entry, n_source: int, n_target: int | None) -> int:
+    def _patch_chunk(
+        self, entry: Entry, n_source: int, n_target: int | None, field: str = "clean.text"
+    ) -> int:
         """Rows per patched batch within ATTNVIZ_MEMORY_BUDGET_MB, or a 422 when the two runs'
         activations and one patched row do not fit."""
         budget = self.settings.memory_budget_mb << 20
         fixed, per_row = patch_bytes(entry.config, n_source, n_target)
         if fixed + per_row > budget:
             raise invalid(
-                "clean.text",
+                field,
                 f"patching {n_source} tokens needs about {(fixed + per_row) >> 20} MB (the budget "
                 f"is {budget >> 20} MB): send shorter inputs",
                 "too_much_memory",
