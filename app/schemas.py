@@ -1084,7 +1084,9 @@ class PatchRequest(Request):
         "approximation from one forward and one backward pass of the corrupted input, "
         "(a_clean − a_corrupted) · ∂m/∂a (attribution patching, Nanda 2023).",
     )
-    raw: bool = Field(False, description="Return m(patched) itself instead of the effect.")
+    raw: Annotated[bool, Field(strict=True)] = Field(
+        False, description="Return m(patched) itself instead of the effect."
+    )
 
     model_config = examples(
         {
