@@ -55,6 +55,9 @@ BLOCK_HOOK = {
     "mlp_out": "ffn_out",
 }
 METRICS = ("logit_diff", "logprob")
+#: A causal stack's batch of patched runs closes at about this many rows × positions: big
+#: enough for efficient matrix products, small enough that later positions start later.
+TOKENS_PER_BATCH = 512
 
 
 @dataclass(frozen=True)
@@ -312,12 +315,35 @@ class _Sweep:
             if width is None:
                 width = len(cells)
             out = torch.full((width,), self.m_corr, dtype=torch.float64)
-            todo = [c for c in cells if c[1] is not None]
-            for s in range(0, len(todo), self.chunk):
-                part = todo[s : s + self.chunk]
+            todo = sorted((c for c in cells if c[1] is not None), key=lambda c: c[1])
+            for part in self.batches(todo, _stack_of(group)):
                 out[[c[0] for c in part]] = self.patched(site, group, li, part).cpu()
             rows.append(out)
         return torch.stack(rows)
+
+    def batches(self, cells: list, stack: str) -> list[list]:
+        """Cells in batches of at most ``chunk`` rows. In a causal stack a batch runs from its
+        first cell's position on, so a batch closes once its rows hold about TOKENS_PER_BATCH
+        positions: later positions then start later (cells come sorted by position)."""
+        out: list[list] = []
+        length = (
+            self.inp.corrupted.shape[1]
+            if stack == "encoder" or (self.model.config.kind == "decoder")
+            else self.inp.target.shape[1]
+        )
+        for cell in cells:
+            if (
+                out
+                and len(out[-1]) < self.chunk
+                and not (
+                    stack in self.causal
+                    and (len(out[-1]) + 1) * (length - out[-1][0][1]) > TOKENS_PER_BATCH
+                )
+            ):
+                out[-1].append(cell)
+            else:
+                out.append([cell])
+        return out
 
     def cells(self, site: str, group: str, layer: int) -> list[tuple[int, int | None, object]]:
         """(index, first position the patch changes or None: nothing to change, value)."""
