@@ -104,6 +104,7 @@ class PatchQuery:
     corrupted: Sequence
     target: Sequence | None  # seq2seq: the same for both; None: the model's own translation
     kind: str
+    head: str  # vocab | classifier
     answer: int
     wrong: int | None
     position: int | None  # as given (negative from the end); None: the family's default
@@ -695,7 +696,21 @@ class Inputs:
         """POST /patch: both inputs resolved (each 422 names clean.* or corrupted.*), of one
         length; the metric's tokens; the sites the model has; a batch that fits the budget."""
         entry = self.model(body.model)
-        self.vocabulary_head(entry, "patching's metric")
+        cfg = entry.config
+        metric = body.metric
+        if metric.head == "classifier":
+            if not cfg.n_classes:
+                raise invalid(
+                    "metric.head", f"{entry.id} has no classification head", "unsupported_task"
+                )
+            if metric.position not in (None, 0):
+                raise invalid(
+                    "metric.position",
+                    "the classification head reads position 0 ([CLS])",
+                    "out_of_range",
+                )
+        else:
+            self.vocabulary_head(entry, "patching's metric")
         seqs = {}
         for name in ("clean", "corrupted"):
             part = getattr(body, name)
@@ -721,13 +736,13 @@ class Inputs:
                 "length_mismatch",
             )
         target = self._patch_target(entry, body)
-        cfg = entry.config
-        answer = self._one_token(entry, body.metric.answer, "metric.answer")
+        pick = self._label if metric.head == "classifier" else self._one_token
+        answer = pick(entry, metric.answer, "metric.answer")
         wrong = None
-        if body.metric.kind == "logit_diff":
-            if body.metric.wrong is None:
+        if metric.kind == "logit_diff":
+            if metric.wrong is None:
                 raise invalid("metric.wrong", "logit_diff needs a wrong token")
-            wrong = self._one_token(entry, body.metric.wrong, "metric.wrong")
+            wrong = pick(entry, metric.wrong, "metric.wrong")
         position = body.metric.position
         predicted = target if cfg.kind == "seq2seq" else clean
         if position is not None and predicted is not None:
@@ -738,7 +753,7 @@ class Inputs:
                     f"position {position} is outside the {n} tokens",
                     "out_of_range",
                 )
-        if position is None and cfg.kind == "encoder":
+        if position is None and cfg.kind == "encoder" and metric.head == "vocab":
             mask = entry.codec.mask_id if entry.codec else None
             if mask is None or mask not in clean.ids:
                 raise invalid(
@@ -765,6 +780,7 @@ class Inputs:
             corrupted,
             target,
             body.metric.kind,
+            metric.head,
             answer,
             wrong,
             position,
@@ -812,6 +828,21 @@ class Inputs:
                 "length_mismatch",
             )
         return targets.get("clean") or targets.get("corrupted")
+
+    @staticmethod
+    def _label(entry: Entry, label, field: str) -> int:
+        """A class of the classification head: its label or its index."""
+        labels, n = entry.config.labels, entry.config.n_classes
+        if isinstance(label, int) and label < n:
+            return label
+        if isinstance(label, str) and label in labels:
+            return labels.index(label)
+        raise invalid(
+            field,
+            f"{label!r} is not a class of {entry.id}'s classifier "
+            f"({', '.join(labels) or f'indices 0–{n - 1}'})",
+            "out_of_range",
+        )
 
     @staticmethod
     def _one_token(entry: Entry, token, field: str) -> int:

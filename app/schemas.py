@@ -1055,6 +1055,12 @@ class PatchMetric(Request):
         "logit_diff",
         description="`logit_diff`: logit(answer) − logit(wrong); `logprob`: log p(answer).",
     )
+    head: Literal["vocab", "classifier"] = Field(
+        "vocab",
+        description="`classifier`: read an encoder's [CLS] classification head (position 0) "
+        "instead of the vocabulary; `answer` and `wrong` are then labels (`negative`) or class "
+        "indices.",
+    )
     answer: TokenChoice
     wrong: TokenChoice | None = Field(None, description="`logit_diff` only (required there).")
     position: Int | None = Field(
@@ -1117,6 +1123,7 @@ class PatchTokens(BaseModel):
 
 class PatchMetricInfo(BaseModel):
     kind: str
+    head: Literal["vocab", "classifier"]
     answer: TokenRef
     wrong: TokenRef | None
     position: int = Field(description="The predicting position read (never negative here).")

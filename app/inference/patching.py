@@ -20,6 +20,7 @@ DEFINITIONS = {
     "(denoising)",
     "logit_diff": "logit(answer) − logit(wrong) at the position",
     "logprob": "log p(answer) at the position",
+    "classifier": "the metric reads the [CLS] classification head: answer and wrong are classes",
     "resid_pre": "the stream entering a block, at one position: [L][T] per stack",
     "attn_out": "a block's self-attention output (after W_O), at one position: [L][T] per stack",
     "cross_out": "a decoder block's cross-attention output, at one position: [L][T]",
@@ -34,9 +35,12 @@ DEFINITIONS = {
 }
 
 
-def _token(entry, token_id: int | None) -> dict | None:
+def _token(entry, token_id: int | None, head: str) -> dict | None:
     if token_id is None:
         return None
+    if head == "classifier":
+        labels = entry.config.labels
+        return {"id": token_id, "text": labels[token_id] if labels else str(token_id)}
     codec = entry.codec
     return {
         "id": token_id,
@@ -47,6 +51,8 @@ def _token(entry, token_id: int | None) -> dict | None:
 
 def _position(q: PatchQuery, predicted_len: int) -> int:
     """The predicting position: given (negative from the end), else the family's default."""
+    if q.head == "classifier":
+        return 0
     if q.position is not None:
         if not -predicted_len <= q.position < predicted_len:
             raise invalid(
@@ -66,7 +72,7 @@ def patching(q: PatchQuery, max_new_tokens: int) -> dict:
     if cfg.kind == "seq2seq" and target is None:
         target = greedy_target(entry, q.clean.ids, max_new_tokens)
     predicted = target if cfg.kind == "seq2seq" else q.clean
-    metric = Metric(q.kind, q.answer, q.wrong, _position(q, len(predicted.ids)))
+    metric = Metric(q.kind, q.answer, q.wrong, _position(q, len(predicted.ids)), q.head)
     inp = Inputs(
         as_batch(q.clean.ids, entry),
         as_batch(q.corrupted.ids, entry),
@@ -113,8 +119,9 @@ def patching(q: PatchQuery, max_new_tokens: int) -> dict:
         ],
         "metric": {
             "kind": q.kind,
-            "answer": _token(entry, q.answer),
-            "wrong": _token(entry, q.wrong),
+            "head": q.head,
+            "answer": _token(entry, q.answer, q.head),
+            "wrong": _token(entry, q.wrong, q.head),
             "position": metric.position,
             "clean": round(result.clean, EFFECT_DECIMALS),
             "corrupted": round(result.corrupted, EFFECT_DECIMALS),
@@ -125,6 +132,7 @@ def patching(q: PatchQuery, max_new_tokens: int) -> dict:
             k: v
             for k, v in DEFINITIONS.items()
             if k in ("effect", "patch", q.kind, *q.sites)
+            or (k == "classifier" and q.head == "classifier")
             or (k == "attribution" and q.method == "attribution")
         },
     }

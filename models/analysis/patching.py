@@ -63,12 +63,18 @@ TOKENS_PER_BATCH = 512
 @dataclass(frozen=True)
 class Metric:
     """What is read at ``position`` of the predicting sequence (the decoder's, or an
-    encoder's): logit(answer) − logit(wrong), or log p(answer)."""
+    encoder's): logit(answer) − logit(wrong), or log p(answer), over the vocabulary or
+    (``head="classifier"``, an encoder's [CLS] at position 0) over the classes."""
 
     kind: str
     answer: int
     wrong: int | None
     position: int
+    head: str = "vocab"
+
+    def read(self, model, h: torch.Tensor) -> torch.Tensor:
+        """(B, D) final states at the position -> (B,) float64."""
+        return self(model.cls_head(h) if self.head == "classifier" else _logits(model, h))
 
     def __call__(self, logits: torch.Tensor) -> torch.Tensor:
         """(B, V) logits at the position -> (B,) float64."""
@@ -169,7 +175,7 @@ def _capture_runs(model, inp: Inputs, names: list[str]):
     for ids in (inp.clean, inp.corrupted):
         with capture(model, names) as trace:
             h = _predicting_states(model, ids, inp.target)
-        out.append((trace, float(inp.metric(_logits(model, h[:, inp.metric.position]))[0])))
+        out.append((trace, float(inp.metric.read(model, h[:, inp.metric.position])[0])))
     return out
 
 
@@ -188,7 +194,7 @@ def _finish(model, stack: str, h: torch.Tensor, start: int, inp: Inputs, memory)
     if model.config.kind == "seq2seq" and stack == "encoder":
         target = inp.target.expand(h.shape[0], -1)
         h, start = model.decode_states(target, h), 0
-    return inp.metric(_logits(model, h[:, inp.metric.position - start]))
+    return inp.metric.read(model, h[:, inp.metric.position - start])
 
 
 def _run_blocks(
@@ -374,7 +380,7 @@ class _Sweep:
             for b, (t, _, value) in enumerate(cells):
                 memory[b, t] = value
             h = model.decode_states(inp.target.expand(B, -1), memory)
-            return inp.metric(_logits(model, h[:, inp.metric.position]))
+            return inp.metric.read(model, h[:, inp.metric.position])
         start = min(c[1] for c in cells) if stack in self.causal else 0
         if stack in self.causal and inp.metric.position < start:
             return torch.full((B,), self.m_corr, dtype=torch.float64)
@@ -452,7 +458,7 @@ def attribute(model, inp: Inputs, sites: list[str]) -> PatchResult:
         target = None if inp.target is None else inp.target.clone()
         with capture(model, names, edits={n: _delta(deltas, n) for n in edited}) as corr:
             h = _predicting_states(model, ids, target)
-        m = inp.metric(_logits(model, h[:, inp.metric.position]))[0]
+        m = inp.metric.read(model, h[:, inp.metric.position])[0]
         order = sorted(deltas)
         grads = dict(zip(order, torch.autograd.grad(m, [deltas[n] for n in order]), strict=True))
     m_corr = float(m.detach())

@@ -136,6 +136,30 @@ def test_an_encoder_is_read_at_its_first_mask(client, model_ids):
     assert set(answer["effects"]) == {"resid_pre", "head_z"}
 
 
+def test_a_classifier_metric_is_the_log_probability_classify_reports(client, model_ids):
+    mid = model_ids["classifier"]
+    labels = [
+        x["label"]
+        for x in ok(client.post(f"{API}/classify", json={"model": mid, "text": "a"}))["labels"]
+    ]
+    body = {
+        "model": mid,
+        "clean": {"text": "the movie was not good"},
+        "corrupted": {"text": "the movie was very good"},
+        "metric": {"kind": "logprob", "head": "classifier", "answer": labels[0]},
+        "sites": ["head_z"],
+    }
+    answer = ok(client.post(f"{API}/patch", json=body))
+    assert answer["metric"]["position"] == 0 and answer["metric"]["answer"]["text"] == labels[0]
+    for name in ("clean", "corrupted"):
+        text = body[name]["text"]
+        probs = ok(client.post(f"{API}/classify", json={"model": mid, "text": text}))["labels"]
+        assert answer["metric"][name] == pytest.approx(math.log(probs[0]["prob"]), abs=1e-3)
+    wrong = {**body, "metric": {**body["metric"], "answer": "nope"}}
+    e = err(client.post(f"{API}/patch", json=wrong))
+    assert (e["field"], e["code"]) == ("metric.answer", "out_of_range")
+
+
 def test_the_rnn_patches_its_memory_and_says_why_nothing_else(client, model_ids):
     mid = model_ids["rnn"]
     body = {
@@ -239,6 +263,12 @@ BASE = {
         ("decoder", {"sites": ["nope"]}, "sites.0", "validation_error"),
         ("decoder", {"metric": {"kind": "nope", "answer": 7}}, "metric.kind", "validation_error"),
         ("decoder", {"method": "guess"}, "method", "validation_error"),
+        (
+            "decoder",
+            {"metric": {"head": "classifier", "answer": 0, "kind": "logprob"}},
+            "metric.head",
+            "unsupported_task",
+        ),
         ("decoder", {"clean": {"text": "  "}}, "clean.text", "empty_text"),
         ("encoder", {}, "clean.text", "no_mask"),
         (

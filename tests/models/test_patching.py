@@ -17,7 +17,6 @@ from models.analysis.patching import (
     Inputs,
     Metric,
     _hook,
-    _logits,
     _predicting_states,
     attribute,
     patch,
@@ -100,7 +99,7 @@ def naive(model, inp: Inputs, edits: dict) -> float:
     """m of one whole forward pass of the corrupted input with these capture edits."""
     with torch.inference_mode(), capture(model, names=[], edits=edits):
         h = _predicting_states(model, inp.corrupted, inp.target)
-        return float(inp.metric(_logits(model, h[:, inp.metric.position]))[0])
+        return float(inp.metric.read(model, h[:, inp.metric.position])[0])
 
 
 def clean_trace(model, inp: Inputs):
