@@ -147,10 +147,12 @@ async function inductionInputs(model) {
   const first = (await api.tokenize(model.id, "a")).tokens[0];
   const bos = first && first.special ? [first.id] : [];
   const random = seeded(state.seed);
+  const low = Math.max(2, Math.floor(model.vocab_size / 2));
   const drawn = new Set();
   const draw = () => {
     let id;
-    do id = 2 + Math.floor(random() * (model.vocab_size - 2));
+    // the upper half of a BPE vocabulary holds merged pieces (words), the lower its bytes
+    do id = low + Math.floor(random() * (model.vocab_size - low));
     while (drawn.has(id));
     drawn.add(id);
     return id;
@@ -490,11 +492,18 @@ function explain(stack, site) {
   const resid = data.effects.resid_pre && data.effects.resid_pre[first];
   const diff = data.differing;
   if (resid && diff.length) {
-    const restored = diff.map((p) => fmt(resid[0][p], 2));
-    parts.push(
-      `Writing the clean stream into layer 0 of the ${first} at the differing position${diff.length > 1 ? "s" : ""} ` +
-        `(${listed(diff.map(String))}) restores ${listed(restored)} of the difference.`,
-    );
+    const where =
+      diff.length > 3
+        ? `the ${diff.length} differing positions`
+        : `the differing position${diff.length > 1 ? "s" : ""} (${listed(diff.map(String))})`;
+    const restored =
+      diff.length > 3
+        ? (() => {
+            const best = diff.reduce((a, p) => (Math.abs(resid[0][p]) > Math.abs(resid[0][a]) ? p : a), diff[0]);
+            return `at most ${fmt(resid[0][best], 2)} (at position ${best}) of the difference, one position at a time`;
+          })()
+        : `${listed(diff.map((p) => fmt(resid[0][p], 2)))} of the difference`;
+    parts.push(`Writing the clean stream into layer 0 of the ${first} at ${where} restores ${restored}.`);
     const read = first === "decoder" || data.kind === "encoder" ? m.position : null;
     if (read !== null && data.metric.head !== "classifier") {
       const layer = resid.findIndex((row) => row[read] >= 0.5);
@@ -517,7 +526,9 @@ function explain(stack, site) {
     else parts.push(`No single head of the ${siteLabel(site)} restores a tenth of it by its output alone.`);
     if (heads.down.length)
       parts.push(
-        `${listed(heads.down.map(name))} push the other way: their clean output makes the corrupted run worse.`,
+        `${listed(heads.down.map(name))} ${heads.down.length > 1 ? "push" : "pushes"} the other way: ${
+          heads.down.length > 1 ? "their" : "its"
+        } clean output makes the corrupted run worse.`,
       );
   }
   parts.push(...presetNote(heads));
@@ -559,8 +570,11 @@ function presetNote(heads) {
   if (data.metric.head === "classifier" && data.effects.resid_pre) {
     const resid = data.effects.resid_pre.encoder;
     const last = resid.length - 1;
+    const cls = resid[last][0];
     return [
-      `At the last layer the [CLS] position's stream restores ${fmt(resid[last][0], 2)} of the sentiment's difference: the classifier reads it there.`,
+      cls >= 0.5
+        ? `The stream entering the last layer at [CLS] already restores ${fmt(cls, 2)} of the sentiment's difference: the classifier reads it there.`
+        : `The stream entering the last layer at [CLS] restores only ${fmt(cls, 2)} of the sentiment's difference: the last block still gathers it into [CLS] from the other positions.`,
     ];
   }
   return [];
