@@ -25,7 +25,7 @@ from app.inference.decoding import (
     rows_info,
 )
 from app.inference.encoder_tasks import classify, fill_mask
-from app.inference.patching import patching
+from app.inference.patching import patching, patching_steps
 from app.inference.positions import positions, rope_relative
 from app.inference.recurrence import unroll
 from app.inference.weights import attention
@@ -43,6 +43,7 @@ __all__ = [
     "head_scores",
     "logit_lens",
     "patching",
+    "patching_steps",
     "positions",
     "rollout",
     "rope_relative",

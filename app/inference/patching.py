@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
 
 from app.errors import invalid
 from app.inference.common import as_batch, greedy_target
-from app.inputs import PatchQuery
-from models.analysis.patching import Inputs, Metric, attribute, patch
+from app.inputs import PatchQuery, Sequence
+from models.analysis.patching import Inputs, Metric, attribute, sweep
 
 EFFECT_DECIMALS = 6
 
@@ -66,7 +67,8 @@ def _position(q: PatchQuery, predicted_len: int) -> int:
     return predicted_len - 1
 
 
-def patching(q: PatchQuery, max_new_tokens: int) -> dict:
+def _question(q: PatchQuery, max_new_tokens: int) -> tuple[Inputs, Sequence | None]:
+    """The models-level question, and the seq2seq target (given, else the model's own)."""
     entry, cfg = q.entry, q.entry.config
     target = q.target
     if cfg.kind == "seq2seq" and target is None:
@@ -79,10 +81,33 @@ def patching(q: PatchQuery, max_new_tokens: int) -> dict:
         None if target is None else as_batch(target.ids, entry),
         metric,
     )
+    return inp, target
+
+
+def patching(q: PatchQuery, max_new_tokens: int) -> dict:
+    """POST /patch: the whole sweep, then the answer."""
+    *_, answer = patching_steps(q, max_new_tokens)
+    return answer
+
+
+def patching_steps(q: PatchQuery, max_new_tokens: int) -> Iterator[dict]:
+    """POST /patch/stream: ``{"done", "total"}`` after each batch of patched runs, then the
+    answer (a consumer that stops iterating stops the sweep at its next batch)."""
+    inp, target = _question(q, max_new_tokens)
     if q.method == "attribution":
-        result = attribute(entry.model, inp, q.sites)
+        yield {"done": 0, "total": 1}
+        result = attribute(q.entry.model, inp, q.sites)
     else:
-        result = patch(entry.model, inp, q.sites, q.chunk)
+        for item in sweep(q.entry.model, inp, q.sites, q.chunk):
+            if isinstance(item, tuple):
+                yield {"done": item[0], "total": item[1]}
+            else:
+                result = item
+    yield _answer(q, inp, target, result)
+
+
+def _answer(q: PatchQuery, inp: Inputs, target: Sequence | None, result) -> dict:
+    entry, cfg, metric = q.entry, q.entry.config, inp.metric
     denominator = result.clean - result.corrupted
     flat = abs(denominator) <= 1e-9 * max(1.0, abs(result.clean))
     reasons = dict(result.reasons)

@@ -1,14 +1,21 @@
-"""Activation patching: POST /api/v1/patch."""
+"""Activation patching: POST /api/v1/patch, and /patch/stream with progress."""
+
+import logging
+from collections.abc import Iterator
 
 from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
 
 from app import inference
 from app.deps import RunJob, SettingsDep, cache_key
+from app.errors import error_body
 from app.inputs import InputsDep
+from app.routes.generate import sse
 from app.schemas import INFERENCE_ERRORS, PatchRequest, PatchResponse
 from app.serialize import dumps
 
 router = APIRouter(tags=["analysis"])
+log = logging.getLogger("attnviz.patch")
 
 DESCRIPTION = """
 Which activations carry what makes the model's answer? The `corrupted` input runs with one
@@ -50,3 +57,37 @@ async def patch(body: PatchRequest, inputs: InputsDep, settings: SettingsDep, ru
         return dumps(inference.patching(query, settings.max_new_tokens))
 
     return await run("patch", cache_key(body), job)
+
+
+@router.post(
+    "/patch/stream",
+    summary="The same sweep as Server-Sent Events, with progress",
+    description="The body of `POST /patch`. Events: `progress` (`{done, total}`: batches of "
+    "patched runs, after the clean and corrupted runs and after each batch), then `result` "
+    "(the answer of `POST /patch`). Closing the connection stops the sweep at its next "
+    "batch. Errors before the stream starts are plain JSON 4xx/503; after, an `error` event.",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}, **INFERENCE_ERRORS},
+)
+async def patch_stream(body: PatchRequest, inputs: InputsDep, settings: SettingsDep, run: RunJob):
+    query = inputs.patch(body)
+
+    def frames() -> Iterator[bytes]:
+        for item in inference.patching_steps(query, settings.max_new_tokens):
+            yield sse("progress" if "total" in item else "result", dumps(item))
+
+    items = await run.stream("patch_stream", frames)
+
+    async def body_iter():
+        try:
+            async for frame in items:
+                yield frame
+        except Exception:  # noqa: BLE001 - reported to the client as an event, logged
+            log.exception("patch stream failed")
+            yield sse("error", error_body("internal_error", "patching failed"))
+
+    return StreamingResponse(
+        body_iter(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -36,7 +36,7 @@ a_corrupted) · ∂m/∂a at the corrupted run. An approximation: first order in
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -306,26 +306,28 @@ class _Sweep:
             for li in range(self.model.config.depth(stack))
         ]
 
-    def run(self) -> PatchResult:
+    def run(self) -> Iterator[tuple[int, int] | PatchResult]:
+        """(batches done, batches in all) after each batched run, then the PatchResult."""
         result = PatchResult(self.m_clean, self.m_corr, reasons=dict(self.reasons))
+        work = []
         for site, groups in self.plan.items():
-            result.values[site] = {group: self.grid(site, group, n) for group, n in groups.items()}
-        return result
-
-    def grid(self, site: str, group: str, n_layers: int) -> torch.Tensor:
-        cfg = self.model.config
-        width = cfg.n_heads if site in HEAD_SITES else None
-        rows = []
-        for li in range(n_layers):
-            cells = self.cells(site, group, li)
-            if width is None:
-                width = len(cells)
-            out = torch.full((width,), self.m_corr, dtype=torch.float64)
-            todo = sorted((c for c in cells if c[1] is not None), key=lambda c: c[1])
-            for part in self.batches(todo, _stack_of(group)):
-                out[[c[0] for c in part]] = self.patched(site, group, li, part).cpu()
-            rows.append(out)
-        return torch.stack(rows)
+            result.values[site] = {}
+            for group, n in groups.items():
+                cells = [self.cells(site, group, li) for li in range(n)]
+                width = self.model.config.n_heads if site in HEAD_SITES else len(cells[0])
+                grid = torch.full((n, width), self.m_corr, dtype=torch.float64)
+                result.values[site][group] = grid
+                for li, layer_cells in enumerate(cells):
+                    todo = sorted((c for c in layer_cells if c[1] is not None), key=lambda c: c[1])
+                    work += [
+                        (site, group, li, part) for part in self.batches(todo, _stack_of(group))
+                    ]
+        yield 0, len(work)
+        for k, (site, group, li, part) in enumerate(work):
+            values = self.patched(site, group, li, part).cpu()
+            result.values[site][group][li, [c[0] for c in part]] = values
+            yield k + 1, len(work)
+        yield result
 
     def batches(self, cells: list, stack: str) -> list[list]:
         """Cells in batches of at most ``chunk`` rows. In a causal stack a batch runs from its
@@ -424,7 +426,23 @@ def _first_change(a: torch.Tensor, b: torch.Tensor) -> int | None:
 @torch.inference_mode()
 def patch(model, inp: Inputs, sites: list[str], chunk: int = 64) -> PatchResult:
     """Exact activation patching of every cell of ``sites``: m(patched) per cell."""
-    return _Sweep(model, inp, sites, chunk).run()
+    *_, result = sweep(model, inp, sites, chunk)
+    return result
+
+
+def sweep(
+    model, inp: Inputs, sites: list[str], chunk: int = 64
+) -> Iterator[tuple[int, int] | PatchResult]:
+    """``patch`` step by step: (batches done, batches in all) after the clean and corrupted runs
+    and after each batch, then the PatchResult (stop iterating to cancel the sweep)."""
+    with torch.inference_mode():
+        run = _Sweep(model, inp, sites, chunk).run()
+    while True:
+        with torch.inference_mode():
+            item = next(run, None)
+        if item is None:
+            return
+        yield item
 
 
 # ------------------------------------------------------------------------ attribution patching

@@ -3,6 +3,7 @@ effect's formula), every model kind, and a 422 naming the field for every bad in
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -310,3 +311,24 @@ def test_a_sweep_beyond_the_memory_budget_is_a_422(checkpoint_dir, model_ids, in
         e = err(c.post(f"{API}/patch", json=body))
     assert (e["field"], e["code"]) == ("clean.token_ids", "too_much_memory")
     assert "MB" in e["message"]
+
+
+def events(text: str) -> list[tuple[str, dict]]:
+    out = []
+    for block in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        out.append((lines["event"], json.loads(lines["data"])))
+    return out
+
+
+def test_the_stream_reports_progress_then_the_same_answer(client, decoder_case):
+    body, answer = decoder_case
+    r = client.post(f"{API}/patch/stream", json=body)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    got = events(r.text)
+    progress = [data for name, data in got if name == "progress"]
+    assert [p["done"] for p in progress] == list(range(progress[-1]["total"] + 1))
+    assert progress[-1]["total"] > 1
+    assert got[-1] == ("result", answer)
+    e = err(client.post(f"{API}/patch/stream", json={**body, "corrupted": {"token_ids": [1]}}))
+    assert e["code"] == "length_mismatch"
