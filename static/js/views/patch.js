@@ -283,7 +283,12 @@ async function run() {
     const body = { model: model.id, ...inputs, metric, method: state.method };
     delete body.answer;
     delete body.wrong;
-    return { result: await api.patch(body, { signal }), inputs };
+    const onProgress = ({ done, total }) => {
+      const label = status.firstChild;
+      if (label && label.nodeType === Node.TEXT_NODE)
+        label.textContent = `Patching every activation… ${done} of ${total} batches `;
+    };
+    return { result: await api.patchStream(body, { signal, onProgress }), inputs };
   });
   if (signal.aborted || !answer) return;
   data = answer.result;
