@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 
 import pytest
 
+from tests.e2e.test_accessibility import report
 from tests.e2e.test_heads import click_cell, plotted
 from tests.e2e.urls import params, post_json
 
@@ -64,7 +65,9 @@ def test_the_colour_swap_plots_the_servers_effects_and_a_cell_opens_the_explorer
     opened = params(ui.page.url)
     assert (opened["site"], opened["layer"], opened["head"]) == ("decoder.cross", "1", "2")
     assert opened["text"] == "the black cat ate the mouse"
+    assert opened["compare"] == "the white cat ate the mouse"  # both inputs: A and B
     ui.wait("#heatmap .main-svg", state="attached")
+    ui.wait("#compare-diff .main-svg", state="attached")
 
 
 def test_the_induction_preset_measures_the_cards_circuit(ui, app_server, tmp_path):
@@ -83,3 +86,27 @@ def test_the_induction_preset_measures_the_cards_circuit(ui, app_server, tmp_pat
     saved = Path(download.value.path())
     exported = json.loads(saved.read_text())
     assert exported["effects"]["decoder.self"] == z
+
+
+def test_the_explorer_compares_two_inputs_and_plots_their_difference(ui, app_server):
+    """A − B equals the difference of two independent /attention calls; the total-variation
+    map has one cell per layer × head."""
+    a, b = "the black cat ate the mouse", "the white cat ate the mouse"
+    url = f"/?model=decoder-mini&layer=1&head=2&text={a.replace(' ', '+')}&compare={b.replace(' ', '+')}"
+    ui.goto(url)
+    ui.wait("#compare-diff .main-svg", state="attached")
+    ui.wait("#compare-tv .main-svg", state="attached")
+    want = [
+        post_json(app_server.url, "/attention", {"model": "decoder-mini", "text": t})["attention"][
+            "decoder.self"
+        ]
+        for t in (a, b)
+    ]
+    diff = plotted(ui, "#compare-diff")
+    for i, row in enumerate(want[0][1][2]):
+        for j, v in enumerate(row):
+            assert diff[i][j] == pytest.approx(v - want[1][1][2][i][j], abs=1e-6)
+    tv = plotted(ui, "#compare-tv")
+    assert len(tv) == len(want[0]) and len(tv[0]) == len(want[0][0])
+    violations = ui.axe()
+    assert not violations, report(violations)

@@ -431,7 +431,10 @@ function hrefOf(name, group, layer, index) {
   else site = `${group}.self`;
   if (!(site in (model.sites || {}))) site = Object.keys(model.sites || {})[0];
   const target = data.tokens.clean.target && shownFor.inputs.clean.target;
-  return explorerHref(model, { text: cleanText(), target }, { site, layer, head });
+  const href = explorerHref(model, { text: cleanText(), target }, { site, layer, head });
+  // the corrupted input as the explorer's second input (B): the head on both, and A − B
+  const corrupted = shownFor.inputs.corrupted.text;
+  return corrupted ? `${href}&${new URLSearchParams({ compare: corrupted })}` : href;
 }
 
 function open(name, group, layer, index) {
