@@ -105,8 +105,8 @@ class PatchQuery:
     target: Sequence | None  # seq2seq: the same for both; None: the model's own translation
     kind: str
     head: str  # vocab | classifier
-    answer: int
-    wrong: int | None
+    answer: int | None  # None: the clean input's top token at the position
+    wrong: int | None  # logit_diff; None: the corrupted input's top token (not the answer)
     position: int | None  # as given (negative from the end); None: the family's default
     sites: list[str]
     explicit_sites: bool
@@ -737,11 +737,9 @@ class Inputs:
             )
         target = self._patch_target(entry, body)
         pick = self._label if metric.head == "classifier" else self._one_token
-        answer = pick(entry, metric.answer, "metric.answer")
+        answer = None if metric.answer is None else pick(entry, metric.answer, "metric.answer")
         wrong = None
-        if metric.kind == "logit_diff":
-            if metric.wrong is None:
-                raise invalid("metric.wrong", "logit_diff needs a wrong token")
+        if metric.kind == "logit_diff" and metric.wrong is not None:
             wrong = pick(entry, metric.wrong, "metric.wrong")
         position = body.metric.position
         predicted = target if cfg.kind == "seq2seq" else clean

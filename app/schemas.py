@@ -1061,8 +1061,14 @@ class PatchMetric(Request):
         "instead of the vocabulary; `answer` and `wrong` are then labels (`negative`) or class "
         "indices.",
     )
-    answer: TokenChoice
-    wrong: TokenChoice | None = Field(None, description="`logit_diff` only (required there).")
+    answer: TokenChoice | None = Field(
+        None, description="Default: the clean input's most likely token at the position."
+    )
+    wrong: TokenChoice | None = Field(
+        None,
+        description="`logit_diff` only. Default: the corrupted input's most likely token there "
+        "(its second when that is the answer).",
+    )
     position: Int | None = Field(
         None,
         description="The predicting position, whose output is read (negative counts from the "
@@ -1129,6 +1135,10 @@ class PatchMetricInfo(BaseModel):
     position: int = Field(description="The predicting position read (never negative here).")
     clean: float = Field(description="m(clean)")
     corrupted: float = Field(description="m(corrupted)")
+    top: dict[str, list[dict[str, Any]]] = Field(
+        description="`{clean, corrupted}`: the model's most likely tokens (or classes) at the "
+        "position on each input, `{id, text, prob}`: where to pick an answer from."
+    )
 
 
 class PatchResponse(Response):

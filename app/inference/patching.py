@@ -10,9 +10,10 @@ import torch
 from app.errors import invalid
 from app.inference.common import as_batch, greedy_target
 from app.inputs import PatchQuery, Sequence
-from models.analysis.patching import Inputs, Metric, attribute, sweep
+from models.analysis.patching import Inputs, Metric, attribute, sweep, top_tokens
 
 EFFECT_DECIMALS = 6
+TOP_K = 8  # the most likely tokens at the position, per input, in the answer
 
 DEFINITIONS = {
     "effect": "(m(patched) − m(corrupted)) / (m(clean) − m(corrupted)): 1 when the patched "
@@ -67,21 +68,30 @@ def _position(q: PatchQuery, predicted_len: int) -> int:
     return predicted_len - 1
 
 
-def _question(q: PatchQuery, max_new_tokens: int) -> tuple[Inputs, Sequence | None]:
-    """The models-level question, and the seq2seq target (given, else the model's own)."""
+def _question(q: PatchQuery, max_new_tokens: int) -> tuple[Inputs, Sequence | None, dict]:
+    """The models-level question, the seq2seq target (given, else the model's own) and the
+    model's top tokens at the position on each input (the metric's defaults come from them)."""
     entry, cfg = q.entry, q.entry.config
     target = q.target
     if cfg.kind == "seq2seq" and target is None:
         target = greedy_target(entry, q.clean.ids, max_new_tokens)
     predicted = target if cfg.kind == "seq2seq" else q.clean
-    metric = Metric(q.kind, q.answer, q.wrong, _position(q, len(predicted.ids)), q.head)
-    inp = Inputs(
-        as_batch(q.clean.ids, entry),
-        as_batch(q.corrupted.ids, entry),
-        None if target is None else as_batch(target.ids, entry),
-        metric,
-    )
-    return inp, target
+    position = _position(q, len(predicted.ids))
+    ids = {
+        name: as_batch(seq.ids, entry)
+        for name, seq in (("clean", q.clean), ("corrupted", q.corrupted))
+    }
+    target_ids = None if target is None else as_batch(target.ids, entry)
+    top = {
+        name: top_tokens(entry.model, x, target_ids, position, q.head, TOP_K)
+        for name, x in ids.items()
+    }
+    answer = q.answer if q.answer is not None else top["clean"][0][0]
+    wrong = q.wrong
+    if q.kind == "logit_diff" and wrong is None:
+        wrong = next(i for i, _ in top["corrupted"] + top["clean"] if i != answer)
+    metric = Metric(q.kind, answer, wrong if q.kind == "logit_diff" else None, position, q.head)
+    return Inputs(ids["clean"], ids["corrupted"], target_ids, metric), target, top
 
 
 def patching(q: PatchQuery, max_new_tokens: int) -> dict:
@@ -93,7 +103,7 @@ def patching(q: PatchQuery, max_new_tokens: int) -> dict:
 def patching_steps(q: PatchQuery, max_new_tokens: int) -> Iterator[dict]:
     """POST /patch/stream: ``{"done", "total"}`` after each batch of patched runs, then the
     answer (a consumer that stops iterating stops the sweep at its next batch)."""
-    inp, target = _question(q, max_new_tokens)
+    inp, target, top = _question(q, max_new_tokens)
     if q.method == "attribution":
         yield {"done": 0, "total": 1}
         result = attribute(q.entry.model, inp, q.sites)
@@ -103,10 +113,10 @@ def patching_steps(q: PatchQuery, max_new_tokens: int) -> Iterator[dict]:
                 yield {"done": item[0], "total": item[1]}
             else:
                 result = item
-    yield _answer(q, inp, target, result)
+    yield _answer(q, inp, target, top, result)
 
 
-def _answer(q: PatchQuery, inp: Inputs, target: Sequence | None, result) -> dict:
+def _answer(q: PatchQuery, inp: Inputs, target: Sequence | None, top: dict, result) -> dict:
     entry, cfg, metric = q.entry, q.entry.config, inp.metric
     denominator = result.clean - result.corrupted
     flat = abs(denominator) <= 1e-9 * max(1.0, abs(result.clean))
@@ -145,11 +155,18 @@ def _answer(q: PatchQuery, inp: Inputs, target: Sequence | None, result) -> dict
         "metric": {
             "kind": q.kind,
             "head": q.head,
-            "answer": _token(entry, q.answer, q.head),
-            "wrong": _token(entry, q.wrong, q.head),
+            "answer": _token(entry, metric.answer, q.head),
+            "wrong": _token(entry, metric.wrong, q.head),
             "position": metric.position,
             "clean": round(result.clean, EFFECT_DECIMALS),
             "corrupted": round(result.corrupted, EFFECT_DECIMALS),
+            "top": {
+                name: [
+                    {**_token(entry, i, q.head), "prob": round(p, EFFECT_DECIMALS)}
+                    for i, p in tokens
+                ]
+                for name, tokens in top.items()
+            },
         },
         "effects": effects,
         "reasons": reasons,

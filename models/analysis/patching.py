@@ -169,6 +169,19 @@ def _logits(model, h: torch.Tensor) -> torch.Tensor:
     return unembed(h) if unembed is not None else model.lm_head(h)
 
 
+@torch.inference_mode()
+def top_tokens(
+    model, ids: torch.Tensor, target: torch.Tensor | None, position: int, head: str, k: int
+) -> list[tuple[int, float]]:
+    """The k most likely tokens (or classes, ``head="classifier"``) at ``position``, with their
+    probabilities: where a metric's answer and wrong token are picked from."""
+    h = _predicting_states(model, ids, target)[:, position]
+    logits = model.cls_head(h) if head == "classifier" else _logits(model, h)
+    probs = torch.softmax(logits[0].double(), dim=-1)
+    values, indices = probs.topk(min(k, probs.shape[-1]))
+    return list(zip(indices.tolist(), values.tolist(), strict=True))
+
+
 def _capture_runs(model, inp: Inputs, names: list[str]):
     """The clean and corrupted runs: their traces and metrics."""
     out = []

@@ -207,6 +207,25 @@ def test_an_attention_only_model_has_no_mlp_out(client, infos):
     assert (e["field"], e["code"]) == ("sites.1", "unsupported_field")
 
 
+def test_the_metric_defaults_to_the_models_own_top_tokens(client, decoder_case):
+    body, _ = decoder_case
+    answer = ok(client.post(f"{API}/patch", json={**body, "metric": {"kind": "logit_diff"}}))
+    top = answer["metric"]["top"]
+    assert answer["metric"]["answer"]["id"] == top["clean"][0]["id"]
+    wrong = next(
+        t["id"] for t in top["corrupted"] + top["clean"] if t["id"] != top["clean"][0]["id"]
+    )
+    assert answer["metric"]["wrong"]["id"] == wrong
+    assert all(a["prob"] >= b["prob"] for a, b in zip(top["clean"], top["clean"][1:], strict=False))
+    # log(p1 / p2) is the difference of their logits, which /attribution reports
+    mid, ids = body["model"], body["clean"]["token_ids"]
+    logits = {t["id"]: logit(client, mid, ids, t["id"], len(ids) - 1) for t in top["clean"][:2]}
+    first, second = top["clean"][0], top["clean"][1]
+    assert math.log(first["prob"] / second["prob"]) == pytest.approx(
+        logits[first["id"]] - logits[second["id"]], abs=2e-3
+    )
+
+
 def test_attribution_is_labelled_an_approximation_and_shares_the_metric(client, decoder_case):
     body, exact = decoder_case
     approx = ok(client.post(f"{API}/patch", json={**body, "method": "attribution"}))
@@ -246,7 +265,6 @@ BASE = {
             "not_one_token",
         ),
         ("decoder", {"metric": {"answer": 10**6, "wrong": 9}}, "metric.answer", "out_of_range"),
-        ("decoder", {"metric": {"answer": 7}}, "metric.wrong", "validation_error"),
         (
             "decoder",
             {"metric": {"answer": 7, "wrong": 9, "position": 99}},

@@ -181,10 +181,6 @@ async function diagnose(query) {
     ctrl.abort();
   }
 }
-/** POST /logit-lens: every layer's top-k at each predicting position (its last layer: the output). */
-export const logitLens = (body, opts) => post("/logit-lens", body, opts);
-/** POST /patch: activation patching of a clean / corrupted pair. */
-export const patch = (body, opts) => post("/patch", body, opts);
 
 /**
  * POST /patch/stream: the sweep's progress (onProgress({done, total})) as it runs, then its

@@ -59,7 +59,6 @@ const RUN_KEYS = [
 
 let data = null; // the /patch answer shown
 let shownFor = null; // {model, input: {text, target}} of that answer, for the explorer's links
-let candidates = null; // {clean, corrupted}: [{id, text, prob}] at the position read
 let cells = []; // every cell drawn: {site, group, layer, index, value}
 
 /** The presets of this view, per model: each an experiment its explanation is measured for. */
@@ -177,32 +176,8 @@ async function inputsOf(model) {
 const tokenChoice = (value) => (/^\d+$/.test(value) ? Number(value) : value);
 
 // ---------------------------------------------------------------------------------------
-// the metric's candidates: the model's own top-k at the position read
-async function topK(model, input, signal) {
-  const body = { model: model.id, k: 8, ...input };
-  const lens = await api.logitLens(body, { signal });
-  return lens;
-}
-
-/** The position read, resolved as the server will: given (negative from the end), else the
- * family's default (decoders: the last; encoders: the first [MASK]; seq2seq: the last target). */
-function positionOf(lens) {
-  const n = lens.positions.length;
-  if (state.position !== "") {
-    const p = Number(state.position);
-    const tokens = lens.tokens.target || lens.tokens.source;
-    return p < 0 ? tokens.length + p : p;
-  }
-  return lens.positions[lens.kind === "encoder" ? 0 : n - 1];
-}
-
-function candidatesAt(lens, position) {
-  const k = lens.positions.indexOf(position);
-  if (k < 0) return [];
-  const last = lens.top_ids.length - 1;
-  return lens.top_ids[last][k].map((id, j) => ({ id, text: lens.vocab[String(id)], prob: lens.top_probs[last][k][j] }));
-}
-
+// the metric: its answer and wrong token picked from the model's own top-k at the position read
+// (the answer's metric.top; with none given, the server takes the top tokens)
 function fillMetricControls(model) {
   $("#kind-select").value = state.kind;
   $("#method-select").value = state.method;
@@ -211,25 +186,21 @@ function fillMetricControls(model) {
   $("#wrong-field").hidden = state.kind !== "logit_diff";
 }
 
-function fillCandidateSelects(model, metric) {
-  let options;
-  if (state.read === "classifier") {
-    options = model.labels.map((label, i) => ({ value: String(i), label }));
-  } else {
-    const seen = new Map();
-    for (const [name, list] of Object.entries(candidates || {})) {
-      for (const c of list) {
-        const entry = seen.get(c.id) || { id: c.id, text: c.text, probs: {} };
-        entry.probs[name] = c.prob;
-        seen.set(c.id, entry);
-      }
+function fillCandidateSelects(metric) {
+  const seen = new Map();
+  for (const [name, list] of Object.entries(metric.top)) {
+    for (const c of list) {
+      const entry = seen.get(c.id) || { id: c.id, text: c.text, probs: {} };
+      entry.probs[name] = c.prob;
+      seen.set(c.id, entry);
     }
-    for (const t of [metric.answer, metric.wrong]) if (t && !seen.has(t.id)) seen.set(t.id, { ...t, probs: {} });
-    options = [...seen.values()].map((c) => {
-      const probs = Object.entries(c.probs).map(([name, p]) => `${name} ${fmt(p, 2)}`);
-      return { value: String(c.id), label: `${candidateLabel(c)}${probs.length ? ` (${probs.join(", ")})` : ""}` };
-    });
   }
+  for (const t of [metric.answer, metric.wrong]) if (t && !seen.has(t.id)) seen.set(t.id, { ...t, probs: {} });
+  const options = [...seen.values()].map((c) => {
+    const probs = Object.entries(c.probs).map(([name, p]) => `${name} ${fmt(p, 2)}`);
+    const label = metric.head === "classifier" ? c.text : candidateLabel(c);
+    return { value: String(c.id), label: `${label}${probs.length ? ` (${probs.join(", ")})` : ""}` };
+  });
   fillSelect($("#answer-select"), options, String(metric.answer.id));
   fillSelect($("#wrong-select"), options, metric.wrong ? String(metric.wrong.id) : options[0] && options[0].value);
 }
@@ -262,27 +233,11 @@ async function run() {
     const inputs = await inputsOf(model);
     const metric = { kind: state.kind, head: state.read };
     if (state.position !== "") metric.position = Number(state.position);
-    candidates = null;
-    if (state.read === "vocab") {
-      const [clean, corrupted] = await Promise.all([
-        topK(model, inputs.clean, signal),
-        topK(model, { ...inputs.corrupted, ...(inputs.clean.target ? { target: inputs.clean.target } : {}) }, signal),
-      ]);
-      const position = positionOf(clean);
-      candidates = { clean: candidatesAt(clean, position), corrupted: candidatesAt(corrupted, position) };
-      const top = candidates.clean[0];
-      let other = candidates.corrupted.find((c) => c.id !== (top && top.id));
-      if (inputs.wrong !== undefined) other = { id: inputs.wrong };
-      metric.answer = state.answer ? tokenChoice(state.answer) : (inputs.answer ?? top.id);
-      metric.wrong = state.wrong ? tokenChoice(state.wrong) : other.id;
-    } else {
-      metric.answer = state.answer ? tokenChoice(state.answer) : 0;
-      metric.wrong = state.wrong ? tokenChoice(state.wrong) : model.labels.length - 1;
-    }
-    if (state.kind !== "logit_diff") delete metric.wrong;
-    const body = { model: model.id, ...inputs, metric, method: state.method };
-    delete body.answer;
-    delete body.wrong;
+    const answer = state.answer ? tokenChoice(state.answer) : inputs.answer;
+    const wrong = state.wrong ? tokenChoice(state.wrong) : inputs.wrong;
+    if (answer !== undefined) metric.answer = answer;
+    if (wrong !== undefined && state.kind === "logit_diff") metric.wrong = wrong;
+    const body = { model: model.id, clean: inputs.clean, corrupted: inputs.corrupted, metric, method: state.method };
     const onProgress = ({ done, total }) => {
       const label = status.firstChild;
       if (label && label.nodeType === Node.TEXT_NODE)
@@ -300,7 +255,7 @@ async function run() {
   status.textContent = `${countCells()} cells patched in ${((performance.now() - started) / 1000).toFixed(1)} s${
     data.approximation ? " (attribution: an approximation)" : ""
   }.`;
-  fillCandidateSelects(model, data.metric);
+  fillCandidateSelects(data.metric);
   const predicted = data.tokens.clean.target || data.tokens.clean.source;
   fillPositionSelect(predicted, data.metric.position);
   render();
