@@ -109,7 +109,6 @@ class PatchQuery:
     wrong: int | None  # logit_diff; None: the corrupted input's top token (not the answer)
     position: int | None  # as given (negative from the end); None: the family's default
     sites: list[str]
-    explicit_sites: bool
     method: str
     raw: bool
     chunk: int
@@ -711,30 +710,7 @@ class Inputs:
                 )
         else:
             self.vocabulary_head(entry, "patching's metric")
-        seqs = {}
-        for name in ("clean", "corrupted"):
-            part = getattr(body, name)
-            if (part.text is None) == (part.token_ids is None):
-                raise invalid(
-                    f"{name}.text",
-                    "give either text or token_ids (exactly one)",
-                    "exclusive_fields",
-                )
-            seqs[name] = (
-                self.text(entry, part.text, f"{name}.text")
-                if part.text is not None
-                else self.ids(entry, part.token_ids, f"{name}.token_ids")
-            )
-        clean, corrupted = seqs["clean"], seqs["corrupted"]
-        if len(clean.ids) != len(corrupted.ids):
-            given = "text" if body.corrupted.text is not None else "token_ids"
-            raise invalid(
-                f"corrupted.{given}",
-                f"corrupted is {len(corrupted.ids)} tokens and clean {len(clean.ids)}: patching "
-                "writes one run's activation into the other position by position, so they must "
-                "be the same length",
-                "length_mismatch",
-            )
+        clean, corrupted = self._patch_pair(entry, body)
         target = self._patch_target(entry, body)
         pick = self._label if metric.head == "classifier" else self._one_token
         answer = None if metric.answer is None else pick(entry, metric.answer, "metric.answer")
@@ -773,26 +749,53 @@ class Inputs:
                 len(target.ids) if target else min(self.settings.max_new_tokens + 1, cfg.max_len)
             )
         return PatchQuery(
-            entry,
-            clean,
-            corrupted,
-            target,
-            body.metric.kind,
-            metric.head,
-            answer,
-            wrong,
-            position,
-            list(dict.fromkeys(sites)),
-            body.sites is not None,
-            body.method,
-            body.raw,
-            self._patch_chunk(
+            entry=entry,
+            clean=clean,
+            corrupted=corrupted,
+            target=target,
+            kind=metric.kind,
+            head=metric.head,
+            answer=answer,
+            wrong=wrong,
+            position=position,
+            sites=list(dict.fromkeys(sites)),
+            method=body.method,
+            raw=body.raw,
+            chunk=self._patch_chunk(
                 entry,
                 len(clean.ids),
                 n_target,
                 "clean.text" if body.clean.text is not None else "clean.token_ids",
             ),
         )
+
+    def _patch_pair(self, entry: Entry, body) -> tuple[Sequence, Sequence]:
+        """/patch: the clean and corrupted sequences, of one length (422 length_mismatch)."""
+        seqs = {}
+        for name in ("clean", "corrupted"):
+            part = getattr(body, name)
+            if (part.text is None) == (part.token_ids is None):
+                raise invalid(
+                    f"{name}.text",
+                    "give either text or token_ids (exactly one)",
+                    "exclusive_fields",
+                )
+            seqs[name] = (
+                self.text(entry, part.text, f"{name}.text")
+                if part.text is not None
+                else self.ids(entry, part.token_ids, f"{name}.token_ids")
+            )
+        clean, corrupted = seqs["clean"], seqs["corrupted"]
+        if len(clean.ids) != len(corrupted.ids):
+            given = "text" if body.corrupted.text is not None else "token_ids"
+            raise invalid(
+                f"corrupted.{given}",
+                f"corrupted is {len(corrupted.ids)} tokens and clean {len(clean.ids)}: patching "
+                "writes one run's activation into the other position by position, so they must "
+                "be the same length",
+                "length_mismatch",
+            )
+        return clean, corrupted
 
     def _patch_target(self, entry: Entry, body) -> Sequence | None:
         """seq2seq: the teacher-forced target, given on either input (identically on both)."""
