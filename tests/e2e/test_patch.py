@@ -110,3 +110,26 @@ def test_the_explorer_compares_two_inputs_and_plots_their_difference(ui, app_ser
     assert len(tv) == len(want[0]) and len(tv[0]) == len(want[0][0])
     violations = ui.axe()
     assert not violations, report(violations)
+
+
+def test_the_explorer_compares_two_models_on_one_input(ui, app_server):
+    """decoder-mini (A) and induction-2l (B) share their vocabulary: the same head of both on
+    the same sentence, A − B as two independent /attention calls give it."""
+    text = "the cat sat on the mat"
+    ui.goto(
+        f"/?model=decoder-mini&layer=1&head=1&text={text.replace(' ', '+')}&compare_model=induction-2l"
+    )
+    ui.wait("#compare-diff .main-svg", state="attached")
+    assert ui.page.input_value("#compare-model") == "induction-2l"
+    a, b = (
+        post_json(app_server.url, "/attention", {"model": m, "text": text})["attention"][
+            "decoder.self"
+        ][1][1]
+        for m in ("decoder-mini", "induction-2l")
+    )
+    diff = plotted(ui, "#compare-diff")
+    assert diff == [
+        [pytest.approx(x - y, abs=1e-6) for x, y in zip(ra, rb, strict=True)]
+        for ra, rb in zip(a, b, strict=True)
+    ]
+    assert "differ in layers" in ui.page.text_content("#compare-note")  # 4 layers against 2

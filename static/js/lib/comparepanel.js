@@ -1,11 +1,12 @@
 // Compare: the explorer's head on a second input B beside the first (A), and A − B on a
 // diverging scale; a layers × heads map of how far each head's attention moved between them
-// (total variation, as the ablation table measures it). B is the URL's `compare`; the /patch
-// view opens a cell here with its corrupted input as B.
+// (total variation, as the ablation table measures it). B is the URL's `compare` (a text) read
+// by the model `compare_model` (another model with the same vocabulary; "": the same one); the
+// /patch view opens a cell here with its corrupted input as B.
 
 import * as api from "./api.js";
 import { siteTokens } from "./attn.js";
-import { $, fmt } from "./dom.js";
+import { $, fillSelect, fmt } from "./dom.js";
 import { registerExport } from "./export.js";
 import { effectHeatmap } from "./patchmaps.js";
 import { purge, tokenHeatmap } from "./plots.js";
@@ -27,11 +28,16 @@ export function totalVariation(a, b) {
 
 const sameShape = (a, b) => a.length === b.length && a.every((row, i) => row.length === b[i].length);
 
+/** The models B may be read by: those with A's kind and vocabulary (the same token ids). */
+export const comparable = (model, models) =>
+  models.filter((m) => m.id !== model.id && m.kind === model.kind && m.vocab_size === model.vocab_size);
+
 /**
- * state: the explorer's urlState (with `compare`); onOpen(layer, head) opens a head (the TV
- * map's click). Returns update({model, site, layer, head}) to call on every render.
+ * state: the explorer's urlState (with `compare`, `compare_model`); models(): the models
+ * loaded; onOpen(layer, head) opens a head (the TV map's click). Returns update({model, site,
+ * layer, head}) to call on every render.
  */
-export function comparePanel(state, { onOpen }) {
+export function comparePanel(state, { models, onOpen }) {
   const cache = new Map(); // request key -> the /attention answer (json)
   const note = $("#compare-note");
   const divs = ["#compare-a", "#compare-b", "#compare-diff", "#compare-tv"].map((s) => $(s));
@@ -57,13 +63,28 @@ export function comparePanel(state, { onOpen }) {
     shown = null;
   }
 
+  function fillModels(model) {
+    const others = comparable(model, models());
+    fillSelect(
+      $("#compare-model"),
+      [{ value: "", label: `${model.id} (the same)` }, ...others.map((m) => ({ value: m.id, label: m.id }))],
+      others.some((m) => m.id === state.compare_model) ? state.compare_model : "",
+    );
+    return others.find((m) => m.id === state.compare_model) || model;
+  }
+
   async function update({ model, site, layer, head }) {
     $("#compare-input").value = state.compare;
-    if (!state.compare) return empty("Type a second input (B) to see this head's attention on both, and A − B.");
+    const modelB = fillModels(model);
+    if (!state.compare && modelB === model)
+      return empty("Type a second input (B), or pick a second model, to see this head's attention on both, and A − B.");
     const [A, B] = await Promise.all([
       fetchOf(model, state.text, state.target),
-      fetchOf(model, state.compare, state.target),
+      fetchOf(modelB, state.compare || state.text, state.target),
     ]);
+    const depthB = B.attention[site] ? B.attention[site].length : 0;
+    if (layer >= depthB || head >= modelB.n_heads)
+      return empty(`${modelB.id} has no ${site} layer ${layer}, head ${head} to compare with.`);
     const ta = siteTokens(A, site);
     const tb = siteTokens(B, site);
     if (Math.max(ta.queries.length, ta.keys.length, tb.queries.length, tb.keys.length) > MAX_TOKENS)
@@ -86,6 +107,13 @@ export function comparePanel(state, { onOpen }) {
     const diff = a.map((row, i) => row.map((v, j) => (v === null || b[i][j] === null ? null : v - b[i][j])));
     const rows = label(ta.queries);
     await tokenHeatmap(divs[2], diff, { rows, cols: label(ta.keys), title: "A − B", diverging: true, value: "A − B" });
+    if (A.attention[site].length !== depthB || modelB.n_heads !== model.n_heads) {
+      purge(divs[3]);
+      divs[3].hidden = true;
+      note.textContent = "The two models differ in layers or heads: only the head shown is compared.";
+      shown = { a, b, diff, site, layer, head };
+      return;
+    }
     const tv = A.attention[site].map((heads, l) => heads.map((m, h) => totalVariation(m, B.attention[site][l][h])));
     await effectHeatmap(divs[3], tv, {
       columns: tv[0].map((_, h) => `H${h}`),
@@ -100,7 +128,13 @@ export function comparePanel(state, { onOpen }) {
   registerExport("compare", {
     filename: () => `attnviz-${state.model}-compare-L${shown ? shown.layer : 0}H${shown ? shown.head : 0}`,
     plot: () => divs[2],
-    data: () => ({ model: state.model, a_text: state.text, b_text: state.compare, ...shown }),
+    data: () => ({
+      model: state.model,
+      model_b: state.compare_model || state.model,
+      a_text: state.text,
+      b_text: state.compare || state.text,
+      ...shown,
+    }),
   });
   return update;
 }

@@ -72,6 +72,7 @@ const state = urlState({
   topk: int(-1), // lines per query in the head view (0: all; -1: all for short inputs, else 3)
   zoom: str(""), // the canvas heatmap's window: "r0,r1,c0,c1" (rows and columns shown)
   compare: str(""), // a second input B: the head shown on both, and A − B
+  compare_model: str(""), // the model that reads B ("": the same one)
 });
 
 const status = $("#status");
@@ -107,7 +108,8 @@ const controls = await setupControls(state, {
     save({ zoom: "" }); // a new input starts with every token in view
     run();
   },
-  onModelChange: () => save({ site: "", layer: 0, head: 0, off: [], lock: "", zoom: "", ablate: [] }),
+  onModelChange: () =>
+    save({ site: "", layer: 0, head: 0, off: [], lock: "", zoom: "", ablate: [], compare_model: "" }),
 });
 
 // ---------------------------------------------------------------------------------------
@@ -567,11 +569,13 @@ $("#topk-select").addEventListener("change", (e) => {
 });
 
 const updateCompare = comparePanel(state, {
+  models: () => controls.models,
   onOpen: (layer, head) => state.set({ layer, head }, { push: true }),
 });
 $("#compare-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  state.set({ compare: $("#compare-input").value.trim() }, { push: true, silent: true });
+  const patch = { compare: $("#compare-input").value.trim(), compare_model: $("#compare-model").value };
+  state.set(patch, { push: true, silent: true });
   if (source && source.tokens) render();
 });
 
