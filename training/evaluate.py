@@ -5,7 +5,6 @@ Used by training (written into card.json) and by tests/quality (on the shipped f
 
 from __future__ import annotations
 
-import copy
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -18,7 +17,6 @@ from models.analysis.ablation import MODES, ablation_edits
 from models.generate import Sampling, generate
 from models.hooks import capture
 from models.rnn import RNNSeq2Seq, encoder_state_gradients
-from models.snapshots import list_snapshots, load_snapshot
 from models.transformer import Transformer
 from training import corpus
 from training.data import pad_batch
@@ -204,54 +202,6 @@ def induction_probe_run(
         "previous_token": scores.previous_token(patterns).mean(0),
         "loss_second_copy": float(nll[:, second].mean()),
         "copy_accuracy": float(copied.float().mean()),
-    }
-
-
-def snapshot_metrics(
-    folder,
-    model: Transformer,
-    first_id: int,
-    run_length: int = 20,
-    n: int = 32,
-    seed: int = 1234,
-) -> dict:
-    """Each snapshot of the run (models/snapshots.py) on the same ``n`` induction probes of
-    ``run_length`` (a length training never used): every head's induction and previous-token
-    scores and the greedy copy accuracy; and the first step whose best layer-1 head scores
-    >= 0.5 as an induction head, where the circuit formed. ``model`` is left as it is."""
-    cfg = model.config
-    probes = scores.induction_probe(
-        run_length,
-        cfg.vocab_size,
-        seed=seed + run_length,
-        batch=n,
-        bos_id=cfg.bos_id,
-        exclude=range(first_id),
-    )
-    scratch = copy.deepcopy(model)
-    steps = []
-    for entry in list_snapshots(folder):
-        run = induction_probe_run(load_snapshot(folder, entry["step"], scratch), probes)
-        steps.append(
-            {
-                "step": entry["step"],
-                "loss": entry["loss"],
-                "induction": [[round(float(v), 4) for v in row] for row in run["induction"]],
-                "previous_token": [
-                    [round(float(v), 4) for v in row] for row in run["previous_token"]
-                ],
-                "copy_accuracy": round(run["copy_accuracy"], 4),
-            }
-        )
-    last = cfg.depth("decoder") - 1
-    formed = next((e["step"] for e in steps if max(e["induction"][last]) >= 0.5), None)
-    return {
-        "run_length": run_length,
-        "probes": n,
-        "steps": steps,
-        "induction_formed_at_step": formed,
-        "definition": "the first snapshot whose best last-layer head scores >= 0.5 as an "
-        "induction head on the probes",
     }
 
 

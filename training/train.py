@@ -526,9 +526,6 @@ def train(
     }
     if recipe.extra.get("compare_with"):
         card["comparison"] = compare(model, task, recipe, metrics, dev)
-    if keep and recipe.objective == "induction":  # when the circuit formed, measured
-        n = 32 if eval_limit is None else eval_limit
-        card["snapshots"] = evaluate.snapshot_metrics(out_dir, model, task.first_id, n=n)
     if out_dir is not None:
         save_checkpoint(out_dir, model.cpu(), task.tokenizer, card)
     return card

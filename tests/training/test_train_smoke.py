@@ -24,11 +24,6 @@ def test_a_few_steps_of_every_recipe_write_a_loadable_checkpoint_and_card(model_
     ckpt = load_checkpoint(tmp_path)
     if snapshots:
         check_snapshots(tmp_path, ckpt.model)
-        measured = card["snapshots"]
-        assert [e["step"] for e in measured["steps"]] == [0, 2, 3]
-        for e in measured["steps"]:
-            assert len(e["induction"]) == 2 and len(e["induction"][1]) == 4
-            assert len(e["previous_token"]) == 2 and 0 <= e["copy_accuracy"] <= 1
     else:
         assert not (tmp_path / "snapshots").exists()
     assert ckpt.card == json.loads((tmp_path / "card.json").read_text())
