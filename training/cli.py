@@ -22,14 +22,6 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--steps", type=int, help="override the recipe's number of steps")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     t.add_argument(
-        "--snapshots",
-        type=int,
-        default=0,
-        metavar="N",
-        help="keep N snapshots of the run (float16 weights, before training, after it and "
-        "evenly between) in OUT/snapshots",
-    )
-    t.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -70,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     out = args.out or ROOT / "checkpoints" / args.model_id
-    card = train(args.model_id, out, steps=args.steps, device=args.device, snapshots=args.snapshots)
+    card = train(args.model_id, out, steps=args.steps, device=args.device)
     json.dump(
         {"wall_time_seconds": card["wall_time_seconds"], "metrics": card["metrics"]},
         sys.stdout,

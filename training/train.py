@@ -22,7 +22,6 @@ from tqdm import tqdm
 from models import load_checkpoint, save_checkpoint
 from models.checkpoint import config_from_dict, model_from_config
 from models.rnn import RNNSeq2Seq
-from models.snapshots import save_snapshot, snapshot_steps
 from models.transformer import Transformer, count_parameters
 from training import corpus, evaluate
 from training.data import mask_tokens, pad_batch, repeated_runs_batch, sample_batch
@@ -457,11 +456,8 @@ def train(
     device: str | None = None,
     eval_limit: int | None = None,
     progress: bool = True,
-    snapshots: int = 0,
 ) -> dict:
-    """Train `model_id` from nothing and save it; returns the card (also in card.json).
-    ``snapshots``: keep that many snapshots of the run in ``out_dir/snapshots`` (the weights
-    before training, after it, and evenly between; models/snapshots.py)."""
+    """Train `model_id` from nothing and save it; returns the card (also in card.json)."""
     recipe = RECIPES[model_id]
     total = steps if steps is not None else recipe.steps
     if steps is not None and recipe.extra.get("cls_steps"):
@@ -483,9 +479,6 @@ def train(
     model = build(recipe, task, dev)
     opt = make_optimizer(model, recipe)
 
-    keep = set(snapshot_steps(total, snapshots)) if out_dir is not None else set()
-    if 0 in keep:
-        save_snapshot(out_dir, model, 0, None)
     start, tokens, losses = time.perf_counter(), 0, []
     bar = tqdm(range(total), desc=model_id, disable=not progress, mininterval=1.0)
     model.train()
@@ -493,8 +486,6 @@ def train(
         b = train_step(model, task, opt, recipe, step, total, rng)
         tokens += b.tokens
         losses.append(b.loss.item())
-        if step + 1 in keep:  # one small file write, inside the timed loop
-            save_snapshot(out_dir, model, step + 1, sum(losses[-20:]) / len(losses[-20:]))
         if step % 20 == 0 or step == total - 1:
             elapsed = time.perf_counter() - start
             bar.set_postfix(

@@ -11,7 +11,6 @@ from safetensors.torch import load_file
 
 from models import load_checkpoint
 from models.rnn import RNNSeq2Seq
-from models.snapshots import list_snapshots, load_snapshot
 from training.cli import main as cli_main
 from training.recipes import RECIPES
 from training.train import train
@@ -19,13 +18,8 @@ from training.train import train
 
 @pytest.mark.parametrize("model_id", sorted(RECIPES))
 def test_a_few_steps_of_every_recipe_write_a_loadable_checkpoint_and_card(model_id, tmp_path):
-    snapshots = 3 if model_id == "induction-2l" else 0  # the run whose snapshots ship
-    card = train(model_id, tmp_path, steps=3, eval_limit=8, progress=False, snapshots=snapshots)
+    card = train(model_id, tmp_path, steps=3, eval_limit=8, progress=False)
     ckpt = load_checkpoint(tmp_path)
-    if snapshots:
-        check_snapshots(tmp_path, ckpt.model)
-    else:
-        assert not (tmp_path / "snapshots").exists()
     assert ckpt.card == json.loads((tmp_path / "card.json").read_text())
     for key in ("recipe", "seed", "steps", "wall_time_seconds", "device", "metrics", "parameters"):
         assert key in card
@@ -77,32 +71,3 @@ def test_cli_lists_recipes(capsys):
     assert cli_main(["recipes"]) == 0
     out = capsys.readouterr().out
     assert all(model_id in out for model_id in RECIPES)
-
-
-def check_snapshots(folder, final):
-    """`--snapshots 3` on a 3-step run: the weights before training, after 2 steps and at the
-    end (float16), listed by step with the loss; the last is the checkpoint's."""
-    index = list_snapshots(folder)
-    assert [e["step"] for e in index] == [0, 2, 3]
-    assert index[0]["loss"] is None and index[2]["loss"] > 0
-    for entry in index:
-        assert (folder / "snapshots" / entry["file"]).stat().st_size < 1.2e6  # float16
-    last = load_snapshot(folder, 3, load_checkpoint(folder).model)
-    for (name, p), q in zip(last.state_dict().items(), final.state_dict().values(), strict=True):
-        assert torch.allclose(p, q, atol=2e-3, rtol=1e-3), name
-    before = load_snapshot(folder, 0, load_checkpoint(folder).model).state_dict()
-    assert not torch.allclose(before["tok_embed.weight"], final.state_dict()["tok_embed.weight"])
-    with pytest.raises(KeyError):
-        load_snapshot(folder, 1, final)
-
-
-def test_the_cli_passes_snapshots_on(monkeypatch, tmp_path):
-    seen = {}
-
-    def fake_train(model_id, out, **kw):
-        seen.update(kw, model_id=model_id)
-        return {"wall_time_seconds": 0, "metrics": {}}
-
-    monkeypatch.setattr("training.train.train", fake_train)
-    assert cli_main(["train", "induction-2l", "--out", str(tmp_path), "--snapshots", "8"]) == 0
-    assert seen["model_id"] == "induction-2l" and seen["snapshots"] == 8
