@@ -20,6 +20,8 @@ from app.errors import ApiError, invalid
 from app.registry import Entry, Registry
 from app.tokenization import Encoded, chat_prompt
 from models.analysis.ablation import HeadAblation, ablation_edits
+from models.analysis.patching import SITES as PATCH_SITES
+from models.analysis.patching import patch_bytes, site_groups
 from models.analysis.scores import induction_probe
 
 #: The codes of the 4xx answers a request that is valid against the OpenAPI schema can still
@@ -42,6 +44,10 @@ RULES = {
     "(`attnviz train <id> --snapshots N`)",
     "too_much_memory": "the request would hold more than the server's memory budget: the "
     "message says how many heads (or which pool) would fit",
+    "length_mismatch": "/patch: clean and corrupted must be the same number of tokens (and a "
+    "seq2seq target the same for both)",
+    "not_one_token": "/patch: the metric's answer or wrong token is not one token of the "
+    "vocabulary",
 }
 
 
@@ -89,6 +95,26 @@ class ModelInput:
     def predicted(self) -> Sequence | None:
         """The sequence the predicting stack reads (None: a translation not yet decoded)."""
         return self.target if self.entry.config.kind == "seq2seq" else self.source
+
+
+@dataclass
+class PatchQuery:
+    """POST /patch: two inputs of one length, the metric, the sites, and the batch size that
+    fits the memory budget."""
+
+    entry: Entry
+    clean: Sequence
+    corrupted: Sequence
+    target: Sequence | None  # seq2seq: the same for both; None: the model's own translation
+    kind: str
+    head: str  # vocab | classifier
+    answer: int | None  # None: the clean input's top token at the position
+    wrong: int | None  # logit_diff; None: the corrupted input's top token (not the answer)
+    position: int | None  # as given (negative from the end); None: the family's default
+    sites: list[str]
+    method: str
+    raw: bool
+    chunk: int
 
 
 @dataclass
@@ -827,6 +853,205 @@ class Inputs:
         if head is not None:
             inp.heads = [self.index(head, cfg.n_heads, "head", "head")]
         return inp
+
+    def patch(self, body) -> PatchQuery:
+        """POST /patch: both inputs resolved (each 422 names clean.* or corrupted.*), of one
+        length; the metric's tokens; the sites the model has; a batch that fits the budget."""
+        entry = self.model(body.model)
+        cfg = entry.config
+        metric = body.metric
+        if metric.head == "classifier":
+            if not cfg.n_classes:
+                raise invalid(
+                    "metric.head", f"{entry.id} has no classification head", "unsupported_task"
+                )
+            if metric.position not in (None, 0):
+                raise invalid(
+                    "metric.position",
+                    "the classification head reads position 0 ([CLS])",
+                    "out_of_range",
+                )
+        else:
+            self.vocabulary_head(entry, "patching's metric")
+        clean, corrupted = self._patch_pair(entry, body)
+        target = self._patch_target(entry, body)
+        pick = self._label if metric.head == "classifier" else self._one_token
+        answer = None if metric.answer is None else pick(entry, metric.answer, "metric.answer")
+        wrong = None
+        if metric.kind == "logit_diff" and metric.wrong is not None:
+            wrong = pick(entry, metric.wrong, "metric.wrong")
+        position = body.metric.position
+        predicted = target if cfg.kind == "seq2seq" else clean
+        if position is not None and predicted is not None:
+            n = len(predicted.ids)
+            if not -n <= position < n:
+                raise invalid(
+                    "metric.position",
+                    f"position {position} is outside the {n} tokens",
+                    "out_of_range",
+                )
+        if position is None and cfg.kind == "encoder" and metric.head == "vocab":
+            mask = entry.codec.mask_id if entry.codec else None
+            if mask is None or mask not in clean.ids:
+                raise invalid(
+                    "clean.text",
+                    "an encoder predicts at a [MASK]: put one in the text, or give metric.position",
+                    "no_mask",
+                )
+        sites = list(body.sites or PATCH_SITES)
+        if body.sites is not None:
+            for k, site in enumerate(sites):
+                _, reason = site_groups(cfg, site)
+                if reason:
+                    raise invalid(
+                        f"sites.{k}", f"{entry.id} has no {site}: {reason}", "unsupported_field"
+                    )
+        n_target = None
+        if cfg.kind == "seq2seq":
+            n_target = (
+                len(target.ids) if target else min(self.settings.max_new_tokens + 1, cfg.max_len)
+            )
+        return PatchQuery(
+            entry=entry,
+            clean=clean,
+            corrupted=corrupted,
+            target=target,
+            kind=metric.kind,
+            head=metric.head,
+            answer=answer,
+            wrong=wrong,
+            position=position,
+            sites=list(dict.fromkeys(sites)),
+            method=body.method,
+            raw=body.raw,
+            chunk=self._patch_chunk(
+                entry,
+                len(clean.ids),
+                n_target,
+                "clean.text" if body.clean.text is not None else "clean.token_ids",
+            ),
+        )
+
+    def _patch_pair(self, entry: Entry, body) -> tuple[Sequence, Sequence]:
+        """/patch: the clean and corrupted sequences, of one length (422 length_mismatch)."""
+        seqs = {}
+        for name in ("clean", "corrupted"):
+            part = getattr(body, name)
+            if (part.text is None) == (part.token_ids is None):
+                raise invalid(
+                    f"{name}.text",
+                    "give either text or token_ids (exactly one)",
+                    "exclusive_fields",
+                )
+            seqs[name] = (
+                self.text(entry, part.text, f"{name}.text")
+                if part.text is not None
+                else self.ids(entry, part.token_ids, f"{name}.token_ids")
+            )
+        clean, corrupted = seqs["clean"], seqs["corrupted"]
+        if len(clean.ids) != len(corrupted.ids):
+            given = "text" if body.corrupted.text is not None else "token_ids"
+            raise invalid(
+                f"corrupted.{given}",
+                f"corrupted is {len(corrupted.ids)} tokens and clean {len(clean.ids)}: patching "
+                "writes one run's activation into the other position by position, so they must "
+                "be the same length",
+                "length_mismatch",
+            )
+        return clean, corrupted
+
+    def _patch_target(self, entry: Entry, body) -> Sequence | None:
+        """seq2seq: the teacher-forced target, given on either input (identically on both)."""
+        targets = {}
+        for name in ("clean", "corrupted"):
+            part = getattr(body, name)
+            for key in ("target", "target_ids"):
+                if getattr(part, key) is not None and entry.config.kind != "seq2seq":
+                    raise invalid(
+                        f"{name}.{key}",
+                        f"only seq2seq models take a {key}; {entry.id} is a {entry.config.kind}",
+                        "unsupported_field",
+                    )
+            if part.target is not None and part.target_ids is not None:
+                raise invalid(
+                    f"{name}.target",
+                    "give either target or target_ids, not both",
+                    "exclusive_fields",
+                )
+            if part.target is not None:
+                targets[name] = self._encode(
+                    entry, part.target, f"{name}.target", lambda t: entry.codec.encode_target(t)
+                )
+            elif part.target_ids is not None:
+                targets[name] = self.ids(entry, part.target_ids, f"{name}.target_ids")
+        if len(targets) == 2 and targets["clean"].ids != targets["corrupted"].ids:
+            raise invalid(
+                "corrupted.target",
+                "the teacher-forced target must be the same for both inputs (only the source "
+                "differs)",
+                "length_mismatch",
+            )
+        return targets.get("clean") or targets.get("corrupted")
+
+    @staticmethod
+    def _label(entry: Entry, label, field: str) -> int:
+        """A class of the classification head: its label or its index."""
+        labels, n = entry.config.labels, entry.config.n_classes
+        if isinstance(label, int) and label < n:
+            return label
+        if isinstance(label, str) and label in labels:
+            return labels.index(label)
+        raise invalid(
+            field,
+            f"{label!r} is not a class of {entry.id}'s classifier "
+            f"({', '.join(labels) or f'indices 0–{n - 1}'})",
+            "out_of_range",
+        )
+
+    @staticmethod
+    def _one_token(entry: Entry, token, field: str) -> int:
+        """An id, or a string the tokenizer reads as one token, or a vocabulary piece."""
+        vocab = entry.config.vocab_size
+        if isinstance(token, int):
+            if token >= vocab:
+                raise invalid(
+                    field,
+                    f"token id {token} is outside the vocabulary [0, {vocab})",
+                    "out_of_range",
+                )
+            return token
+        tokenizer = entry.tokenizer
+        if tokenizer is None:
+            raise invalid(field, f"{entry.id} ships no tokenizer: give a token id", "no_tokenizer")
+        ids = tokenizer.encode(token, add_special_tokens=False).ids
+        if len(ids) == 1:
+            return ids[0]
+        piece = tokenizer.token_to_id(token)
+        if piece is not None:
+            return piece
+        pieces = [tokenizer.id_to_token(i) for i in ids]
+        raise invalid(
+            field,
+            f"{token!r} is {len(ids)} tokens ({', '.join(map(repr, pieces))}), not one: give a "
+            "single token or its id",
+            "not_one_token",
+        )
+
+    def _patch_chunk(
+        self, entry: Entry, n_source: int, n_target: int | None, field: str = "clean.text"
+    ) -> int:
+        """Rows per patched batch within ATTNVIZ_MEMORY_BUDGET_MB, or a 422 when the two runs'
+        activations and one patched row do not fit."""
+        budget = self.settings.memory_budget_mb << 20
+        fixed, per_row = patch_bytes(entry.config, n_source, n_target)
+        if fixed + per_row > budget:
+            raise invalid(
+                field,
+                f"patching {n_source} tokens needs about {(fixed + per_row) >> 20} MB (the budget "
+                f"is {budget >> 20} MB): send shorter inputs",
+                "too_much_memory",
+            )
+        return int(min(256, (budget - fixed) // per_row))
 
 
 def _same_vocabulary(a: Entry, b: Entry) -> bool:

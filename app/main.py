@@ -34,6 +34,7 @@ from app.routes import (
     metrics,
     models,
     pages,
+    patching,
     positions,
     rnn,
     snapshots,
@@ -180,6 +181,7 @@ def create_app(settings: Settings | None = None, *, require_guards: bool = False
         snapshots,
     ):
         app.include_router(module.router, prefix="/api/v1")
+    app.include_router(patching.router, prefix="/api/v1")
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     app.include_router(pages.router)  # the browser UI: page shells, Plotly from the package
     app.include_router(standalone.router)  # its "HTML (standalone)" export

@@ -1104,3 +1104,142 @@ class SnapshotAttentionResponse(Response):
     scores: dict[str, float | None] = Field(
         description="This head's `induction` and `previous_token`."
     )
+
+
+# ---------------------------------------------------------------------------- activation patching
+PatchSite = Literal[
+    "resid_pre", "attn_out", "cross_out", "mlp_out", "head_z", "head_pattern", "memory"
+]
+#: A token of the model's vocabulary: the string (one token once tokenized, or a vocabulary
+#: piece such as "Ġmouse") or its id.
+TokenChoice = Annotated[
+    str | Index,
+    Field(
+        description="One token: its id, or a string that the model's tokenizer reads as exactly "
+        "one token (`noir`), or a vocabulary piece as stored (`Ġmouse`, `▁noir`, `##ing`).",
+        examples=["noir"],
+    ),
+]
+
+
+class PatchInput(Request):
+    """One of the two inputs: `text` or `token_ids`; seq2seq: optionally the target."""
+
+    text: Text | None = None
+    token_ids: TokenIds | None = None
+    target: Text | None = Field(
+        None,
+        description="seq2seq: the teacher-forced target, the same for both inputs (give it on "
+        "either, or on both identically). Omitted: the model's own translation of `clean`.",
+    )
+    target_ids: TokenIds | None = None
+
+
+class PatchMetric(Request):
+    kind: Literal["logit_diff", "logprob"] = Field(
+        "logit_diff",
+        description="`logit_diff`: logit(answer) − logit(wrong); `logprob`: log p(answer).",
+    )
+    head: Literal["vocab", "classifier"] = Field(
+        "vocab",
+        description="`classifier`: read an encoder's [CLS] classification head (position 0) "
+        "instead of the vocabulary; `answer` and `wrong` are then labels (`negative`) or class "
+        "indices.",
+    )
+    answer: TokenChoice | None = Field(
+        None, description="Default: the clean input's most likely token at the position."
+    )
+    wrong: TokenChoice | None = Field(
+        None,
+        description="`logit_diff` only. Default: the corrupted input's most likely token there "
+        "(its second when that is the answer).",
+    )
+    position: Int | None = Field(
+        None,
+        description="The predicting position, whose output is read (negative counts from the "
+        "end). Default: the last (decoders), the first `[MASK]` of `clean` (encoders), the last "
+        "target position (seq2seq: position i predicts target token i + 1).",
+    )
+
+
+class PatchRequest(Request):
+    model: ModelId
+    clean: PatchInput
+    corrupted: PatchInput = Field(
+        description="As long as `clean` in tokens: the run that is patched."
+    )
+    metric: PatchMetric
+    sites: list[PatchSite] | None = Field(
+        None,
+        min_length=1,
+        description="Default: every site; one the model lacks is then null with its reason "
+        "(given explicitly, it is a 422).",
+    )
+    method: Literal["exact", "attribution"] = Field(
+        "exact",
+        description="`exact`: one patched run per cell (batched). `attribution`: an "
+        "approximation from one forward and one backward pass of the corrupted input, "
+        "(a_clean − a_corrupted) · ∂m/∂a (attribution patching, Nanda 2023).",
+    )
+    raw: Annotated[bool, Field(strict=True)] = Field(
+        False, description="Return m(patched) itself instead of the effect."
+    )
+
+    model_config = examples(
+        {
+            "model": "seq2seq-en-fr",
+            "clean": {"text": "the black cat ate the mouse"},
+            "corrupted": {"text": "the white cat ate the mouse"},
+            "metric": {
+                "kind": "logit_diff",
+                "answer": "noir",
+                "wrong": "blanc",
+                "position": 2,
+            },
+            "sites": ["resid_pre", "attn_out", "mlp_out", "head_z", "head_pattern"],
+        },
+        {
+            "model": "decoder-mini",
+            "clean": {"text": "the black cat ate the"},
+            "corrupted": {"text": "the white cat ate the"},
+            "metric": {"kind": "logprob", "answer": " mouse"},
+        },
+    )
+
+
+class PatchTokens(BaseModel):
+    clean: AttentionTokens
+    corrupted: AttentionTokens
+
+
+class PatchMetricInfo(BaseModel):
+    kind: str
+    head: Literal["vocab", "classifier"]
+    answer: TokenRef
+    wrong: TokenRef | None
+    position: int = Field(description="The predicting position read (never negative here).")
+    clean: float = Field(description="m(clean)")
+    corrupted: float = Field(description="m(corrupted)")
+    top: dict[str, list[dict[str, Any]]] = Field(
+        description="`{clean, corrupted}`: the model's most likely tokens (or classes) at the "
+        "position on each input, `{id, text, prob}`: where to pick an answer from."
+    )
+
+
+class PatchResponse(Response):
+    model: str
+    kind: str
+    method: Literal["exact", "attribution"]
+    approximation: bool = Field(description="True for `attribution`.")
+    raw: bool
+    tokens: PatchTokens
+    differing: list[int] = Field(description="Source positions where the two inputs differ.")
+    metric: PatchMetricInfo
+    effects: dict[str, dict[str, list[list[float]]] | None] = Field(
+        description="Per site: per stack (`resid_pre`, `attn_out`, `cross_out`, `mlp_out`: "
+        "[L][T]), per attention site (`head_z`, `head_pattern`: [L][H]) or `encoder` "
+        "(`memory`: [1][S]), the effect (m(patched) − m(corrupted)) / (m(clean) − "
+        "m(corrupted)), or with `raw` m(patched). null: see `reasons`."
+    )
+    reasons: dict[str, str] = Field(description="Why a site is null.")
+    definitions: dict[str, str]

@@ -13,6 +13,7 @@ response as a dict for ``serialize.dumps``. Nothing here knows about HTTP.
 * ``block``: /block — one block's Add & Norm, FFN and stream; the normalisation comparison
 * ``recurrence``: /rnn/unroll (an RNN's states, gates and gradient norms)
 * ``snapshots``: /models/{id}/snapshots — a training run's snapshots scored on the probe
+* ``patching``: /patch (activation patching of a clean / corrupted pair)
 """
 
 from app.inference.analyses import attribution, head_scores, logit_lens, rollout
@@ -25,6 +26,7 @@ from app.inference.decoding import (
     steps_of,
 )
 from app.inference.encoder_tasks import classify, fill_mask
+from app.inference.patching import patching, patching_steps
 from app.inference.positions import positions, rope_relative
 from app.inference.recurrence import unroll
 from app.inference.snapshots import snapshot_attention, snapshots
@@ -41,6 +43,8 @@ __all__ = [
     "generation_output",
     "head_scores",
     "logit_lens",
+    "patching",
+    "patching_steps",
     "positions",
     "prompt_info",
     "rollout",

@@ -28,6 +28,7 @@ VIEWS = {
     "/positions": "positions",
     "/block": "block",
     "/heads": "heads",
+    "/patch": "patch",
     "/lesson": "lesson",
     "/rnn": "rnn",
     "/card": "card",

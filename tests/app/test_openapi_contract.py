@@ -88,6 +88,15 @@ def catalogue(ids: dict[str, str]) -> list[tuple[str, str, dict, int]]:
             ("POST", f"{API}/block", {"json": {"model": mid, "text": "a", "format": "f16"}}, 200),
         ]
     cases.append(("POST", f"{API}/generate", {"json": {"model": dec, "text": "the cat"}}, 200))
+    logprob = {"kind": "logprob", "answer": 5}
+    for mid, end in ((dec, 7), (s2s, 7), (enc, 7)):
+        pair = {"clean": {"token_ids": [5, 6, end]}, "corrupted": {"token_ids": [5, 8, end]}}
+        metric = logprob if mid == s2s else {**logprob, "position": 1}  # s2s: its last target
+        cases.append(
+            ("POST", f"{API}/patch", {"json": {"model": mid, **pair, "metric": metric}}, 200)
+        )
+    short = {"clean": {"token_ids": [5, 6]}, "corrupted": {"token_ids": [5]}, "metric": logprob}
+    cases.append(("POST", f"{API}/patch", {"json": {"model": dec, **short}}, 422))
     cases += [
         ("POST", f"{API}/rnn/unroll", {"json": {"model": s2s, "text": "the cat"}}, 422),
         ("POST", f"{API}/rnn/unroll", {"json": {"model": "nope", "text": "the cat"}}, 404),
@@ -144,7 +153,8 @@ def test_every_answer_matches_the_schema_its_operation_declares(client, spec, mo
         (m.upper(), p)
         for p, ops in spec["paths"].items()
         for m in ops
-        if p not in ("/metrics", f"{API}/generate/stream")  # not JSON: checked below
+        # not JSON: checked below, and in test_patch_api (the stream's result is /patch's)
+        if p not in ("/metrics", f"{API}/generate/stream", f"{API}/patch/stream")
     }
     assert documented <= seen, f"operations without a checked answer: {documented - seen}"
 

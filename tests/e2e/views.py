@@ -32,6 +32,10 @@ VIEWS = {
         "/heads?model=decoder-mini&text=the+cat+sat+on+the+mat+and+the+cat+ate",
         ["#scores .main-svg", "#weights .main-svg", "#importance .main-svg", "#heads-table td"],
     ),
+    "patch": (
+        "/patch?model=seq2seq-en-fr",
+        ["#resid_pre .main-svg", "#head_z .main-svg", "#memory .main-svg", "#top-cells a"],
+    ),
     "rnn": (
         "/rnn?model=rnn-en-fr",
         [

@@ -186,3 +186,31 @@ async function diagnose(query) {
     ctrl.abort();
   }
 }
+
+/**
+ * POST /patch/stream: the sweep's progress (onProgress({done, total})) as it runs, then its
+ * answer. Aborting `signal` closes the connection, which stops the sweep on the server.
+ */
+export async function patchStream(body, { signal, onProgress = () => {} } = {}) {
+  const res = await send("POST", "/patch/stream", body, { signal, accept: "text/event-stream" });
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += value;
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const fields = Object.fromEntries(
+        block.split("\n").map((line) => [line.split(": ")[0], line.slice(line.indexOf(": ") + 2)]),
+      );
+      const data = JSON.parse(fields.data);
+      if (fields.event === "progress") onProgress(data);
+      else if (fields.event === "result") return data;
+      else if (fields.event === "error") throw new ApiError(500, data.error.code, data.error.message);
+    }
+  }
+  throw new ApiError(0, "network_error", "the patching stream ended without an answer");
+}

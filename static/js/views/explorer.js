@@ -40,6 +40,7 @@ import {
   siteAxes,
   valuesCaption,
 } from "../lib/headpanels.js";
+import { comparePanel } from "../lib/comparepanel.js";
 import { modelSays } from "../lib/modelsays.js";
 import { headStyle } from "../lib/palette.js";
 import { PICKER_STATE, attentionPickers } from "../lib/pickers.js";
@@ -70,6 +71,8 @@ const state = urlState({
   lock: str(""), // "q3" / "k5": a token locked in the head view (original position)
   topk: int(-1), // lines per query in the head view (0: all; -1: all for short inputs, else 3)
   zoom: str(""), // the canvas heatmap's window: "r0,r1,c0,c1" (rows and columns shown)
+  compare: str(""), // a second input B: the head shown on both, and A − B
+  compare_model: str(""), // the model that reads B ("": the same one)
 });
 
 const status = $("#status");
@@ -105,7 +108,8 @@ const controls = await setupControls(state, {
     save({ zoom: "" }); // a new input starts with every token in view
     run();
   },
-  onModelChange: () => save({ site: "", layer: 0, head: 0, off: [], lock: "", zoom: "", ablate: [] }),
+  onModelChange: () =>
+    save({ site: "", layer: 0, head: 0, off: [], lock: "", zoom: "", ablate: [], compare_model: "" }),
 });
 
 // ---------------------------------------------------------------------------------------
@@ -538,6 +542,8 @@ async function render({ timed = false, grid: withGrid = false, headView: withHea
   renderChangedTable();
   await renderHeatmap({ timed }); // the heatmap first: the other panels never delay it
   if (!withGrid) markGridSelection();
+  const { model } = source;
+  updateCompare({ model, site: currentSite(), layer: state.layer, head: state.head }).catch(showError);
   await nextTask();
   const headViewDone = withHeadView ? renderHeadViewPanel() : Promise.resolve();
   if (withGrid) renderGridPanel();
@@ -560,6 +566,17 @@ $("#hide-special").addEventListener("change", (e) => {
 $("#topk-select").addEventListener("change", (e) => {
   save({ topk: Number(e.target.value) });
   if (source && source.tokens) renderHeadViewPanel();
+});
+
+const updateCompare = comparePanel(state, {
+  models: () => controls.models,
+  onOpen: (layer, head) => state.set({ layer, head }, { push: true }),
+});
+$("#compare-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const patch = { compare: $("#compare-input").value.trim(), compare_model: $("#compare-model").value };
+  state.set(patch, { push: true, silent: true });
+  if (source && source.tokens) render();
 });
 
 bindKeys({
