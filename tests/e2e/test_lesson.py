@@ -120,3 +120,20 @@ def test_projector_mode(ui):
     ui.shot("lesson-projector")
     violations = ui.axe()
     assert not violations, report(violations)
+
+
+def test_the_positions_step_says_the_embedding_is_scaled(ui, app_server):
+    """seq2seq-en-fr multiplies its embedding by √d_model before adding positions: the
+    lesson's "token embedding" panel says by how much, from the API's own figure."""
+    import httpx
+
+    ui.goto("/lesson?step=2&model=seq2seq-en-fr")
+    at_step(ui, 2)
+    text = ui.page.input_value("#text-input")
+    pos = httpx.get(
+        f"{app_server.url}/api/v1/models/seq2seq-en-fr/positions", params={"text": text}
+    ).json()
+    scale, d = pos["embedding"]["scale"], app_server.models["seq2seq-en-fr"]["d_model"]
+    assert abs(scale - d**0.5) < 1e-6
+    note = ui.page.text_content("#lesson-emb-scale")
+    assert note == f"Already multiplied × √d_model = √{d} = {scale:.2f}."

@@ -85,7 +85,13 @@ export const positions = {
       plot: () => parts[2].plot,
       data: () => ({ model: model.id, text: state.text, embedding: pos.embedding }),
     });
-    drawEmbedding({ token: parts[0].plot, position: parts[1].plot, sum: parts[2].plot }, pos);
+    const shapes = drawEmbedding({ token: parts[0].plot, position: parts[1].plot, sum: parts[2].plot }, pos);
+    if (shapes?.scale) {
+      // the original Transformer multiplies the looked-up rows before adding positions
+      parts[0].box.append(
+        el("p", { class: "plot-note", id: "lesson-emb-scale", text: `Already multiplied ${shapes.scale}.` }),
+      );
+    }
     if (!rope) return;
     const rel = framed(body, {
       title: "RoPE: the score depends only on the distance",
