@@ -47,8 +47,9 @@ def test_an_installed_attnviz_draws_from_anywhere(wheel, tmp_path):
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True)
     python = env_dir / "bin" / "python"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--prefix", str(env_dir),
-         str(wheel)],
+        # --ignore-installed: else pip uninstalls this environment's own attnviz first
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--ignore-installed", "-q",
+         "--prefix", str(env_dir), str(wheel)],
         check=True, capture_output=True,
     )  # fmt: skip
     code = (
@@ -65,3 +66,9 @@ def test_an_installed_attnviz_draws_from_anywhere(wheel, tmp_path):
     root, size = out.stdout.split()
     assert Path(root).resolve() == (env_dir / "share" / "attnviz").resolve()
     assert int(size) > 10_000
+    # and this environment's own install is untouched
+    here = subprocess.run(
+        [sys.executable, "-c", "import attnviz; print(attnviz.__file__)"],
+        cwd=tmp_path, capture_output=True, text=True,
+    )  # fmt: skip
+    assert here.returncode == 0 and str(env_dir) not in here.stdout, here.stderr
