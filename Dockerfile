@@ -79,6 +79,7 @@ RUN mkdir -p app models training \
 COPY app/ /src/app/
 COPY models/ /src/models/
 COPY training/ /src/training/
+COPY attnviz/ /src/attnviz/
 RUN pip install --no-deps --no-build-isolation . \
  && rm -rf /src/build /src/*.egg-info
 
@@ -98,6 +99,7 @@ WORKDIR /srv/attnviz
 COPY app/ app/
 COPY models/ models/
 COPY training/ training/
+COPY attnviz/ attnviz/
 COPY static/ static/
 COPY templates/ templates/
 COPY checkpoints/ checkpoints/
@@ -107,7 +109,7 @@ COPY deploy/entrypoint.sh /usr/local/bin/attnviz-entrypoint
 # writes 0600 files); byte-compiled now, as the running container may be read-only.
 RUN chmod -R a+rX,go-w /srv/attnviz /usr/local/bin/attnviz-entrypoint \
  && chmod a+x /usr/local/bin/attnviz-entrypoint \
- && python -m compileall -q app models training
+ && python -m compileall -q app models training attnviz
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/srv/attnviz \
