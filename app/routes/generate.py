@@ -103,6 +103,25 @@ def sse(event: str, data: bytes) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
 
 
+def event_stream(items, what: str) -> StreamingResponse:
+    """Server-sent events from a worker's frames (``RunJob.stream``); a failure midway is sent
+    as an ``error`` event (the status line has gone) and logged."""
+
+    async def body():
+        try:
+            async for frame in items:
+                yield frame
+        except Exception:  # noqa: BLE001 - reported to the client as an event, logged
+            log.exception("%s stream failed", what)
+            yield sse("error", error_body("internal_error", f"{what} failed"))
+
+    return StreamingResponse(
+        body(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
 @router.get(
     "/generate/stream",
     summary="The same generation as Server-Sent Events",
@@ -193,18 +212,4 @@ async def generate_stream(
         }
         yield sse("done", dumps(done))
 
-    items = await run.stream("generate_stream", frames)
-
-    async def body_iter():
-        try:
-            async for frame in items:
-                yield frame
-        except Exception:  # noqa: BLE001 - reported to the client as an event, logged
-            log.exception("stream failed")
-            yield sse("error", error_body("internal_error", "generation failed"))
-
-    return StreamingResponse(
-        body_iter(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return event_stream(await run.stream("generate_stream", frames), "generation")

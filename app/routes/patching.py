@@ -8,9 +8,8 @@ from fastapi.responses import StreamingResponse
 
 from app import inference
 from app.deps import RunJob, SettingsDep, cache_key
-from app.errors import error_body
 from app.inputs import InputsDep
-from app.routes.generate import sse
+from app.routes.generate import event_stream, sse
 from app.schemas import INFERENCE_ERRORS, PatchRequest, PatchResponse
 from app.serialize import dumps
 
@@ -76,18 +75,4 @@ async def patch_stream(body: PatchRequest, inputs: InputsDep, settings: Settings
         for item in inference.patching_steps(query, settings.max_new_tokens):
             yield sse("progress" if "total" in item else "result", dumps(item))
 
-    items = await run.stream("patch_stream", frames)
-
-    async def body_iter():
-        try:
-            async for frame in items:
-                yield frame
-        except Exception:  # noqa: BLE001 - reported to the client as an event, logged
-            log.exception("patch stream failed")
-            yield sse("error", error_body("internal_error", "patching failed"))
-
-    return StreamingResponse(
-        body_iter(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return event_stream(await run.stream("patch_stream", frames), "patching")
