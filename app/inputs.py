@@ -1042,16 +1042,16 @@ class Inputs:
     ) -> int:
         """Rows per patched batch within ATTNVIZ_MEMORY_BUDGET_MB, or a 422 when the two runs'
         activations and one patched row do not fit."""
-        budget = self.settings.memory_budget_mb << 20
         fixed, per_row = patch_bytes(entry.config, n_source, n_target)
-        if fixed + per_row > budget:
-            raise invalid(
-                field,
-                f"patching {n_source} tokens needs about {(fixed + per_row) >> 20} MB (the budget "
-                f"is {budget >> 20} MB): send shorter inputs",
-                "too_much_memory",
-            )
-        return int(min(256, (budget - fixed) // per_row))
+        return memory.largest_chunk(
+            fixed,
+            per_row,
+            memory.budget_bytes(self.settings),
+            256,
+            field,
+            f"patching {n_source} tokens",
+            "send shorter inputs",
+        )
 
 
 def _same_vocabulary(a: Entry, b: Entry) -> bool:
