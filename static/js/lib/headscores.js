@@ -5,7 +5,7 @@
 import { SITE_LABEL } from "./attn.js";
 import { clear, el, fmt } from "./dom.js";
 import { DIVERGING, MASKED, SEQUENTIAL } from "./palette.js";
-import { fontSize, react } from "./plots.js";
+import { fontSize, reactPickable } from "./plots.js";
 import { displayToken } from "./tokens.js";
 
 /** Every score the server computes, in the order the pickers and the table show them. */
@@ -122,8 +122,6 @@ function scaleOf(score, z, keys) {
   return { colorscale: SEQUENTIAL, zmin: 0, zmax: 1 };
 }
 
-const clickHandlers = new WeakMap(); // div -> the latest onPick
-
 /**
  * z [L][H] (null: nothing measured) as a heatmap, layer 0 on top. opts: {score, keys (the
  * number of keys: entropy's top), selected: {layer, head} outlined, onPick(layer, head) on a
@@ -192,17 +190,7 @@ export async function scoreHeatmap(
     },
     shapes: selected ? [outline("#000000", 4), outline("#ffffff", 1.5)] : [],
   };
-  clickHandlers.set(div, onPick);
-  await react(div, [trace], layout);
-  if (!div.dataset.clickable) {
-    div.dataset.clickable = "1";
-    div.on("plotly_click", (event) => {
-      const point = event.points && event.points[0];
-      const pick = clickHandlers.get(div);
-      if (point && pick) pick(Number(point.y), Number(point.x));
-    });
-  }
-  div.classList.toggle("clickable", Boolean(onPick));
+  await reactPickable(div, [trace], layout, onPick);
 }
 
 /** Every head of a site: [{layer, head, values: {score: value | null}}], layer by layer. */

@@ -3,9 +3,7 @@
 // click handed to the view. The /patch view draws them; one component for every site.
 
 import { DIVERGING, MASKED } from "./palette.js";
-import { fontSize, plotlyText, react } from "./plots.js";
-
-const clickHandlers = new WeakMap(); // div -> the latest onPick
+import { fontSize, plotlyText, reactPickable } from "./plots.js";
 
 /** The largest |value| of a grid (at least `floor`): the scale runs from −top to +top. */
 export function maxAbsGrid(z, floor = 1e-6) {
@@ -77,15 +75,5 @@ export async function effectHeatmap(
       zeroline: false,
     },
   };
-  clickHandlers.set(div, onPick);
-  await react(div, [trace], layout);
-  if (!div.dataset.clickable) {
-    div.dataset.clickable = "1";
-    div.on("plotly_click", (event) => {
-      const point = event.points && event.points[0];
-      const pick = clickHandlers.get(div);
-      if (point && pick) pick(Number(point.y), Number(point.x));
-    });
-  }
-  div.classList.toggle("clickable", Boolean(onPick));
+  await reactPickable(div, [trace], layout, onPick);
 }

@@ -239,6 +239,26 @@ export function react(div, traces, layout) {
   return draw(div, traces, baseLayout({ plot_bgcolor: "#ffffff", ...layout }));
 }
 
+const pickHandlers = new WeakMap(); // div -> the latest onPick
+
+/**
+ * `react`, and a click on a cell calls onPick(row, column) (the point's y and x as numbers).
+ * One listener per div however often it is redrawn: it calls the latest onPick (none: inert).
+ */
+export async function reactPickable(div, traces, layout, onPick) {
+  pickHandlers.set(div, onPick);
+  await react(div, traces, layout);
+  if (!div.dataset.clickable) {
+    div.dataset.clickable = "1";
+    div.on("plotly_click", (event) => {
+      const point = event.points && event.points[0];
+      const pick = pickHandlers.get(div);
+      if (point && pick) pick(Number(point.y), Number(point.x));
+    });
+  }
+  div.classList.toggle("clickable", Boolean(onPick));
+}
+
 export function purge(div) {
   if (window.Plotly && div) window.Plotly.purge(div);
   if (div) div.style.height = "";
