@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     # One folder of checkpoint folders, or several separated by ":" (e.g. the shipped models
     # and the ones `attnviz import` wrote: ATTNVIZ_CHECKPOINT_DIR=checkpoints:imported).
     checkpoint_dir: Annotated[list[Path], NoDecode] = [ROOT / "checkpoints"]
+    # bfloat16: every linear layer multiplies in bfloat16 (3x faster on CPUs with AMX or
+    # AVX-512 BF16, and on GPUs); the attention math, norms and residual stream stay float32
+    # (models/precision.py). Its accuracy against float32 is in bench/RESULTS.md.
+    dtype: Literal["float32", "bfloat16"] = "float32"
     torch_threads: int = Field(0, ge=0)  # 0: cores / max_concurrency (at least 1)
     host: str = "127.0.0.1"
     port: int = 8000
@@ -65,6 +69,10 @@ class Settings(BaseSettings):
     # (scores, masked scores, pattern of every head) plus the tensors of its answer. More is
     # a 422 that says what would fit; a request never takes the process out of memory.
     memory_budget_mb: int = Field(1536, ge=1)
+    # What the models' weights may take together; a model past it is not served (logged, and
+    # named in /readyz's `refused`). 0: the memory available at start less the workers'
+    # request budgets (app/memory.py weights_budget_bytes).
+    models_memory_mb: int = Field(0, ge=0)
     # What forward passes leave for the next request on the same input (each attention
     # module's input): another head or layer then costs no forward pass. 0 turns it off.
     # 192 MB holds two 2048-token inputs of a GPT-2-small shape (75 MB each, float32) or

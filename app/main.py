@@ -22,6 +22,7 @@ from app.config import ROOT, Settings, get_settings
 from app.deps import Shedder
 from app.engine import Engine
 from app.inputs import RULES, Inputs
+from app.memory import weights_budget_bytes
 from app.metrics import Metrics
 from app.middleware import RequestContextMiddleware
 from app.registry import Registry, resolve_device
@@ -120,7 +121,9 @@ def create_app(settings: Settings | None = None, *, require_guards: bool = False
         t0 = time.perf_counter()
         app.state.ready = False
         device = resolve_device(settings.device)
-        registry = Registry.load(settings.checkpoint_dir, device)
+        registry = Registry.load(
+            settings.checkpoint_dir, device, settings.dtype, weights_budget_bytes(settings)
+        )
         engine = Engine(settings, app_metrics)
         _warm_up(registry, engine)
         app.state.registry = registry

@@ -22,6 +22,21 @@ def budget_bytes(settings) -> int:
     return settings.memory_budget_mb * MB
 
 
+def weights_budget_bytes(settings) -> int | None:
+    """What the models' weights may take: ATTNVIZ_MODELS_MEMORY_MB, or by default the memory
+    the machine has available at start less what the workers' requests may hold (each up to
+    the request budget). None where the available memory cannot be read (not Linux)."""
+    if settings.models_memory_mb:
+        return settings.models_memory_mb * MB
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        available = int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+    return max(0, available - settings.max_concurrency * budget_bytes(settings))
+
+
 def mb(n: int) -> int:
     """Bytes as whole MB, rounded up (a message never says "0 MB")."""
     return max(1, -(-n // MB))

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import torch
 
+from app.memory import mb
 from app.tokenization import TextCodec
 from models import load_checkpoint
-from models.checkpoint import Checkpoint
+from models.checkpoint import Checkpoint, weights_bytes
+from models.precision import use_bfloat16_matmuls
 from models.snapshots import load_snapshot, read_manifest
 from models.transformer import Transformer, count_parameters
 
@@ -35,6 +37,7 @@ def resolve_device(name: str) -> torch.device:
 class Entry:
     id: str
     checkpoint: Checkpoint
+    dtype: str = "float32"  # of the linear layers' products (models/precision.py)
     _snapshots: OrderedDict = field(default_factory=OrderedDict, repr=False)
     _snapshots_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -87,6 +90,8 @@ class Entry:
                 self._snapshots.move_to_end(step)
                 return self._snapshots[step]
         model = load_snapshot(self.checkpoint.path, step, self.config).to(self.device)
+        if self.dtype == "bfloat16":
+            use_bfloat16_matmuls(model)
         with self._snapshots_lock:
             self._snapshots[step] = model
             while len(self._snapshots) > SNAPSHOTS_KEPT:
@@ -95,14 +100,27 @@ class Entry:
 
 
 class Registry:
-    def __init__(self, device: torch.device) -> None:
+    def __init__(self, device: torch.device, dtype: str = "float32") -> None:
         self.device = device
+        self.dtype = dtype
         self.entries: dict[str, Entry] = {}
+        self.refused: dict[str, str] = {}  # model id -> why it is not served
 
     @classmethod
-    def load(cls, directories: list[Path], device: torch.device) -> Registry:
-        """Every checkpoint folder in each directory; an id seen twice keeps its first."""
-        registry = cls(device)
+    def load(
+        cls,
+        directories: list[Path],
+        device: torch.device,
+        dtype: str = "float32",
+        weights_budget: int | None = None,
+    ) -> Registry:
+        """Every checkpoint folder in each directory; an id seen twice keeps its first.
+
+        ``dtype`` "bfloat16": the linear layers multiply in bfloat16 (models/precision.py).
+        ``weights_budget``: the bytes all models' weights may take (ATTNVIZ_MODELS_MEMORY_MB);
+        a model that would go past it is not loaded, and named with why in ``refused``."""
+        registry = cls(device, dtype)
+        loaded = 0
         for directory in directories:
             if not directory.is_dir():
                 log.warning("checkpoint directory %s does not exist: skipped", directory)
@@ -111,13 +129,26 @@ class Registry:
                 if path.name in registry.entries:
                     log.warning("%s: a model named %s is already loaded: skipped", path, path.name)
                     continue
+                weights = weights_bytes(path) * (3 if dtype == "bfloat16" else 2) // 2
+                if weights_budget is not None and loaded + weights > weights_budget:
+                    why = (
+                        f"its weights need {mb(weights)} MB and {mb(weights_budget - loaded)} MB "
+                        f"are left of the models' memory (ATTNVIZ_MODELS_MEMORY_MB="
+                        f"{mb(weights_budget)}): raise it, or serve fewer models"
+                    )
+                    log.error("%s: not served: %s", path, why)
+                    registry.refused[path.name] = why
+                    continue
                 try:
                     checkpoint = load_checkpoint(path, device)
                 except Exception:  # one broken folder must not keep the others offline
                     log.exception("could not load the checkpoint in %s: skipped", path)
                     continue
-                registry.entries[path.name] = Entry(path.name, checkpoint)
-                log.info("loaded %s on %s", path.name, device)
+                if dtype == "bfloat16":
+                    use_bfloat16_matmuls(checkpoint.model)
+                registry.entries[path.name] = Entry(path.name, checkpoint, dtype)
+                loaded += weights
+                log.info("loaded %s on %s (%s)", path.name, device, dtype)
         return registry
 
     def __contains__(self, model_id: str) -> bool:

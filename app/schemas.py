@@ -162,6 +162,12 @@ class ModelInfo(BaseModel):
     attn_only: bool = Field(
         False, description="The blocks have no FFN: attention only (the induction model)."
     )
+    dtype: Literal["float32", "bfloat16"] = Field(
+        "float32",
+        description="How the server runs its linear layers (ATTNVIZ_DTYPE): `bfloat16` "
+        "multiplies W_Q, W_K, W_V, W_O, the FFN and the unembedding in bfloat16; attention, "
+        "norms and the residual stream stay float32.",
+    )
     vocab_size: int
     max_len: int
     n_params: int

@@ -85,6 +85,12 @@ def write_card(path: str | Path, card: dict) -> None:
     (Path(path) / CARD).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
 
 
+def weights_bytes(path: str | Path) -> int:
+    """The size of a checkpoint folder's weights file (0 when it has none)."""
+    weights = Path(path) / WEIGHTS
+    return weights.stat().st_size if weights.is_file() else 0
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
     path = Path(path)
     config = config_from_dict(json.loads((path / CONFIG).read_text()))

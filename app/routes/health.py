@@ -23,7 +23,8 @@ async def healthz() -> dict:
     "/readyz",
     summary="Readiness: every checkpoint is loaded, and there is room for more work",
     description="200 once the lifespan has loaded every checkpoint and warmed each model up, "
-    "with the engine's load (`queue`: jobs running and waiting, the estimated wait). 503 "
+    "with the engine's load (`queue`: jobs running and waiting, the estimated wait), and the "
+    "models not served with why (`refused`: weights past ATTNVIZ_MODELS_MEMORY_MB). 503 "
     "before that or while shutting down (`starting`), and while the engine's queue has no "
     "room for one more request (`overloaded`), so that a load balancer sends work elsewhere.",
     responses={
@@ -50,8 +51,11 @@ async def readyz(request: Request):
         "status": "ready",
         "models": [e.id for e in registry],
         "device": str(registry.device),
+        "dtype": registry.dtype,
         "queue": queue,
     }
+    if registry.refused:
+        body["refused"] = registry.refused
     if not engine.has_room():
         return JSONResponse({**body, "status": "overloaded"}, status_code=503)
     return body

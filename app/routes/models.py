@@ -31,6 +31,7 @@ def model_info(entry: Entry) -> ModelInfo:
         norm_position=cfg.norm_position,
         activation=cfg.activation,
         attn_only=getattr(cfg, "attn_only", False),
+        dtype=entry.dtype,
         vocab_size=cfg.vocab_size,
         max_len=cfg.max_len,
         n_params=entry.n_params,

@@ -387,7 +387,11 @@ function render() {
   const m = info;
   const card = m.card || {};
   $("#card-title-label").textContent = m.title || m.id;
-  $("#card-description").textContent = m.description || card.description || "";
+  const served =
+    m.dtype === "bfloat16"
+      ? " This server multiplies its weight matrices in bfloat16 (ATTNVIZ_DTYPE); attention, norms and the residual stream stay float32."
+      : "";
+  $("#card-description").textContent = (m.description || card.description || "") + served;
   $("#arch").replaceChildren(drawArchitecture(m));
 
   const params = card.parameters || {};
