@@ -721,7 +721,8 @@ class Inputs:
         elif "importance" in wanted and getattr(cfg, "lm_head", False):
             shown = len(inp.positions) if inp.positions is not None else tokens
             inp.chunk = memory.largest_chunk(
-                2 * memory.logits_bytes(cfg, tokens),  # the clean run's log-probabilities
+                2 * memory.logits_bytes(cfg, tokens)  # the clean run's log-probabilities
+                + layers * tokens * cfg.d_model * memory.FLOAT,  # and its stream per layer
                 memory.forward_bytes(cfg, tokens) + memory.logits_bytes(cfg, shown),
                 budget,
                 32,

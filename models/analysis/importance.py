@@ -4,7 +4,10 @@ when that head alone is ablated (zero or mean), averaged over the predicted posi
 Attention weights say where a head looks; this says whether the output needs it. All the
 ablations of a sweep run as one batch (or a few chunks): row r of the batch is the input with
 head (site, layer, head)_r ablated, so a sweep over 72 heads costs a few batched forward
-passes instead of 72.
+passes instead of 72. In a model of one stack (an encoder, a decoder), a batch's heads come
+layer after layer, and an ablation changes nothing below its layer: each batch starts at its
+first head's layer from the clean run's stream there (on average half the blocks), and is
+unembedded at the predicted positions only.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from models.analysis.patching import run_blocks
 from models.hooks import capture, hook_name
 
 
@@ -55,7 +59,13 @@ def head_importance(
     heads = [
         (s, li, h) for s, n in sites.items() for li in range(n) for h in range(model.config.n_heads)
     ]
-    clean = F.log_softmax(_predicting_logits(model, ids, target_ids)[0].float(), dim=-1)
+    kind = model.config.kind
+    one_stack = kind in ("encoder", "decoder")
+    stack = "encoder" if kind == "encoder" else "decoder"
+    streams = [hook_name(stack, li, "resid_pre") for li in range(sites.get(f"{stack}.self", 0))]
+    with capture(model, names=streams if one_stack else []) as trace:
+        clean_logits = _predicting_logits(model, ids, target_ids)[0]
+    clean = F.log_softmax(clean_logits.float(), dim=-1)
     pos = torch.arange(clean.shape[0]) if positions is None else torch.tensor(positions)
     pos = pos.to(clean.device)
     predicted = clean[pos].argmax(-1)  # (P,)
@@ -68,10 +78,16 @@ def head_importance(
             per_hook.setdefault(hook_name(site, layer, "z"), {})[r] = head
         edits = {name: _ablate_rows(rows, mode) for name, rows in per_hook.items()}
         B = len(part)
-        batch_tgt = None if target_ids is None else target_ids.expand(B, -1)
-        with capture(model, names=[], edits=edits):
-            logits = _predicting_logits(model, ids.expand(B, -1), batch_tgt)
-        lp = F.log_softmax(logits[:, pos].float(), dim=-1)  # (B, P, V)
+        if one_stack:
+            first = part[0][1]
+            x = trace[streams[first]].expand(B, -1, -1)
+            h = run_blocks(model, stack, first, x, 0, None, None, edits)
+            logits = model.vocab_logits(h[:, pos])
+        else:
+            batch_tgt = None if target_ids is None else target_ids.expand(B, -1)
+            with capture(model, names=[], edits=edits):
+                logits = _predicting_logits(model, ids.expand(B, -1), batch_tgt)[:, pos]
+        lp = F.log_softmax(logits.float(), dim=-1)  # (B, P, V)
         ablated = lp.gather(-1, predicted[None, :, None].expand(B, -1, 1))[..., 0].mean(-1)
         drops[start : start + B] = clean_lp.cpu() - ablated.cpu()
     out, k = {}, 0

@@ -210,7 +210,7 @@ def _finish(model, stack: str, h: torch.Tensor, start: int, inp: Inputs, memory)
     return inp.metric.read(model, h[:, inp.metric.position - start])
 
 
-def _run_blocks(
+def run_blocks(
     model,
     stack_name: str,
     layer: int,
@@ -417,7 +417,7 @@ class _Sweep:
             edits[name] = _write_rows(
                 [(h, self.head_value(site, group, layer, h, start)) for h, _, _ in cells]
             )
-        h = _run_blocks(model, stack, layer, x, start, self.prefix(stack, start), memory, edits)
+        h = run_blocks(model, stack, layer, x, start, self.prefix(stack, start), memory, edits)
         return _finish(model, stack, h, start, inp, memory)
 
     def head_value(self, site: str, group: str, layer: int, head: int, start: int):
