@@ -103,6 +103,13 @@ def sse(event: str, data: bytes) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
 
 
+def step_frames(steps: Iterator[dict]) -> Iterator[bytes]:
+    """A sweep's steps (``progress`` dicts, each with a ``total``, then the answer) as events:
+    ``progress`` …, then ``result``. The answer's bytes are those its JSON route answers."""
+    for item in steps:
+        yield sse("progress" if "total" in item else "result", dumps(item))
+
+
 def event_stream(items, what: str) -> StreamingResponse:
     """Server-sent events from a worker's frames (``RunJob.stream``); a failure midway is sent
     as an ``error`` event (the status line has gone) and logged."""

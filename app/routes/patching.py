@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 from app import inference
 from app.deps import RunJob, SettingsDep, cache_key
 from app.inputs import InputsDep
-from app.routes.generate import event_stream, sse
+from app.routes.generate import event_stream, step_frames
 from app.schemas import INFERENCE_ERRORS, PatchRequest, PatchResponse
 from app.serialize import dumps
 
@@ -72,7 +72,6 @@ async def patch_stream(body: PatchRequest, inputs: InputsDep, settings: Settings
     query = inputs.patch(body)
 
     def frames() -> Iterator[bytes]:
-        for item in inference.patching_steps(query, settings.max_new_tokens):
-            yield sse("progress" if "total" in item else "result", dumps(item))
+        return step_frames(inference.patching_steps(query, settings.max_new_tokens))
 
     return event_stream(await run.stream("patch_stream", frames), "patching")
