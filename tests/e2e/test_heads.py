@@ -386,15 +386,17 @@ def test_the_probe_strip_names_byte_pieces(ui, app_server):
 # models it ends in a blink, so the page's stream is slowed here, in the page: each event the
 # server sent is handed on DELAY_MS after the one before (the numbers are still the server's),
 # and every text the meter shows is collected by a MutationObserver.
+PROGRESS_TEXTS = """
+window.__progressTexts = [];
+new MutationObserver((records) => {
+  for (const r of records)
+    if (r.target.classList && r.target.classList.contains("job-progress-text"))
+      for (const n of r.addedNodes) window.__progressTexts.push(n.textContent);
+}).observe(document, { childList: true, subtree: true });
+"""
 SLOW_STREAM = """
 (delay) => {
-  window.__progressTexts = [];
   window.__streamsAborted = 0;
-  new MutationObserver((records) => {
-    for (const r of records)
-      if (r.target.classList && r.target.classList.contains("job-progress-text"))
-        for (const n of r.addedNodes) window.__progressTexts.push(n.textContent);
-  }).observe(document, { childList: true, subtree: true });
   const realFetch = window.fetch;
   window.fetch = async (input, init = {}) => {
     const res = await realFetch(input, init);
@@ -436,6 +438,7 @@ SWEEP_TEXT = (
 
 
 def slow_stream(ui, delay_ms: int):
+    ui.page.add_init_script(script=PROGRESS_TEXTS)
     ui.page.add_init_script(script=f"({SLOW_STREAM})({delay_ms})")
 
 

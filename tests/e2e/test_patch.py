@@ -6,6 +6,7 @@ explorer on that head, the URL reopens the experiment, exports, and zero console
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
@@ -13,7 +14,7 @@ from urllib.parse import urlparse
 import pytest
 
 from tests.e2e.test_accessibility import report
-from tests.e2e.test_heads import click_cell, plotted
+from tests.e2e.test_heads import PROGRESS_TEXTS, click_cell, plotted
 from tests.e2e.urls import params, post_json
 
 pytestmark = pytest.mark.e2e
@@ -27,8 +28,16 @@ def drawn(ui):
 
 
 def test_the_colour_swap_plots_the_servers_effects_and_a_cell_opens_the_explorer(ui, app_server):
+    ui.page.add_init_script(script=PROGRESS_TEXTS)
     ui.goto(SEQ2SEQ)
     drawn(ui)
+    # the sweep's progress went through the meter /heads uses (lib/progress.js), then went
+    texts = ui.page.evaluate("window.__progressTexts")
+    steps = [re.fullmatch(r"Patching every activation: (\d+) of (\d+) batches", t) for t in texts]
+    assert texts and all(steps), texts
+    done = [int(m.group(1)) for m in steps]
+    assert done == sorted(set(done)) and done[-1] == int(steps[-1].group(2)) > 0
+    assert ui.page.locator("#patch-progress .job-progress").count() == 0
     want = post_json(
         app_server.url,
         "/patch",
