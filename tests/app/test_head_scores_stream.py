@@ -39,6 +39,7 @@ def heads_of(answer: dict) -> tuple[int, int]:
         ("decoder", {"text": TEXT}),
         ("encoder", {"run_length": 6, "seed": 1}),
         ("seq2seq", {"text": "the cat sat", "scores": ["importance"]}),
+        ("rnn", {"text": "the cat sat"}),  # one head per layer
     ],
 )
 def test_progress_counts_every_head_then_the_json_answer_byte_for_byte(
