@@ -7,9 +7,9 @@ from fastapi.responses import StreamingResponse
 
 from app import inference
 from app.config import Settings
-from app.deps import RunJob, SettingsDep
+from app.deps import RunJob, SettingsDep, cache_key
 from app.inputs import Inputs, InputsDep
-from app.routes.generate import event_stream, step_frames
+from app.routes.generate import sweep_stream
 from app.routes.jobs import engine_post
 from app.schemas import (
     INFERENCE_ERRORS,
@@ -110,7 +110,8 @@ def _head_scores_args(inputs: Inputs, body: HeadScoresRequest, settings: Setting
     "all heads; the layer the sweep has reached, 1-based, of `n_layers` (every attention "
     "site's layers counted in order); the seconds left at the rate measured so far, null "
     "before the first batch) before the first batch and after each; then `result` (the "
-    "answer of `POST /heads/scores`, byte for byte). Pattern scores alone and "
+    "answer of `POST /heads/scores`, byte for byte; one `POST /heads/scores` or this "
+    "stream answered before is sent at once, without progress). Pattern scores alone and "
     "`importance_method: attribution_patching` send the `result` only. Closing the "
     "connection stops the sweep at its next batch. Errors before the stream starts are plain "
     "JSON 4xx/503; after, an `error` event.",
@@ -122,7 +123,8 @@ async def head_scores_stream(
 ):
     args = _head_scores_args(inputs, body, settings)
 
-    def frames() -> Iterator[bytes]:
-        return step_frames(inference.head_scores_steps(*args))
+    def steps() -> Iterator[dict]:
+        return inference.head_scores_steps(*args)
 
-    return event_stream(await run.stream("head_scores_stream", frames), "head scores")
+    key = cache_key(body)
+    return await sweep_stream(run, "head_scores_stream", "head_scores", key, steps, "head scores")

@@ -9,6 +9,7 @@ import time
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 import app.inference.analyses as analyses
 from app.main import create_app
@@ -43,16 +44,16 @@ def heads_of(answer: dict) -> tuple[int, int]:
     ],
 )
 def test_progress_counts_every_head_then_the_json_answer_byte_for_byte(
-    client, model_ids, infos, kind, body
+    client, other, model_ids, infos, kind, body
 ):
     mid = model_ids[kind]
     body = {"model": mid, **body}
-    r = client.post(f"{API}/heads/scores/stream", json=body)
+    r = other.post(f"{API}/heads/scores/stream", json=body)  # a body new to `other`
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
     got = frames(r.text)
     assert [name for name, _ in got[:-1]] == ["progress"] * (len(got) - 1)
     assert got[-1][0] == "result"
-    plain = client.post(f"{API}/heads/scores", json=body)
+    plain = client.post(f"{API}/heads/scores", json=body)  # computed apart, not the cache's
     assert plain.status_code == 200
     assert got[-1][1].encode() == plain.content  # the same bytes /heads/scores answers
 
@@ -71,12 +72,37 @@ def test_progress_counts_every_head_then_the_json_answer_byte_for_byte(
     assert progress[-1]["layer"] == layers and progress[-1]["eta_s"] == 0
 
 
+@pytest.fixture(scope="module")
+def other(checkpoint_dir):
+    """A second app on the same checkpoints, its own cache: the bodies streamed here are new to
+    it, and `client` computes the JSON answers apart."""
+    with TestClient(create_app(make_settings(checkpoint_dir))) as c:
+        yield c
+
+
+def test_the_stream_and_heads_scores_share_one_cache(client, other, model_ids):
+    """An answer /heads/scores gave is streamed at once (no sweep, no progress); a streamed
+    answer is /heads/scores' next answer (no job run)."""
+    body = {"model": model_ids["decoder"], "text": TEXT + " again", "importance_mode": "mean"}
+    plain = other.post(f"{API}/heads/scores", json=body).content
+    runs = other.app.state.engine.jobs_run
+    assert frames(other.post(f"{API}/heads/scores/stream", json=body).text) == [
+        ("result", plain.decode())
+    ]
+    assert other.app.state.engine.jobs_run == runs
+    streamed = frames(client.post(f"{API}/heads/scores/stream", json=body).text)
+    assert streamed[0][0] == "progress" and streamed[-1] == ("result", plain.decode())
+    runs = client.app.state.engine.jobs_run
+    assert client.post(f"{API}/heads/scores", json=body).content == plain
+    assert client.app.state.engine.jobs_run == runs
+
+
 @pytest.mark.parametrize(
     "change", [{"scores": ["entropy", "induction"]}, {"importance_method": "attribution_patching"}]
 )
-def test_without_the_exact_sweep_the_stream_sends_only_the_answer(client, model_ids, change):
+def test_without_the_exact_sweep_the_stream_sends_only_the_answer(client, other, model_ids, change):
     body = {"model": model_ids["decoder"], "text": TEXT, **change}
-    got = frames(client.post(f"{API}/heads/scores/stream", json=body).text)
+    got = frames(other.post(f"{API}/heads/scores/stream", json=body).text)
     assert [name for name, _ in got] == ["result"]
     assert got[0][1].encode() == client.post(f"{API}/heads/scores", json=body).content
 

@@ -432,6 +432,9 @@ SLOW_STREAM = """
   };
 }
 """
+# texts no other test asks: an answer in the server's cache is streamed at once, no sweep run
+SWEPT = "the dog ran to the park and the dog sat"
+ABORTED = "a bird sang in the tree and a bird flew"
 SWEEP_TEXT = (
     r"Ablating heads: (\d+) of (\d+) \(layer (\d+) of (\d+)\)( — about \d+( min)?( \d+ s)? left)?"
 )
@@ -458,7 +461,7 @@ def test_the_exact_sweep_shows_heads_and_layers_done_then_the_same_map(ui, app_s
     slow_stream(ui, 400)
     model = app_server.models["decoder-mini"]
     layers, heads = model["n_layers"], model["n_layers"] * model["n_heads"]
-    ui.goto(f"/heads?model=decoder-mini&text={REPEATS.replace(' ', '+')}")
+    ui.goto(f"/heads?model=decoder-mini&text={SWEPT.replace(' ', '+')}")
     bar = ui.page.get_by_role("progressbar", name="Importance sweep")
     bar.wait_for()  # in the importance panel, while the sweep runs
     assert ui.page.locator(".matrix #importance-progress progress").count() == 1
@@ -473,7 +476,7 @@ def test_the_exact_sweep_shows_heads_and_layers_done_then_the_same_map(ui, app_s
     assert [s[0] for s in steps] == sorted({s[0] for s in steps})  # heads done only go up
     assert steps[-1] == (heads, heads, layers, layers)
     assert all(s[1:] == (heads, s[2], layers) and s[2] >= 1 for s in steps)
-    want = scores_of(app_server, {"model": "decoder-mini", "text": REPEATS})
+    want = scores_of(app_server, {"model": "decoder-mini", "text": SWEPT})
     assert plotted(ui, "#importance") == want["scores"]["decoder.self"]["importance"]
     assert f"{heads} heads scored" in ui.page.inner_text("#status")
 
@@ -481,7 +484,7 @@ def test_the_exact_sweep_shows_heads_and_layers_done_then_the_same_map(ui, app_s
 def test_changing_the_input_mid_sweep_aborts_it_and_draws_the_new_one(ui, app_server):
     """The old stream is aborted (its meter goes), the new one is drawn; axe on the meter."""
     slow_stream(ui, 2500)
-    ui.goto(f"/heads?model=decoder-mini&text={REPEATS.replace(' ', '+')}")
+    ui.goto(f"/heads?model=decoder-mini&text={ABORTED.replace(' ', '+')}")
     ui.page.get_by_role("progressbar", name="Importance sweep").wait_for()
     violations = ui.axe()  # the meter as it runs
     assert not violations, report(violations)
@@ -491,6 +494,6 @@ def test_changing_the_input_mid_sweep_aborts_it_and_draws_the_new_one(ui, app_se
     shown(ui)
     assert ui.page.locator("#importance-progress .job-progress").count() == 0
     want = scores_of(
-        app_server, {"model": "decoder-mini", "text": REPEATS, "importance_mode": "mean"}
+        app_server, {"model": "decoder-mini", "text": ABORTED, "importance_mode": "mean"}
     )
     assert plotted(ui, "#importance") == want["scores"]["decoder.self"]["importance"]

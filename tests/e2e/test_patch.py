@@ -28,16 +28,8 @@ def drawn(ui):
 
 
 def test_the_colour_swap_plots_the_servers_effects_and_a_cell_opens_the_explorer(ui, app_server):
-    ui.page.add_init_script(script=PROGRESS_TEXTS)
     ui.goto(SEQ2SEQ)
     drawn(ui)
-    # the sweep's progress went through the meter /heads uses (lib/progress.js), then went
-    texts = ui.page.evaluate("window.__progressTexts")
-    steps = [re.fullmatch(r"Patching every activation: (\d+) of (\d+) batches", t) for t in texts]
-    assert texts and all(steps), texts
-    done = [int(m.group(1)) for m in steps]
-    assert done == sorted(set(done)) and done[-1] == int(steps[-1].group(2)) > 0
-    assert ui.page.locator("#patch-progress .job-progress").count() == 0
     want = post_json(
         app_server.url,
         "/patch",
@@ -78,6 +70,21 @@ def test_the_colour_swap_plots_the_servers_effects_and_a_cell_opens_the_explorer
     assert opened["compare"] == "the white cat ate the mouse"  # both inputs: A and B
     ui.wait("#heatmap .main-svg", state="attached")
     ui.wait("#compare-diff .main-svg", state="attached")
+
+
+def test_the_sweeps_progress_goes_through_the_shared_meter(ui):
+    """/patch/stream's batches in lib/progress.js's meter, as on /heads (a seed no other test
+    patches: an experiment the server has answered before is sent at once, without progress)."""
+    ui.page.add_init_script(script=PROGRESS_TEXTS)
+    ui.goto("/patch?model=induction-2l&preset=induction&seed=11")
+    ui.wait("#head_z .main-svg", state="attached")
+    ui.page.wait_for_function("() => !document.querySelector('#status.busy')")
+    texts = ui.page.evaluate("window.__progressTexts")
+    steps = [re.fullmatch(r"Patching every activation: (\d+) of (\d+) batches", t) for t in texts]
+    assert texts and all(steps), texts
+    done = [int(m.group(1)) for m in steps]
+    assert done == sorted(set(done)) and done[-1] == int(steps[-1].group(2)) > 1
+    assert ui.page.locator("#patch-progress .job-progress").count() == 0  # gone when done
 
 
 def test_the_induction_preset_measures_the_cards_circuit(ui, app_server, tmp_path):
