@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable, Iterator
@@ -139,7 +140,8 @@ async def sweep_stream(
     loop = asyncio.get_running_loop()
 
     def remember(data: bytes) -> None:  # on the worker: the cache is the loop's
-        loop.call_soon_threadsafe(engine.remember, twin, key, data)
+        with contextlib.suppress(RuntimeError):  # the loop closed under us
+            loop.call_soon_threadsafe(engine.remember, twin, key, data)
 
     frames = await run.stream(endpoint, lambda: step_frames(steps(), remember))
     return event_stream(frames, what)
