@@ -353,13 +353,28 @@ class Engine:
                 self.executor, self._work, job, lambda: self._compress(fn(), encoding)
             )
             if job.key is not None:
-                self.cache.put(job.key, payload)
-                self.metrics.cache_entries.set(len(self.cache))
-                self.metrics.cache_bytes.set(self.cache.nbytes)
+                self._store(job.key, payload)
             return payload
         finally:
             if job.key is not None and self.inflight.get(job.key) is job:
                 del self.inflight[job.key]
+
+    def _store(self, full_key: Hashable, payload: Payload) -> None:
+        self.cache.put(full_key, payload)
+        self.metrics.cache_entries.set(len(self.cache))
+        self.metrics.cache_bytes.set(self.cache.nbytes)
+
+    def cached(self, endpoint: str, key: Hashable) -> Payload | None:
+        """The answer ``run(endpoint, key, …)`` would find in the cache, or None (on the loop)."""
+        hit = self.cache.get((endpoint, key))
+        if hit is not None:
+            self.metrics.cache_hits.labels(endpoint).inc()
+        return hit
+
+    def remember(self, endpoint: str, key: Hashable, body: bytes) -> None:
+        """Cache ``body`` as the answer of ``run(endpoint, key, …)``: a stream's answer, for
+        its JSON twin and the next stream (on the loop; compressed when first asked so)."""
+        self._store((endpoint, key), Payload(body))
 
     async def _wait(self, job: Job) -> Payload:
         # shield: a client that goes away does not cancel the job its twins are waiting for

@@ -16,7 +16,13 @@ response as a dict for ``serialize.dumps``. Nothing here knows about HTTP.
 * ``patching``: /patch (activation patching of a clean / corrupted pair)
 """
 
-from app.inference.analyses import attribution, head_scores, logit_lens, rollout
+from app.inference.analyses import (
+    attribution,
+    head_scores,
+    head_scores_steps,
+    logit_lens,
+    rollout,
+)
 from app.inference.block import block
 from app.inference.decoding import (
     baseline,
@@ -42,6 +48,7 @@ __all__ = [
     "generation",
     "generation_output",
     "head_scores",
+    "head_scores_steps",
     "logit_lens",
     "patching",
     "patching_steps",

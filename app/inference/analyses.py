@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 
@@ -17,7 +20,7 @@ from app.inputs import ModelInput, Sequence
 from app.serialize import Format, rounded, tensor
 from models.analysis import scores
 from models.analysis.attribution import direct_logit_attribution
-from models.analysis.importance import attribution_patching, head_importance
+from models.analysis.importance import attribution_patching, importance_sweep
 from models.analysis.lens import run_logit_lens
 from models.analysis.rollout import rollout as attention_rollout
 from models.hooks import hook_name
@@ -133,8 +136,24 @@ def head_scores(
     max_new_tokens: int,
     probe: dict | None,
     method: str = "exact",
-):
+) -> dict:
     """POST /heads/scores: every head's scores per site, [L][H] each."""
+    *_, answer = head_scores_steps(inp, wanted, mode, max_new_tokens, probe, method)
+    return answer
+
+
+def head_scores_steps(
+    inp: ModelInput,
+    wanted,
+    mode: str,
+    max_new_tokens: int,
+    probe: dict | None,
+    method: str = "exact",
+) -> Iterator[dict]:
+    """POST /heads/scores/stream: with the exact importance sweep, a ``progress`` dict
+    (``sweep_progress``) before the first batch and after each, then the answer of
+    ``head_scores`` (a consumer that stops iterating stops the sweep at its next batch).
+    Without it (pattern scores, the attribution-patching estimate), only the answer."""
     entry, cfg, model = inp.entry, inp.entry.config, inp.entry.model
     wanted = list(wanted or SCORE_DEFINITIONS)
     target = target_of(inp, max_new_tokens)
@@ -151,10 +170,16 @@ def head_scores(
             sweep = attribution_patching(model, ids, target_ids, inp.positions, mode)
         else:
             chunk = inp.chunk or 32
-            sweep = head_importance(model, ids, target_ids, inp.positions, mode, chunk=chunk)
+            started = None
+            for item in importance_sweep(model, ids, target_ids, inp.positions, mode, chunk):
+                if isinstance(item, dict):
+                    sweep = item
+                    continue
+                started = started or time.perf_counter()
+                yield sweep_progress(*item, cfg.n_heads, time.perf_counter() - started)
         for site in cfg.sites:
             out[site]["importance"] = sweep.get(site)
-    return {
+    yield {
         "model": entry.id,
         "kind": cfg.kind,
         "input": "probe" if probe else "text",
@@ -165,6 +190,22 @@ def head_scores(
             for site, per in out.items()
         },
         "definitions": {name: _definition(name, method) for name in wanted},
+    }
+
+
+def sweep_progress(done: int, total: int, n_heads: int, elapsed_s: float) -> dict:
+    """``{done, total, unit, layer, n_layers, eta_s}``: heads ablated of all heads; the layer the
+    sweep has reached (1-based, the layers of every attention site counted in order: the
+    ``done``-th head is in layer ⌈done / H⌉); the seconds left at the rate measured since the
+    first batch started (None before any batch has finished)."""
+    eta = None if done == 0 else round(elapsed_s / done * (total - done), 1)
+    return {
+        "done": done,
+        "total": total,
+        "unit": "heads",
+        "layer": max(1, -(-done // n_heads)),
+        "n_layers": total // n_heads,
+        "eta_s": eta,
     }
 
 

@@ -1,12 +1,18 @@
 """Beyond attention weights: POST /api/v1/logit-lens, /rollout and /attribution."""
 
+from collections.abc import Iterator
+
 from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
 
 from app import inference
 from app.config import Settings
-from app.inputs import Inputs
+from app.deps import RunJob, SettingsDep, cache_key
+from app.inputs import Inputs, InputsDep
+from app.routes.generate import sweep_stream
 from app.routes.jobs import engine_post
 from app.schemas import (
+    INFERENCE_ERRORS,
     AttributionRequest,
     AttributionResponse,
     HeadScoresRequest,
@@ -78,10 +84,47 @@ def head_scores(inputs: Inputs, body: HeadScoresRequest, settings: Settings):
     heads' ablations run as one batched sweep). Weights and importance side by side: a head can
     look somewhere striking and matter little. Without `text`, the heads are scored on the
     induction probe: BOS + a run of `run_length` random tokens, twice, drawn from `seed`.
+    The exact importance sweep of a large model takes minutes on a CPU: `POST
+    /heads/scores/stream` answers the same with its progress.
     """
+    args = _head_scores_args(inputs, body, settings)
+    return lambda: inference.head_scores(*args)
+
+
+def _head_scores_args(inputs: Inputs, body: HeadScoresRequest, settings: Settings) -> tuple:
+    """The arguments of ``inference.head_scores`` (and of its steps) for ``body``: resolved
+    in the request, so bad input is a 4xx before any work."""
     inp = inputs.head_scores(body)
     probe = None
     if body.text is None and body.token_ids is None:
         probe = {"seed": body.seed, "run_length": body.run_length}
     mode, limit, method = body.importance_mode, settings.max_new_tokens, body.importance_method
-    return lambda: inference.head_scores(inp, body.scores, mode, limit, probe, method)
+    return inp, body.scores, mode, limit, probe, method
+
+
+@router.post(
+    "/heads/scores/stream",
+    summary="The same head scores as Server-Sent Events, with the sweep's progress",
+    description="The body of `POST /heads/scores`. Events: with the exact importance sweep, "
+    '`progress` (`{done, total, unit: "heads", layer, n_layers, eta_s}`: heads ablated of '
+    "all heads; the layer the sweep has reached, 1-based, of `n_layers` (every attention "
+    "site's layers counted in order); the seconds left at the rate measured so far, null "
+    "before the first batch) before the first batch and after each; then `result` (the "
+    "answer of `POST /heads/scores`, byte for byte; one `POST /heads/scores` or this "
+    "stream answered before is sent at once, without progress). Pattern scores alone and "
+    "`importance_method: attribution_patching` send the `result` only. Closing the "
+    "connection stops the sweep at its next batch. Errors before the stream starts are plain "
+    "JSON 4xx/503; after, an `error` event.",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}, **INFERENCE_ERRORS},
+)
+async def head_scores_stream(
+    body: HeadScoresRequest, inputs: InputsDep, settings: SettingsDep, run: RunJob
+):
+    args = _head_scores_args(inputs, body, settings)
+
+    def steps() -> Iterator[dict]:
+        return inference.head_scores_steps(*args)
+
+    key = cache_key(body)
+    return await sweep_stream(run, "head_scores_stream", "head_scores", key, steps, "head scores")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -12,7 +14,7 @@ from pydantic import Field
 from starlette.responses import StreamingResponse
 
 from app import inference
-from app.deps import RunJob, cache_key
+from app.deps import RunJob, Runner, cache_key
 from app.errors import error_body, invalid
 from app.inputs import InputsDep
 from app.schemas import (
@@ -101,6 +103,53 @@ async def generate(body: GenerateRequest, inputs: InputsDep, run: RunJob):
 
 def sse(event: str, data: bytes) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
+
+
+def step_frames(
+    steps: Iterator[dict], on_answer: Callable[[bytes], None] | None = None
+) -> Iterator[bytes]:
+    """A sweep's steps (``progress`` dicts, each with a ``total``, then the answer) as events:
+    ``progress`` …, then ``result``. The answer's bytes are those its JSON route answers (also
+    handed to ``on_answer``)."""
+    for item in steps:
+        if "total" in item:
+            yield sse("progress", dumps(item))
+            continue
+        data = dumps(item)
+        if on_answer is not None:
+            on_answer(data)
+        yield sse("result", data)
+
+
+async def sweep_stream(
+    run: Runner,
+    endpoint: str,
+    twin: str,
+    key: bytes,
+    steps: Callable[[], Iterator[dict]],
+    what: str,
+) -> StreamingResponse:
+    """POST /patch/stream, /heads/scores/stream: ``steps()`` (a sweep's steps, see
+    ``step_frames``) run on a worker as events. The answer is shared with the JSON twin's cache
+    (``twin``: its job name, ``key``: the request's cache key): one answered before is the
+    ``result`` at once, with no progress, and the stream's answer answers the twin next time."""
+    engine = run.engine
+    hit = engine.cached(twin, key)
+    if hit is not None:
+        return event_stream(_frames_of([sse("result", hit.body)]), what)
+    loop = asyncio.get_running_loop()
+
+    def remember(data: bytes) -> None:  # on the worker: the cache is the loop's
+        with contextlib.suppress(RuntimeError):  # the loop closed under us
+            loop.call_soon_threadsafe(engine.remember, twin, key, data)
+
+    frames = await run.stream(endpoint, lambda: step_frames(steps(), remember))
+    return event_stream(frames, what)
+
+
+async def _frames_of(frames: list[bytes]):
+    for frame in frames:
+        yield frame
 
 
 def event_stream(items, what: str) -> StreamingResponse:

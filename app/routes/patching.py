@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 from app import inference
 from app.deps import RunJob, SettingsDep, cache_key
 from app.inputs import InputsDep
-from app.routes.generate import event_stream, sse
+from app.routes.generate import sweep_stream
 from app.schemas import INFERENCE_ERRORS, PatchRequest, PatchResponse
 from app.serialize import dumps
 
@@ -63,7 +63,8 @@ async def patch(body: PatchRequest, inputs: InputsDep, settings: SettingsDep, ru
     summary="The same sweep as Server-Sent Events, with progress",
     description="The body of `POST /patch`. Events: `progress` (`{done, total}`: batches of "
     "patched runs, after the clean and corrupted runs and after each batch), then `result` "
-    "(the answer of `POST /patch`). Closing the connection stops the sweep at its next "
+    "(the answer of `POST /patch`; one `POST /patch` or this stream answered before is "
+    "sent at once, without progress). Closing the connection stops the sweep at its next "
     "batch. Errors before the stream starts are plain JSON 4xx/503; after, an `error` event.",
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}, **INFERENCE_ERRORS},
@@ -71,8 +72,7 @@ async def patch(body: PatchRequest, inputs: InputsDep, settings: SettingsDep, ru
 async def patch_stream(body: PatchRequest, inputs: InputsDep, settings: SettingsDep, run: RunJob):
     query = inputs.patch(body)
 
-    def frames() -> Iterator[bytes]:
-        for item in inference.patching_steps(query, settings.max_new_tokens):
-            yield sse("progress" if "total" in item else "result", dumps(item))
+    def steps() -> Iterator[dict]:
+        return inference.patching_steps(query, settings.max_new_tokens)
 
-    return event_stream(await run.stream("patch_stream", frames), "patching")
+    return await sweep_stream(run, "patch_stream", "patch", cache_key(body), steps, "patching")

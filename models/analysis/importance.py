@@ -12,6 +12,8 @@ unembedded at the predicted positions only.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 
@@ -40,7 +42,6 @@ def _ablate_rows(rows: dict[int, int], mode: str):
     return edit
 
 
-@torch.inference_mode()
 def head_importance(
     model,
     ids: torch.Tensor,
@@ -53,8 +54,25 @@ def head_importance(
     log p(clean prediction) − log p(same token | that head ablated). Positive: the head helps
     the model's own prediction; near 0: the output does not need it.
 
-    ids: (1, S); target_ids: (1, T) for seq2seq.
+    ids: (1, S); target_ids: (1, T) for seq2seq. ``importance_sweep`` step by step.
     """
+    *_, out = importance_sweep(model, ids, target_ids, positions, mode, chunk)
+    return out
+
+
+@torch.inference_mode()
+def importance_sweep(
+    model,
+    ids: torch.Tensor,
+    target_ids: torch.Tensor | None = None,
+    positions: list[int] | None = None,
+    mode: str = "zero",
+    chunk: int = 32,
+) -> Iterator[tuple[int, int] | dict[str, torch.Tensor]]:
+    """``head_importance`` step by step, in the shape of ``patching.sweep``: (heads ablated,
+    heads in all) after the clean run and after each batch, then the answer (stop iterating to
+    cancel the sweep). Heads are counted site after site, layer after layer: the ``done``-th
+    head is head (done − 1) % H of the ⌈done / H⌉-th layer."""
     sites = model.config.sites
     heads = [
         (s, li, h) for s, n in sites.items() for li in range(n) for h in range(model.config.n_heads)
@@ -71,6 +89,7 @@ def head_importance(
     predicted = clean[pos].argmax(-1)  # (P,)
     clean_lp = clean[pos, predicted].mean()
     drops = torch.empty(len(heads))
+    yield 0, len(heads)
     for start in range(0, len(heads), chunk):
         part = heads[start : start + chunk]
         per_hook: dict[str, dict[int, int]] = {}
@@ -90,12 +109,13 @@ def head_importance(
         lp = F.log_softmax(logits.float(), dim=-1)  # (B, P, V)
         ablated = lp.gather(-1, predicted[None, :, None].expand(B, -1, 1))[..., 0].mean(-1)
         drops[start : start + B] = clean_lp.cpu() - ablated.cpu()
+        yield start + B, len(heads)
     out, k = {}, 0
     for site, n in sites.items():
         size = n * model.config.n_heads
         out[site] = drops[k : k + size].view(n, model.config.n_heads)
         k += size
-    return out
+    yield out
 
 
 def attribution_patching(

@@ -42,8 +42,16 @@ POSITIVE = schemathesis.GenerationMode.POSITIVE
 NEGATIVE = schemathesis.GenerationMode.NEGATIVE
 #: Examples per operation and mode; the model-running ones cost the most.
 BUDGET = {POSITIVE: 70, NEGATIVE: 40}
-# /patch/stream takes /patch's body (fuzzed in full there): a few examples check its framing
-CHEAP = {"/healthz", "/readyz", "/metrics", "/api/v1/models", "/api/v1/patch/stream"}
+# /patch/stream and /heads/scores/stream take /patch's and /heads/scores' bodies (fuzzed in
+# full there): a few examples check their framing
+CHEAP = {
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/api/v1/models",
+    "/api/v1/patch/stream",
+    "/api/v1/heads/scores/stream",
+}
 
 
 def operations() -> list[tuple[str, str]]:

@@ -85,13 +85,13 @@ def test_the_importance_sweep_is_batched_to_fit_and_answers_the_same(
     budget = _sweep_mb(infos, mid, tokens, rows=3)
     assert budget >= 1
     chunks = []
-    real = analyses.head_importance
+    real = analyses.importance_sweep
 
-    def spy(*args, **kwargs):
-        chunks.append(kwargs["chunk"])
-        return real(*args, **kwargs)
+    def spy(*args):
+        chunks.append(args[5])  # (model, ids, target_ids, positions, mode, chunk)
+        return real(*args)
 
-    monkeypatch.setattr(analyses, "head_importance", spy)
+    monkeypatch.setattr(analyses, "importance_sweep", spy)
     body = {"model": mid, "text": text, "scores": ["importance"]}
     whole = client.post(f"{API}/heads/scores", json=body).json()
     with TestClient(create_app(make_settings(checkpoint_dir, memory_budget_mb=budget))) as small:

@@ -339,14 +339,20 @@ def events(text: str) -> list[tuple[str, dict]]:
     return out
 
 
-def test_the_stream_reports_progress_then_the_same_answer(client, decoder_case):
-    body, answer = decoder_case
-    r = client.post(f"{API}/patch/stream", json=body)
-    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
-    got = events(r.text)
-    progress = [data for name, data in got if name == "progress"]
-    assert [p["done"] for p in progress] == list(range(progress[-1]["total"] + 1))
-    assert progress[-1]["total"] > 1
-    assert got[-1] == ("result", answer)
+def test_the_stream_reports_progress_then_the_same_answer(checkpoint_dir, client, decoder_case):
+    body, answer = decoder_case  # asked of `client`: this app's cache does not have it
+    with TestClient(create_app(make_settings(checkpoint_dir))) as fresh:
+        r = fresh.post(f"{API}/patch/stream", json=body)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        got = events(r.text)
+        progress = [data for name, data in got if name == "progress"]
+        assert [p["done"] for p in progress] == list(range(progress[-1]["total"] + 1))
+        assert progress[-1]["total"] > 1
+        assert got[-1] == ("result", answer)
+        runs = fresh.app.state.engine.jobs_run
+        assert fresh.post(f"{API}/patch", json=body).json() == answer  # the stream's, cached
+        assert fresh.app.state.engine.jobs_run == runs
+    # /patch answered it before: the stream sends that answer at once, with no progress
+    assert events(client.post(f"{API}/patch/stream", json=body).text) == [("result", answer)]
     e = err(client.post(f"{API}/patch/stream", json={**body, "corrupted": {"token_ids": [1]}}))
     assert e["code"] == "length_mismatch"

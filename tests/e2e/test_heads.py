@@ -247,14 +247,14 @@ def test_keyboard_moves_the_head_and_opens_it(ui):
 
 def test_the_random_probe_an_error_and_the_busy_state(ui, app_server):
     ui.allowed_console = ("status of 422",)
-    held = []
-    ui.page.route("**/api/v1/heads/scores", lambda route: held.append(route))
+    held = []  # the exact sweep is asked on its stream
+    ui.page.route("**/api/v1/heads/scores/stream", lambda route: held.append(route))
     ui.goto("/heads?model=encoder-mini&text=i+love+machine+learning&score=induction")
     ui.wait("#status.busy")
     assert "Scoring every head" in ui.page.inner_text("#status")
     held.pop().continue_()
     ui.page.wait_for_function("() => !document.querySelector('#status.busy')")
-    ui.page.unroute("**/api/v1/heads/scores")
+    ui.page.unroute("**/api/v1/heads/scores/stream")
     # no token repeats in the sentence: nothing to measure, said instead of a map
     assert ui.page.is_hidden("#scores")
     assert "no token occurs twice" in ui.page.inner_text("#scores-note")
@@ -380,3 +380,120 @@ def test_the_probe_strip_names_byte_pieces(ui, app_server):
             assert shown == byte_ids[i]
     # two different ids never read alike
     assert len({byte_ids[i] for i in byte_ids}) == len(byte_ids)
+
+
+# The exact importance sweep streams its progress (POST /heads/scores/stream). On the small
+# models it ends in a blink, so the page's stream is slowed here, in the page: each event the
+# server sent is handed on DELAY_MS after the one before (the numbers are still the server's),
+# and every text the meter shows is collected by a MutationObserver.
+PROGRESS_TEXTS = """
+window.__progressTexts = [];
+new MutationObserver((records) => {
+  for (const r of records)
+    if (r.target.classList && r.target.classList.contains("job-progress-text"))
+      for (const n of r.addedNodes) window.__progressTexts.push(n.textContent);
+}).observe(document, { childList: true, subtree: true });
+"""
+SLOW_STREAM = """
+(delay) => {
+  window.__streamsAborted = 0;
+  const realFetch = window.fetch;
+  window.fetch = async (input, init = {}) => {
+    const res = await realFetch(input, init);
+    if (!String(input).includes("/heads/scores/stream") || !res.ok) return res;
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    const encoder = new TextEncoder();
+    let buffer = "";
+    const body = new ReadableStream({
+      async pull(controller) {
+        for (;;) {
+          const end = buffer.indexOf("\\n\\n");
+          if (end >= 0) {
+            const event = buffer.slice(0, end + 2);
+            buffer = buffer.slice(end + 2);
+            await new Promise((resolve) => setTimeout(resolve, delay));
+            if (init.signal && init.signal.aborted) {
+              window.__streamsAborted += 1;
+              controller.error(new DOMException("aborted", "AbortError"));
+              return;
+            }
+            controller.enqueue(encoder.encode(event));
+            return;
+          }
+          const { value, done } = await reader.read();
+          if (done) return controller.close();
+          buffer += decoder.decode(value, { stream: true });
+        }
+      },
+      cancel: (reason) => reader.cancel(reason),
+    });
+    return new Response(body, { status: res.status, headers: res.headers });
+  };
+}
+"""
+# texts no other test asks: an answer in the server's cache is streamed at once, no sweep run
+SWEPT = "the dog ran to the park and the dog sat"
+ABORTED = "a bird sang in the tree and a bird flew"
+SWEEP_TEXT = (
+    r"Ablating heads: (\d+) of (\d+) \(layer (\d+) of (\d+)\)( — about \d+( min)?( \d+ s)? left)?"
+)
+
+
+def slow_stream(ui, delay_ms: int):
+    ui.page.add_init_script(script=PROGRESS_TEXTS)
+    ui.page.add_init_script(script=f"({SLOW_STREAM})({delay_ms})")
+
+
+def sweep_steps(texts: list[str]) -> list[tuple[int, int, int, int]]:
+    """(done, total, layer, layers) of every progress text; each must read as SWEEP_TEXT."""
+    import re
+
+    steps = []
+    for text in texts:
+        m = re.fullmatch(SWEEP_TEXT, text)
+        assert m, f"not a progress line: {text!r}"
+        steps.append(tuple(int(m.group(k)) for k in range(1, 5)))
+    return steps
+
+
+def test_the_exact_sweep_shows_heads_and_layers_done_then_the_same_map(ui, app_server):
+    slow_stream(ui, 400)
+    model = app_server.models["decoder-mini"]
+    layers, heads = model["n_layers"], model["n_layers"] * model["n_heads"]
+    ui.goto(f"/heads?model=decoder-mini&text={SWEPT.replace(' ', '+')}")
+    bar = ui.page.get_by_role("progressbar", name="Importance sweep")
+    bar.wait_for()  # in the importance panel, while the sweep runs
+    assert ui.page.locator(".matrix #importance-progress progress").count() == 1
+    text = ui.page.inner_text("#importance-progress .job-progress-text")
+    done, total, layer, of = sweep_steps([text])[0]
+    assert (total, of) == (heads, layers) and 1 <= layer <= layers and 0 <= done <= total
+    assert bar.get_attribute("aria-valuetext") == text
+    assert int(float(bar.get_attribute("max"))) == heads
+    shown(ui)
+    assert ui.page.locator("#importance-progress .job-progress").count() == 0  # gone when done
+    steps = sweep_steps(ui.page.evaluate("window.__progressTexts"))
+    assert [s[0] for s in steps] == sorted({s[0] for s in steps})  # heads done only go up
+    assert steps[-1] == (heads, heads, layers, layers)
+    assert all(s[1:] == (heads, s[2], layers) and s[2] >= 1 for s in steps)
+    want = scores_of(app_server, {"model": "decoder-mini", "text": SWEPT})
+    assert plotted(ui, "#importance") == want["scores"]["decoder.self"]["importance"]
+    assert f"{heads} heads scored" in ui.page.inner_text("#status")
+
+
+def test_changing_the_input_mid_sweep_aborts_it_and_draws_the_new_one(ui, app_server):
+    """The old stream is aborted (its meter goes), the new one is drawn; axe on the meter."""
+    slow_stream(ui, 2500)
+    ui.goto(f"/heads?model=decoder-mini&text={ABORTED.replace(' ', '+')}")
+    ui.page.get_by_role("progressbar", name="Importance sweep").wait_for()
+    violations = ui.axe()  # the meter as it runs
+    assert not violations, report(violations)
+    assert ui.page.locator("#importance-progress .job-progress").count() == 1
+    ui.page.select_option("#mode-select", "mean")
+    ui.page.wait_for_function("() => window.__streamsAborted === 1")
+    shown(ui)
+    assert ui.page.locator("#importance-progress .job-progress").count() == 0
+    want = scores_of(
+        app_server, {"model": "decoder-mini", "text": ABORTED, "importance_mode": "mean"}
+    )
+    assert plotted(ui, "#importance") == want["scores"]["decoder.self"]["importance"]

@@ -6,6 +6,7 @@ explorer on that head, the URL reopens the experiment, exports, and zero console
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
@@ -13,7 +14,7 @@ from urllib.parse import urlparse
 import pytest
 
 from tests.e2e.test_accessibility import report
-from tests.e2e.test_heads import click_cell, plotted
+from tests.e2e.test_heads import PROGRESS_TEXTS, click_cell, plotted
 from tests.e2e.urls import params, post_json
 
 pytestmark = pytest.mark.e2e
@@ -69,6 +70,21 @@ def test_the_colour_swap_plots_the_servers_effects_and_a_cell_opens_the_explorer
     assert opened["compare"] == "the white cat ate the mouse"  # both inputs: A and B
     ui.wait("#heatmap .main-svg", state="attached")
     ui.wait("#compare-diff .main-svg", state="attached")
+
+
+def test_the_sweeps_progress_goes_through_the_shared_meter(ui):
+    """/patch/stream's batches in lib/progress.js's meter, as on /heads (a seed no other test
+    patches: an experiment the server has answered before is sent at once, without progress)."""
+    ui.page.add_init_script(script=PROGRESS_TEXTS)
+    ui.goto("/patch?model=induction-2l&preset=induction&seed=11")
+    ui.wait("#head_z .main-svg", state="attached")
+    ui.page.wait_for_function("() => !document.querySelector('#status.busy')")
+    texts = ui.page.evaluate("window.__progressTexts")
+    steps = [re.fullmatch(r"Patching every activation: (\d+) of (\d+) batches", t) for t in texts]
+    assert texts and all(steps), texts
+    done = [int(m.group(1)) for m in steps]
+    assert done == sorted(set(done)) and done[-1] == int(steps[-1].group(2)) > 1
+    assert ui.page.locator("#patch-progress .job-progress").count() == 0  # gone when done
 
 
 def test_the_induction_preset_measures_the_cards_circuit(ui, app_server, tmp_path):

@@ -178,6 +178,19 @@ def test_the_logit_lens_over_vocabulary_chunks_equals_every_layers_full_softmax(
         torch.testing.assert_close(lens.final_probs[layer], probs.gather(-1, final[:, None])[:, 0])
 
 
+def test_the_importance_sweep_counts_heads_per_batch_then_answers_what_head_importance_does():
+    from models.analysis.importance import head_importance, importance_sweep
+
+    model = widen(tiny("seq2seq"))
+    ids, target = inputs(model)
+    *steps, answer = importance_sweep(model, ids, target, mode="zero", chunk=5)
+    total = sum(model.config.sites.values()) * model.config.n_heads
+    assert steps == [(0, total)] + [(min(k, total), total) for k in range(5, total + 5, 5)]
+    expected = head_importance(model, ids, target, mode="zero", chunk=5)
+    assert answer.keys() == expected.keys()
+    assert all(torch.equal(answer[s], expected[s]) for s in answer)
+
+
 @pytest.mark.parametrize(
     ("kind", "overrides", "mode"),
     [("encoder", {}, "zero"), ("decoder", {}, "mean"), ("seq2seq", {}, "zero")],

@@ -188,11 +188,12 @@ async function diagnose(query) {
 }
 
 /**
- * POST /patch/stream: the sweep's progress (onProgress({done, total})) as it runs, then its
- * answer. Aborting `signal` closes the connection, which stops the sweep on the server.
+ * A sweep streamed as Server-Sent Events over POST (/patch/stream, /heads/scores/stream): each
+ * `progress` event to onProgress as it comes, then the `result` event's answer. Aborting `signal`
+ * closes the connection, which stops the sweep on the server.
  */
-export async function patchStream(body, { signal, onProgress = () => {} } = {}) {
-  const res = await send("POST", "/patch/stream", body, { signal, accept: "text/event-stream" });
+async function sweepStream(path, body, { signal, onProgress = () => {} } = {}) {
+  const res = await send("POST", path, body, { signal, accept: "text/event-stream" });
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   for (;;) {
@@ -212,5 +213,12 @@ export async function patchStream(body, { signal, onProgress = () => {} } = {}) 
       else if (fields.event === "error") throw new ApiError(500, data.error.code, data.error.message);
     }
   }
-  throw new ApiError(0, "network_error", "the patching stream ended without an answer");
+  throw new ApiError(0, "network_error", `the ${path} stream ended without an answer`);
 }
+
+/** POST /patch/stream: onProgress({done, total}) in batches of patched runs, then /patch's answer. */
+export const patchStream = (body, opts) => sweepStream("/patch/stream", body, opts);
+
+/** POST /heads/scores/stream: onProgress({done, total, unit: "heads", layer, n_layers, eta_s}) while
+ * the exact importance sweep runs, then /heads/scores' answer. */
+export const headScoresStream = (body, opts) => sweepStream("/heads/scores/stream", body, opts);

@@ -31,6 +31,7 @@ import {
 } from "../lib/headscores.js";
 import { PICKER_STATE, attentionPickers } from "../lib/pickers.js";
 import { purge } from "../lib/plots.js";
+import { progressMeter, progressText } from "../lib/progress.js";
 import { bindKeys, initShell, onProjectorChange, showError, withProgress } from "../lib/shell.js";
 import { trainingPanels } from "../lib/snapshotpanels.js";
 import { bool, int, str, urlState } from "../lib/state.js";
@@ -98,12 +99,21 @@ async function run() {
   let failure = null;
   const started = performance.now();
   const label = state.probe ? "Scoring every head on random tokens, repeated…" : "Scoring every head…";
+  // The exact importance sweep (minutes on a large model) streams its progress, shown in the
+  // importance panel; changing the input aborts the stream, which stops the sweep on the server.
+  const exact = body.importance_method !== "attribution_patching";
+  const meter = exact
+    ? progressMeter($("#importance-progress"), { label: "Importance sweep", describe: describeSweep })
+    : null;
+  const ask = exact
+    ? () => api.headScoresStream(body, { signal, onProgress: meter.update })
+    : () => api.headScores(body, { signal });
   const result = await withProgress(status, label, () =>
-    api.headScores(body, { signal }).catch((error) => {
+    ask().catch((error) => {
       failure = error;
       throw error;
     }),
-  );
+  ).finally(() => meter && meter.remove());
   if (signal.aborted) return;
   if (!result) {
     // The banner has the whole error; the status line keeps what went wrong beside the controls.
@@ -117,6 +127,9 @@ async function run() {
   renderInput();
   render();
 }
+
+/** "Ablating heads: 117 of 270 (layer 13 of 30) — about 40 s left". */
+const describeSweep = (event) => progressText("Ablating heads", event);
 
 const sitesOf = (d) => SITE_ORDER.filter((s) => d.scores[s]);
 const countHeads = (model) => sitesOf(data).reduce((n, s) => n + siteDepth(model, s), 0) * model.n_heads;

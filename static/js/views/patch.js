@@ -12,6 +12,7 @@ import { initExports, registerExport } from "../lib/export.js";
 import { explorerHref, headName, siteLabel } from "../lib/headscores.js";
 import { effectHeatmap } from "../lib/patchmaps.js";
 import { purge } from "../lib/plots.js";
+import { progressMeter, progressText } from "../lib/progress.js";
 import { bindKeys, clearError, initShell, onProjectorChange, showError, withProgress } from "../lib/shell.js";
 import { int, str, urlState } from "../lib/state.js";
 import { candidateLabel, labelTokens, tokenLabel } from "../lib/tokens.js";
@@ -229,6 +230,10 @@ async function run() {
   $("#corrupted-input").placeholder = state.preset === "induction" ? "random tokens (the preset)" : "";
   const signal = nextRequest();
   const started = performance.now();
+  const meter = progressMeter($("#patch-progress"), {
+    label: "Patching sweep",
+    describe: (event) => progressText("Patching every activation", event, "batches"),
+  });
   const answer = await withProgress(status, "Patching every activation…", async () => {
     const inputs = await inputsOf(model);
     const metric = { kind: state.kind, head: state.read };
@@ -238,13 +243,9 @@ async function run() {
     if (answer !== undefined) metric.answer = answer;
     if (wrong !== undefined && state.kind === "logit_diff") metric.wrong = wrong;
     const body = { model: model.id, clean: inputs.clean, corrupted: inputs.corrupted, metric, method: state.method };
-    const onProgress = ({ done, total }) => {
-      const label = status.firstChild;
-      if (label && label.nodeType === Node.TEXT_NODE)
-        label.textContent = `Patching every activation… ${done} of ${total} batches `;
-    };
+    const onProgress = meter.update;
     return { result: await api.patchStream(body, { signal, onProgress }), inputs };
-  });
+  }).finally(() => meter.remove());
   if (signal.aborted || !answer) return;
   data = answer.result;
   shownFor = { model, inputs: answer.inputs };
