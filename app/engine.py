@@ -50,12 +50,20 @@ log = logging.getLogger("attnviz.engine")
 ENCODINGS = ("zstd", "gzip")
 
 
+_zstd = threading.local()  # one compressor per thread and level: a new one's tables page-fault
+
+
 def compress(body: bytes, encoding: str, level: int) -> bytes:
     """zstd for browsers; gzip (curl, Python's requests) with Intel's ISA-L, ~4x faster than
     zlib at its level 1 for a smaller output on these payloads (ISA-L has levels 0-3). Both
-    release the GIL: this runs on a worker thread beside other requests."""
+    release the GIL: this runs on a worker thread beside other requests. A zstd compressor is
+    kept per thread (it is not thread-safe): a new one per answer costs ~54 page faults and
+    0.09 ms of a 0.5 ms compression (516 kB binary answer, measured on a worker thread)."""
     if encoding == "zstd":
-        return zstandard.ZstdCompressor(level=level).compress(body)
+        compressors = _zstd.__dict__.setdefault("by_level", {})
+        if level not in compressors:
+            compressors[level] = zstandard.ZstdCompressor(level=level)
+        return compressors[level].compress(body)
     return igzip.compress(body, compresslevel=min(level, 3))
 
 

@@ -723,7 +723,10 @@ class Inputs:
             inp.chunk = memory.largest_chunk(
                 2 * memory.logits_bytes(cfg, tokens)  # the clean run's log-probabilities
                 + layers * tokens * cfg.d_model * memory.FLOAT,  # and its stream per layer
-                memory.forward_bytes(cfg, tokens) + memory.logits_bytes(cfg, shown),
+                # a batch's forward pass and (seq2seq) its logits; one stack reads the
+                # vocabulary in chunks at the predicted positions (importance._log_prob_of)
+                memory.forward_bytes(cfg, tokens, logits=cfg.kind == "seq2seq")
+                + memory.logits_bytes(cfg, shown),
                 budget,
                 32,
                 "scores",

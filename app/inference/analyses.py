@@ -20,7 +20,7 @@ from app.inputs import ModelInput, Sequence
 from app.serialize import Format, rounded, tensor
 from models.analysis import scores
 from models.analysis.attribution import direct_logit_attribution
-from models.analysis.importance import attribution_patching, importance_sweep
+from models.analysis.importance import attribution_patching, importance_sweep, sweep_work
 from models.analysis.lens import run_logit_lens
 from models.analysis.rollout import rollout as attention_rollout
 from models.hooks import hook_name
@@ -171,12 +171,13 @@ def head_scores_steps(
         else:
             chunk = inp.chunk or 32
             started = None
+            work = sweep_work(model, chunk)
             for item in importance_sweep(model, ids, target_ids, inp.positions, mode, chunk):
                 if isinstance(item, dict):
                     sweep = item
                     continue
                 started = started or time.perf_counter()
-                yield sweep_progress(*item, cfg.n_heads, time.perf_counter() - started)
+                yield sweep_progress(*item, cfg.n_heads, time.perf_counter() - started, work)
         for site in cfg.sites:
             out[site]["importance"] = sweep.get(site)
     yield {
@@ -193,12 +194,21 @@ def head_scores_steps(
     }
 
 
-def sweep_progress(done: int, total: int, n_heads: int, elapsed_s: float) -> dict:
+def sweep_progress(
+    done: int, total: int, n_heads: int, elapsed_s: float, work: list[float] | None = None
+) -> dict:
     """``{done, total, unit, layer, n_layers, eta_s}``: heads ablated of all heads; the layer the
     sweep has reached (1-based, the layers of every attention site counted in order: the
     ``done``-th head is in layer ⌈done / H⌉); the seconds left at the rate measured since the
-    first batch started (None before any batch has finished)."""
-    eta = None if done == 0 else round(elapsed_s / done * (total - done), 1)
+    first batch started (None before any batch has finished), per unit of ``work``
+    (importance.sweep_work: a later layer's heads cost less, they run fewer blocks), else per
+    head."""
+    if done == 0:
+        eta = None
+    elif work is not None:
+        eta = round(elapsed_s / work[done] * (work[total] - work[done]), 1)
+    else:
+        eta = round(elapsed_s / done * (total - done), 1)
     return {
         "done": done,
         "total": total,

@@ -42,6 +42,52 @@ def _ablate_rows(rows: dict[int, int], mode: str):
     return edit
 
 
+def _log_prob_of(model, h: torch.Tensor, ids: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+    """log softmax(unembed(h))[..., ids] for final states h (B, P, D) and ids (P,): (B, P),
+    the vocabulary read ``chunk`` ids at a time (a running log-sum-exp), so a batch of the
+    sweep never holds (B, P, vocabulary) scores."""
+    if model.mlm_transform is not None:
+        h = model.mlm_transform(h)
+    weight, bias = model.lm_head.weight, model.lm_head.bias
+    lse = torch.full(h.shape[:-1], -torch.inf, device=h.device)
+    picked = torch.zeros(h.shape[:-1], device=h.device)
+    for a in range(0, weight.shape[0], chunk):
+        b = min(weight.shape[0], a + chunk)
+        logits = F.linear(h, weight[a:b], None if bias is None else bias[a:b]).float()
+        lse = torch.logaddexp(lse, logits.logsumexp(-1))
+        inside = (ids >= a) & (ids < b)  # (P,)
+        at = (ids - a).clamp(0, b - a - 1)[None, :, None].expand(h.shape[0], -1, 1)
+        picked = torch.where(inside, logits.gather(-1, at)[..., 0], picked)
+    return picked - lse
+
+
+def sweep_work(model, chunk: int) -> list[float]:
+    """The sweep's work after each head, cumulative (index: heads ablated, 0 … all), in units
+    of one block's parameters × one row: what its progress estimate divides by. A batch runs
+    its rows through the blocks from its first head's layer (every block in a seq2seq) and
+    the unembedding; attention's quadratic part is left out (small at a few hundred tokens)."""
+    cfg = model.config
+    heads = [(s, li) for s, n in cfg.sites.items() for li in range(n) for _ in range(cfg.n_heads)]
+    if getattr(cfg, "architecture", "transformer") != "transformer":  # the RNN: one batch
+        return [float(k) for k in range(len(heads) + 1)]
+    one_stack = cfg.kind in ("encoder", "decoder")
+    blocks = [
+        sum(p.numel() for p in block.parameters())
+        for name in ("encoder", "decoder")
+        if getattr(model, name, None) is not None
+        for block in getattr(model, name).blocks
+    ]
+    head = getattr(model, "lm_head", None)
+    unembed = head.weight.numel() if head is not None else 0
+    work = [0.0]
+    for start in range(0, len(heads), chunk):
+        part = heads[start : start + chunk]
+        per_row = (sum(blocks[part[0][1] :]) if one_stack else sum(blocks)) + unembed
+        done = work[-1]
+        work.extend(done + per_row * (r + 1) for r in range(len(part)))
+    return work
+
+
 def head_importance(
     model,
     ids: torch.Tensor,
@@ -101,13 +147,13 @@ def importance_sweep(
             first = part[0][1]
             x = trace[streams[first]].expand(B, -1, -1)
             h = run_blocks(model, stack, first, x, 0, None, None, edits)
-            logits = model.vocab_logits(h[:, pos])
+            ablated = _log_prob_of(model, h[:, pos], predicted).mean(-1)
         else:
             batch_tgt = None if target_ids is None else target_ids.expand(B, -1)
             with capture(model, names=[], edits=edits):
                 logits = _predicting_logits(model, ids.expand(B, -1), batch_tgt)[:, pos]
-        lp = F.log_softmax(logits.float(), dim=-1)  # (B, P, V)
-        ablated = lp.gather(-1, predicted[None, :, None].expand(B, -1, 1))[..., 0].mean(-1)
+            lp = F.log_softmax(logits.float(), dim=-1)  # (B, P, V)
+            ablated = lp.gather(-1, predicted[None, :, None].expand(B, -1, 1))[..., 0].mean(-1)
         drops[start : start + B] = clean_lp.cpu() - ablated.cpu()
         yield start + B, len(heads)
     out, k = {}, 0

@@ -243,3 +243,31 @@ def test_attribution_patching_is_the_first_order_change_of_each_ablation(kind, m
                 moved = lp.gather(-1, predicted[:, None]).mean()
                 expected = float(((metric - moved) / eps).detach())
                 assert float(got[site][layer, head]) == pytest.approx(expected, rel=1e-4, abs=1e-7)
+
+
+def test_the_sweeps_chunked_log_probability_equals_log_softmax():
+    from models.analysis.importance import _log_prob_of
+
+    model = widen(tiny("decoder"))
+    h = torch.randn(3, 5, model.config.d_model, dtype=torch.float64)
+    ids = torch.tensor([0, 7, 39, 12, 25])
+    full = torch.log_softmax(model.lm_head(h).float(), -1)
+    expected = full.gather(-1, ids[None, :, None].expand(3, -1, 1))[..., 0]
+    torch.testing.assert_close(_log_prob_of(model, h, ids, chunk=7), expected)
+
+
+@pytest.mark.parametrize("kind", ["decoder", "seq2seq"])
+def test_sweep_work_counts_the_blocks_each_batch_runs(kind):
+    from models.analysis.importance import sweep_work
+
+    model = widen(tiny(kind))
+    cfg = model.config
+    n = sum(cfg.sites.values()) * cfg.n_heads
+    work = sweep_work(model, chunk=5)
+    assert len(work) == n + 1 and work[0] == 0
+    steps = [b - a for a, b in zip(work, work[1:], strict=False)]
+    assert all(s > 0 for s in steps)
+    if kind == "decoder":  # the last batch starts at the last layer: it runs fewer blocks
+        assert steps[-1] < steps[0]
+    else:  # a seq2seq batch reruns the whole model: every head costs the same
+        assert len(set(steps)) == 1
