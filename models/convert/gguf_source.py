@@ -176,7 +176,7 @@ def _dequantized(file: Path, reader) -> tuple[dict, dict, dict]:
         raise ConversionError(f"importing a GGUF needs transformers: {INSTALL_GGUF}") from None
     try:
         meta = load_gguf_checkpoint(str(file), return_tensors=False)
-        hf_config = AutoConfig.for_model(**meta["config"])
+        hf_config = AutoConfig.for_model(**_config_fixes(meta["config"]))
         with torch.device("meta"):  # only for its parameter names
             skeleton = AutoModelForCausalLM.from_config(hf_config)
         processor = TENSOR_PROCESSORS.get(_field(reader, "general.architecture"), TensorProcessor)
@@ -205,6 +205,24 @@ def _dequantized(file: Path, reader) -> tuple[dict, dict, dict]:
     config = hf_config.to_dict()
     config["architectures"] = [type(skeleton).__name__]
     return config, tensors, meta.get("tokenizer_config", {})
+
+
+#: GGUF keys transformers reads into a GPT2Config attribute GPT-2 does not use -> the one it
+#: builds its shapes from (its GGUF config map says n_ctx for context_length, which leaves the
+#: position table at n_positions' default 1024, and keeps feed_forward_length as is, which
+#: leaves the MLP at n_inner's default 4·n_embd): a file of another size loads only with
+#: them passed to from_pretrained
+GPT2_CONFIG_FIXES = {"n_ctx": "n_positions", "feed_forward_length": "n_inner"}
+
+
+def _config_fixes(config: dict) -> dict:
+    """transformers' config of the GGUF, with GPT-2's sizes where GPT2Config reads them."""
+    config = dict(config)
+    if config.get("model_type") == "gpt2":
+        for theirs, ours in GPT2_CONFIG_FIXES.items():
+            if theirs in config:
+                config.setdefault(ours, config[theirs])
+    return config
 
 
 def _weights_map(file: Path, reader, skeleton, processor, weights_map) -> dict[str, str]:

@@ -113,19 +113,44 @@ def tiny(tmp_path_factory) -> Path:
 
 
 def test_every_head_and_the_logits_equal_transformers_on_the_same_file(case):
-    ids = case.tokenizer(TEXT)["input_ids"]
-    assert case.imported.tokenizer.encode(TEXT).ids == ids
+    _assert_equal(case.hf, case.tokenizer, case.imported)
+
+
+def _assert_equal(hf, tokenizer, imported) -> None:
+    """Every layer's every head's pattern (≤ 1e-5) and the logits (≤ 1e-4) on TEXT, and the
+    same token ids."""
+    ids = tokenizer(TEXT)["input_ids"]
+    assert imported.tokenizer.encode(TEXT).ids == ids
     x = torch.tensor([ids])
     with torch.no_grad():
-        theirs = case.hf(x, output_attentions=True)
-        with capture(case.imported.model, names=["decoder.blocks.*.attn.hook_pattern"]) as trace:
-            logits = case.imported.model(x)
+        theirs = hf(x, output_attentions=True)
+        with capture(imported.model, names=["decoder.blocks.*.attn.hook_pattern"]) as trace:
+            logits = imported.model(x)
     assert len(theirs.attentions) == LAYERS
     for layer, pattern in enumerate(theirs.attentions):
         mine = trace[hook_name("decoder.self", layer, "pattern")]
         assert mine.shape == pattern.shape == (1, HEADS, len(ids), len(ids))
         assert (mine - pattern).abs().max().item() <= PATTERN_TOL, f"layer {layer}"
     assert (logits - theirs.logits).abs().max().item() <= LOGIT_TOL
+
+
+def test_a_gpt2_of_other_sizes_is_read_at_its_own(tmp_path):
+    """transformers reads a GPT-2 GGUF's context_length into n_ctx and its feed_forward_length
+    into no size GPT2Config builds from, so a file that is not 1024 positions × a 4·d MLP loads
+    there only with n_positions and n_inner passed: attnviz reads them from the file itself."""
+    write_gguf(tmp_path / "tiny.gguf", "gpt2", context=64, d_ff=96)
+    hf = transformers.AutoModelForCausalLM.from_pretrained(
+        str(tmp_path),
+        gguf_file="tiny.gguf",
+        dtype=torch.float32,
+        attn_implementation="eager",
+        n_positions=64,
+        n_inner=96,
+    ).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(tmp_path), gguf_file="tiny.gguf")
+    imported = load_checkpoint(import_checkpoint(str(tmp_path), "g", tmp_path / "out"))
+    assert imported.config.max_len == 64 and imported.config.d_ff == 96
+    _assert_equal(hf, tokenizer, imported)
 
 
 def test_greedy_decoding_is_identical(case):

@@ -70,9 +70,12 @@ def write_gguf(
     seed: int = 0,
     chat_template: str | None = None,
     name: str | None = None,
+    context: int | None = None,
+    d_ff: int | None = None,
 ) -> Path:
     """A random 2-layer ``family`` model (one of FAMILIES) as GGUF at ``path``; ``arch``:
-    the ``general.architecture`` it declares (default: the family's own)."""
+    the ``general.architecture`` it declares (default: the family's own); ``context`` and
+    ``d_ff``: its positions and MLP width (default 64 and FF; GPT-2's 1024 and 4·D)."""
     import gguf
 
     assert family in FAMILIES, family
@@ -85,15 +88,14 @@ def write_gguf(
     writer.add_embedding_length(D)
     writer.add_head_count(HEADS)
     writer.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
-    if family == "gpt2":
-        ff = 4 * D
-        writer.add_context_length(GPT2_POSITIONS)
-        writer.add_feed_forward_length(ff)
+    gpt2 = family == "gpt2"
+    ff = d_ff or (4 * D if gpt2 else FF)
+    context = context or (GPT2_POSITIONS if gpt2 else 64)
+    writer.add_context_length(context)
+    writer.add_feed_forward_length(ff)
+    if gpt2:
         writer.add_layer_norm_eps(1e-5)
     else:
-        ff = FF
-        writer.add_context_length(64)
-        writer.add_feed_forward_length(ff)
         writer.add_head_count_kv(KV_HEADS)
         writer.add_rope_freq_base(10000.0)
         writer.add_layer_norm_rms_eps(1e-5)
@@ -121,7 +123,7 @@ def write_gguf(
 
     if family == "gpt2":
         embedding = f32("token_embd.weight", vocab, D)
-        f32("position_embd.weight", GPT2_POSITIONS, D, std=0.05)
+        f32("position_embd.weight", context, D, std=0.05)
         for i in range(LAYERS):
             f32(f"blk.{i}.attn_norm.weight", D, mean=1.0)
             f32(f"blk.{i}.attn_norm.bias", D, std=0.05)
