@@ -176,20 +176,28 @@ def _dequantized(file: Path, reader) -> tuple[dict, dict, dict]:
         raise ConversionError(f"importing a GGUF needs transformers: {INSTALL_GGUF}") from None
     try:
         meta = load_gguf_checkpoint(str(file), return_tensors=False)
-        hf_config = AutoConfig.for_model(**meta["config"])
+        hf_config = AutoConfig.for_model(**_config_fixes(meta["config"]))
         with torch.device("meta"):  # only for its parameter names
             skeleton = AutoModelForCausalLM.from_config(hf_config)
         processor = TENSOR_PROCESSORS.get(_field(reader, "general.architecture"), TensorProcessor)
         processor = processor(config=meta["config"])
-        names = get_gguf_hf_weights_map(_Names(skeleton), processor)
-        tensors = {}
+        names = _weights_map(file, reader, skeleton, processor, get_gguf_hf_weights_map)
+        # a processor may store a tensor itself, under its HF name (GPT-2's ``output.weight``
+        # becomes ``lm_head.weight`` there, and the loop sees no name for it)
+        parsed = {"tensors": {}}
+        tensors = parsed["tensors"]
         for tensor in reader.tensors:
             weights = dequantize(tensor.data, tensor.tensor_type)
             result = processor.process(
-                weights=weights, name=tensor.name, tensor_key_mapping=names, parsed_parameters={}
+                weights=weights,
+                name=tensor.name,
+                tensor_key_mapping=names,
+                parsed_parameters=parsed,
             )
             if result.name in names:
                 tensors[names[result.name]] = torch.from_numpy(np.copy(result.weights))
+    except ConversionError:
+        raise
     except (ValueError, KeyError, TypeError, NotImplementedError) as e:
         raise ConversionError(
             f"{file}: transformers could not read this GGUF ({type(e).__name__}: {e})"
@@ -197,6 +205,44 @@ def _dequantized(file: Path, reader) -> tuple[dict, dict, dict]:
     config = hf_config.to_dict()
     config["architectures"] = [type(skeleton).__name__]
     return config, tensors, meta.get("tokenizer_config", {})
+
+
+#: GGUF keys transformers reads into a GPT2Config attribute GPT-2 does not use -> the one it
+#: builds its shapes from (its GGUF config map says n_ctx for context_length, which leaves the
+#: position table at n_positions' default 1024, and keeps feed_forward_length as is, which
+#: leaves the MLP at n_inner's default 4·n_embd): a file of another size loads only with
+#: them passed to from_pretrained
+GPT2_CONFIG_FIXES = {"n_ctx": "n_positions", "feed_forward_length": "n_inner"}
+
+
+def _config_fixes(config: dict) -> dict:
+    """transformers' config of the GGUF, with GPT-2's sizes where GPT2Config reads them."""
+    config = dict(config)
+    if config.get("model_type") == "gpt2":
+        for theirs, ours in GPT2_CONFIG_FIXES.items():
+            if theirs in config:
+                config.setdefault(ours, config[theirs])
+    return config
+
+
+def _weights_map(file: Path, reader, skeleton, processor, weights_map) -> dict[str, str]:
+    """GGUF tensor name -> HF parameter name (transformers' ``get_gguf_hf_weights_map``), or
+    a refusal naming the model type transformers reads the file as when its GGUF reader has
+    no tensor-name map for it. transformers 5 has none for ``mistral``: a file declaring
+    ``general.architecture = mistral``, or a ``llama`` one named exactly "mistral" (which
+    transformers renames to ``mistral``), cannot be read by transformers itself."""
+    try:
+        return weights_map(_Names(skeleton), processor)
+    except NotImplementedError as e:
+        import transformers
+
+        raise ConversionError(
+            f"{file}: transformers {transformers.__version__} reads this GGUF (architecture "
+            f"{_field(reader, 'general.architecture')!r}, named {_field(reader, 'general.name')!r})"
+            f" as model type {skeleton.config.model_type!r} but cannot map its tensors, so "
+            f"attnviz cannot import it (transformers: {e}). llama.cpp writes Mistral models as "
+            "architecture 'llama' under their own name, and those import as Llama"
+        ) from None
 
 
 class _Names:

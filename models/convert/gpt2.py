@@ -7,7 +7,15 @@ attention projects Q, K and V with one matrix (``c_attn``); both are undone here
 from __future__ import annotations
 
 from models.config import ModelConfig
-from models.convert.mapping import Converted, State, activation, lm_head, move, require
+from models.convert.mapping import (
+    Converted,
+    State,
+    activation,
+    decoder_pad_id,
+    lm_head,
+    move,
+    require,
+)
 from models.convert.source import Source
 
 MODEL_TYPES = ("gpt2",)
@@ -60,7 +68,7 @@ def convert(source: Source) -> Converted:
         activation=activation(c.get("activation_function", "gelu_new")),
         lm_head_bias=False,
         tie_embeddings=tied,
-        pad_id=source.token_id("pad_token_id") or 0,
+        pad_id=decoder_pad_id(source),
         bos_id=source.token_id("bos_token_id"),
         eos_id=source.token_id("eos_token_id"),
     )

@@ -10,7 +10,7 @@ is refused. Mistral's sliding window (and Qwen2's, when switched on) is honoured
 from __future__ import annotations
 
 from models.config import ModelConfig
-from models.convert.mapping import Converted, State, lm_head, move
+from models.convert.mapping import Converted, State, decoder_pad_id, lm_head, move
 from models.convert.source import ConversionError, Source
 
 MODEL_TYPES = ("llama", "mistral", "qwen2")
@@ -74,7 +74,7 @@ def convert(source: Source) -> Converted:
         qkv_bias=qkv_bias if qkv_bias != bias else None,
         lm_head_bias=False,
         tie_embeddings=tied,
-        pad_id=source.token_id("pad_token_id") or 0,
+        pad_id=decoder_pad_id(source),
         bos_id=source.token_id("bos_token_id"),
         eos_id=source.token_id("eos_token_id"),
     )

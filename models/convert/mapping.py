@@ -63,6 +63,18 @@ def require(source: Source, **values: object) -> None:
             )
 
 
+def decoder_pad_id(source: Source) -> int:
+    """A decoder-only checkpoint's padding id: its own pad token, else its EOS (what Hugging
+    Face pads a decoder with), else 0. Not a made-up 0 when it has a pad-less vocabulary:
+    generation never picks the padding id, and 0 is a real token there ("!" in GPT-2's,
+    Llama 3's and Qwen2's vocabularies, <unk> in Llama 2's and Mistral's) that transformers'
+    greedy decoding does pick."""
+    pad = source.token_id("pad_token_id")
+    if pad is None:
+        pad = source.token_id("eos_token_id")
+    return 0 if pad is None else pad
+
+
 def lm_head(state: State, w: Weights, source: Source, head_weight: str) -> bool:
     """The vocabulary matrix: tied to the token embeddings (the HF config's
     tie_word_embeddings, default True; a stored copy is dropped, as HF ignores it too) or its
