@@ -18,6 +18,25 @@ import { charPx, fontSize, matrixHeatmap, plotlyText, react, tokenHeatmap, token
 import { toNested } from "./tensor.js";
 import { labelTokens, tokenLabel } from "./tokens.js";
 
+/** Up to this many tokens every row and column is shown; past it, a window of WINDOW. */
+export const WHOLE = 32;
+export const WINDOW = 24;
+
+/**
+ * The rows and columns shown of an nq × nk head: everything for short inputs, else a window of
+ * WINDOW rows around `row` and WINDOW key columns from `keys0` (-1: around the row's diagonal,
+ * a token and its neighbours). {r0, r1, c0, c1}.
+ */
+export function windowAround(nq, nk, row, keys0 = -1) {
+  if (nq <= WHOLE && nk <= WHOLE) return { r0: 0, r1: nq, c0: 0, c1: nk };
+  const rows = Math.min(WINDOW, nq);
+  const cols = Math.min(WINDOW, nk);
+  const r0 = Math.max(0, Math.min(nq - rows, row - Math.floor(rows / 2)));
+  const auto = Math.round((row * nk) / nq) - Math.floor(cols / 2);
+  const c0 = Math.max(0, Math.min(nk - cols, keys0 >= 0 ? keys0 : auto));
+  return { r0, r1: r0 + rows, c0, c1: c0 + cols };
+}
+
 /** One head's tensors for its arithmetic: POST /attention `body` (model, input, [layer],
  * [head]) with q, k, v, z and the scores, binary; its tokens labelled. */
 export async function fetchHead(body, opts) {
