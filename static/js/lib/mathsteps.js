@@ -99,6 +99,7 @@ export function headTensors(answer, model, site, layer, head, win, loadZ) {
     mask: serverScores.map((r) => r.map((v) => (v === null ? 0 : 1))),
     cross: site === "decoder.cross",
     H: model.n_heads,
+    kv: model.n_kv_heads || model.n_heads, // key/value heads (fewer: grouped-query attention)
     dModel: model.d_model,
     dk,
     Q,
@@ -246,14 +247,17 @@ function inputStep(h) {
 }
 
 function projectStep(h) {
-  const { dModel, dk, H } = h;
+  const { dModel, dk, H, kv } = h;
   return vectorsStep({
     id: "qkv",
     title: "Project to queries, keys and values",
     formula: "Q = X·W_Q,  K = X·W_K,  V = X·W_V",
     intro: [
       explain(
-        `Each head has its own W_Q, W_K, W_V (${dModel} × ${dk}): d_k = d_model / h = ${dModel} / ${H} = ${dk}. ` +
+        (kv && kv < H
+          ? `Each head has its own W_Q (${dModel} × ${dk}): d_k = d_model / h = ${dModel} / ${H} = ${dk}. ` +
+            `Grouped-query attention: only ${kv} W_K and W_V, each shared by ${H / kv} heads, so head ${h.head} reads the keys and values of group ${Math.floor(h.head / (H / kv))} (its K and V below are that group's). `
+          : `Each head has its own W_Q, W_K, W_V (${dModel} × ${dk}): d_k = d_model / h = ${dModel} / ${H} = ${dk}. `) +
           "Query: what am I looking for? Key: what do I contain? Value: what I pass on.",
       ),
     ],
