@@ -489,13 +489,23 @@ function stepCard(n, step) {
   );
 }
 
-/** Append a card per step that applies to `container` and draw it; returns the steps shown,
- * each with `drawn`, the promise of its figure. */
+const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+/** Append a card per step that applies to `container` (every card at once), then draw them one
+ * task each (a real LLM's 576-wide X and 24 × 24 matrices are a few hundred ms of Plotly a
+ * card: drawn in one go they held the page for seconds). A card whose container has left the
+ * page (a newer render) is not drawn. Returns the steps shown, each with `drawn`, the promise
+ * of its figure. */
 export function drawSteps(container, h) {
   const steps = STEPS.map((make) => make(h)).filter(Boolean);
+  let before = Promise.resolve();
   steps.forEach((step, i) => {
     container.append(stepCard(i + 1, step));
-    step.drawn = step.draw();
+    const mine = before
+      .then(() => (i > 0 ? nextTask() : null))
+      .then(() => (container.isConnected ? step.draw() : null));
+    step.drawn = mine;
+    before = mine.catch(() => null); // one card failing does not stop the others
   });
   return steps;
 }
