@@ -492,7 +492,7 @@ function stepCard(n, step) {
 const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 /** Append a card per step that applies to `container` (every card at once), then draw them one
- * task each (a real LLM's 576-wide X and 24 × 24 matrices are a few hundred ms of Plotly a
+ * task each on a long input (a real LLM's 576-wide X and 24 × 24 matrices are a few hundred ms of Plotly a
  * card: drawn in one go they held the page for seconds). A card whose container has left the
  * page (a newer render) is not drawn. Returns the steps shown, each with `drawn`, the promise
  * of its figure. */
@@ -501,6 +501,10 @@ export function drawSteps(container, h) {
   let before = Promise.resolve();
   steps.forEach((step, i) => {
     container.append(stepCard(i + 1, step));
+    if (!h.windowed) {
+      step.drawn = step.draw(); // a short input: every card at once, as ever
+      return;
+    }
     const mine = before
       .then(() => (i > 0 ? nextTask() : null))
       .then(() => (container.isConnected ? step.draw() : null));

@@ -100,10 +100,11 @@ function fillDetailPickers() {
   return { norm, token };
 }
 
-/** Each panel in its own task (a real LLM's 512 tokens make each a few hundred ms of Plotly):
+/** Each panel in its own task on long inputs (a real LLM's 512 tokens make each a few hundred ms of Plotly):
  * the page answers input in between, and no task runs for seconds. A newer render stops an
  * older one between panels. */
 const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
+const LONG = 64; // tokens: up to this many every panel is drawn in one go, as before
 let renders = 0;
 
 async function render() {
@@ -131,9 +132,12 @@ async function render() {
         onToken: (t) => pick({ token: t, unit: -1 }, ["ffn"]),
       }),
   ];
+  const long = blockTokens(shown).length > LONG;
   for (const [i, draw] of panels.entries()) {
-    if (i > 0) await nextTask();
-    if (mine !== renders) return;
+    if (i > 0 && long) {
+      await nextTask();
+      if (mine !== renders) return;
+    }
     draw();
   }
 }

@@ -352,8 +352,10 @@ async function render() {
       continue;
     }
     div.hidden = false;
-    await nextTask();
-    if (mine !== renders) return;
+    if (grid[0] && grid[0].length > 64) {
+      await nextTask(); // a long input's map: its own task
+      if (mine !== renders) return;
+    }
     const heads = HEAD_SITES.includes(name);
     const columns = heads ? grid[0].map((_, h) => `H${h}`) : columnsOf(name === "memory" ? "encoder" : stack);
     grid.forEach((row, layer) => row.forEach((v, index) => cells.push({ site: name, group, layer, index, value: v })));
