@@ -152,6 +152,10 @@ class ModelInfo(BaseModel):
     n_layers: int = Field(description="Encoder layers (encoder, seq2seq) or decoder layers.")
     n_decoder_layers: int | None = Field(None, description="seq2seq only.")
     n_heads: int
+    n_kv_heads: int = Field(
+        description="Key/value heads: n_heads, or fewer with grouped-query attention (each "
+        "key/value head then serves n_heads / n_kv_heads query heads, e.g. SmolLM2's 9 and 3)."
+    )
     d_model: int
     d_head: int
     d_ff: int

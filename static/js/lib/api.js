@@ -35,7 +35,52 @@ async function parseError(res) {
   return new ApiError(res.status, `http_${res.status}`, msg);
 }
 
+/**
+ * At most IN_FLIGHT of a page's POSTs (the model's work) at the server at once; the others wait
+ * here, in order. A real LLM answers in seconds on a CPU: a view's burst (the explorer's head,
+ * its layer for the head view, the grid, the next token, the neighbours prefetched) queued at
+ * the server past its budget and came back 503 (overloaded). A request aborted while it waits
+ * here is never sent.
+ */
+const IN_FLIGHT = 2;
+let inFlight = 0;
+const waiting = [];
+
+function acquire(signal) {
+  if (inFlight < IN_FLIGHT) {
+    inFlight += 1;
+    return Promise.resolve();
+  }
+  return new Promise((resolve, reject) => {
+    const entry = { resolve };
+    waiting.push(entry);
+    if (signal)
+      signal.addEventListener(
+        "abort",
+        () => {
+          const i = waiting.indexOf(entry);
+          if (i < 0) return;
+          waiting.splice(i, 1);
+          reject(new DOMException("The request was aborted.", "AbortError"));
+        },
+        { once: true },
+      );
+  });
+}
+
+function release() {
+  const next = waiting.shift();
+  if (next)
+    next.resolve(); // the slot passes to the next one waiting
+  else inFlight -= 1;
+}
+
 async function send(method, path, body, { signal, accept = "application/json", base = BASE } = {}) {
+  const limited = method !== "GET";
+  if (limited) {
+    if (signal && signal.aborted) throw new DOMException("The request was aborted.", "AbortError");
+    await acquire(signal);
+  }
   let res;
   try {
     res = await fetch(base + path, {
@@ -47,6 +92,8 @@ async function send(method, path, body, { signal, accept = "application/json", b
   } catch (e) {
     if (e && e.name === "AbortError") throw e;
     throw new ApiError(0, "network_error", "Cannot reach the attnviz server. Is it still running?");
+  } finally {
+    if (limited) release(); // the answer's headers came: the server's work is done (streams go on)
   }
   if (!res.ok) throw await parseError(res);
   return res;

@@ -54,6 +54,23 @@ export function comparePanel(state, { models, onOpen }) {
     return cache.get(key);
   }
 
+  /** The most tokens either input has (text or target), by /tokenize: a long input is refused
+   * before its whole attention (every layer and head, as JSON) is fetched and parsed. */
+  const lengths = new Map(); // JSON [model, text] -> its token count
+  function tokensOf(model, text) {
+    if (!text) return Promise.resolve(0);
+    const key = JSON.stringify([model.id, text]);
+    if (!lengths.has(key))
+      lengths.set(
+        key,
+        api.tokenize(model.id, text).then(
+          (r) => r.tokens.length,
+          (e) => (lengths.delete(key), Promise.reject(e)),
+        ),
+      );
+    return lengths.get(key);
+  }
+
   function empty(text) {
     note.textContent = text;
     for (const div of divs) {
@@ -78,6 +95,14 @@ export function comparePanel(state, { models, onOpen }) {
     const modelB = fillModels(model);
     if (!state.compare && modelB === model)
       return empty("Type a second input (B), or pick a second model, to see this head's attention on both, and A − B.");
+    const counts = await Promise.all([
+      tokensOf(model, state.text),
+      tokensOf(model, state.target),
+      tokensOf(modelB, state.compare || state.text),
+      tokensOf(modelB, state.target),
+    ]);
+    if (Math.max(...counts) > MAX_TOKENS)
+      return empty(`The comparison draws inputs up to ${MAX_TOKENS} tokens (here ${Math.max(...counts)}).`);
     const [A, B] = await Promise.all([
       fetchOf(model, state.text, state.target),
       fetchOf(modelB, state.compare || state.text, state.target),
@@ -88,7 +113,7 @@ export function comparePanel(state, { models, onOpen }) {
     const ta = siteTokens(A, site);
     const tb = siteTokens(B, site);
     if (Math.max(ta.queries.length, ta.keys.length, tb.queries.length, tb.keys.length) > MAX_TOKENS)
-      return empty(`The comparison draws inputs up to ${MAX_TOKENS} tokens.`);
+      return empty(`The comparison draws inputs up to ${MAX_TOKENS} tokens.`); // specials added
     const a = A.attention[site][layer][head];
     const b = B.attention[site][layer][head];
     for (const div of divs) div.hidden = false;

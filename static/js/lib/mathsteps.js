@@ -18,6 +18,25 @@ import { charPx, fontSize, matrixHeatmap, plotlyText, react, tokenHeatmap, token
 import { toNested } from "./tensor.js";
 import { labelTokens, tokenLabel } from "./tokens.js";
 
+/** Up to this many tokens every row and column is shown; past it, a window of WINDOW. */
+export const WHOLE = 32;
+export const WINDOW = 24;
+
+/**
+ * The rows and columns shown of an nq × nk head: everything for short inputs, else a window of
+ * WINDOW rows around `row` and WINDOW key columns from `keys0` (-1: around the row's diagonal,
+ * a token and its neighbours). {r0, r1, c0, c1}.
+ */
+export function windowAround(nq, nk, row, keys0 = -1) {
+  if (nq <= WHOLE && nk <= WHOLE) return { r0: 0, r1: nq, c0: 0, c1: nk };
+  const rows = Math.min(WINDOW, nq);
+  const cols = Math.min(WINDOW, nk);
+  const r0 = Math.max(0, Math.min(nq - rows, row - Math.floor(rows / 2)));
+  const auto = Math.round((row * nk) / nq) - Math.floor(cols / 2);
+  const c0 = Math.max(0, Math.min(nk - cols, keys0 >= 0 ? keys0 : auto));
+  return { r0, r1: r0 + rows, c0, c1: c0 + cols };
+}
+
 /** One head's tensors for its arithmetic: POST /attention `body` (model, input, [layer],
  * [head]) with q, k, v, z and the scores, binary; its tokens labelled. */
 export async function fetchHead(body, opts) {
@@ -80,6 +99,7 @@ export function headTensors(answer, model, site, layer, head, win, loadZ) {
     mask: serverScores.map((r) => r.map((v) => (v === null ? 0 : 1))),
     cross: site === "decoder.cross",
     H: model.n_heads,
+    kv: model.n_kv_heads || model.n_heads, // key/value heads (fewer: grouped-query attention)
     dModel: model.d_model,
     dk,
     Q,
@@ -227,14 +247,17 @@ function inputStep(h) {
 }
 
 function projectStep(h) {
-  const { dModel, dk, H } = h;
+  const { dModel, dk, H, kv } = h;
   return vectorsStep({
     id: "qkv",
     title: "Project to queries, keys and values",
     formula: "Q = X·W_Q,  K = X·W_K,  V = X·W_V",
     intro: [
       explain(
-        `Each head has its own W_Q, W_K, W_V (${dModel} × ${dk}): d_k = d_model / h = ${dModel} / ${H} = ${dk}. ` +
+        (kv && kv < H
+          ? `Each head has its own W_Q (${dModel} × ${dk}): d_k = d_model / h = ${dModel} / ${H} = ${dk}. ` +
+            `Grouped-query attention: only ${kv} W_K and W_V, each shared by ${H / kv} heads, so head ${h.head} reads the keys and values of group ${Math.floor(h.head / (H / kv))} (its K and V below are that group's). `
+          : `Each head has its own W_Q, W_K, W_V (${dModel} × ${dk}): d_k = d_model / h = ${dModel} / ${H} = ${dk}. `) +
           "Query: what am I looking for? Key: what do I contain? Value: what I pass on.",
       ),
     ],
@@ -466,13 +489,27 @@ function stepCard(n, step) {
   );
 }
 
-/** Append a card per step that applies to `container` and draw it; returns the steps shown,
- * each with `drawn`, the promise of its figure. */
+const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+/** Append a card per step that applies to `container` (every card at once), then draw them one
+ * task each on a long input (a real LLM's 576-wide X and 24 × 24 matrices are a few hundred ms of Plotly a
+ * card: drawn in one go they held the page for seconds). A card whose container has left the
+ * page (a newer render) is not drawn. Returns the steps shown, each with `drawn`, the promise
+ * of its figure. */
 export function drawSteps(container, h) {
   const steps = STEPS.map((make) => make(h)).filter(Boolean);
+  let before = Promise.resolve();
   steps.forEach((step, i) => {
     container.append(stepCard(i + 1, step));
-    step.drawn = step.draw();
+    if (!h.windowed) {
+      step.drawn = step.draw(); // a short input: every card at once, as ever
+      return;
+    }
+    const mine = before
+      .then(() => (i > 0 ? nextTask() : null))
+      .then(() => (container.isConnected ? step.draw() : null));
+    step.drawn = mine;
+    before = mine.catch(() => null); // one card failing does not stop the others
   });
   return steps;
 }

@@ -100,25 +100,46 @@ function fillDetailPickers() {
   return { norm, token };
 }
 
-function render() {
+/** Each panel in its own task on long inputs (a real LLM's 512 tokens make each a few hundred ms of Plotly):
+ * the page answers input in between, and no task runs for seconds. A newer render stops an
+ * older one between panels. */
+const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
+const LONG = 64; // tokens: up to this many every panel is drawn in one go, as before
+let renders = 0;
+
+async function render() {
   if (!data) return;
+  const mine = ++renders;
+  const shown = data;
   const { norm, token } = fillDetailPickers();
-  renderOrder($("#order-panel"), data, { norm, onNorm: (n) => pick({ norm: n }) });
-  renderResidual($("#residual-panel"), data);
-  renderAddNorm($("#norm-panel"), data, { norm });
-  renderComparison($("#compare-panel"), data, {
-    choices: choices(),
-    onBatch: (kept) => {
-      state.set({ drop: droppedFrom(choices(), kept) }, { push: true, silent: true });
-      run();
-    },
-  });
-  renderFFN($("#ffn-panel"), data, {
-    token,
-    unit: state.unit,
-    onUnit: (u) => pick({ unit: u }, ["ffn"]),
-    onToken: (t) => pick({ token: t, unit: -1 }, ["ffn"]),
-  });
+  const panels = [
+    () => renderOrder($("#order-panel"), shown, { norm, onNorm: (n) => pick({ norm: n }) }),
+    () => renderResidual($("#residual-panel"), shown),
+    () => renderAddNorm($("#norm-panel"), shown, { norm }),
+    () =>
+      renderComparison($("#compare-panel"), shown, {
+        choices: choices(),
+        onBatch: (kept) => {
+          state.set({ drop: droppedFrom(choices(), kept) }, { push: true, silent: true });
+          run();
+        },
+      }),
+    () =>
+      renderFFN($("#ffn-panel"), shown, {
+        token,
+        unit: state.unit,
+        onUnit: (u) => pick({ unit: u }, ["ffn"]),
+        onToken: (t) => pick({ token: t, unit: -1 }, ["ffn"]),
+      }),
+  ];
+  const long = blockTokens(shown).length > LONG;
+  for (const [i, draw] of panels.entries()) {
+    if (i > 0 && long) {
+      await nextTask();
+      if (mine !== renders) return;
+    }
+    draw();
+  }
 }
 
 /** Change a detail (norm, token, unit) without a request; redraw what shows it. */

@@ -143,7 +143,10 @@ function architectureItems(m, stack) {
     {
       cls: "box-attn",
       label: `${decoder ? "Masked multi-head" : "Multi-head"} self-attention`,
-      sub: `${m.n_heads} heads × d_k ${m.d_head}${rope ? " · RoPE on q, k" : ""}`,
+      sub:
+        `${m.n_heads} heads × d_k ${m.d_head}` +
+        (m.n_kv_heads && m.n_kv_heads < m.n_heads ? ` · ${m.n_kv_heads} K/V heads (grouped)` : "") +
+        (rope ? " · RoPE on q, k" : ""),
     },
     `${stack}-self`,
   );

@@ -121,6 +121,15 @@ async function show({ focus = false } = {}) {
     fillPager();
     if (focus) $("#step-title").focus();
   }
+  // A model the step cannot show (a Llama on the sinusoidal table, a decoder on [CLS]): the
+  // step opens on its own model and sentence and says so (the reader's long text on another
+  // model could be more tokens than that model reads).
+  const asked = models.find((m) => m.id === state.model);
+  const unfit = asked && !step.models(asked) ? asked : null;
+  if (unfit) {
+    const own = entering(n);
+    if (own.model) state.set({ model: own.model, text: own.text, target: own.target }, { silent: true });
+  }
   controls.configure({
     filter: step.models,
     prefer: (m) => startOf(step, [m]) !== null,
@@ -135,6 +144,14 @@ async function show({ focus = false } = {}) {
     shownCtx = null;
     return;
   }
+  if (unfit)
+    body.append(
+      el("p", {
+        class: "note",
+        id: "step-notice",
+        text: `This step needs ${step.needs || "another kind of model"}; ${unfit.id} is not one, so the step is shown on ${model.id} with its own sentence.`,
+      }),
+    );
   const signal = nextRequest();
   const ctx = { model, models, state, save, signal, status, redraw: () => show() };
   shownCtx = ctx;

@@ -11,7 +11,15 @@ import { modelSites, siteDepth } from "../lib/attnstore.js";
 import { INPUT_STATE, setupControls } from "../lib/controls.js";
 import { $, clear, el, fillSelect } from "../lib/dom.js";
 import { initExports, registerExport } from "../lib/export.js";
-import { drawSteps, fetchHead, fetchLayerZ, headTensors, rowArithmetic } from "../lib/mathsteps.js";
+import {
+  WINDOW,
+  drawSteps,
+  fetchHead,
+  fetchLayerZ,
+  headTensors,
+  rowArithmetic,
+  windowAround,
+} from "../lib/mathsteps.js";
 import { PICKER_STATE, attentionPickers, tokenOptions } from "../lib/pickers.js";
 import { initShell, onProjectorChange, showError, withProgress } from "../lib/shell.js";
 import { int, urlState } from "../lib/state.js";
@@ -19,9 +27,6 @@ import { int, urlState } from "../lib/state.js";
 initShell();
 initExports(showError);
 
-/** Up to this many tokens every row and column is shown; past it, a window of WINDOW. */
-const WHOLE = 32;
-const WINDOW = 24;
 /** Every head's Z (the concat step) is fetched up to this many attention cells (12 × 512²). */
 const LAYER_CELLS = 12 * 512 * 512;
 
@@ -92,15 +97,7 @@ async function load() {
 /** The rows and columns shown: everything for short inputs, else a window around the row. */
 function windowOf(site) {
   const { queries, keys } = siteTokens(answer, site);
-  const row = currentRow(queries.length);
-  if (queries.length <= WHOLE && keys.length <= WHOLE) return { r0: 0, r1: queries.length, c0: 0, c1: keys.length };
-  const rows = Math.min(WINDOW, queries.length);
-  const cols = Math.min(WINDOW, keys.length);
-  const r0 = Math.max(0, Math.min(queries.length - rows, row - Math.floor(rows / 2)));
-  // keys: the URL's, else the ones around the row (the diagonal: a token and its neighbours)
-  const auto = Math.round((row * keys.length) / queries.length) - Math.floor(cols / 2);
-  const c0 = Math.max(0, Math.min(keys.length - cols, state.keys >= 0 ? state.keys : auto));
-  return { r0, r1: r0 + rows, c0, c1: c0 + cols };
+  return windowAround(queries.length, keys.length, currentRow(queries.length), state.keys);
 }
 
 const currentRow = (n) => (state.row >= 0 && state.row < n ? state.row : n - 1);

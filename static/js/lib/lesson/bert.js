@@ -11,6 +11,7 @@ export const bert = {
     "An encoder-only model such as BERT reads the whole sentence in both directions. It is trained by hiding some tokens behind [MASK] and predicting them from both sides, with the same linear layer and softmax over the vocabulary, read at the masked positions.",
     "BERT also puts a [CLS] token in front of every sentence. Attention lets it gather from every word, so its last vector can stand for the whole sentence: a small classifier reads it to say whether a sentence is positive, negative or neutral. The heatmap shows where [CLS] (the first row) looks in the last layer.",
   ],
+  needs: "an encoder",
   models: (m) => isTransformer(m) && m.kind === "encoder",
   prefer: ["encoder-mini"],
   sentence: "i [MASK] to the [MASK]",

@@ -24,6 +24,7 @@ export const cross = {
     "A translator has two stacks. The encoder reads the whole English sentence and leaves one vector per token. Each decoder block adds a second attention after its masked self-attention, in which the queries come from the French written so far and the keys and values from the encoder's output.",
     "The decoder reads the French written so far, <s> first, and each position chooses the next word: so each row below is labelled by the French word its position writes, and shows where it looked in the English to write it. French puts most adjectives after the noun: where the English reads “black cat”, the decoder writes “chat” first, and cross-attention lets it look wherever it has to, whatever the word order.",
   ],
+  needs: "an encoder–decoder",
   models: (m) => isTransformer(m) && m.kind === "seq2seq",
   prefer: ["seq2seq-en-fr"],
   sentence: "the black cat ate the mouse",

@@ -45,6 +45,7 @@ export const decoding = {
     "At the top of the decoder, a linear layer turns the last vector into one score per word of the vocabulary, the logits, and a softmax turns the scores into probabilities. Greedy decoding takes the most likely word; sampling draws from the distribution, which temperature, top-k and top-p reshape.",
     "The chosen word is appended to the decoder's input and the decoder runs again, until it writes the end token. Step through the translation below: at each step, the candidates and their probabilities, and where the decoder looked in the English.",
   ],
+  needs: "a model that generates or translates",
   models: (m) => isTransformer(m) && (api.can(m, "generate") || api.can(m, "translate")),
   prefer: ["seq2seq-en-fr", "decoder-mini"],
   sentence: "you are welcome",

@@ -24,6 +24,7 @@ export const heads = {
     "A layer runs several heads side by side, each with its own, smaller projections (dₖ = d_model / heads). With their own weights, heads can learn different relations: one follows the previous word, another links a verb to its subject, another looks at the end of the sentence.",
     "The heads' outputs are concatenated and mixed by one more matrix, W_O, back to d_model. Below, every head of a layer as lines from each token to the ones it attends to (one colour per head; hover a token to isolate its lines, click it to hold them), and every layer × head as a thumbnail: click one to see its layer.",
   ],
+  needs: "a transformer",
   models: isTransformer,
   prefer: ["encoder-mini", "decoder-mini", "seq2seq-en-fr"],
   sentence: "the dog bites the man",

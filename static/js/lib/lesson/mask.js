@@ -10,6 +10,7 @@ export const mask = {
     "A decoder learns to predict each next token from the ones before it. In training it reads whole sentences at once, so it has to be kept from looking ahead: before the softmax, the score of every query with a later key is set to −∞, and its weight becomes exactly 0.",
     "The attention matrix is then lower-triangular: the row of token i spreads its weight over tokens 0 … i only. That is what lets the trained model write one token at a time, seeing exactly what it saw in training.",
   ],
+  needs: "a decoder (causal self-attention)",
   models: (m) => isTransformer(m) && (m.kind === "decoder" || m.kind === "seq2seq"),
   prefer: ["decoder-mini", "induction-2l", "seq2seq-en-fr"],
   sentence: "the cat sat on the mat",

@@ -16,6 +16,8 @@ export const positions = {
     "The original Transformer adds to each embedding a fixed vector that depends only on the position: the sine and cosine of the position at frequencies that shrink geometrically from one pair of dimensions to the next. Fast waves tell neighbours apart, slow ones tell the beginning of a sentence from its end; the values stay between −1 and 1, and the same table serves every sentence. BERT learns its table instead.",
     "RoPE, used by LLaMA-style decoders such as decoder-mini, adds nothing to the embeddings: it turns every query and key by an angle proportional to its position. The score of a query with a key then depends only on how far apart they are, which is why the RoPE matrix below repeats along its diagonals while the other one does not.",
   ],
+  needs:
+    "a model that adds sinusoidal or learned positions to its embeddings (RoPE models rotate queries and keys instead: see the RoPE view)",
   models: (m) => isTransformer(m) && ["sinusoidal", "learned"].includes(m.positional),
   prefer: ["seq2seq-en-fr", "encoder-mini"],
   sentence: "the dog bites the man",

@@ -4,7 +4,7 @@ import * as api from "../api.js";
 import { siteTokens } from "../attn.js";
 import { el } from "../dom.js";
 import { registerExport } from "../export.js";
-import { drawSteps, fetchHead, fetchLayerZ, headTensors, rowArithmetic } from "../mathsteps.js";
+import { drawSteps, fetchHead, fetchLayerZ, headTensors, rowArithmetic, windowAround } from "../mathsteps.js";
 import { atSelfHead, headOptions, headPicks, isTransformer, selfSite, sharpestHead } from "./common.js";
 
 export const qkv = {
@@ -15,6 +15,7 @@ export const qkv = {
     "The head scores every query against every key with a dot product, divides by √dₖ so that the scores do not grow with the head's width and the softmax stays soft, hides what must not be seen, turns each row into weights that add up to 1, and gives each token the weighted average of the values.",
     "Follow one head below from X to its output, with the matrices the model computed for this sentence; the last card works one row out in numbers.",
   ],
+  needs: "a transformer",
   models: isTransformer,
   prefer: ["encoder-mini", "decoder-mini", "seq2seq-en-fr"],
   sentence: "i love machine learning",
@@ -30,7 +31,16 @@ export const qkv = {
     if (signal.aborted) return;
     body.append(headOptions(ctx, site, picks));
     const { queries, keys } = siteTokens(answer, site);
-    const win = { r0: 0, r1: queries.length, c0: 0, c1: keys.length };
+    // a long input: the last rows and their keys, as /math shows them (every cell of a
+    // 512 × 512 head as Plotly heatmaps would freeze the page for seconds)
+    const win = windowAround(queries.length, keys.length, queries.length - 1);
+    if (win.r1 - win.r0 < queries.length || win.c1 - win.c0 < keys.length)
+      body.append(
+        el("p", {
+          class: "note",
+          text: `${queries.length} × ${keys.length} tokens: the matrices show query rows ${win.r0}–${win.r1 - 1} and key columns ${win.c0}–${win.c1 - 1}; the row worked out below still sums over every key. The full view pages through the rest.`,
+        }),
+      );
     const loadZ = () => fetchLayerZ(model, request, answer, site, 12 * 512 * 512).then((z) => (z ? z[site] : null));
     const shown = headTensors(answer, model, site, picks.layer, picks.head, win, loadZ);
     const pipeline = el("div", { class: "pipeline" });

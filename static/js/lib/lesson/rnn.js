@@ -14,6 +14,7 @@ export const rnn = {
     "Before transformers, a recurrent network read a sentence one token at a time and carried a single hidden vector along, mixing each new token into it. Step t cannot start before step t − 1 is finished, and whatever the decoder needs about the first words has to survive the whole chain of updates.",
     "Training pays for that chain. The gradient that reaches an early word is a product of one factor per step, and such products tend to shrink (vanish) or blow up. Below, measured on a trained RNN translator: how much gradient reaches each English word along the recurrence, for an LSTM and for a plain tanh RNN, whose curve falls much faster. A transformer links every pair of words in a single step, and runs all the steps at once.",
   ],
+  needs: "a recurrent network",
   models: (m) => m.architecture === "rnn",
   prefer: ["rnn-en-fr", "rnn-tanh-en-fr"],
   sentence: RNN_GRADIENT_PRESET.text,

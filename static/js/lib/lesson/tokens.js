@@ -15,6 +15,7 @@ export const tokens = {
     "The first layer is a lookup table with one learned row per id. The row is the token's embedding: d_model numbers (128 in the small models), almost all of them non-zero. Training places tokens that are used alike near each other, which a one-hot code, where every pair of words is equally far apart, cannot do.",
     "Below: the pieces and ids of the sentence, then the embedding row of each one, before anything else has happened to it.",
   ],
+  needs: "a transformer",
   models: isTransformer,
   prefer: ["seq2seq-en-fr", "encoder-mini", "decoder-mini"],
   sentence: "you are welcome",
