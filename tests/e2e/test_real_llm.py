@@ -74,7 +74,7 @@ def test_every_view_on_smollm2_at_512_tokens(ui, app_server, smollm2):
     base = app_server.url
     text = text_of(smollm2 / "tokenizer.json", N)
     q = quote_plus(text)
-    ui.page.context.add_init_script(LONG_TASKS)
+    ui.page.add_init_script(LONG_TASKS)
     figures: dict[str, dict] = {}
 
     def measured(name: str):
