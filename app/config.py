@@ -50,9 +50,9 @@ class Settings(BaseSettings):
     # One folder of checkpoint folders, or several separated by ":" (e.g. the shipped models
     # and the ones `attnviz import` wrote: ATTNVIZ_CHECKPOINT_DIR=checkpoints:imported).
     checkpoint_dir: Annotated[list[Path], NoDecode] = [ROOT / "checkpoints"]
-    # bfloat16: every linear layer multiplies in bfloat16 (3x faster on CPUs with AMX or
-    # AVX-512 BF16, and on GPUs); the attention math, norms and residual stream stay float32
-    # (models/precision.py). Its accuracy against float32 is in bench/RESULTS.md.
+    # bfloat16: the blocks' linear layers multiply in bfloat16 (on this CPU's AMX the products
+    # ~4x faster, SmolLM2's forward pass 1.4-1.8x); attention math, norms, the residual stream
+    # and the unembedding stay float32 (models/precision.py). Accuracy: bench/RESULTS.md.
     dtype: Literal["float32", "bfloat16"] = "float32"
     torch_threads: int = Field(0, ge=0)  # 0: cores / max_concurrency (at least 1)
     host: str = "127.0.0.1"
