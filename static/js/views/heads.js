@@ -48,7 +48,8 @@ const state = urlState({
   seed: int(0),
   run: int(24), // the probe's run of random tokens
   mode: str("zero"), // how importance ablates a head: zero | mean
-  method: str("exact"), // exact (every head ablated in turn) | attribution_patching (an estimate)
+  // exact (every head ablated in turn) | attribution_patching (an estimate) | "": methodFor()
+  method: str(""),
   score: str(""), // the score of the first map ("": induction on the probe, else previous token)
   versus: str(""), // the weight score beside importance ("": the first map's, if a weight score)
   sort: str(""), // the table's order: "importance", "-importance" (descending); "": by head
@@ -84,7 +85,19 @@ function fillInputControls(model) {
   run.max = String(Math.max(2, Math.floor((model.max_len - 2) / 2)));
   run.value = String(state.run);
   $("#mode-select").value = state.mode;
-  $("#method-select").value = state.method;
+  $("#method-select").value = methodFor(model);
+}
+
+// Past this many heads the exact sweep takes minutes on a CPU (SmolLM2's 270: ~2 min at 256
+// tokens), so the page answers first with the labelled estimate; the exact sweep stays one
+// choice away (with its progress). The RNN has one head and no estimate.
+const EXACT_UP_TO_HEADS = 144;
+
+/** The importance method the URL asks for, else the one that suits the model's size. */
+function methodFor(model) {
+  if (state.method) return state.method;
+  const heads = Object.values(model.sites || {}).reduce((n, layers) => n + layers, 0) * model.n_heads;
+  return heads > EXACT_UP_TO_HEADS ? "attribution_patching" : "exact";
 }
 
 async function run() {
@@ -92,7 +105,7 @@ async function run() {
   if (!model) return;
   fillInputControls(model);
   const body = { model: model.id, importance_mode: state.mode };
-  if (model.architecture !== "rnn") body.importance_method = state.method; // the RNN: exact only
+  if (model.architecture !== "rnn") body.importance_method = methodFor(model); // the RNN: exact only
   if (state.probe) Object.assign(body, { seed: state.seed, run_length: state.run });
   else Object.assign(body, api.inputBody(model, state));
   const signal = nextRequest();
