@@ -64,19 +64,22 @@ def load(dtype: str = "float32"):
     return ck
 
 
-def forward_s(n: int, dtype: str = "float32") -> float:
-    """One plain forward pass of the model at n tokens, in this process (best of 3)."""
+def forward_s(sizes: tuple[int, ...], dtype: str = "float32") -> dict[int, float]:
+    """One plain forward pass of the model at each of ``sizes`` tokens, in this process (best
+    of 3 each)."""
     import torch
 
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
     ck = load(dtype)
-    ids = torch.randint(0, ck.config.vocab_size, (1, n))
-    best = float("inf")
+    best = {}
     with torch.inference_mode():
-        for _ in range(3):
-            t0 = time.perf_counter()
-            ck.model(ids)
-            best = min(best, time.perf_counter() - t0)
+        for n in sizes:
+            ids = torch.randint(0, ck.config.vocab_size, (1, n))
+            best[n] = float("inf")
+            for _ in range(3):
+                t0 = time.perf_counter()
+                ck.model(ids)
+                best[n] = min(best[n], time.perf_counter() - t0)
     return best
 
 
@@ -194,7 +197,7 @@ def sweep_with_progress(client: httpx.Client, api: str, body: dict, pid: int) ->
 
 def measure(dtype: str, importance: bool) -> dict:
     """The issue's requests on a server running ``dtype``, timed as the UI sends them."""
-    fwd = {n: forward_s(n, dtype) for n in (256, 512)}
+    fwd = forward_s((256, 512), dtype)
     server = Server(dtype)
     pid = server.proc.pid
     api = server.url + "/api/v1"

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
+from models.analysis.lens import FAST_CHUNK, vocab_chunks
 from models.analysis.patching import run_blocks
 from models.hooks import capture, hook_name
 
@@ -42,23 +43,26 @@ def _ablate_rows(rows: dict[int, int], mode: str):
     return edit
 
 
-def _log_prob_of(model, h: torch.Tensor, ids: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+def _log_prob_of(
+    model, h: torch.Tensor, ids: torch.Tensor, chunk: int = FAST_CHUNK
+) -> torch.Tensor:
     """log softmax(unembed(h))[..., ids] for final states h (B, P, D) and ids (P,): (B, P),
-    the vocabulary read ``chunk`` ids at a time (a running log-sum-exp), so a batch of the
-    sweep never holds (B, P, vocabulary) scores."""
-    if model.mlm_transform is not None:
-        h = model.mlm_transform(h)
-    weight, bias = model.lm_head.weight, model.lm_head.bias
+    the vocabulary read in chunks (a running log-sum-exp), so a batch of the sweep never holds
+    (B, P, vocabulary) scores."""
     lse = torch.full(h.shape[:-1], -torch.inf, device=h.device)
     picked = torch.zeros(h.shape[:-1], device=h.device)
-    for a in range(0, weight.shape[0], chunk):
-        b = min(weight.shape[0], a + chunk)
-        logits = F.linear(h, weight[a:b], None if bias is None else bias[a:b]).float()
+    for a, b, logits in vocab_chunks(model, h, chunk):
         lse = torch.logaddexp(lse, logits.logsumexp(-1))
         inside = (ids >= a) & (ids < b)  # (P,)
         at = (ids - a).clamp(0, b - a - 1)[None, :, None].expand(h.shape[0], -1, 1)
         picked = torch.where(inside, logits.gather(-1, at)[..., 0], picked)
+        del logits
     return picked - lse
+
+
+def _heads(cfg) -> list[tuple[str, int, int]]:
+    """Every (site, layer, head), in the sweep's order: site after site, layer after layer."""
+    return [(s, li, h) for s, n in cfg.sites.items() for li in range(n) for h in range(cfg.n_heads)]
 
 
 def sweep_work(model, chunk: int) -> list[float]:
@@ -67,7 +71,7 @@ def sweep_work(model, chunk: int) -> list[float]:
     its rows through the blocks from its first head's layer (every block in a seq2seq) and
     the unembedding; attention's quadratic part is left out (small at a few hundred tokens)."""
     cfg = model.config
-    heads = [(s, li) for s, n in cfg.sites.items() for li in range(n) for _ in range(cfg.n_heads)]
+    heads = _heads(cfg)
     if getattr(cfg, "architecture", "transformer") != "transformer":  # the RNN: one batch
         return [float(k) for k in range(len(heads) + 1)]
     one_stack = cfg.kind in ("encoder", "decoder")
@@ -120,9 +124,7 @@ def importance_sweep(
     cancel the sweep). Heads are counted site after site, layer after layer: the ``done``-th
     head is head (done − 1) % H of the ⌈done / H⌉-th layer."""
     sites = model.config.sites
-    heads = [
-        (s, li, h) for s, n in sites.items() for li in range(n) for h in range(model.config.n_heads)
-    ]
+    heads = _heads(model.config)
     kind = model.config.kind
     one_stack = kind in ("encoder", "decoder")
     stack = "encoder" if kind == "encoder" else "decoder"

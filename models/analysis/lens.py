@@ -73,23 +73,29 @@ def logit_lens(
     )
 
 
-def _read_layer(model, h: torch.Tensor, k: int, chunk: int, final_ids=None):
-    """(top ids (P, k), their probabilities, the probability of ``final_ids`` (P,)) of
-    softmax(unembed(h)), over the vocabulary in chunks."""
+def vocab_chunks(model, h: torch.Tensor, chunk: int = FAST_CHUNK):
+    """(a, b, float32 scores of ids a … b − 1): unembed(h) (through BERT's MLM transform where
+    there is one) over the vocabulary, ``chunk`` ids at a time."""
     if model.lm_head is None:
         raise TypeError("this model has no vocabulary head (it was imported without one)")
     if model.mlm_transform is not None:
         h = model.mlm_transform(h)
     weight, bias = model.lm_head.weight, model.lm_head.bias
-    vocab, n = weight.shape[0], h.shape[0]
+    for a in range(0, weight.shape[0], chunk):
+        b = min(weight.shape[0], a + chunk)
+        yield a, b, F.linear(h, weight[a:b], None if bias is None else bias[a:b]).float()
+
+
+def _read_layer(model, h: torch.Tensor, k: int, chunk: int, final_ids=None):
+    """(top ids (P, k), their probabilities, the probability of ``final_ids`` (P,)) of
+    softmax(unembed(h)), over the vocabulary in chunks."""
+    n = h.shape[0]
     lse = torch.full((n,), -torch.inf, device=h.device)
     top_v = torch.empty(n, 0, device=h.device)
     top_i = torch.empty(n, 0, dtype=torch.long, device=h.device)
     final = torch.zeros(n, device=h.device)
     rows = torch.arange(n, device=h.device)
-    for a in range(0, vocab, chunk):
-        b = min(vocab, a + chunk)
-        logits = F.linear(h, weight[a:b], None if bias is None else bias[a:b]).float()
+    for a, b, logits in vocab_chunks(model, h, chunk):
         lse = torch.logaddexp(lse, logits.logsumexp(-1))
         v, i = logits.topk(min(k, b - a), dim=-1)
         top_v, order = torch.cat([top_v, v], -1).topk(min(k, top_v.shape[1] + v.shape[1]), -1)
