@@ -105,6 +105,22 @@ def tensor(x: torch.Tensor | np.ndarray, fmt: Format = "json", *, prob: bool = F
     return _base64(half(x, PROB_F16_DECIMALS if prob else DECIMALS))
 
 
+def stack_tensor(parts: list[torch.Tensor], fmt: Format = "json", *, prob: bool = False) -> Any:
+    """``tensor(torch.stack(parts), fmt, prob=prob)``, the same bytes. In the half-float
+    formats each part is rounded and converted straight into its slot of the output: no
+    float32 stack to write and read again (at 126 tokens a quarter of the attention
+    weights' serialisation)."""
+    if fmt not in ("f16", "binary") or not all(isinstance(p, torch.Tensor) for p in parts):
+        return tensor(torch.stack(parts), fmt, prob=prob)
+    decimals = (None if fmt == "binary" else PROB_F16_DECIMALS) if prob else DECIMALS
+    out = torch.empty((len(parts), *parts[0].shape), dtype=torch.float16, device=parts[0].device)
+    for slot, part in zip(out, parts, strict=True):
+        part = _float32(part)
+        slot.copy_(part if decimals is None else torch.round(part, decimals=decimals))
+    a = out.cpu().numpy()
+    return Blob(a) if fmt == "binary" else _base64(a)
+
+
 def _base64(a: np.ndarray) -> dict:
     return {
         "dtype": {"<f2": "float16", "<f4": "float32"}[a.dtype.str],
@@ -133,31 +149,29 @@ def dumps(obj: Any) -> bytes:
 
 
 def dumps_binary(obj: Any) -> bytes:
-    """The binary frame of an answer whose tensors were made with ``format="binary"``."""
+    """The binary frame of an answer whose tensors were made with ``format="binary"``.
+
+    orjson writes the header and asks ``default`` for each Blob as it meets it, in document
+    order, so the offsets are counted as the bytes will lie (no Python walk over the answer:
+    its token lists made that ~0.2 ms at 126 tokens); the blobs are joined from their buffers
+    without an intermediate copy."""
     blobs: list[np.ndarray] = []
-    header = _lift_blobs(obj, blobs)
-    head = orjson.dumps(header, option=_OPTIONS)
+    offset = 0
+
+    def lift(o: Any) -> dict:
+        nonlocal offset
+        if not isinstance(o, Blob):
+            raise TypeError(f"{type(o).__name__} is not JSON serializable")
+        a = o.array
+        blobs.append(a)
+        where = {"dtype": "float16", "shape": list(a.shape), "offset": offset, "length": a.size}
+        offset += a.nbytes
+        return where
+
+    head = orjson.dumps(obj, default=lift, option=_OPTIONS)
     head += b" " * (-(len(BINARY_MAGIC) + 4 + len(head)) % 8)
     parts = [BINARY_MAGIC, len(head).to_bytes(4, "little"), head]
-    return b"".join(parts + [a.tobytes() for a in blobs])
-
-
-def _lift_blobs(obj: Any, blobs: list[np.ndarray]) -> Any:
-    """A copy of obj with each Blob replaced by where its bytes will be (dicts and lists only)."""
-    if isinstance(obj, Blob):
-        offset = sum(a.nbytes for a in blobs)
-        blobs.append(obj.array)
-        return {
-            "dtype": "float16",
-            "shape": list(obj.array.shape),
-            "offset": offset,
-            "length": int(obj.array.size),
-        }
-    if isinstance(obj, dict):
-        return {k: _lift_blobs(v, blobs) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_lift_blobs(v, blobs) for v in obj]
-    return obj
+    return b"".join(parts + [memoryview(a) for a in blobs])
 
 
 def loads_binary(data: bytes) -> dict:

@@ -11,7 +11,7 @@ import torch
 from app.inference.common import ablation_info, forward, target_of, tokens_of
 from app.inputs import ModelInput, Sequence
 from app.registry import Entry
-from app.serialize import Format, ints, rounded, tensor
+from app.serialize import Format, ints, rounded, stack_tensor, tensor
 from app.traces import StoredInput, TraceStore
 from models import capture
 from models.analysis.attribution import value_weighted_norms
@@ -86,24 +86,27 @@ class Captured:
             axis, self.window[0], max(0, min(self.window[1], t.shape[axis]) - self.window[0])
         )
 
-    def stacked(self, site: str, hook: str) -> torch.Tensor:
-        """(L, H, ...) of a per-head hook. Grouped-query K/V heads are repeated so that head
-        h reads the key/value head it attends with. Per-query hooks keep the window's rows."""
+    def layers(self, site: str, hook: str) -> list[torch.Tensor]:
+        """Per requested layer, (H, ...) of a per-head hook. Grouped-query K/V heads are
+        repeated so that head h reads the key/value head it attends with. Per-query hooks
+        keep the window's rows."""
         n_heads = self.plan.config.n_heads
-        per_query = hook in QUERY_HOOKS
-        t = torch.stack(
-            [
-                self.rows(self.trace[hook_name(site, li, hook)][0], 1)
-                if per_query
-                else self.trace[hook_name(site, li, hook)][0]
-                for li in self.plan.sites[site]
-            ]
-        )
-        if t.shape[1] != n_heads:
-            t = t.repeat_interleave(n_heads // t.shape[1], dim=1)
-        if self.heads != list(range(n_heads)):
-            t = t.index_select(1, torch.tensor(self.heads, device=t.device))
-        return t
+        every_head = self.heads == list(range(n_heads))
+        out = []
+        for li in self.plan.sites[site]:
+            t = self.trace[hook_name(site, li, hook)][0]
+            if hook in QUERY_HOOKS:
+                t = self.rows(t, 1)
+            if t.shape[0] != n_heads:
+                t = t.repeat_interleave(n_heads // t.shape[0], dim=0)
+            if not every_head:
+                t = t.index_select(0, torch.tensor(self.heads, device=t.device))
+            out.append(t)
+        return out
+
+    def stacked(self, site: str, hook: str) -> torch.Tensor:
+        """(L, H, ...) of a per-head hook (see ``layers``)."""
+        return torch.stack(self.layers(site, hook))
 
     def per_layer(self, site: str, where: str, hook: str) -> torch.Tensor:
         """(L, ...) of a hook with no head axis (``where``: the site or its stack), over the
@@ -124,7 +127,7 @@ class Captured:
 
 
 def _patterns(c: Captured) -> dict:
-    return {s: tensor(c.stacked(s, "pattern"), c.fmt, prob=True) for s in c.sites()}
+    return {s: stack_tensor(c.layers(s, "pattern"), c.fmt, prob=True) for s in c.sites()}
 
 
 def _masks(c: Captured) -> dict:
@@ -146,7 +149,7 @@ def _qkv(c: Captured) -> dict:
     out = {}
     for s in c.sites():
         stack = s.split(".")[0]
-        parts = {p: tensor(c.stacked(s, p), c.fmt) for p in [*c.plan.qkv_parts(s), "z"]}
+        parts = {p: stack_tensor(c.layers(s, p), c.fmt) for p in [*c.plan.qkv_parts(s), "z"]}
         parts["x"] = tensor(c.per_layer(s, s, "in"), c.fmt)
         if hook_name(stack, c.plan.sites[s][0], SITE_OUTPUT[s]) in c.trace:  # no W_O: no out
             parts["out"] = tensor(c.per_layer(s, stack, SITE_OUTPUT[s]), c.fmt)

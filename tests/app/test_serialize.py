@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import numpy as np
+import orjson
 import pytest
 import torch
 
@@ -26,6 +27,7 @@ from app.serialize import (
     half,
     loads_binary,
     rounded,
+    stack_tensor,
     tensor,
 )
 
@@ -104,6 +106,45 @@ def test_each_format_decodes_to_the_formula():
     frame = loads_binary(dumps_binary({"a": tensor(x, "binary")}))
     np.testing.assert_array_equal(frame["a"], numpy_half(x.numpy(), DECIMALS).astype(np.float32))
     np.testing.assert_array_equal(decode_f16(tensor(x, "f32")), x.numpy())
+
+
+@pytest.mark.parametrize("fmt", ["json", "f16", "binary", "f32"])
+@pytest.mark.parametrize("prob", [False, True])
+def test_stack_tensor_writes_the_bytes_of_the_stack(fmt, prob):
+    """Each layer converted into its slot of the output: the bytes of tensor(torch.stack(...)),
+    for strided parts (a query window's rows) too."""
+    x = awkward_values(4)[: 3 * 4 * 24 * 20].reshape(3, 4, 24, 20)
+    parts = [x[0], x[1].narrow(1, 5, 12), x[2, :, :12]]  # one contiguous, two strided
+    parts[0] = parts[0][:, :12]
+    ours, ref = stack_tensor(parts, fmt, prob=prob), tensor(torch.stack(parts), fmt, prob=prob)
+    if fmt == "binary":
+        assert ours.array.tobytes() == ref.array.tobytes() and ours.array.shape == (3, 4, 12, 20)
+    else:
+        assert dumps(ours) == dumps(ref)
+
+
+def test_the_binary_frame_places_every_blob_where_its_header_says():
+    """Blobs nested in dicts and lists, between tokens and numbers: offsets count in document
+    order, the header is padded to 8 bytes, and the text around them is plain JSON."""
+    g = torch.Generator().manual_seed(5)
+    a, b, c = (torch.randn(n, 3, generator=g) for n in (2, 5, 1))
+    answer = {
+        "tokens": [{"text": "ATNV", "id": 1}, {"text": "é", "id": 2}],
+        "attention": {"s": tensor(a, "binary"), "t": [tensor(b, "binary"), 7]},
+        "masks": np.ones((2, 2), np.int8),
+        "last": tensor(c, "binary"),
+    }
+    frame = dumps_binary(answer)
+    n = int.from_bytes(frame[4:8], "little")
+    assert frame[:4] == b"ATNV" and (8 + n) % 8 == 0
+    header = orjson.loads(frame[8 : 8 + n])
+    assert header["attention"]["s"] == {"dtype": "float16", "shape": [2, 3], "offset": 0, "length": 6}
+    assert header["attention"]["t"][0]["offset"] == 12 and header["last"]["offset"] == 42
+    assert header["tokens"] == answer["tokens"] and header["masks"] == [[1, 1], [1, 1]]
+    assert len(frame) == 8 + n + 2 * (6 + 15 + 3)
+    back = loads_binary(frame)
+    for got, want in ((back["attention"]["s"], a), (back["attention"]["t"][0], b), (back["last"], c)):
+        np.testing.assert_array_equal(got, numpy_half(want.numpy(), DECIMALS).astype(np.float32))
 
 
 def test_the_allocator_is_tuned_before_torch_allocates():
