@@ -76,6 +76,7 @@ def name_hook_points(model: nn.Module) -> None:
             if module.record_only:
                 record_only.append(name)
     model.hook_point_names = tuple(names)  # capture() checks names against these
+    model.hook_point_set = frozenset(names)
     model.record_only_hook_names = frozenset(record_only)
 
 
@@ -186,7 +187,9 @@ class Trace:
         if edit is not None:
             x = edit(x)
         if self.wants(name):
-            self.tensors[name] = x.detach()
+            # detach() makes a new tensor object (~1 µs, dozens per pass): only worth it where
+            # autograd tracks x (under inference_mode it never does)
+            self.tensors[name] = x.detach() if x.requires_grad else x
         return x
 
     def __getitem__(self, name: str) -> torch.Tensor:
@@ -216,7 +219,7 @@ def capture(
     must match at least one), so a typo fails loudly instead of capturing nothing.
     """
     known = hook_names(model)
-    known_set = frozenset(known)
+    known_set = getattr(model, "hook_point_set", None) or frozenset(known)
     names = None if names is None else list(names)
     unknown = [
         n
