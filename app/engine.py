@@ -30,7 +30,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -73,6 +73,10 @@ class Payload:
 
     body: bytes
     encoded: dict[str, bytes] = field(default_factory=dict)  # content encoding -> bytes
+    #: how this answer was made, in seconds (the response's Server-Timing): "wait" for a
+    #: worker, "compute" (the job: forward pass, extraction, serialisation), "compress";
+    #: empty when it came from the cache
+    timing: dict[str, float] = field(default_factory=dict)
 
     @property
     def nbytes(self) -> int:
@@ -142,6 +146,7 @@ class Job:
     endpoint: str
     cost_s: float  # the estimated service time, counted in the queued work until it starts
     deadline: float  # time.monotonic() after which it may no longer start
+    admitted: float = field(default_factory=time.perf_counter)
     key: Hashable | None = None  # (endpoint, request key) when coalesced and cached
     waiters: int = 1  # requests awaiting the result (twins of the first join it)
     state: str = "queued"
@@ -337,7 +342,7 @@ class Engine:
                     if self.cache.pop(full_key) is hit:  # re-count its bytes
                         hit.encoded[encoding] = data
                         self.cache.put(full_key, hit)
-                return hit
+                return replace(hit, timing={})
             twin = self.inflight.get(full_key)
             if twin is not None:
                 self.metrics.coalesced.labels(endpoint).inc()
@@ -356,10 +361,21 @@ class Engine:
 
     async def _execute(self, job: Job, fn: Callable[[], bytes], encoding: str | None) -> Payload:
         loop = asyncio.get_running_loop()
+
+        def compute() -> Payload:
+            start = time.perf_counter()
+            body = fn()
+            computed = time.perf_counter()
+            payload = self._compress(body, encoding)
+            payload.timing = {
+                "wait": start - job.admitted,
+                "compute": computed - start,
+                "compress": time.perf_counter() - computed,
+            }
+            return payload
+
         try:
-            payload = await loop.run_in_executor(
-                self.executor, self._work, job, lambda: self._compress(fn(), encoding)
-            )
+            payload = await loop.run_in_executor(self.executor, self._work, job, compute)
             if job.key is not None:
                 self._store(job.key, payload)
             return payload

@@ -6,6 +6,8 @@
   slow client holds no worker of the app); a JSON body that is not UTF-8, or repeats a key
   (``{"model": "a", "model": "b"}``), gets 422 naming ``body``;
 * security headers: CSP, nosniff, Referrer-Policy, Permissions-Policy, frame denial;
+* ``Server-Timing``: ``app`` (from the request's first byte to its answer's), followed by
+  the metrics the app gave (the engine's wait / compute / compress, or a cache hit);
 * metrics: request count and latency per route template;
 * one log line per request: id, method, path, status, duration (499: the client went away);
 * last resort: an unexpected exception becomes a plain 500 in the error shape (logged with
@@ -59,7 +61,9 @@ class RequestContextMiddleware:
         self.body_timeout_s = body_timeout_s
         self.csp = csp.encode()
 
-    def _headers(self, rid: str, elapsed_ms: float) -> list[tuple[bytes, bytes]]:
+    def _headers(
+        self, rid: str, elapsed_ms: float, timing: bytes = b""
+    ) -> list[tuple[bytes, bytes]]:
         return [
             (b"x-request-id", rid.encode()),
             (b"content-security-policy", self.csp),
@@ -68,7 +72,7 @@ class RequestContextMiddleware:
             (b"permissions-policy", PERMISSIONS_POLICY),
             (b"x-frame-options", b"DENY"),
             (b"cross-origin-opener-policy", b"same-origin"),
-            (b"server-timing", f"app;dur={elapsed_ms:.2f}".encode()),
+            (b"server-timing", f"app;dur={elapsed_ms:.2f}".encode() + timing),
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -99,8 +103,13 @@ class RequestContextMiddleware:
                     if retry is not None and retry.isdigit():
                         scope["state"][PACE_STATE] = int(retry)
                 elapsed = (time.perf_counter() - start) * 1000
-                headers = [h for h in message.get("headers", []) if h[0] != b"server-timing"]
-                message["headers"] = headers + self._headers(rid, elapsed)
+                headers, timing = [], b""  # the app's own metrics follow the request's `app`
+                for h in message.get("headers", []):
+                    if h[0] == b"server-timing":
+                        timing += b", " + h[1]
+                    else:
+                        headers.append(h)
+                message["headers"] = headers + self._headers(rid, elapsed, timing)
             await send(message)
 
         async def send_error(

@@ -145,6 +145,30 @@ def test_request_id_is_echoed_and_logged_once(client, model_ids, caplog):
     assert len(made.headers["x-request-id"]) == 16
 
 
+def _timing(response) -> dict[str, str]:
+    """Server-Timing as name -> dur (or desc)."""
+    out = {}
+    for metric in response.headers["server-timing"].split(","):
+        name, _, param = metric.strip().partition(";")
+        out[name] = param.split("=", 1)[1]
+    return out
+
+
+def test_server_timing_says_where_an_answers_time_went(client, model_ids):
+    """`app` is the whole request; an answer made now adds the engine's stages (they fit in
+    it), a cached one says so; a request the engine never saw has `app` alone."""
+    body = {"model": model_ids["encoder"], "text": "server timing, once", "format": "binary"}
+    made = _timing(client.post(f"{API}/attention", json=body, headers={"Accept-Encoding": "zstd"}))
+    assert set(made) == {"app", "wait", "compute", "compress"}
+    stages = [float(made[k]) for k in ("wait", "compute", "compress")]
+    assert all(v >= 0 for v in stages) and sum(stages) <= float(made["app"])
+    cached = _timing(client.post(f"{API}/attention", json=body, headers={"Accept-Encoding": "zstd"}))
+    assert cached.keys() == {"app", "cache"} and cached["cache"] == "hit"
+    assert _timing(client.get("/healthz")).keys() == {"app"}
+    refused = client.post(f"{API}/attention", json={**body, "model": "nope"})
+    assert refused.status_code == 404 and _timing(refused).keys() == {"app"}
+
+
 def test_security_headers_on_every_response(client):
     for r in (client.get("/healthz"), client.get("/nope"), client.get("/docs")):
         csp = r.headers["content-security-policy"]
