@@ -162,11 +162,33 @@ def test_server_timing_says_where_an_answers_time_went(client, model_ids):
     assert set(made) == {"app", "wait", "compute", "compress"}
     stages = [float(made[k]) for k in ("wait", "compute", "compress")]
     assert all(v >= 0 for v in stages) and sum(stages) <= float(made["app"])
-    cached = _timing(client.post(f"{API}/attention", json=body, headers={"Accept-Encoding": "zstd"}))
+    cached = _timing(
+        client.post(f"{API}/attention", json=body, headers={"Accept-Encoding": "zstd"})
+    )
     assert cached.keys() == {"app", "cache"} and cached["cache"] == "hit"
     assert _timing(client.get("/healthz")).keys() == {"app"}
     refused = client.post(f"{API}/attention", json={**body, "model": "nope"})
     assert refused.status_code == 404 and _timing(refused).keys() == {"app"}
+
+
+def test_a_cached_answer_is_kept_compressed_and_served_in_every_encoding(app, client, model_ids):
+    """A large answer is cached in the one encoding it was made for (not also plain); a client
+    of another encoding, or of none, gets the same bytes once decoded."""
+    import zstandard
+
+    body = {"model": model_ids["encoder"], "text": "kept compressed " * 8, "format": "f16"}
+    first = client.post(f"{API}/attention", json=body, headers={"Accept-Encoding": "zstd"})
+    assert first.headers["content-encoding"] == "zstd"
+    plain = client.post(f"{API}/attention", json=body, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and _timing(plain)["cache"] == "hit"
+    assert zstandard.ZstdDecompressor().decompress(first.read()) == plain.content
+    hit = next(
+        p for p in app.state.engine.cache._data.values() if p.encoded.get("zstd") == first.read()
+    )
+    assert hit.plain is None and hit.nbytes == len(first.read()) and hit.size == len(plain.content)
+    zipped = client.post(f"{API}/attention", json=body, headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip" and _timing(zipped)["cache"] == "hit"
+    assert zipped.content == plain.content  # httpx decodes gzip itself
 
 
 def test_security_headers_on_every_response(client):

@@ -138,12 +138,21 @@ def test_the_binary_frame_places_every_blob_where_its_header_says():
     n = int.from_bytes(frame[4:8], "little")
     assert frame[:4] == b"ATNV" and (8 + n) % 8 == 0
     header = orjson.loads(frame[8 : 8 + n])
-    assert header["attention"]["s"] == {"dtype": "float16", "shape": [2, 3], "offset": 0, "length": 6}
+    assert header["attention"]["s"] == {
+        "dtype": "float16",
+        "shape": [2, 3],
+        "offset": 0,
+        "length": 6,
+    }
     assert header["attention"]["t"][0]["offset"] == 12 and header["last"]["offset"] == 42
     assert header["tokens"] == answer["tokens"] and header["masks"] == [[1, 1], [1, 1]]
     assert len(frame) == 8 + n + 2 * (6 + 15 + 3)
     back = loads_binary(frame)
-    for got, want in ((back["attention"]["s"], a), (back["attention"]["t"][0], b), (back["last"], c)):
+    for got, want in (
+        (back["attention"]["s"], a),
+        (back["attention"]["t"][0], b),
+        (back["last"], c),
+    ):
         np.testing.assert_array_equal(got, numpy_half(want.numpy(), DECIMALS).astype(np.float32))
 
 
