@@ -315,7 +315,7 @@ def bertviz(n: int) -> dict | None:
 
 
 # ----------------------------------------------------------------------------- GPT-2 shape
-def gpt2_switch(samples: int = 3) -> dict:
+def gpt2_switch(samples: int = 5) -> dict:
     """1024 tokens on GPT-2-small's shape (random weights, imported): the first head of a new
     input against the bare forward pass, then another head of the same input."""
     import torch
