@@ -128,8 +128,9 @@ class Runner:
             watch.cancel()
 
     def respond(self, payload: Payload, media_type: str = JSON) -> Response:
-        """The payload in the best encoding both sides have. A cached payload compressed for
-        another client is sent as plain JSON, which the GZip middleware still compresses."""
+        """The payload in the best encoding both sides have; else its plain bytes (decoded
+        here for a client that takes no encoding we make), which the GZip middleware still
+        compresses where it can."""
         timing = {"Server-Timing": server_timing(payload.timing)}
         for encoding in self.encodings:
             data = payload.encoded.get(encoding)
