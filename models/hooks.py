@@ -153,18 +153,24 @@ class Trace:
 
     names: hook names or glob patterns to record (None records everything).
     edits: hook name -> function applied to the tensor in the forward pass (ablations).
+    slices: hook name -> the part of its tensor to record (e.g. some heads of a pattern): the
+    model computes on with the whole tensor, and the rest is not kept alive by the trace.
     Recorded tensors are detached; a hook that fires again (one decoding step after another)
     keeps its last value.
     """
 
     def __init__(
-        self, names: Iterable[str] | None = None, edits: dict[str, Edit] | None = None
+        self,
+        names: Iterable[str] | None = None,
+        edits: dict[str, Edit] | None = None,
+        slices: dict[str, Edit] | None = None,
     ) -> None:
         self.patterns = None if names is None else list(names)
         # Exact names are a set lookup; only glob patterns go through fnmatch (per hook call).
         self._exact = set() if names is None else {p for p in self.patterns if not _is_glob(p)}
         self._globs = [] if names is None else [p for p in self.patterns if _is_glob(p)]
         self.edits = dict(edits or {})
+        self.slices = dict(slices or {})
         self.tensors: dict[str, torch.Tensor] = {}
         self._wanted: dict[str, bool] = {}
         self._stop = _stop_event.get()
@@ -187,9 +193,11 @@ class Trace:
         if edit is not None:
             x = edit(x)
         if self.wants(name):
+            part = self.slices.get(name)
+            kept = x if part is None else part(x)
             # detach() makes a new tensor object (~1 µs, dozens per pass): only worth it where
             # autograd tracks x (under inference_mode it never does)
-            self.tensors[name] = x.detach() if x.requires_grad else x
+            self.tensors[name] = kept.detach() if kept.requires_grad else kept
         return x
 
     def __getitem__(self, name: str) -> torch.Tensor:
@@ -212,8 +220,9 @@ def capture(
     model: nn.Module,
     names: Iterable[str] | None = None,
     edits: dict[str, Edit] | None = None,
+    slices: dict[str, Edit] | None = None,
 ) -> Iterator[Trace]:
-    """Record hook points of ``model`` into a fresh, context-local Trace.
+    """Record hook points of ``model`` into a fresh, context-local Trace (see ``Trace``).
 
     Every name in ``names`` and ``edits`` is checked against the model's hook points (a glob
     must match at least one), so a typo fails loudly instead of capturing nothing.
@@ -226,14 +235,14 @@ def capture(
         for n in names or []
         if (n not in known_set if not _is_glob(n) else not fnmatch.filter(known, n))
     ]
-    unknown += [n for n in edits or {} if n not in known_set]
+    unknown += [n for n in [*(edits or {}), *(slices or {})] if n not in known_set]
     if unknown:
         raise KeyError(f"no such hook point(s): {unknown}")
     record_only = getattr(model, "record_only_hook_names", frozenset())
     lost = [n for n in edits or {} if n.endswith(RECORD_ONLY) or n in record_only]
     if lost:
         raise ValueError(f"these hook points only report and cannot be edited: {lost}")
-    trace = Trace(names, edits)
+    trace = Trace(names, edits, slices)
     token = _active_trace.set(trace)
     try:
         yield trace

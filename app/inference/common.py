@@ -28,15 +28,17 @@ def forward(
     target_ids: list[int] | None = None,
     names=(),
     edits: dict | None = None,
+    slices: dict | None = None,
 ) -> Trace:
     """One forward pass of the model's stacks over a single sequence, recording ``names``
-    (the stacks only: no logits, so ``hook_logits`` never fires here).
+    (``slices``: the part kept of some; see models.hooks.Trace) (the stacks only: no logits,
+    so ``hook_logits`` never fires here).
 
         encoder: encode the source. decoder: decode the source (the prompt). seq2seq: encode the
         source, then decode ``target_ids`` over it (encode only when no target is given).
     """
     model = entry.model
-    with capture(model, names, edits=edits) as trace:
+    with capture(model, names, edits=edits, slices=slices) as trace:
         src = as_batch(source_ids, entry)
         if entry.config.kind == "decoder":
             model.decode_states(src)  # no vocabulary head: nothing here reads logits

@@ -72,6 +72,7 @@ def test_hook_name_refuses_what_does_not_exist(bad):
         {"names": ["encoder.blocks.9.attn.hook_q"]},
         {"names": ["encoder.blocks.*.attn.hook_typo"]},  # a glob that matches nothing
         {"edits": {"encoder.blocks.0.attn.hook_zz": lambda x: x}},
+        {"slices": {"encoder.blocks.0.attn.hook_zz": lambda x: x}},
     ],
 )
 def test_unknown_hook_name_is_an_error(kwargs):
@@ -96,6 +97,22 @@ def test_records_inside_capture_and_nothing_after_it():
     model.encode(torch.randint(5, 40, (1, 6)))  # outside: the trace must not change
     assert list(trace.keys()) == [name]
     assert torch.equal(trace[name], inside)
+
+
+def test_a_slice_keeps_part_of_a_hook_and_the_model_computes_on_the_whole():
+    """slices: what a trace keeps of a tensor (here one head of a pattern), not what flows on:
+    the output is bit-identical, the recorded part is the whole's, and the whole is not held."""
+    model = tiny("decoder")
+    ids = torch.randint(3, 40, (1, 7))
+    name = "decoder.blocks.1.attn.hook_pattern"
+    with capture(model, names=[name]) as whole:
+        plain = model(ids)
+    with capture(model, names=[name], slices={name: lambda x: x[:, 2:3].clone()}) as part:
+        sliced = model(ids)
+    assert torch.equal(plain, sliced)
+    assert part[name].shape == (1, 1, 7, 7) and torch.equal(part[name], whole[name][:, 2:3])
+    one_head = 7 * 7 * part[name].element_size()
+    assert part[name].untyped_storage().nbytes() == one_head  # not the 4 heads it came from
 
 
 def test_capture_without_edits_is_bit_identical():
