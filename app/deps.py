@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, TypeVar
 
 import orjson
@@ -93,6 +93,11 @@ class Runner:
         must tell answers of different media types apart (it is the request, format included)."""
         preferred = self.encodings[0] if self.encodings else None
         payload = await self.until_disconnect(self.engine.run(endpoint, key, job, preferred))
+        if payload.plain is None and not any(e in payload.encoded for e in self.encodings):
+            # kept compressed only, for a client that takes none of its encodings: decoded off
+            # the event loop (a long input's answer is megabytes)
+            plain = await asyncio.to_thread(lambda: payload.body)
+            payload = replace(payload, plain=plain)
         return self.respond(payload, media_type)
 
     async def stream(
@@ -128,9 +133,8 @@ class Runner:
             watch.cancel()
 
     def respond(self, payload: Payload, media_type: str = JSON) -> Response:
-        """The payload in the best encoding both sides have; else its plain bytes (decoded
-        here for a client that takes no encoding we make), which the GZip middleware still
-        compresses where it can."""
+        """The payload in the best encoding both sides have; else its plain bytes, which the
+        GZip middleware still compresses where it can."""
         timing = {"Server-Timing": server_timing(payload.timing)}
         for encoding in self.encodings:
             data = payload.encoded.get(encoding)
