@@ -30,9 +30,9 @@ def forward(
     edits: dict | None = None,
     slices: dict | None = None,
 ) -> Trace:
-    """One forward pass of the model's stacks over a single sequence, recording ``names``
-    (``slices``: the part kept of some; see models.hooks.Trace) (the stacks only: no logits,
-    so ``hook_logits`` never fires here).
+    """One forward pass of the model's stacks over a single sequence, recording ``names`` (of
+    some only the part ``slices`` says: see models.hooks.Trace). The stacks only: no logits,
+    so ``hook_logits`` never fires here.
 
         encoder: encode the source. decoder: decode the source (the prompt). seq2seq: encode the
         source, then decode ``target_ids`` over it (encode only when no target is given).
