@@ -174,6 +174,17 @@ class Server:
         self.proc.wait(10)
 
 
+def tokenizer(url: str):
+    """text -> the server's token ids for MODEL (its /tokenize)."""
+    client = httpx.Client(timeout=60)
+
+    def tokenize(text: str) -> list[int]:
+        r = client.post(f"{url}/api/v1/tokenize", json={"model": MODEL, "text": text})
+        return [t["id"] for t in r.json()["tokens"]]
+
+    return tokenize
+
+
 def server_timing(header: str) -> dict[str, float]:
     """Server-Timing's durations (ms) by name: app, and the engine's wait / compute / compress."""
     return {m[1]: float(m[2]) for m in re.finditer(r"(\w+);dur=([\d.]+)", header)}
@@ -184,13 +195,8 @@ def over_http(url: str, n: int, fmt: str, headers: dict, count: int, forward: Ba
     new input timed in this process before each request (the yardstick, under the same
     machine conditions: this VM's speed drifts by a fifth within minutes)."""
     client = httpx.Client(timeout=60)
-
-    def tokenize(text: str) -> list[int]:
-        r = client.post(f"{url}/api/v1/tokenize", json={"model": MODEL, "text": text})
-        return [t["id"] for t in r.json()["tokens"]]
-
     wall, fwd, stages, size = [], [], {}, 0
-    for i, ids in enumerate(distinct_ids(tokenize, n, count + 5, seed=n * 7 + len(fmt))):
+    for i, ids in enumerate(distinct_ids(tokenizer(url), n, count + 5, seed=n * 7 + len(fmt))):
         body = {"model": MODEL, "token_ids": ids, "format": fmt}
         bare = forward(n)
         t0 = time.perf_counter()
@@ -234,12 +240,7 @@ def in_browser(url: str, count: int, forward: BareForward) -> dict | None:
         return None
     if not Path(CHROMIUM).exists():
         return None
-    tokenize_client = httpx.Client(timeout=60)
-
-    def tokenize(text: str) -> list[int]:
-        r = tokenize_client.post(f"{url}/api/v1/tokenize", json={"model": MODEL, "text": text})
-        return [t["id"] for t in r.json()["tokens"]]
-
+    tokenize = tokenizer(url)
     out = {}
     with sync_playwright() as pw:
         try:
