@@ -110,7 +110,7 @@ def stack_tensor(parts: list[torch.Tensor], fmt: Format = "json", *, prob: bool 
     formats each part is rounded and converted straight into its slot of the output: no
     float32 stack to write and read again (at 126 tokens a quarter of the attention
     weights' serialisation)."""
-    if fmt not in ("f16", "binary") or not all(isinstance(p, torch.Tensor) for p in parts):
+    if fmt not in ("f16", "binary"):
         return tensor(torch.stack(parts), fmt, prob=prob)
     decimals = (None if fmt == "binary" else PROB_F16_DECIMALS) if prob else DECIMALS
     out = torch.empty((len(parts), *parts[0].shape), dtype=torch.float16, device=parts[0].device)

@@ -303,11 +303,6 @@ class BareForward:
             return 1e3 * (time.perf_counter() - t0)
 
 
-def bare_forward(forward: BareForward, n: int, repeats: int = 40) -> float:
-    """p50 ms of ``model.encode`` on one torch thread, in this process."""
-    return p50([forward(n) for _ in range(repeats)])
-
-
 def bertviz(n: int) -> dict | None:
     pkgs = BENCH / ".pkgs"
     if not pkgs.is_dir():
